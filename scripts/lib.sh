@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers and pinned versions for msrguard's scripts. Source it, do
+# not run it.
+
+set -euo pipefail
+
+MSRGUARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Pinned inputs. Changing one of them changes the cache key of what depends
+# on it, so the next run rebuilds instead of reusing a stale tree.
+KERNEL_PKG=linux-source-7.3
+KERNEL_PKG_VERSION=7.3.4-1~bpo13+1
+KERNEL_SUITE=trixie-backports
+BINDGEN_VERSION=0.71.1
+VIRTME_NG_VERSION=1.42
+LIBCLANG_PKG=libclang-19-dev
+
+# Everything expensive lives outside the clone so a fresh clone reuses it.
+MSRGUARD_CACHE="${MSRGUARD_CACHE:-/var/cache/msrguard}"
+LOG_DIR="$MSRGUARD_CACHE/logs"
+VENV="$MSRGUARD_CACHE/venv-virtme-ng-$VIRTME_NG_VERSION"
+mkdir -p "$LOG_DIR"
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# libclang 19 lives outside the default search path on bookworm.
+if [ -d /usr/lib/llvm-19/lib ]; then
+	export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+fi
+
+msg() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# run_logged NAME CMD...: runs a long step with its output in a log file,
+# prints a dot every 10 s so CI sees progress, reports the duration, and on
+# failure shows the log's tail.
+run_logged() {
+	local name="$1"; shift
+	local log="$LOG_DIR/$name.log"
+	local start=$SECONDS rc=0
+	msg "$name (log: $log)"
+	"$@" >"$log" 2>&1 &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 10
+		kill -0 "$pid" 2>/dev/null && printf '.' >&2
+	done
+	wait "$pid" || rc=$?
+	printf '\n' >&2
+	if [ "$rc" -ne 0 ]; then
+		printf 'error: %s failed (exit %d) after %ds; last lines of %s:\n' \
+			"$name" "$rc" $((SECONDS - start)) "$log" >&2
+		tail -n 40 "$log" >&2
+		return "$rc"
+	fi
+	msg "$name took $((SECONDS - start))s"
+}
+
+rustc_version() { rustc --version | awk '{print $2}'; }
+
+# The kernel tree's cache key: kernel package version, config fragment,
+# rustc and bindgen versions.
+kernel_key() {
+	local h
+	h=$({
+		echo "$KERNEL_PKG_VERSION"
+		cat "$MSRGUARD_ROOT/scripts/kernel.config"
+		rustc_version
+		echo "$BINDGEN_VERSION"
+	} | sha256sum | cut -c1-16)
+	echo "linux-${KERNEL_PKG_VERSION//[~+]/_}-$h"
+}
+
+# Directory of the built kernel tree for the current key.
+kernel_dir() { echo "$MSRGUARD_CACHE/kernel/$(kernel_key)"; }

@@ -1,0 +1,92 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Boots the cached kernel with virtme-ng (TCG, AMD CPU model with SVM, so
+# KVM works inside), runs a command as root in the host's filesystem, and
+# brings its output and exit status back.
+#
+#   scripts/vm-run.sh [--timeout SECONDS] [--append KERNEL_ARGS] -- CMD...
+#
+# Exit status: the command's; 124 on timeout; 125 when the VM died before
+# reporting a status; 126 when the guest kernel logged a bug (BUG, WARNING,
+# lockdep, KFENCE, Oops, Call Trace), which is printed.
+
+. "$(dirname "$0")/lib.sh"
+
+timeout=900
+append=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--timeout) timeout="$2"; shift 2 ;;
+	--append) append="$append $2"; shift 2 ;;
+	--) shift; break ;;
+	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] -- CMD...)" ;;
+	esac
+done
+[ $# -gt 0 ] || die "vm-run.sh: no command given"
+
+KDIR="$(scripts_dir=$(dirname "$0"); "$scripts_dir/kernel-dir.sh")"
+[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+[ -x "$VENV/bin/vng" ] || die "virtme-ng missing ($VENV): run scripts/setup.sh first"
+export PATH="$VENV/bin:$PATH"
+
+out=$(mktemp -d /tmp/msrguard-vm.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+# One argument is a shell command line; several are a command and its args.
+if [ $# -eq 1 ]; then
+	printf '%s\n' "$1" >"$out/argv"
+else
+	printf '%q ' "$@" >"$out/argv"
+fi
+
+# Inside the guest: run the command with its output in a file the host can
+# read (vng drops the console output of a non-interactive run), then save
+# the status and the kernel log.
+cat >"$out/guest.sh" <<EOF
+cd "$PWD"
+bash "$out/argv" >"$out/output" 2>&1 </dev/null
+echo \$? >"$out/status"
+dmesg >"$out/dmesg"
+EOF
+
+start=$SECONDS
+rc=0
+# stdin from /dev/null: CI has none, and the runner must behave the same
+# interactively.
+timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
+	--run "$KDIR" \
+	--disable-kvm \
+	--qemu-opts="-cpu max" \
+	--cpus 2 \
+	--memory 3G \
+	--user root \
+	--rwdir "$out" \
+	--append "panic_on_warn=0 oops=panic panic=-1 $append" \
+	--verbose \
+	--exec "bash $out/guest.sh" \
+	</dev/null >"$out/console" 2>&1 || rc=$?
+
+cat "$out/output" 2>/dev/null || true
+elapsed=$((SECONDS - start))
+
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	echo "vm-run: TIMEOUT after ${timeout}s; last console lines:" >&2
+	tail -n 60 "$out/console" >&2
+	exit 124
+fi
+if [ ! -f "$out/status" ]; then
+	echo "vm-run: the VM ended (vng exit $rc) without reporting a status: kernel crash? last console lines:" >&2
+	tail -n 80 "$out/console" >&2
+	exit 125
+fi
+status=$(cat "$out/status")
+
+# Any of these in the guest's kernel log means a kernel bug, even if the
+# command itself passed.
+bug_re='BUG:|WARNING:|possible circular locking|possible recursive locking|inconsistent lock state|KFENCE:|Oops|Call Trace'
+if grep -Eq "$bug_re" "$out/dmesg"; then
+	echo "vm-run: the guest kernel logged a bug:" >&2
+	grep -En -B5 -A40 "$bug_re" "$out/dmesg" | head -n 150 >&2
+	exit 126
+fi
+echo "vm-run: command exited $status, VM took ${elapsed}s" >&2
+exit "$status"

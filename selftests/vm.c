@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+static void set_ivt(uint8_t *mem, int vector, const char *handler)
+{
+	uint16_t off = (uint16_t)guest_gpa(handler);
+	uint16_t seg = 0;
+
+	memcpy(mem + vector * 4, &off, 2);
+	memcpy(mem + vector * 4 + 2, &seg, 2);
+}
+
+int vm_create(struct vm *vm)
+{
+	struct kvm_userspace_memory_region region;
+	size_t code_size = guest_code_end - guest_code_start;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		ret = -errno;
+		perror("open /dev/kvm");
+		return ret;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		goto fail;
+
+	vm->mem = mmap(NULL, GUEST_MEM_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		goto fail;
+	}
+	memcpy(vm->mem + GUEST_CODE_GPA, guest_code_start, code_size);
+	set_ivt(vm->mem, 13, guest_gp_handler);
+	set_ivt(vm->mem, 6, guest_ud_handler);
+
+	region = (struct kvm_userspace_memory_region){
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = GUEST_MEM_SIZE,
+		.userspace_addr = (uintptr_t)vm->mem,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		goto fail;
+
+	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
+	if (vm->vcpu_fd < 0)
+		goto fail;
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       vm->vcpu_fd, 0);
+	if (vm->run == MAP_FAILED) {
+		vm->run = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	perror("vm_create");
+	vm_destroy(vm);
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->run)
+		munmap(vm->run, vm->run_size);
+	if (vm->mem)
+		munmap(vm->mem, GUEST_MEM_SIZE);
+	if (vm->vcpu_fd >= 0)
+		close(vm->vcpu_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+}
+
+static void flat_segment(struct kvm_segment *seg)
+{
+	seg->base = 0;
+	seg->selector = 0;
+}
+
+int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
+		 uint64_t value, uint32_t count, struct guest_result *res)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	memset(res, 0, sizeof(*res));
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	flat_segment(&sregs.cs);
+	flat_segment(&sregs.ds);
+	flat_segment(&sregs.es);
+	flat_segment(&sregs.ss);
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = guest_gpa(entry);
+	regs.rsp = GUEST_STACK_TOP;
+	regs.rflags = 0x2;
+	regs.rcx = msr;
+	regs.rax = (uint32_t)value;
+	regs.rdx = value >> 32;
+	regs.rbx = count;
+	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+
+	if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+		res->err = errno;
+		return -errno;
+	}
+	res->exit_reason = vm->run->exit_reason;
+	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return -errno;
+	res->fault_vector = (uint32_t)regs.rdi;
+	res->value = ((regs.rdx & 0xffffffffull) << 32) | (uint32_t)regs.rax;
+	res->rip = regs.rip;
+	return 0;
+}
+
+int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entry;
+	} msrs = { .hdr.nmsrs = 1, .entry.index = msr };
+
+	if (ioctl(vm->vcpu_fd, KVM_GET_MSRS, &msrs) != 1)
+		return -EINVAL;
+	*value = msrs.entry.data;
+	return 0;
+}

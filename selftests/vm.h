@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A minimal KVM guest for msrguard's tests: one vCPU in real mode, no
+ * in-kernel LAPIC (so HLT exits to us), code from guest.S.
+ */
+#ifndef MSRGUARD_VM_H
+#define MSRGUARD_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+/* Where guest.S's code is copied, and where the real-mode stack starts. */
+#define GUEST_CODE_GPA 0x1000
+#define GUEST_STACK_TOP 0x8000
+#define GUEST_MEM_SIZE 0x100000
+
+extern const char guest_code_start[], guest_code_end[];
+extern const char guest_rdmsr[], guest_wrmsr[];
+extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
+extern const char guest_rdmsr_loop[];
+extern const char guest_gp_handler[], guest_ud_handler[];
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int vcpu_fd;
+	struct kvm_run *run;
+	size_t run_size;
+	uint8_t *mem;
+};
+
+/* What the guest saw when it halted (or why it stopped). */
+struct guest_result {
+	uint32_t exit_reason;	/* KVM_EXIT_* of the final exit */
+	uint32_t fault_vector;	/* 0, or 13 (#GP) / 6 (#UD) */
+	uint64_t value;		/* EDX:EAX after the access */
+	uint64_t rip;		/* RIP at the exit */
+	int err;		/* errno of a failed KVM_RUN */
+};
+
+/* Guest physical address of an entry point in guest.S. */
+static inline uint64_t guest_gpa(const char *entry)
+{
+	return GUEST_CODE_GPA + (uint64_t)(entry - guest_code_start);
+}
+
+/* Returns 0 or a negative errno, with a message on stderr. */
+int vm_create(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/*
+ * Runs the guest from @entry with ECX = @msr, EDX:EAX = @value and
+ * EBX = @count until it halts or something else exits to userspace.
+ */
+int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
+		 uint64_t value, uint32_t count, struct guest_result *res);
+
+/* Read one MSR of the vCPU the way a VMM does (KVM_GET_MSRS). */
+int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value);
+
+#endif

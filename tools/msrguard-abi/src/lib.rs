@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! msrguard's shared definitions, compiled from the very files the kernel
+//! module compiles (`rust/record.rs`, `rust/policy.rs`), so that module, tool
+//! and tests share one definition of the record layout and the policy.
+
+#![no_std]
+
+#[path = "../../../rust/record.rs"]
+pub mod record;
+
+#[path = "../../../rust/policy.rs"]
+pub mod policy;

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The record layout: round trip, fixed offsets, and rejected inputs.
+
+use msrguard_abi::record::*;
+
+fn sample() -> Record {
+    let mut comm = [0u8; COMM_LEN];
+    comm[..4].copy_from_slice(b"qemu");
+    Record {
+        sequence: 7,
+        timestamp_ns: 1_764_000_000_123_456_789,
+        msr: 0x79,
+        is_write: true,
+        msr_value: 0x1122_3344_5566_7788,
+        access_status: AccessStatus::BlockedGp,
+        reason: Reason::WriteDenied,
+        pc: 0xffff_ffff_8100_1234,
+        image_base: 0,
+        image_checksum: 0,
+        image_timestamp: 0,
+        image_name: [0; IMAGE_NAME_LEN],
+        vmm_pid: 4242,
+        vmm_comm: comm,
+        vcpu_id: 1,
+        guest_cpl: 0,
+        guest_mode: GuestMode::Long,
+    }
+}
+
+#[test]
+fn round_trip() {
+    let r = sample();
+    assert_eq!(Record::from_bytes(&r.to_bytes()), Ok(r));
+}
+
+#[test]
+fn fields_sit_at_documented_offsets() {
+    let b = sample().to_bytes();
+    assert_eq!(b.len(), RECORD_SIZE);
+    assert_eq!(&b[0..2], &ABI_VERSION.to_le_bytes());
+    assert_eq!(&b[2..4], &128u16.to_le_bytes());
+    assert_eq!(&b[4..8], &0x79u32.to_le_bytes());
+    assert_eq!(&b[8..16], &7u64.to_le_bytes());
+    assert_eq!(&b[24..32], &0x1122_3344_5566_7788u64.to_le_bytes());
+    assert_eq!(&b[32..40], &0xffff_ffff_8100_1234u64.to_le_bytes());
+    assert_eq!(&b[56..60], &4242u32.to_le_bytes());
+    assert_eq!(&b[60..64], &1u32.to_le_bytes());
+    assert_eq!(b[64], 1);
+    assert_eq!(b[65], AccessStatus::BlockedGp as u8);
+    assert_eq!(b[67], GuestMode::Long as u8);
+    assert_eq!(b[68], Reason::WriteDenied as u8);
+    assert_eq!(&b[69..72], &[0, 0, 0]);
+    assert_eq!(&b[72..76], b"qemu");
+    assert_eq!(trim_nul(&b[72..88]), b"qemu");
+}
+
+#[test]
+fn rejects_truncated_and_foreign_records() {
+    let b = sample().to_bytes();
+    assert_eq!(Record::from_bytes(&b[..100]), Err(DecodeError::Truncated(100)));
+    let mut v = b;
+    v[0] = 2;
+    assert_eq!(Record::from_bytes(&v), Err(DecodeError::Version(2)));
+    let mut s = b;
+    s[2] = 64;
+    assert_eq!(Record::from_bytes(&s), Err(DecodeError::Size(64)));
+    let mut a = b;
+    a[65] = 9;
+    assert_eq!(Record::from_bytes(&a), Err(DecodeError::Field("access_status", 9)));
+    let mut w = b;
+    w[64] = 2;
+    assert_eq!(Record::from_bytes(&w), Err(DecodeError::Field("is_write", 2)));
+}

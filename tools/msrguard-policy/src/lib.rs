@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! msrguard policy files: parsing, checking and code generation.
+//!
+//! The same code validates a file for `msrguard check` and generates the
+//! table compiled into the kernel module, so a file the tool accepts is
+//! exactly a file the build accepts. Every error is reported as
+//! `file:line: message`.
+//!
+//! A policy file is TOML: a list of `[[msr]]` tables with the keys `index`,
+//! optional `last` (for an inclusive range), `name`, `read`, `write`,
+//! optional `write_mask` and `reason`. Numbers may be TOML integers or
+//! strings such as `"0xffff_ffff_ffff_ffff"` (TOML integers stop at 2^63-1).
+
+use std::fmt;
+use std::fmt::Write as _;
+
+use msrguard_abi::policy::{Action, Entry};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One entry of a checked policy file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyEntry {
+    /// First MSR index covered.
+    pub first: u32,
+    /// Last MSR index covered, inclusive.
+    pub last: u32,
+    /// Name (from Linux's `msr-index.h` where the MSR has one).
+    pub name: String,
+    /// Action for reads.
+    pub read: Action,
+    /// Action for writes, or for writes outside `write_mask`.
+    pub write: Action,
+    /// Bits a guest may set.
+    pub write_mask: Option<u64>,
+    /// Why the entry is what it is (one line).
+    pub reason: String,
+    /// Line of the entry's `[[msr]]` header in the file.
+    pub line: usize,
+}
+
+impl PolicyEntry {
+    /// The entry in the form the module and the lookup use. The name is
+    /// leaked, which is what a `'static` table on the host costs.
+    pub fn to_abi(&self) -> Entry {
+        Entry {
+            first: self.first,
+            last: self.last,
+            name: Box::leak(self.name.clone().into_boxed_str()),
+            read: self.read,
+            write: self.write,
+            write_mask: self.write_mask.unwrap_or(0),
+            has_write_mask: self.write_mask.is_some(),
+        }
+    }
+}
+
+/// A problem in a policy file, with the line it is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file's name as given by the caller.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    msr: Vec<Spanned<RawEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawNumber {
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    index: Spanned<RawNumber>,
+    last: Option<Spanned<RawNumber>>,
+    name: Spanned<String>,
+    read: Spanned<String>,
+    write: Spanned<String>,
+    write_mask: Option<Spanned<RawNumber>>,
+    reason: Spanned<String>,
+}
+
+/// Maps byte offsets to 1-based line numbers.
+struct Lines<'a> {
+    text: &'a str,
+}
+
+impl Lines<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+}
+
+/// Parses a number written as a TOML integer, or a string in decimal or
+/// `0x` hexadecimal with optional `_` separators.
+fn parse_number(raw: &RawNumber) -> Result<u64, String> {
+    match raw {
+        RawNumber::Int(v) => u64::try_from(*v).map_err(|_| format!("negative number {v}")),
+        RawNumber::Str(s) => {
+            let clean: String = s.chars().filter(|&c| c != '_').collect();
+            let parsed = match clean.strip_prefix("0x").or_else(|| clean.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => clean.parse::<u64>(),
+            };
+            parsed.map_err(|_| format!("bad number \"{s}\" (want decimal or 0x hexadecimal)"))
+        }
+    }
+}
+
+fn parse_action(raw: &str) -> Result<Action, String> {
+    Action::from_name(raw)
+        .ok_or_else(|| format!("unknown action \"{raw}\" (want \"allow\", \"gp\" or \"ignore\")"))
+}
+
+/// Parses and checks a policy file. `file` names it in diagnostics. On
+/// success the entries are sorted by index and do not overlap.
+pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>> {
+    let lines = Lines { text };
+    let diag = |offset: usize, message: String| Diagnostic {
+        file: file.to_string(),
+        line: lines.line(offset),
+        message,
+    };
+
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        vec![diag(offset, e.message().trim().to_string())]
+    })?;
+
+    let mut errors = Vec::new();
+    let mut entries = Vec::new();
+    for spanned in &raw.msr {
+        let header = spanned.span().start;
+        let e = spanned.get_ref();
+        let mut bad = |span: std::ops::Range<usize>, msg: String| errors.push(diag(span.start, msg));
+
+        let first = match parse_number(e.index.get_ref()) {
+            Ok(v) if v <= u32::MAX as u64 => Some(v as u32),
+            Ok(v) => {
+                bad(e.index.span(), format!("index {v:#x} is not a 32-bit MSR index"));
+                None
+            }
+            Err(m) => {
+                bad(e.index.span(), m);
+                None
+            }
+        };
+        let last = match &e.last {
+            None => first,
+            Some(l) => match parse_number(l.get_ref()) {
+                Ok(v) if v > u32::MAX as u64 => {
+                    bad(l.span(), format!("last {v:#x} is not a 32-bit MSR index"));
+                    None
+                }
+                Ok(v) if first.is_some_and(|f| (v as u32) < f) => {
+                    bad(l.span(), format!("last {v:#x} is below index {:#x}", first.unwrap_or(0)));
+                    None
+                }
+                Ok(v) => Some(v as u32),
+                Err(m) => {
+                    bad(l.span(), m);
+                    None
+                }
+            },
+        };
+        let name = e.name.get_ref().trim();
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            bad(e.name.span(), format!("bad name \"{name}\" (want letters, digits and _, as in msr-index.h)"));
+        }
+        let read = parse_action(e.read.get_ref()).map_err(|m| bad(e.read.span(), m)).ok();
+        let write = parse_action(e.write.get_ref()).map_err(|m| bad(e.write.span(), m)).ok();
+        let write_mask = match &e.write_mask {
+            None => None,
+            Some(m) => match parse_number(m.get_ref()) {
+                Ok(v) => {
+                    if write == Some(Action::Allow) {
+                        bad(m.span(), "write_mask has no effect with write = \"allow\": the write action handles writes outside the mask".to_string());
+                    }
+                    Some(v)
+                }
+                Err(msg) => {
+                    bad(m.span(), msg);
+                    None
+                }
+            },
+        };
+        let reason = e.reason.get_ref().trim();
+        if reason.is_empty() || reason.contains('\n') {
+            bad(e.reason.span(), "reason must be one non-empty line".to_string());
+        }
+        if let (Some(first), Some(last), Some(read), Some(write)) = (first, last, read, write) {
+            entries.push(PolicyEntry {
+                first,
+                last,
+                name: name.to_string(),
+                read,
+                write,
+                write_mask,
+                reason: reason.to_string(),
+                line: lines.line(header),
+            });
+        }
+    }
+
+    // Duplicates and overlaps, reported at the later entry in the file.
+    let mut sorted = entries.clone();
+    sorted.sort_by_key(|e| (e.first, e.line));
+    for pair in sorted.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.first <= a.last {
+            let (earlier, later) = if a.line < b.line { (a, b) } else { (b, a) };
+            let what = if a.first == b.first && a.last == b.last {
+                "duplicates"
+            } else {
+                "overlaps"
+            };
+            errors.push(Diagnostic {
+                file: file.to_string(),
+                line: later.line,
+                message: format!(
+                    "{} ({}) {what} {} ({}) at line {}",
+                    describe_range(later),
+                    later.name,
+                    describe_range(earlier),
+                    earlier.name,
+                    earlier.line
+                ),
+            });
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(sorted)
+    } else {
+        errors.sort_by_key(|d| d.line);
+        Err(errors)
+    }
+}
+
+fn describe_range(e: &PolicyEntry) -> String {
+    if e.first == e.last {
+        format!("MSR {:#x}", e.first)
+    } else {
+        format!("MSRs {:#x}..={:#x}", e.first, e.last)
+    }
+}
+
+fn action_path(a: Action) -> &'static str {
+    match a {
+        Action::Allow => "Action::Allow",
+        Action::Gp => "Action::Gp",
+        Action::Ignore => "Action::Ignore",
+    }
+}
+
+/// Generates the Rust source of the module's table from checked entries.
+pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "// SPDX-License-Identifier: GPL-2.0");
+    let _ = writeln!(out, "// @generated by msrguard-policy-gen from {source_name}. Do not edit.");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "//! The policy compiled into this module.");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "use crate::policy::{{\n    Action,\n    Entry, //\n}};");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "/// Entries sorted by first index, no overlaps ({} entries).", entries.len());
+    let _ = writeln!(out, "pub(crate) static TABLE: &[Entry] = &[");
+    for e in entries {
+        let _ = writeln!(out, "    // {}", e.reason.replace('\n', " "));
+        let _ = writeln!(
+            out,
+            "    Entry {{ first: {:#x}, last: {:#x}, name: \"{}\", read: {}, write: {}, write_mask: {:#x}, has_write_mask: {} }},",
+            e.first,
+            e.last,
+            e.name,
+            action_path(e.read),
+            action_path(e.write),
+            e.write_mask.unwrap_or(0),
+            e.write_mask.is_some()
+        );
+    }
+    let _ = writeln!(out, "];");
+    out
+}

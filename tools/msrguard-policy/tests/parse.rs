@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The policy parser: the default policy is accepted, and each kind of bad
+//! file is rejected with `file:line: message`.
+
+use msrguard_abi::policy::{decide, Action};
+use msrguard_policy::parse;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("p.toml", text) {
+        Ok(_) => panic!("accepted a bad file:\n{text}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+const ENTRY: &str = "[[msr]]\nindex = 0x10\nname = \"MSR_IA32_TSC\"\nread = \"allow\"\nwrite = \"allow\"\nreason = \"r\"\n";
+
+#[test]
+fn default_policy_is_accepted_sorted_and_sane() {
+    let text = include_str!("../../../policy/default.toml");
+    let entries = parse("policy/default.toml", text).expect("default policy parses");
+    assert!(entries.len() > 50);
+    assert!(entries.windows(2).all(|w| w[0].last < w[1].first));
+    let table: Vec<_> = entries.iter().map(|e| e.to_abi()).collect();
+    // What a Linux guest needs, and what no guest gets.
+    for msr in [0xc0000080, 0xc0000082, 0xc0000100, 0x277, 0x1b, 0x10, 0x6e0, 0x830, 0x4b564d01] {
+        assert_eq!(decide(&table, msr, true, 0).action, Action::Allow, "write {msr:#x}");
+        assert_eq!(decide(&table, msr, false, 0).action, Action::Allow, "read {msr:#x}");
+    }
+    assert_eq!(decide(&table, 0x79, true, 1).action, Action::Gp);
+    assert_eq!(decide(&table, 0x150, true, 1).action, Action::Gp);
+    assert_eq!(decide(&table, 0x570, true, 1).action, Action::Gp);
+    assert_eq!(decide(&table, 0x9e, false, 0).action, Action::Gp);
+    assert_eq!(decide(&table, 0x3a, true, 5).action, Action::Gp);
+    assert_eq!(decide(&table, 0x3a, false, 0).action, Action::Allow);
+    assert_eq!(decide(&table, 0x1fc, true, 2).action, Action::Ignore);
+    assert_eq!(decide(&table, 0x12345678, false, 0).action, Action::Gp);
+    // MISC_ENABLE is masked: XD disable may be set, turbo disable may not.
+    assert_eq!(decide(&table, 0x1a0, true, 1 << 34).action, Action::Allow);
+    assert_eq!(decide(&table, 0x1a0, true, 1 << 38).action, Action::Gp);
+}
+
+#[test]
+fn accepts_ranges_and_string_numbers() {
+    let text = "[[msr]]\nindex = \"0x800\"\nlast = \"0x8_ff\"\nname = \"X2APIC\"\nread = \"allow\"\nwrite = \"gp\"\nwrite_mask = \"0xffff_ffff_ffff_fffe\"\nreason = \"r\"\n";
+    let e = parse("p.toml", text).unwrap();
+    assert_eq!((e[0].first, e[0].last, e[0].write_mask), (0x800, 0x8ff, Some(u64::MAX - 1)));
+}
+
+#[test]
+fn rejects_duplicate_msr() {
+    let e = errors(&format!("{ENTRY}\n{ENTRY}"));
+    assert_eq!(e, ["p.toml:8: MSR 0x10 (MSR_IA32_TSC) duplicates MSR 0x10 (MSR_IA32_TSC) at line 1"]);
+}
+
+#[test]
+fn rejects_overlapping_ranges() {
+    let range = "[[msr]]\nindex = 0x8\nlast = 0x10\nname = \"R\"\nread = \"gp\"\nwrite = \"gp\"\nreason = \"r\"\n";
+    let e = errors(&format!("{ENTRY}\n{range}"));
+    assert_eq!(e, ["p.toml:8: MSRs 0x8..=0x10 (R) overlaps MSR 0x10 (MSR_IA32_TSC) at line 1"]);
+}
+
+#[test]
+fn rejects_bad_numbers() {
+    let e = errors(&ENTRY.replace("index = 0x10", "index = \"0x1g\""));
+    assert_eq!(e, ["p.toml:2: bad number \"0x1g\" (want decimal or 0x hexadecimal)"]);
+    let e = errors(&ENTRY.replace("index = 0x10", "index = -1"));
+    assert_eq!(e, ["p.toml:2: negative number -1"]);
+    let e = errors(&ENTRY.replace("index = 0x10", "index = 0x1_0000_0000"));
+    assert_eq!(e, ["p.toml:2: index 0x100000000 is not a 32-bit MSR index"]);
+    let e = errors(&ENTRY.replace("index = 0x10", "index = 0x10\nlast = 0x4"));
+    assert_eq!(e, ["p.toml:3: last 0x4 is below index 0x10"]);
+}
+
+#[test]
+fn rejects_unknown_keys() {
+    let e = errors(&ENTRY.replace("reason", "colour = \"red\"\nreason"));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("p.toml:"), "{e:?}");
+    assert!(e[0].contains("unknown field `colour`"), "{e:?}");
+    let e = errors(&format!("policy = 1\n{ENTRY}"));
+    assert!(e[0].starts_with("p.toml:1: unknown field `policy`"), "{e:?}");
+}
+
+#[test]
+fn rejects_bad_actions_names_and_masks() {
+    let e = errors(&ENTRY.replace("read = \"allow\"", "read = \"deny\""));
+    assert_eq!(e, ["p.toml:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")"]);
+    let e = errors(&ENTRY.replace("reason = \"r\"", "write_mask = 1\nreason = \"r\""));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("p.toml:6: write_mask has no effect"), "{e:?}");
+    let e = errors(&ENTRY.replace("MSR_IA32_TSC", "tsc counter"));
+    assert_eq!(e, ["p.toml:3: bad name \"tsc counter\" (want letters, digits and _, as in msr-index.h)"]);
+    let e = errors(&ENTRY.replace("reason = \"r\"", "reason = \"\""));
+    assert_eq!(e, ["p.toml:6: reason must be one non-empty line"]);
+}
+
+#[test]
+fn rejects_missing_keys_and_bad_toml() {
+    let e = errors(&ENTRY.replace("write = \"allow\"\n", ""));
+    assert!(e[0].starts_with("p.toml:1: missing field `write`"), "{e:?}");
+    let e = errors("[[msr]\n");
+    assert!(e[0].starts_with("p.toml:1: "), "{e:?}");
+}
