@@ -16,7 +16,8 @@ VIRTME_NG_VERSION=1.42
 LIBCLANG_PKG=libclang-19-dev
 
 # Everything expensive lives outside the clone so a fresh clone reuses it.
-MSRGUARD_CACHE="${MSRGUARD_CACHE:-/var/cache/msrguard}"
+# Not under /var: virtme-ng overlays /var in the guest, hiding it.
+MSRGUARD_CACHE="${MSRGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/msrguard}"
 LOG_DIR="$MSRGUARD_CACHE/logs"
 VENV="$MSRGUARD_CACHE/venv-virtme-ng-$VIRTME_NG_VERSION"
 mkdir -p "$LOG_DIR"

@@ -1,0 +1,13 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The msrguard demo: sets up if needed, builds, boots the test VM, and runs
+# a KVM guest doing MSR accesses without and with msrguard loaded.
+
+. "$(dirname "$0")/lib.sh"
+cd "$MSRGUARD_ROOT"
+
+scripts/setup.sh >/dev/null
+make -s >/dev/null || die "module build failed"
+make -s -C selftests >/dev/null || die "demo build failed"
+msg "booting the demo VM (about 15 s)"
+scripts/vm-run.sh --timeout 600 -- selftests/msrguard_demo "$MSRGUARD_ROOT/msrguard.ko"

@@ -1,0 +1,45 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs every msrguard test: sets up if needed, host `cargo test`, builds the
+# module and the VM suite, and runs the suite inside the test VM.
+# Exit status: non-zero if anything failed.
+
+. "$(dirname "$0")/lib.sh"
+cd "$MSRGUARD_ROOT"
+
+total=$SECONDS
+t=$SECONDS
+scripts/setup.sh >/dev/null
+t_setup=$((SECONDS - t))
+
+t=$SECONDS
+msg "host tests: cargo test"
+if ! cargo test --workspace --locked >"$LOG_DIR/cargo-test.log" 2>&1; then
+	tail -n 60 "$LOG_DIR/cargo-test.log" >&2
+	die "cargo test failed (full log: $LOG_DIR/cargo-test.log)"
+fi
+grep -E '^test result' "$LOG_DIR/cargo-test.log" | awk '{p+=$4; f+=$6} END {printf "cargo test: %d passed, %d failed\n", p, f}' 
+t_cargo=$((SECONDS - t))
+
+t=$SECONDS
+msg "building msrguard.ko and the VM suite"
+make -s >/dev/null || die "module build failed"
+make -s -C selftests >/dev/null || die "selftest build failed"
+t_build=$((SECONDS - t))
+
+t=$SECONDS
+msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
+rc=0
+scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
+	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+t_vm=$((SECONDS - t))
+
+msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, total $((SECONDS - total))s"
+if ! grep -Eq '^[0-9]+ passed, 0 failed$' "$LOG_DIR/vm-suite.log"; then
+	[ "$rc" -ne 0 ] || rc=1
+fi
+if [ "$rc" -ne 0 ]; then
+	echo "FAILED: VM suite exit status $rc" >&2
+	exit "$rc"
+fi
+msg "all tests passed"
