@@ -2,8 +2,10 @@
 # Builds msrguard.ko. Without KDIR, the kernel tree built by
 # scripts/setup.sh (cached outside the clone) is used; with
 # KDIR=/path/to/linux, a fully built, Rust-enabled tree of your own.
+# POLICY selects the policy file compiled in (default: policy/default.toml).
 
 KDIR ?= $(shell $(CURDIR)/scripts/kernel-dir.sh)
+POLICY ?= policy/default.toml
 
 ifeq ($(KDIR),)
 $(error no built kernel tree: run scripts/setup.sh, or pass KDIR=/path/to/built/linux)
@@ -11,10 +13,18 @@ endif
 
 all: modules
 
-modules:
+# The generator checks the policy (file:line: errors) and rewrites the table
+# only when it changes, so it runs every time at no cost.
+rust/policy_table.rs: FORCE
+	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@
+
+modules: rust/policy_table.rs
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -f rust/policy_table.rs
 
-.PHONY: all modules clean
+FORCE:
+
+.PHONY: all modules clean FORCE

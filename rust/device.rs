@@ -2,37 +2,262 @@
 
 //! `/dev/msrguard`: the misc device through which userspace reads events.
 //!
-//! The node is created by devtmpfs with mode 0600: only root reads events.
+//! - The node is mode 0600: only root reads events.
+//! - `read()` returns whole records only, as many as fit; a buffer smaller
+//!   than one record gets `EINVAL`. It blocks until an event arrives unless
+//!   the file is `O_NONBLOCK` (`EAGAIN`). A record leaves the queue only once
+//!   it was copied out, so a faulting buffer (`EFAULT`) loses nothing.
+//! - All readers share one queue: each record goes to exactly one read().
+//! - `poll`/`epoll` report `EPOLLIN` while records are queued.
+//! - `ioctl(MSRGUARD_IOC_STATS)` returns the ABI version and counters;
+//!   `ioctl(MSRGUARD_IOC_POLICY_ENTRY)` the compiled-in policy, entry by entry.
+//! - An open file holds a reference on the module: `rmmod` fails with
+//!   `EBUSY` while anyone has the device open.
+//!
+//! Rust for Linux's `MiscDevice` has no `poll`, so the file operations are
+//! written here against the C structure directly.
+//!
+//! From userspace (see `tools/msrguard` for the full tool):
+//!
+//! ```c
+//! unsigned char rec[128];
+//! int fd = open("/dev/msrguard", O_RDONLY);
+//! while (read(fd, rec, sizeof(rec)) == sizeof(rec))
+//!         printf("msr %#x\n", *(uint32_t *)(rec + 4));
+//! ```
 
 use kernel::{
-    fs::File,
-    miscdevice::{
-        MiscDevice,
-        MiscDeviceOptions,
-        MiscDeviceRegistration, //
+    bindings,
+    error::to_result,
+    ffi::{
+        c_int,
+        c_long,
+        c_uint,
+        c_ulong, //
     },
+    fs::File,
+    new_mutex,
     prelude::*,
+    sync::{
+        poll::PollTable,
+        Mutex, //
+    },
+    types::Opaque,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
 };
 
-/// The registered `/dev/msrguard`; dropping it removes the node.
-pub(crate) type Registration = MiscDeviceRegistration<EventReader>;
+use crate::{
+    events::EventQueue,
+    policy_table::TABLE,
+    record::{
+        fill_nul_padded,
+        PolicyEntryWire,
+        IOC_POLICY_ENTRY,
+        IOC_STATS,
+        POLICY_ENTRY_SIZE,
+        RECORD_SIZE,
+        STATS_SIZE, //
+    },
+    shim,
+};
 
-/// Name of the device node under `/dev`.
-const DEVICE_NAME: &CStr = c"msrguard";
+/// Records copied out per read() call at most (bounds the kernel buffer).
+const MAX_BATCH: usize = 64;
 
-/// One open file of `/dev/msrguard`.
-pub(crate) struct EventReader;
-
-/// Registers `/dev/msrguard`.
-pub(crate) fn register() -> impl PinInit<Registration, Error> {
-    MiscDeviceRegistration::register(MiscDeviceOptions { name: DEVICE_NAME })
+/// The event queue and the device node that exposes it.
+#[pin_data(PinnedDrop)]
+pub(crate) struct EventDevice {
+    /// Events waiting for readers.
+    #[pin]
+    pub(crate) events: EventQueue,
+    /// Serializes readers, so that peek-copy-commit is atomic per reader.
+    #[pin]
+    readers: Mutex<()>,
+    /// The registered `struct miscdevice`; files find `self` from it.
+    #[pin]
+    misc: Opaque<bindings::miscdevice>,
 }
 
-#[vtable]
-impl MiscDevice for EventReader {
-    type Ptr = KBox<Self>;
+// SAFETY: The C side only touches `misc` through the misc core, which
+// serializes registration; everything else is behind locks.
+unsafe impl Send for EventDevice {}
+// SAFETY: As above: shared access goes through locks.
+unsafe impl Sync for EventDevice {}
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        Ok(KBox::new(EventReader, GFP_KERNEL)?)
+impl EventDevice {
+    /// Allocates the queue and registers `/dev/msrguard`.
+    pub(crate) fn new(capacity: usize) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            events <- EventQueue::new(capacity),
+            readers <- new_mutex!((), "msrguard_readers"),
+            misc <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {
+                let mut raw: bindings::miscdevice = pin_init::zeroed();
+                raw.minor = bindings::MISC_DYNAMIC_MINOR as c_int;
+                raw.name = c"msrguard".as_char_ptr();
+                raw.fops = &FOPS;
+                raw.mode = 0o600;
+                // SAFETY: The initializer may write to `slot`.
+                unsafe { slot.write(raw) };
+                // SAFETY: `slot` holds an initialized miscdevice; it is
+                // pinned and deregistered in `drop` before it is freed.
+                // INVARIANT: On `Ok`, `misc` is registered.
+                to_result(unsafe { bindings::misc_register(slot) })
+            }),
+        })
+    }
+
+    /// The device behind an open file of `/dev/msrguard`.
+    ///
+    /// # Safety
+    ///
+    /// `file` is an open file of this device: `misc_open()` set its private
+    /// data to our `struct miscdevice`, which outlives the file (the file
+    /// holds a reference on the module that owns it).
+    unsafe fn from_file<'a>(file: *mut bindings::file) -> &'a Self {
+        // SAFETY: Per the contract, private_data points at `self.misc`.
+        let misc = unsafe { (*file).private_data }.cast::<Opaque<bindings::miscdevice>>();
+        // SAFETY: `misc` is the `misc` field of an `EventDevice`.
+        unsafe { &*kernel::container_of!(misc, EventDevice, misc) }
+    }
+
+    fn read(&self, file: &File, buf: UserPtr, len: usize) -> Result<usize> {
+        if len < RECORD_SIZE {
+            return Err(EINVAL);
+        }
+        let want = (len / RECORD_SIZE).min(MAX_BATCH);
+        let mut batch = KVec::with_capacity(want, GFP_KERNEL)?;
+        for _ in 0..want {
+            batch.push([0u8; RECORD_SIZE], GFP_KERNEL)?;
+        }
+        let nonblock = file.flags() & bindings::O_NONBLOCK != 0;
+
+        let _reader = self.readers.lock();
+        let n = self.events.wait_peek(&mut batch, nonblock)?;
+        let mut writer = UserSlice::new(buf, n * RECORD_SIZE).writer();
+        for record in batch.iter().take(n) {
+            // On a fault nothing is committed: the records stay queued.
+            writer.write_slice(record)?;
+        }
+        self.events.commit(n);
+        Ok(n * RECORD_SIZE)
+    }
+
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        let arg = UserPtr::from_addr(arg);
+        match cmd {
+            IOC_STATS => {
+                let mut stats = self.events.stats();
+                stats.audit = shim::audit() as u32;
+                stats.locked = shim::locked() as u32;
+                UserSlice::new(arg, STATS_SIZE).writer().write_slice(&stats.to_bytes())?;
+                Ok(0)
+            }
+            IOC_POLICY_ENTRY => {
+                let (mut reader, mut writer) = UserSlice::new(arg, POLICY_ENTRY_SIZE).reader_writer();
+                let mut index = [0u8; 4];
+                reader.read_slice(&mut index)?;
+                let entry = TABLE.get(u32::from_le_bytes(index) as usize).ok_or(ENOENT)?;
+                let mut wire = PolicyEntryWire {
+                    first: entry.first,
+                    last: entry.last,
+                    write_mask: entry.write_mask,
+                    read: entry.read as u8,
+                    write: entry.write as u8,
+                    has_write_mask: entry.has_write_mask,
+                    name: [0; 40],
+                };
+                fill_nul_padded(&mut wire.name, entry.name);
+                writer.write_slice(&wire.to_bytes())?;
+                Ok(0)
+            }
+            _ => Err(ENOTTY),
+        }
     }
 }
+
+#[pinned_drop]
+impl PinnedDrop for EventDevice {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `misc` is registered (type invariant of a constructed
+        // `EventDevice`) and is deregistered exactly once, here.
+        unsafe { bindings::misc_deregister(self.misc.get()) };
+    }
+}
+
+/// `misc_open()` sets the private data only when the device has an `open`;
+/// there is nothing else to do per file. Positions are meaningless.
+///
+/// # Safety
+///
+/// Called by the VFS for a file being opened.
+unsafe extern "C" fn fop_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: The VFS passes the inode and file being opened.
+    unsafe { bindings::stream_open(inode, file) }
+}
+
+/// # Safety
+///
+/// Called by the VFS for a file of our misc device (see [`EventDevice::from_file`]).
+unsafe extern "C" fn fop_read(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    len: usize,
+    _pos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: A file of our device, per this function's contract.
+    let dev = unsafe { EventDevice::from_file(file) };
+    // SAFETY: The file is valid for the call; no fdget_pos region is active.
+    let f = unsafe { File::from_raw_file(file) };
+    match dev.read(f, UserPtr::from_addr(buf as usize), len) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS for a file of our misc device.
+unsafe extern "C" fn fop_poll(
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table,
+) -> bindings::__poll_t {
+    // SAFETY: A file of our device, per this function's contract.
+    let dev = unsafe { EventDevice::from_file(file) };
+    // SAFETY: The file is valid for the call; no fdget_pos region is active.
+    let f = unsafe { File::from_raw_file(file) };
+    // SAFETY: The VFS passes a null or valid poll table for this call.
+    let table = unsafe { PollTable::from_raw(table) };
+    table.register_wait(f, dev.events.poll_condvar());
+    if dev.events.readable() {
+        bindings::POLLIN | bindings::POLLRDNORM
+    } else {
+        0
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS for a file of our misc device.
+unsafe extern "C" fn fop_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: A file of our device, per this function's contract.
+    let dev = unsafe { EventDevice::from_file(file) };
+    match dev.ioctl(cmd, arg as usize) {
+        Ok(r) => r as c_long,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// File operations of `/dev/msrguard`; there is no per-file state to release.
+const FOPS: bindings::file_operations = bindings::file_operations {
+    owner: kernel::module::this_module::<crate::MsrGuardModule>().as_ptr(),
+    open: Some(fop_open),
+    read: Some(fop_read),
+    poll: Some(fop_poll),
+    unlocked_ioctl: Some(fop_ioctl),
+    compat_ioctl: bindings::compat_ptr_ioctl,
+    llseek: Some(bindings::noop_llseek),
+    ..pin_init::zeroed()
+};

@@ -3,13 +3,33 @@
 //! msrguard: guards the model-specific registers KVM guests may access.
 //!
 //! Every RDMSR and WRMSR a KVM guest performs is checked against a policy
-//! compiled into this module; forbidden accesses are vetoed through KVM's own
-//! failure path and reported through `/dev/msrguard`, an ftrace event and the
+//! compiled into this module (`policy/default.toml`); forbidden accesses are
+//! vetoed through KVM's own failure path and reported through
+//! `/dev/msrguard`, the `msrguard:msrguard_access` trace event and the
 //! kernel log. See `Documentation/msrguard.rst` in the msrguard repository.
+//!
+//! - `record` and `policy` are `core`-only and shared with the host crates;
+//! - `policy_table` is generated from the policy file at build time;
+//! - `events` and `device` are `/dev/msrguard`;
+//! - `shim` binds the C shim, which hooks KVM.
 
 use kernel::prelude::*;
 
 mod device;
+mod events;
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates, which also use what the module does not"
+)]
+mod policy;
+mod policy_table;
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates, which decode what the module encodes"
+)]
+mod record;
 mod shim;
 
 module! {
@@ -21,27 +41,29 @@ module! {
     params: {
         ring_records: u32 {
             default: 1024,
-            description: "Capacity of the event buffer behind /dev/msrguard, in records (set at load time)",
+            description: "Capacity of the event buffer behind /dev/msrguard, in records (1..65536, set at load)",
         },
     },
 }
 
-/// The loaded module: the C shim's hooks and the `/dev/msrguard` device.
+/// The loaded module: `/dev/msrguard` with its queue, and the armed shim.
 #[pin_data(PinnedDrop)]
 struct MsrGuardModule {
-    /// `/dev/msrguard`, unregistered when the module is dropped.
+    /// The event queue and its device node.
     #[pin]
-    device: device::Registration,
+    device: device::EventDevice,
 }
 
 impl kernel::InPlaceModule for MsrGuardModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let capacity = *module_parameters::ring_records.value_ref() as usize;
         try_pin_init!(Self {
-            device <- device::register(),
+            device <- device::EventDevice::new(capacity),
         })
-        .pin_chain(|_| {
-            shim::init()?;
-            pr_info!("loaded\n");
+        .pin_chain(move |this| {
+            // The queue is in place: the hooks may now record into it.
+            shim::init(&this.device.events)?;
+            pr_info!("loaded: {} policy entries, buffer of {} events\n", policy_table::TABLE.len(), capacity);
             Ok(())
         })
     }
@@ -50,8 +72,7 @@ impl kernel::InPlaceModule for MsrGuardModule {
 #[pinned_drop]
 impl PinnedDrop for MsrGuardModule {
     fn drop(self: Pin<&mut Self>) {
-        // Hooks go first so that nothing produces events for a device that
-        // is about to disappear.
+        // Hooks go first, so nothing records into a queue about to go.
         shim::exit();
         pr_info!("unloaded\n");
     }

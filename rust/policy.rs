@@ -11,7 +11,10 @@
 //! action; with a mask, a write that sets only bits inside the mask is
 //! allowed, and one that sets any bit outside it gets the write action.
 
-use crate::record::Reason;
+use crate::record::{
+    AccessStatus,
+    Reason, //
+};
 
 /// What happens to an access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,5 +135,15 @@ pub fn always_allowed(table: &[Entry], msr: u32, is_write: bool) -> bool {
         None => DEFAULT_ACTION == Action::Allow,
         Some(e) if !is_write => e.read == Action::Allow,
         Some(e) => e.write == Action::Allow || (e.has_write_mask && e.write_mask == u64::MAX),
+    }
+}
+
+/// The status of the event for a vetoed verdict `action`: in audit mode
+/// nothing is vetoed, so every event is `audit-allowed`.
+pub fn status_of(action: Action, audit: bool) -> AccessStatus {
+    match (audit, action) {
+        (true, _) => AccessStatus::AuditAllowed,
+        (false, Action::Ignore) => AccessStatus::BlockedIgnored,
+        (false, _) => AccessStatus::BlockedGp,
     }
 }

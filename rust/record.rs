@@ -295,3 +295,187 @@ pub fn trim_nul(field: &[u8]) -> &[u8] {
         None => field,
     }
 }
+
+/// Builds an `_IOR`/`_IOWR` ioctl number the way `<asm-generic/ioctl.h>`
+/// does on x86.
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | ((b'M' as u32) << 8) | nr
+}
+
+/// Size in bytes of [`Stats`] on the wire.
+pub const STATS_SIZE: usize = 80;
+
+/// `MSRGUARD_IOC_STATS`: `_IOR('M', 1, struct msrguard_stats)`.
+pub const IOC_STATS: u32 = ioc(2, 1, STATS_SIZE);
+
+/// Size in bytes of [`PolicyEntryWire`] on the wire.
+pub const POLICY_ENTRY_SIZE: usize = 64;
+
+/// `MSRGUARD_IOC_POLICY_ENTRY`: `_IOWR('M', 2, struct msrguard_policy_entry)`;
+/// userspace puts the entry's position in the first four bytes.
+pub const IOC_POLICY_ENTRY: u32 = ioc(3, 2, POLICY_ENTRY_SIZE);
+
+/// Length of the name field of [`PolicyEntryWire`].
+pub const POLICY_NAME_LEN: usize = 40;
+
+/// The module's counters and ABI version, returned by [`IOC_STATS`].
+///
+/// Layout: eight `u32` (abi_version, record_size, capacity, queued, audit,
+/// locked, reserved, reserved) then six `u64` (generated, delivered,
+/// dropped, blocked_gp, blocked_ignored, audit_allowed); little-endian, 80 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// [`ABI_VERSION`] of the module.
+    pub abi_version: u32,
+    /// [`RECORD_SIZE`] of the module.
+    pub record_size: u32,
+    /// Capacity of the event buffer, in records.
+    pub capacity: u32,
+    /// Records waiting to be read.
+    pub queued: u32,
+    /// 1 in audit mode.
+    pub audit: u32,
+    /// 1 once the `lock` parameter was set.
+    pub locked: u32,
+    /// Events generated (sequence numbers handed out).
+    pub generated: u64,
+    /// Records read by userspace.
+    pub delivered: u64,
+    /// Events dropped because the buffer was full (the newest are dropped).
+    pub dropped: u64,
+    /// Events with status blocked-gp.
+    pub blocked_gp: u64,
+    /// Events with status blocked-ignored.
+    pub blocked_ignored: u64,
+    /// Events with status audit-allowed.
+    pub audit_allowed: u64,
+}
+
+impl Stats {
+    /// Encodes the counters in their wire layout.
+    pub fn to_bytes(&self) -> [u8; STATS_SIZE] {
+        let mut b = [0u8; STATS_SIZE];
+        let words = [
+            self.abi_version,
+            self.record_size,
+            self.capacity,
+            self.queued,
+            self.audit,
+            self.locked,
+            0,
+            0,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+        }
+        let quads = [
+            self.generated,
+            self.delivered,
+            self.dropped,
+            self.blocked_gp,
+            self.blocked_ignored,
+            self.audit_allowed,
+        ];
+        for (i, q) in quads.iter().enumerate() {
+            b[32 + i * 8..32 + i * 8 + 8].copy_from_slice(&q.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decodes the counters.
+    pub fn from_bytes(b: &[u8; STATS_SIZE]) -> Self {
+        let w = |i: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&b[i * 4..i * 4 + 4]);
+            u32::from_le_bytes(a)
+        };
+        let q = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[32 + i * 8..32 + i * 8 + 8]);
+            u64::from_le_bytes(a)
+        };
+        Self {
+            abi_version: w(0),
+            record_size: w(1),
+            capacity: w(2),
+            queued: w(3),
+            audit: w(4),
+            locked: w(5),
+            generated: q(0),
+            delivered: q(1),
+            dropped: q(2),
+            blocked_gp: q(3),
+            blocked_ignored: q(4),
+            audit_allowed: q(5),
+        }
+    }
+}
+
+/// One policy entry as [`IOC_POLICY_ENTRY`] returns it.
+///
+/// Layout: first `u32`, last `u32`, write_mask `u64`, read `u8`, write `u8`,
+/// has_write_mask `u8`, 5 reserved bytes, name (40 bytes, NUL-padded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyEntryWire {
+    /// First MSR index covered.
+    pub first: u32,
+    /// Last MSR index covered.
+    pub last: u32,
+    /// Write mask, when `has_write_mask`.
+    pub write_mask: u64,
+    /// Read action (`policy::Action` value).
+    pub read: u8,
+    /// Write action (`policy::Action` value).
+    pub write: u8,
+    /// Whether the write mask applies.
+    pub has_write_mask: bool,
+    /// Name, NUL-padded.
+    pub name: [u8; POLICY_NAME_LEN],
+}
+
+impl PolicyEntryWire {
+    /// Encodes the entry.
+    pub fn to_bytes(&self) -> [u8; POLICY_ENTRY_SIZE] {
+        let mut b = [0u8; POLICY_ENTRY_SIZE];
+        b[0..4].copy_from_slice(&self.first.to_le_bytes());
+        b[4..8].copy_from_slice(&self.last.to_le_bytes());
+        b[8..16].copy_from_slice(&self.write_mask.to_le_bytes());
+        b[16] = self.read;
+        b[17] = self.write;
+        b[18] = self.has_write_mask as u8;
+        b[24..64].copy_from_slice(&self.name);
+        b
+    }
+
+    /// Decodes the entry.
+    pub fn from_bytes(b: &[u8; POLICY_ENTRY_SIZE]) -> Self {
+        let mut first = [0u8; 4];
+        first.copy_from_slice(&b[0..4]);
+        let mut last = [0u8; 4];
+        last.copy_from_slice(&b[4..8]);
+        let mut mask = [0u8; 8];
+        mask.copy_from_slice(&b[8..16]);
+        let mut name = [0u8; POLICY_NAME_LEN];
+        name.copy_from_slice(&b[24..64]);
+        Self {
+            first: u32::from_le_bytes(first),
+            last: u32::from_le_bytes(last),
+            write_mask: u64::from_le_bytes(mask),
+            read: b[16],
+            write: b[17],
+            has_write_mask: b[18] != 0,
+            name,
+        }
+    }
+}
+
+/// Copies `s` into a NUL-padded field, truncating at a character boundary
+/// so the field stays valid UTF-8 and keeps a terminating NUL.
+pub fn fill_nul_padded(field: &mut [u8], s: &str) {
+    field.fill(0);
+    let mut end = s.len().min(field.len().saturating_sub(1));
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    field[..end].copy_from_slice(&s.as_bytes()[..end]);
+}

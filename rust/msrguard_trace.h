@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * msrguard's trace events: one `msrguard:msrguard_access` event per vetoed
+ * (or, in audit mode, reported) guest MSR access, with the fields of
+ * Windows event 12550 and the VM's identity.
+ */
+#undef TRACE_SYSTEM
+#define TRACE_SYSTEM msrguard
+
+#if !defined(_MSRGUARD_TRACE_H) || defined(TRACE_HEADER_MULTI_READ)
+#define _MSRGUARD_TRACE_H
+
+#include <linux/tracepoint.h>
+
+#include "msrguard_shim.h"
+
+TRACE_EVENT(msrguard_access,
+	TP_PROTO(const struct msrguard_access *a, const struct msrguard_outcome *o),
+	TP_ARGS(a, o),
+	TP_STRUCT__entry(
+		__field(u64, seq)
+		__field(u32, msr)
+		__field(u8, is_write)
+		__field(u64, msr_value)
+		__array(char, access_status, 16)
+		__array(char, reason, 16)
+		__array(char, msr_name, 40)
+		__field(u64, pc)
+		__field(u64, image_base)
+		__field(u32, image_checksum)
+		__field(u32, image_timestamp)
+		__string(image_name, "")
+		__field(u32, vmm_pid)
+		__array(char, vmm_comm, 16)
+		__field(u32, vcpu_id)
+		__field(u8, guest_cpl)
+		__field(u8, guest_mode)
+	),
+	TP_fast_assign(
+		__entry->seq = o->sequence;
+		__entry->msr = a->msr;
+		__entry->is_write = a->is_write;
+		__entry->msr_value = a->value;
+		memcpy(__entry->access_status, o->status_name, 16);
+		memcpy(__entry->reason, o->reason_name, 16);
+		memcpy(__entry->msr_name, o->msr_name, 40);
+		__entry->pc = a->pc;
+		/* Guest image resolution is not implemented yet. */
+		__entry->image_base = 0;
+		__entry->image_checksum = 0;
+		__entry->image_timestamp = 0;
+		__assign_str(image_name);
+		__entry->vmm_pid = a->vmm_pid;
+		memcpy(__entry->vmm_comm, a->vmm_comm, 16);
+		__entry->vcpu_id = a->vcpu_id;
+		__entry->guest_cpl = a->guest_cpl;
+		__entry->guest_mode = a->guest_mode;
+	),
+	TP_printk("seq=%llu Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%u",
+		  __entry->seq, __entry->msr, __entry->msr_name, __entry->is_write,
+		  __entry->msr_value, __entry->access_status, __entry->reason,
+		  __entry->pc, __entry->image_base, __entry->image_checksum,
+		  __entry->image_timestamp, __get_str(image_name),
+		  __entry->vmm_pid, __entry->vmm_comm, __entry->vcpu_id,
+		  __entry->guest_cpl, __entry->guest_mode)
+);
+
+#endif /* _MSRGUARD_TRACE_H */
+
+#undef TRACE_INCLUDE_PATH
+#define TRACE_INCLUDE_PATH .
+#undef TRACE_INCLUDE_FILE
+#define TRACE_INCLUDE_FILE msrguard_trace
+#include <trace/define_trace.h>
