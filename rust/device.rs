@@ -12,7 +12,7 @@
 //! - `ioctl(MSRGUARD_IOC_STATS)` returns the ABI version and counters;
 //!   `ioctl(MSRGUARD_IOC_POLICY_ENTRY)` the compiled-in policy, entry by entry.
 //! - An open file holds a reference on the module: `rmmod` fails with
-//!   `EBUSY` while anyone has the device open.
+//!   "in use" (`EWOULDBLOCK`) while anyone has the device open.
 //!
 //! Rust for Linux's `MiscDevice` has no `poll`, so the file operations are
 //! written here against the C structure directly.

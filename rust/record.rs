@@ -38,6 +38,49 @@ pub const ABI_VERSION: u16 = 1;
 /// Size in bytes of one record.
 pub const RECORD_SIZE: usize = 128;
 
+
+/// Byte offsets of the record's fields (see the table above).
+pub mod offset {
+    /// Offset of `abi_version` (2 bytes).
+    pub const ABI_VERSION: usize = 0;
+    /// Offset of `record_size` (2 bytes).
+    pub const RECORD_SIZE: usize = 2;
+    /// Offset of `msr` (4 bytes).
+    pub const MSR: usize = 4;
+    /// Offset of `sequence` (8 bytes).
+    pub const SEQUENCE: usize = 8;
+    /// Offset of `timestamp_ns` (8 bytes).
+    pub const TIMESTAMP_NS: usize = 16;
+    /// Offset of `msr_value` (8 bytes).
+    pub const MSR_VALUE: usize = 24;
+    /// Offset of `pc` (8 bytes).
+    pub const PC: usize = 32;
+    /// Offset of `image_base` (8 bytes).
+    pub const IMAGE_BASE: usize = 40;
+    /// Offset of `image_checksum` (4 bytes).
+    pub const IMAGE_CHECKSUM: usize = 48;
+    /// Offset of `image_timestamp` (4 bytes).
+    pub const IMAGE_TIMESTAMP: usize = 52;
+    /// Offset of `vmm_pid` (4 bytes).
+    pub const VMM_PID: usize = 56;
+    /// Offset of `vcpu_id` (4 bytes).
+    pub const VCPU_ID: usize = 60;
+    /// Offset of `is_write` (1 bytes).
+    pub const IS_WRITE: usize = 64;
+    /// Offset of `access_status` (1 bytes).
+    pub const ACCESS_STATUS: usize = 65;
+    /// Offset of `guest_cpl` (1 bytes).
+    pub const GUEST_CPL: usize = 66;
+    /// Offset of `guest_mode` (1 bytes).
+    pub const GUEST_MODE: usize = 67;
+    /// Offset of `reason` (1 bytes).
+    pub const REASON: usize = 68;
+    /// Offset of `vmm_comm` (16 bytes).
+    pub const VMM_COMM: usize = 72;
+    /// Offset of `image_name` (40 bytes).
+    pub const IMAGE_NAME: usize = 88;
+}
+
 /// Length of the `vmm_comm` field (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 
@@ -217,25 +260,25 @@ impl Record {
     /// Encodes the record in its wire layout.
     pub fn to_bytes(&self) -> [u8; RECORD_SIZE] {
         let mut b = [0u8; RECORD_SIZE];
-        put(&mut b, 0, ABI_VERSION.to_le_bytes());
-        put(&mut b, 2, (RECORD_SIZE as u16).to_le_bytes());
-        put(&mut b, 4, self.msr.to_le_bytes());
-        put(&mut b, 8, self.sequence.to_le_bytes());
-        put(&mut b, 16, self.timestamp_ns.to_le_bytes());
-        put(&mut b, 24, self.msr_value.to_le_bytes());
-        put(&mut b, 32, self.pc.to_le_bytes());
-        put(&mut b, 40, self.image_base.to_le_bytes());
-        put(&mut b, 48, self.image_checksum.to_le_bytes());
-        put(&mut b, 52, self.image_timestamp.to_le_bytes());
-        put(&mut b, 56, self.vmm_pid.to_le_bytes());
-        put(&mut b, 60, self.vcpu_id.to_le_bytes());
-        b[64] = self.is_write as u8;
-        b[65] = self.access_status as u8;
-        b[66] = self.guest_cpl;
-        b[67] = self.guest_mode as u8;
-        b[68] = self.reason as u8;
-        put(&mut b, 72, self.vmm_comm);
-        put(&mut b, 88, self.image_name);
+        put(&mut b, offset::ABI_VERSION, ABI_VERSION.to_le_bytes());
+        put(&mut b, offset::RECORD_SIZE, (RECORD_SIZE as u16).to_le_bytes());
+        put(&mut b, offset::MSR, self.msr.to_le_bytes());
+        put(&mut b, offset::SEQUENCE, self.sequence.to_le_bytes());
+        put(&mut b, offset::TIMESTAMP_NS, self.timestamp_ns.to_le_bytes());
+        put(&mut b, offset::MSR_VALUE, self.msr_value.to_le_bytes());
+        put(&mut b, offset::PC, self.pc.to_le_bytes());
+        put(&mut b, offset::IMAGE_BASE, self.image_base.to_le_bytes());
+        put(&mut b, offset::IMAGE_CHECKSUM, self.image_checksum.to_le_bytes());
+        put(&mut b, offset::IMAGE_TIMESTAMP, self.image_timestamp.to_le_bytes());
+        put(&mut b, offset::VMM_PID, self.vmm_pid.to_le_bytes());
+        put(&mut b, offset::VCPU_ID, self.vcpu_id.to_le_bytes());
+        b[offset::IS_WRITE] = self.is_write as u8;
+        b[offset::ACCESS_STATUS] = self.access_status as u8;
+        b[offset::GUEST_CPL] = self.guest_cpl;
+        b[offset::GUEST_MODE] = self.guest_mode as u8;
+        b[offset::REASON] = self.reason as u8;
+        put(&mut b, offset::VMM_COMM, self.vmm_comm);
+        put(&mut b, offset::IMAGE_NAME, self.image_name);
         b
     }
 
@@ -248,42 +291,48 @@ impl Record {
             },
             None => return Err(DecodeError::Truncated(bytes.len())),
         };
-        let version = u16::from_le_bytes(get(b, 0));
+        let version = u16::from_le_bytes(get(b, offset::ABI_VERSION));
         if version != ABI_VERSION {
             return Err(DecodeError::Version(version));
         }
-        let size = u16::from_le_bytes(get(b, 2));
+        let size = u16::from_le_bytes(get(b, offset::RECORD_SIZE));
         if size as usize != RECORD_SIZE {
             return Err(DecodeError::Size(size));
         }
-        let is_write = match b[64] {
+        let is_write = match b[offset::IS_WRITE] {
             0 => false,
             1 => true,
             v => return Err(DecodeError::Field("is_write", v as u64)),
         };
-        let access_status = AccessStatus::from_u8(b[65])
-            .ok_or(DecodeError::Field("access_status", b[65] as u64))?;
+        let access_status = AccessStatus::from_u8(b[offset::ACCESS_STATUS]).ok_or(DecodeError::Field(
+            "access_status",
+            b[offset::ACCESS_STATUS] as u64,
+        ))?;
         let guest_mode =
-            GuestMode::from_u8(b[67]).ok_or(DecodeError::Field("guest_mode", b[67] as u64))?;
-        let reason = Reason::from_u8(b[68]).ok_or(DecodeError::Field("reason", b[68] as u64))?;
+            GuestMode::from_u8(b[offset::GUEST_MODE]).ok_or(DecodeError::Field(
+            "guest_mode",
+            b[offset::GUEST_MODE] as u64,
+        ))?;
+        let reason = Reason::from_u8(b[offset::REASON])
+            .ok_or(DecodeError::Field("reason", b[offset::REASON] as u64))?;
         Ok(Self {
-            msr: u32::from_le_bytes(get(b, 4)),
-            sequence: u64::from_le_bytes(get(b, 8)),
-            timestamp_ns: u64::from_le_bytes(get(b, 16)),
-            msr_value: u64::from_le_bytes(get(b, 24)),
-            pc: u64::from_le_bytes(get(b, 32)),
-            image_base: u64::from_le_bytes(get(b, 40)),
-            image_checksum: u32::from_le_bytes(get(b, 48)),
-            image_timestamp: u32::from_le_bytes(get(b, 52)),
-            vmm_pid: u32::from_le_bytes(get(b, 56)),
-            vcpu_id: u32::from_le_bytes(get(b, 60)),
+            msr: u32::from_le_bytes(get(b, offset::MSR)),
+            sequence: u64::from_le_bytes(get(b, offset::SEQUENCE)),
+            timestamp_ns: u64::from_le_bytes(get(b, offset::TIMESTAMP_NS)),
+            msr_value: u64::from_le_bytes(get(b, offset::MSR_VALUE)),
+            pc: u64::from_le_bytes(get(b, offset::PC)),
+            image_base: u64::from_le_bytes(get(b, offset::IMAGE_BASE)),
+            image_checksum: u32::from_le_bytes(get(b, offset::IMAGE_CHECKSUM)),
+            image_timestamp: u32::from_le_bytes(get(b, offset::IMAGE_TIMESTAMP)),
+            vmm_pid: u32::from_le_bytes(get(b, offset::VMM_PID)),
+            vcpu_id: u32::from_le_bytes(get(b, offset::VCPU_ID)),
             is_write,
             access_status,
-            guest_cpl: b[66],
+            guest_cpl: b[offset::GUEST_CPL],
             guest_mode,
             reason,
-            vmm_comm: get(b, 72),
-            image_name: get(b, 88),
+            vmm_comm: get(b, offset::VMM_COMM),
+            image_name: get(b, offset::IMAGE_NAME),
         })
     }
 }
@@ -351,62 +400,90 @@ pub struct Stats {
     pub audit_allowed: u64,
 }
 
+/// Byte offsets of the [`Stats`] fields (`u32` then `u64`, little-endian).
+pub mod stats_offset {
+    /// `abi_version` (u32).
+    pub const ABI_VERSION: usize = 0;
+    /// `record_size` (u32).
+    pub const RECORD_SIZE: usize = 4;
+    /// `capacity` (u32).
+    pub const CAPACITY: usize = 8;
+    /// `queued` (u32).
+    pub const QUEUED: usize = 12;
+    /// `audit` (u32).
+    pub const AUDIT: usize = 16;
+    /// `locked` (u32).
+    pub const LOCKED: usize = 20;
+    /// `generated` (u64).
+    pub const GENERATED: usize = 32;
+    /// `delivered` (u64).
+    pub const DELIVERED: usize = 40;
+    /// `dropped` (u64).
+    pub const DROPPED: usize = 48;
+    /// `blocked_gp` (u64).
+    pub const BLOCKED_GP: usize = 56;
+    /// `blocked_ignored` (u64).
+    pub const BLOCKED_IGNORED: usize = 64;
+    /// `audit_allowed` (u64).
+    pub const AUDIT_ALLOWED: usize = 72;
+}
+
 impl Stats {
     /// Encodes the counters in their wire layout.
     pub fn to_bytes(&self) -> [u8; STATS_SIZE] {
+        use stats_offset::*;
         let mut b = [0u8; STATS_SIZE];
         let words = [
-            self.abi_version,
-            self.record_size,
-            self.capacity,
-            self.queued,
-            self.audit,
-            self.locked,
-            0,
-            0,
+            (ABI_VERSION, self.abi_version),
+            (RECORD_SIZE, self.record_size),
+            (CAPACITY, self.capacity),
+            (QUEUED, self.queued),
+            (AUDIT, self.audit),
+            (LOCKED, self.locked),
         ];
-        for (i, w) in words.iter().enumerate() {
-            b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+        for (off, w) in words {
+            b[off..off + 4].copy_from_slice(&w.to_le_bytes());
         }
         let quads = [
-            self.generated,
-            self.delivered,
-            self.dropped,
-            self.blocked_gp,
-            self.blocked_ignored,
-            self.audit_allowed,
+            (GENERATED, self.generated),
+            (DELIVERED, self.delivered),
+            (DROPPED, self.dropped),
+            (BLOCKED_GP, self.blocked_gp),
+            (BLOCKED_IGNORED, self.blocked_ignored),
+            (AUDIT_ALLOWED, self.audit_allowed),
         ];
-        for (i, q) in quads.iter().enumerate() {
-            b[32 + i * 8..32 + i * 8 + 8].copy_from_slice(&q.to_le_bytes());
+        for (off, q) in quads {
+            b[off..off + 8].copy_from_slice(&q.to_le_bytes());
         }
         b
     }
 
     /// Decodes the counters.
     pub fn from_bytes(b: &[u8; STATS_SIZE]) -> Self {
-        let w = |i: usize| {
+        use stats_offset::*;
+        let w = |off: usize| {
             let mut a = [0u8; 4];
-            a.copy_from_slice(&b[i * 4..i * 4 + 4]);
+            a.copy_from_slice(&b[off..off + 4]);
             u32::from_le_bytes(a)
         };
-        let q = |i: usize| {
+        let q = |off: usize| {
             let mut a = [0u8; 8];
-            a.copy_from_slice(&b[32 + i * 8..32 + i * 8 + 8]);
+            a.copy_from_slice(&b[off..off + 8]);
             u64::from_le_bytes(a)
         };
         Self {
-            abi_version: w(0),
-            record_size: w(1),
-            capacity: w(2),
-            queued: w(3),
-            audit: w(4),
-            locked: w(5),
-            generated: q(0),
-            delivered: q(1),
-            dropped: q(2),
-            blocked_gp: q(3),
-            blocked_ignored: q(4),
-            audit_allowed: q(5),
+            abi_version: w(ABI_VERSION),
+            record_size: w(RECORD_SIZE),
+            capacity: w(CAPACITY),
+            queued: w(QUEUED),
+            audit: w(AUDIT),
+            locked: w(LOCKED),
+            generated: q(GENERATED),
+            delivered: q(DELIVERED),
+            dropped: q(DROPPED),
+            blocked_gp: q(BLOCKED_GP),
+            blocked_ignored: q(BLOCKED_IGNORED),
+            audit_allowed: q(AUDIT_ALLOWED),
         }
     }
 }

@@ -23,6 +23,9 @@ t_cargo=$((SECONDS - t))
 
 t=$SECONDS
 msg "building msrguard.ko and the VM suite"
+# The suite also needs a build with the test policy (selftests/test-policy.toml).
+make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
+cp msrguard.ko selftests/msrguard-testpolicy.ko
 make -s >/dev/null || die "module build failed"
 make -s -C selftests >/dev/null || die "selftest build failed"
 t_build=$((SECONDS - t))
@@ -31,7 +34,7 @@ t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
 msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, total $((SECONDS - total))s"

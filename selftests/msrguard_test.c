@@ -4,34 +4,59 @@
  * scripts/test.sh). TAP output through the kernel's kselftest.h; a final
  * "N passed, N failed" line for CI.
  *
- * Usage: msrguard_test MODULE.ko
+ * Every guard case has a KVM guest do one access and checks what the guest
+ * saw (#GP, value, success) and the exact event read back from
+ * /dev/msrguard and from tracefs, with Pc equal to the instruction's
+ * address. The record layout comes from msrguard_abi.h, generated from
+ * rust/record.rs.
+ *
+ * Usage: msrguard_test MODULE.ko TESTPOLICY_MODULE.ko
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest.h"
+#include "msrguard_abi.h"
 #include "vm.h"
 
-#define MSR_IA32_CR_PAT		0x00000277
-#define MSR_IA32_APICBASE	0x0000001b
+#define MSR_IA32_UCODE_WRITE		0x00000079
+#define MSR_IA32_CR_PAT			0x00000277
+#define MSR_IA32_APICBASE		0x0000001b
+#define MSR_IA32_MISC_ENABLE		0x000001a0
+#define MSR_IA32_POWER_CTL		0x000001fc
+#define MSR_IA32_LASTBRANCHFROMIP	0x000001db
+#define MSR_FS_BASE			0xc0000100
 /* In no architectural range KVM knows: KVM injects #GP on its own. */
-#define MSR_UNKNOWN		0x4b564dffu
+#define MSR_UNKNOWN			0x4b564dffu
+
+#define PAT_RESET		0x0007040600070406ull
+#define MISC_ENABLE_LIMIT_CPUID	(1ull << 22)
+#define MISC_ENABLE_TURBO_DIS	(1ull << 38)
 
 #define GP_VECTOR 13
 #define DEVICE_PATH "/dev/msrguard"
+#define TRACE_DIR "/sys/kernel/tracing"
 
 static const char *module_path;
+static const char *testpolicy_path;
 
-static int load_module(const char *params)
+/* ---- Helpers ------------------------------------------------------------ */
+
+static int load_module_file(const char *path, const char *params)
 {
-	int fd = open(module_path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int ret;
 
 	if (fd < 0)
@@ -42,6 +67,11 @@ static int load_module(const char *params)
 	return ret;
 }
 
+static int load_module(const char *params)
+{
+	return load_module_file(module_path, params);
+}
+
 static int unload_module(void)
 {
 	return syscall(SYS_delete_module, "msrguard", O_NONBLOCK) ? -errno : 0;
@@ -49,8 +79,257 @@ static int unload_module(void)
 
 static int load_kvm(void)
 {
-	return system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel") ? -ENODEV : 0;
+	return system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null") ? -ENODEV : 0;
 }
+
+static int unload_kvm(void)
+{
+	return system("modprobe -r kvm_amd kvm_intel kvm 2>/dev/null") ? -EBUSY : 0;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static uint64_t le(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = bytes - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* A record decoded with the offsets of the one definition (record.rs). */
+struct event {
+	uint64_t seq, value, pc;
+	uint32_t msr, pid, vcpu;
+	uint8_t is_write, status, reason, mode;
+	char comm[MSRGUARD_COMM_LEN + 1];
+};
+
+static void decode(const uint8_t *r, struct event *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->seq = le(r + MSRGUARD_OFF_SEQUENCE, 8);
+	e->value = le(r + MSRGUARD_OFF_MSR_VALUE, 8);
+	e->pc = le(r + MSRGUARD_OFF_PC, 8);
+	e->msr = le(r + MSRGUARD_OFF_MSR, 4);
+	e->pid = le(r + MSRGUARD_OFF_VMM_PID, 4);
+	e->vcpu = le(r + MSRGUARD_OFF_VCPU_ID, 4);
+	e->is_write = r[MSRGUARD_OFF_IS_WRITE];
+	e->status = r[MSRGUARD_OFF_ACCESS_STATUS];
+	e->reason = r[MSRGUARD_OFF_REASON];
+	e->mode = r[MSRGUARD_OFF_GUEST_MODE];
+	memcpy(e->comm, r + MSRGUARD_OFF_VMM_COMM, MSRGUARD_COMM_LEN);
+}
+
+/* Reads one record without blocking: 1, 0 if none, -errno. */
+static int next_event(int fd, struct event *e)
+{
+	uint8_t rec[MSRGUARD_RECORD_SIZE];
+	ssize_t n = read(fd, rec, sizeof(rec));
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	if (n != sizeof(rec))
+		return -EIO;
+	if (le(rec + MSRGUARD_OFF_ABI_VERSION, 2) != MSRGUARD_ABI_VERSION)
+		return -EPROTO;
+	decode(rec, e);
+	return 1;
+}
+
+static void drain(int fd)
+{
+	struct event e;
+
+	while (next_event(fd, &e) > 0)
+		;
+}
+
+static int get_stats(int fd, uint8_t *stats)
+{
+	return ioctl(fd, MSRGUARD_IOC_STATS, stats) ? -errno : 0;
+}
+
+static uint64_t stat_u64(const uint8_t *stats, int off)
+{
+	return le(stats + off, 8);
+}
+
+static int open_device(void)
+{
+	return open(DEVICE_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+static void trace_clear(void)
+{
+	write_file(TRACE_DIR "/trace", "");
+}
+
+/* Finds the tracefs line of event @seq and checks its 12550 fields. */
+static int check_trace(const struct event *want, const char *status_name,
+		       char *why, size_t whylen)
+{
+	char line[1024], key[64], field[128];
+	FILE *f = fopen(TRACE_DIR "/trace", "r");
+	int found = 0;
+
+	if (!f) {
+		snprintf(why, whylen, "cannot read tracefs: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(key, sizeof(key), "seq=%llu ", (unsigned long long)want->seq);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, "msrguard_access:") || !strstr(line, key))
+			continue;
+		found = 1;
+		snprintf(field, sizeof(field), "Msr=0x%x ", want->msr);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "IsWrite=%u ", want->is_write);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "MsrValue=0x%llx ", (unsigned long long)want->value);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "AccessStatus=%s ", status_name);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "Pc=0x%llx ", (unsigned long long)want->pc);
+		if (!strstr(line, field))
+			break;
+		if (!strstr(line, "ImageBase=0x0 ") || !strstr(line, "ImageName= "))
+			break;
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	if (found)
+		snprintf(why, whylen, "tracefs line differs: %.300s", line);
+	else
+		snprintf(why, whylen, "no tracefs line for seq %llu", (unsigned long long)want->seq);
+	return -1;
+}
+
+/* ---- Guard cases: a guest access, what it sees, what is reported --------- */
+
+enum { NO_EVENT = 0 };
+
+struct guard_case {
+	const char *name;
+	const char *entry;	/* guest.S entry */
+	unsigned int insn_offset; /* the RDMSR/WRMSR's offset from the entry */
+	uint32_t msr;
+	uint64_t value;		/* written by WRMSR */
+	uint32_t want_fault;	/* 0 or GP_VECTOR */
+	bool check_value;	/* compare what RDMSR returned */
+	uint64_t want_value;
+	uint8_t want_status;	/* MSRGUARD_STATUS_*, or NO_EVENT */
+	uint8_t want_reason;
+	const char *status_name;
+};
+
+struct suite {
+	struct vm vm;
+	int fd;
+	bool have_vm;
+	uint64_t misc_enable;	/* the guest's MISC_ENABLE, read at start */
+};
+
+static int guest_access(struct suite *s, const char *entry, uint32_t msr,
+			uint64_t value, struct guest_result *res)
+{
+	return vm_run_entry(&s->vm, entry, msr, value, 1, res);
+}
+
+/* Runs @c; returns 0 on pass or fills @why. */
+static int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_t whylen)
+{
+	uint64_t halt_rip = guest_gpa(c->entry) + c->insn_offset + 3;
+	uint64_t pc = guest_gpa(c->entry) + c->insn_offset;
+	struct guest_result res;
+	struct event e, extra;
+	int ret;
+
+	drain(s->fd);
+	trace_clear();
+	ret = guest_access(s, c->entry, c->msr, c->value, &res);
+	if (ret) {
+		snprintf(why, whylen, "KVM_RUN: %s", strerror(-ret));
+		return -1;
+	}
+	if (res.exit_reason != KVM_EXIT_HLT || res.rip != halt_rip) {
+		snprintf(why, whylen, "exit %u at rip %#llx, want HLT at %#llx", res.exit_reason,
+			 (unsigned long long)res.rip, (unsigned long long)halt_rip);
+		return -1;
+	}
+	if (res.fault_vector != c->want_fault) {
+		snprintf(why, whylen, "guest saw vector %u, want %u", res.fault_vector, c->want_fault);
+		return -1;
+	}
+	if (c->check_value && res.value != c->want_value) {
+		snprintf(why, whylen, "guest read %#llx, want %#llx",
+			 (unsigned long long)res.value, (unsigned long long)c->want_value);
+		return -1;
+	}
+
+	ret = next_event(s->fd, &e);
+	if (c->want_status == NO_EVENT) {
+		if (ret != 0) {
+			snprintf(why, whylen, "unexpected event (ret %d, msr %#x, status %u)", ret,
+				 e.msr, e.status);
+			return -1;
+		}
+		return 0;
+	}
+	if (ret != 1) {
+		snprintf(why, whylen, "no event on %s (ret %d)", DEVICE_PATH, ret);
+		return -1;
+	}
+	if (e.msr != c->msr || e.is_write != (c->entry == guest_wrmsr || c->entry == guest_wrmsr_fep) ||
+	    e.status != c->want_status || e.reason != c->want_reason || e.pc != pc ||
+	    e.value != (e.is_write ? c->value : 0) || e.pid != (uint32_t)getpid() ||
+	    e.vcpu != 0 || e.mode != MSRGUARD_MODE_REAL) {
+		snprintf(why, whylen,
+			 "event msr=%#x write=%u status=%u reason=%u pc=%#llx value=%#llx pid=%u vcpu=%u mode=%u; "
+			 "want msr=%#x status=%u reason=%u pc=%#llx value=%#llx pid=%u",
+			 e.msr, e.is_write, e.status, e.reason, (unsigned long long)e.pc,
+			 (unsigned long long)e.value, e.pid, e.vcpu, e.mode, c->msr, c->want_status,
+			 c->want_reason, (unsigned long long)pc,
+			 (unsigned long long)(e.is_write ? c->value : 0), getpid());
+		return -1;
+	}
+	if (next_event(s->fd, &extra) != 0) {
+		snprintf(why, whylen, "more than one event (second: msr %#x)", extra.msr);
+		return -1;
+	}
+	return check_trace(&e, c->status_name, why, whylen);
+}
+
+static void report_case(int ret, const char *name, const char *why)
+{
+	if (ret)
+		ksft_test_result_fail("%s: %s\n", name, why);
+	else
+		ksft_test_result_pass("%s\n", name);
+}
+
+#define FEP_LEN 5 /* ud2; "kvm" */
+
+/* ---- Phases ------------------------------------------------------------- */
 
 static void test_module_load_unload(void)
 {
@@ -83,100 +362,540 @@ static void test_module_load_unload(void)
 		ksft_test_result_pass("rmmod msrguard removes %s\n", DEVICE_PATH);
 }
 
-/* One guest MSR access and what the guest must see. */
-struct msr_case {
-	const char *name;
-	const char *entry;	/* guest.S entry: guest_rdmsr, guest_wrmsr... */
-	uint32_t msr;
-	uint64_t value;		/* written by WRMSR */
-	uint32_t want_fault;	/* 0 or GP_VECTOR */
-	bool check_value;	/* compare what RDMSR returned with want_value */
-	uint64_t want_value;
-};
-
-static const struct msr_case kvm_cases[] = {
-	{ "guest RDMSR PAT reads KVM's reset value", guest_rdmsr,
-	  MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070406ull },
-	{ "guest RDMSR APIC_BASE reads BSP|enable|0xfee00000", guest_rdmsr,
-	  MSR_IA32_APICBASE, 0, 0, true, 0xfee00900ull },
-	{ "guest RDMSR of an MSR KVM does not know gets #GP", guest_rdmsr,
-	  MSR_UNKNOWN, 0, GP_VECTOR, false, 0 },
-	{ "guest WRMSR of an MSR KVM does not know gets #GP", guest_wrmsr,
-	  MSR_UNKNOWN, 1, GP_VECTOR, false, 0 },
-};
-
-/* The guest stops at its HLT, after the access (or after the #GP skip). */
-static uint64_t halt_rip(const char *entry)
+/* Without msrguard, KVM accepts what the guard cases show msrguard refusing. */
+static void test_baseline(struct suite *s)
 {
-	return guest_gpa(entry) + 3;
+	struct guest_result r1, r2, r3, r4;
+	int ret;
+
+	ret = guest_access(s, guest_rdmsr, MSR_IA32_CR_PAT, 0, &r1) ||
+	      guest_access(s, guest_wrmsr, MSR_IA32_UCODE_WRITE, 0x1000, &r2) ||
+	      guest_access(s, guest_rdmsr, MSR_FS_BASE, 0, &r3) ||
+	      guest_access(s, guest_rdmsr, MSR_IA32_MISC_ENABLE, 0, &r4);
+	if (ret) {
+		ksft_test_result_fail("baseline without msrguard: KVM_RUN failed\n");
+		return;
+	}
+	s->misc_enable = r4.value;
+	if (r1.fault_vector || r1.value != PAT_RESET || r2.fault_vector || r3.fault_vector ||
+	    r4.fault_vector)
+		ksft_test_result_fail("baseline without msrguard: PAT %#llx/%u, UCODE_WRITE %u, FS_BASE %u, MISC_ENABLE %u\n",
+				      (unsigned long long)r1.value, r1.fault_vector, r2.fault_vector,
+				      r3.fault_vector, r4.fault_vector);
+	else
+		ksft_test_result_pass("baseline without msrguard: KVM accepts WRMSR UCODE_WRITE, RDMSR FS_BASE, PAT reads %#llx\n",
+				      (unsigned long long)r1.value);
 }
 
-static void run_msr_case(struct vm *vm, const struct msr_case *c)
+static void test_guard_cases(struct suite *s)
 {
+	uint64_t inside = s->misc_enable | MISC_ENABLE_LIMIT_CPUID;
+	uint64_t outside = s->misc_enable | MISC_ENABLE_TURBO_DIS;
+	const struct guard_case cases[] = {
+		{ "allowed read: RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
+		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
+		{ "allowed write: WRMSR PAT succeeds, no event", guest_wrmsr, 0,
+		  MSR_IA32_CR_PAT, 0x0007040600070106ull, 0, false, 0, NO_EVENT, 0, NULL },
+		{ "allowed write took effect: RDMSR PAT reads it back", guest_rdmsr, 0,
+		  MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
+		{ "unknown MSR read: #GP and a blocked-gp unknown-msr event", guest_rdmsr, 0,
+		  MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "unknown MSR write: #GP and an event with the value", guest_wrmsr, 0,
+		  MSR_UNKNOWN, 0x1122334455667788ull, GP_VECTOR, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "microcode trigger write (KVM accepts it): #GP and a write-denied event", guest_wrmsr, 0,
+		  MSR_IA32_UCODE_WRITE, 0x1000, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_WRITE_DENIED, "blocked-gp" },
+		{ "masked write inside the mask: MISC_ENABLE |= LIMIT_CPUID succeeds", guest_wrmsr, 0,
+		  MSR_IA32_MISC_ENABLE, inside, 0, false, 0, NO_EVENT, 0, NULL },
+		{ "masked write took effect: MISC_ENABLE reads it back", guest_rdmsr, 0,
+		  MSR_IA32_MISC_ENABLE, 0, 0, true, inside, NO_EVENT, 0, NULL },
+		{ "masked write outside the mask: MISC_ENABLE |= TURBO_DISABLE gets #GP, write-mask event",
+		  guest_wrmsr, 0, MSR_IA32_MISC_ENABLE, outside, GP_VECTOR, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, "blocked-gp" },
+		{ "ignore write: WRMSR POWER_CTL succeeds for the guest, blocked-ignored event",
+		  guest_wrmsr, 0, MSR_IA32_POWER_CTL, 0x2, 0, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
+		{ "ignore dropped the write: RDMSR POWER_CTL still reads the old value 0", guest_rdmsr, 0,
+		  MSR_IA32_POWER_CTL, 0, 0, true, 0, NO_EVENT, 0, NULL },
+		{ "ignore read: RDMSR LASTBRANCHFROMIP returns 0, blocked-ignored event", guest_rdmsr, 0,
+		  MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
+		  MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
+	};
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++)
+		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
+}
+
+static bool fep_enabled(void)
+{
+	char buf[16] = "";
+	int fd = open("/sys/module/kvm/parameters/force_emulation_prefix", O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return buf[0] != '0' && buf[0] != 'N' && buf[0] != 0;
+}
+
+static void test_emulator_path(struct suite *s)
+{
+	const struct guard_case cases[] = {
+		{ "emulator path: allowed RDMSR PAT via the forced-emulation prefix", guest_rdmsr_fep,
+		  FEP_LEN, MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
+		{ "emulator path: unknown RDMSR gets #GP and an event", guest_rdmsr_fep, FEP_LEN,
+		  MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "emulator path: microcode trigger WRMSR gets #GP and an event", guest_wrmsr_fep,
+		  FEP_LEN, MSR_IA32_UCODE_WRITE, 0x2000, GP_VECTOR, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_DENIED, "blocked-gp" },
+		{ "emulator path: ignore WRMSR POWER_CTL succeeds, blocked-ignored event",
+		  guest_wrmsr_fep, FEP_LEN, MSR_IA32_POWER_CTL, 0x2, 0, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
+		{ "emulator path: ignore RDMSR LASTBRANCHFROMIP returns 0, blocked-ignored event",
+		  guest_rdmsr_fep, FEP_LEN, MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0,
+		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
+	};
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (!fep_enabled()) {
+			ksft_test_result_skip("%s: kvm.force_emulation_prefix is off\n", cases[i].name);
+			continue;
+		}
+		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
+	}
+}
+
+static void test_audit_mode(struct suite *s)
+{
+	const struct guard_case c = {
+		"audit mode: microcode trigger write is allowed, audit-allowed event", guest_wrmsr, 0,
+		MSR_IA32_UCODE_WRITE, 0x3000, 0, false, 0, MSRGUARD_STATUS_AUDIT_ALLOWED,
+		MSRGUARD_REASON_WRITE_DENIED, "audit-allowed",
+	};
+	char why[512];
+	int ret;
+
+	ret = write_file("/sys/module/msrguard/parameters/mode", "audit");
+	if (ret) {
+		ksft_test_result_fail("%s: cannot set mode=audit: %s\n", c.name, strerror(-ret));
+		return;
+	}
+	ret = run_guard_case(s, &c, why, sizeof(why));
+	write_file("/sys/module/msrguard/parameters/mode", "enforce");
+	report_case(ret, c.name, why);
+}
+
+static void test_log_line(void)
+{
+	/* The microcode case above logged this line (ratelimited, but few). */
+	int ret = system("dmesg | grep -q 'msrguard: seq=[0-9]* blocked-gp WRMSR msr=0x79 (MSR_IA32_UCODE_WRITE) value=0x1000 pc=0x1003'");
+
+	if (ret)
+		ksft_test_result_fail("kernel log: no line for the vetoed microcode write\n");
+	else
+		ksft_test_result_pass("kernel log: one line per event with the main fields\n");
+}
+
+static void test_nonblock_and_short_read(struct suite *s)
+{
+	uint8_t rec[MSRGUARD_RECORD_SIZE];
+	struct guest_result res;
+	struct event e;
+	ssize_t n;
+
+	drain(s->fd);
+	n = read(s->fd, rec, sizeof(rec));
+	if (n == -1 && errno == EAGAIN)
+		ksft_test_result_pass("O_NONBLOCK read of an empty queue: EAGAIN\n");
+	else
+		ksft_test_result_fail("O_NONBLOCK read of an empty queue: %zd/%s\n", n, strerror(errno));
+
+	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	n = read(s->fd, rec, sizeof(rec) - 1);
+	if (!(n == -1 && errno == EINVAL)) {
+		ksft_test_result_fail("short read: %zd/%s, want EINVAL\n", n, strerror(errno));
+		return;
+	}
+	if (next_event(s->fd, &e) != 1 || e.msr != MSR_UNKNOWN)
+		ksft_test_result_fail("short read: EINVAL, but the record was lost\n");
+	else
+		ksft_test_result_pass("short read: EINVAL, and the record is still there\n");
+}
+
+struct poller {
+	int fd;
+	int revents;
+	int ret;
+};
+
+static void *poll_thread(void *arg)
+{
+	struct poller *p = arg;
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+	p->ret = poll(&pfd, 1, 10000);
+	p->revents = pfd.revents;
+	return NULL;
+}
+
+static void test_poll_wakes(struct suite *s)
+{
+	struct poller p = { .fd = s->fd };
+	struct guest_result res;
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	pthread_t t;
+
+	drain(s->fd);
+	if (poll(&pfd, 1, 0) != 0) {
+		ksft_test_result_fail("poll: readable with an empty queue\n");
+		return;
+	}
+	pthread_create(&t, NULL, poll_thread, &p);
+	usleep(200 * 1000);
+	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	pthread_join(t, NULL);
+	if (p.ret == 1 && (p.revents & POLLIN))
+		ksft_test_result_pass("poll wakes with POLLIN when an event arrives\n");
+	else
+		ksft_test_result_fail("poll: ret %d revents %#x\n", p.ret, p.revents);
+	drain(s->fd);
+}
+
+static void test_two_readers(struct suite *s)
+{
+	uint8_t buf[2 * MSRGUARD_RECORD_SIZE];
+	uint64_t seen = 0, first = 0;
+	struct guest_result res;
+	int fd2 = open_device();
+	int i, n1, n2;
+
+	drain(s->fd);
+	for (i = 0; i < 4; i++)
+		guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	n1 = read(s->fd, buf, sizeof(buf));
+	if (n1 == (int)sizeof(buf)) {
+		first = le(buf + MSRGUARD_OFF_SEQUENCE, 8);
+		seen |= 1ull << 0 | 1ull << (le(buf + MSRGUARD_RECORD_SIZE + MSRGUARD_OFF_SEQUENCE, 8) - first);
+	}
+	n2 = fd2 < 0 ? -1 : read(fd2, buf, sizeof(buf));
+	if (n2 == (int)sizeof(buf))
+		for (i = 0; i < 2; i++)
+			seen |= 1ull << (le(buf + i * MSRGUARD_RECORD_SIZE + MSRGUARD_OFF_SEQUENCE, 8) - first);
+	if (fd2 >= 0)
+		close(fd2);
+	if (n1 == (int)sizeof(buf) && n2 == (int)sizeof(buf) && seen == 0xf &&
+	    next_event(s->fd, &(struct event){}) == 0)
+		ksft_test_result_pass("two readers share one queue: each of 4 events read exactly once\n");
+	else
+		ksft_test_result_fail("two readers: read %d and %d bytes, sequences seen %#llx\n", n1, n2,
+				      (unsigned long long)seen);
+}
+
+static void test_stats(struct suite *s)
+{
+	uint8_t st[MSRGUARD_STATS_SIZE];
+	uint64_t gen0, gp0, del0;
 	struct guest_result res;
 	int ret;
 
-	ret = vm_run_entry(vm, c->entry, c->msr, c->value, 1, &res);
+	drain(s->fd);
+	ret = get_stats(s->fd, st);
 	if (ret) {
-		ksft_test_result_fail("%s: KVM_RUN: %s\n", c->name, strerror(-ret));
+		ksft_test_result_fail("stats ioctl: %s\n", strerror(-ret));
 		return;
 	}
-	if (res.exit_reason != KVM_EXIT_HLT || res.rip != halt_rip(c->entry)) {
-		ksft_test_result_fail("%s: exit %u at rip %#llx, want HLT at %#llx\n",
-				      c->name, res.exit_reason,
-				      (unsigned long long)res.rip,
-				      (unsigned long long)halt_rip(c->entry));
-		return;
-	}
-	if (res.fault_vector != c->want_fault) {
-		ksft_test_result_fail("%s: guest saw vector %u, want %u\n", c->name,
-				      res.fault_vector, c->want_fault);
-		return;
-	}
-	if (c->check_value && res.value != c->want_value) {
-		ksft_test_result_fail("%s: guest read %#llx, want %#llx\n", c->name,
-				      (unsigned long long)res.value,
-				      (unsigned long long)c->want_value);
-		return;
-	}
-	ksft_test_result_pass("%s\n", c->name);
+	gen0 = stat_u64(st, MSRGUARD_STATS_OFF_GENERATED);
+	gp0 = stat_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP);
+	del0 = stat_u64(st, MSRGUARD_STATS_OFF_DELIVERED);
+	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	drain(s->fd);
+	get_stats(s->fd, st);
+	if (le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4) == MSRGUARD_ABI_VERSION &&
+	    le(st + MSRGUARD_STATS_OFF_RECORD_SIZE, 4) == MSRGUARD_RECORD_SIZE &&
+	    stat_u64(st, MSRGUARD_STATS_OFF_GENERATED) == gen0 + 2 &&
+	    stat_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP) == gp0 + 2 &&
+	    stat_u64(st, MSRGUARD_STATS_OFF_DELIVERED) == del0 + 2 &&
+	    le(st + MSRGUARD_STATS_OFF_QUEUED, 4) == 0)
+		ksft_test_result_pass("stats ioctl: ABI version, record size and counters\n");
+	else
+		ksft_test_result_fail("stats ioctl: abi %llu size %llu generated %llu->%llu\n",
+				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4),
+				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_RECORD_SIZE, 4),
+				      (unsigned long long)gen0,
+				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_GENERATED));
 }
 
-static void test_kvm_guest(void)
+/* A small buffer overflows: the newest events are dropped, exactly counted. */
+static void test_drop_count(struct suite *s)
 {
-	struct vm vm;
-	size_t i;
-	int ret;
+	uint8_t st[MSRGUARD_STATS_SIZE];
+	struct guest_result res;
+	struct event e;
+	int i, fd, got = 0, in_order = 1, ret;
 
-	ret = load_kvm();
-	if (!ret)
-		ret = vm_create(&vm);
-	if (ret) {
-		for (i = 0; i < ARRAY_SIZE(kvm_cases); i++)
-			ksft_test_result_fail("%s: no KVM guest (%s)\n", kvm_cases[i].name,
-					      strerror(-ret));
+	ret = load_module("ring_records=8");
+	fd = ret ? -1 : open_device();
+	if (fd < 0) {
+		ksft_test_result_fail("drop count: cannot load with ring_records=8: %s\n",
+				      strerror(ret ? -ret : errno));
+		unload_module();
 		return;
 	}
-	for (i = 0; i < ARRAY_SIZE(kvm_cases); i++)
-		run_msr_case(&vm, &kvm_cases[i]);
-	vm_destroy(&vm);
+	for (i = 0; i < 20; i++)
+		guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	get_stats(fd, st);
+	while (next_event(fd, &e) == 1) {
+		got++;
+		in_order &= e.seq == (uint64_t)got;
+	}
+	close(fd);
+	if (stat_u64(st, MSRGUARD_STATS_OFF_GENERATED) == 20 &&
+	    stat_u64(st, MSRGUARD_STATS_OFF_DROPPED) == 12 &&
+	    le(st + MSRGUARD_STATS_OFF_CAPACITY, 4) == 8 && got == 8 && in_order)
+		ksft_test_result_pass("overflow: 20 events into 8 slots, dropped=12 exactly, sequences 1..8 kept\n");
+	else
+		ksft_test_result_fail("overflow: generated %llu dropped %llu capacity %llu, read %d (in order %d)\n",
+				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_GENERATED),
+				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_DROPPED),
+				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_CAPACITY, 4), got,
+				      in_order);
+	unload_module();
+}
+
+/* msrguard before kvm: hooks arm when kvm loads, disarm when it goes. */
+static void test_load_order(void)
+{
+	struct guest_result res;
+	struct suite s2;
+	int ret, fd = -1;
+
+	if (unload_kvm()) {
+		ksft_test_result_fail("load order: cannot unload kvm\n");
+		return;
+	}
+	ret = load_module("");
+	if (!ret)
+		ret = load_kvm();
+	if (!ret)
+		ret = vm_create(&s2.vm);
+	if (!ret) {
+		ret = guest_access(&s2, guest_wrmsr, MSR_IA32_UCODE_WRITE, 0x1000, &res);
+		vm_destroy(&s2.vm);
+	}
+	fd = open_device();
+	if (ret || res.fault_vector != GP_VECTOR || fd < 0 || next_event(fd, &(struct event){}) != 1)
+		ksft_test_result_fail("msrguard loaded before kvm_amd: vetoes once kvm loads (ret %d, vector %u)\n",
+				      ret, res.fault_vector);
+	else
+		ksft_test_result_pass("msrguard loaded before kvm_amd: vetoes once kvm loads\n");
+	if (fd >= 0)
+		close(fd);
+
+	/* kvm goes and comes back while msrguard stays. */
+	ret = unload_kvm();
+	if (!ret)
+		ret = load_kvm();
+	if (!ret)
+		ret = vm_create(&s2.vm);
+	if (!ret) {
+		ret = guest_access(&s2, guest_wrmsr, MSR_IA32_UCODE_WRITE, 0x1000, &res);
+		vm_destroy(&s2.vm);
+	}
+	if (ret || res.fault_vector != GP_VECTOR)
+		ksft_test_result_fail("kvm unloaded and reloaded under msrguard: still vetoes (ret %d)\n", ret);
+	else
+		ksft_test_result_pass("kvm unloaded and reloaded under msrguard: disarms, re-arms, vetoes\n");
+	unload_module();
+}
+
+/* A policy denying FS_BASE, which SVM lets guests access without exits. */
+static void test_passthrough_denied(void)
+{
+	struct guest_result r1, r2;
+	struct suite s2;
+	struct event e;
+	int ret, fd;
+
+	ret = load_module_file(testpolicy_path, "");
+	if (!ret)
+		ret = vm_create(&s2.vm);
+	if (ret) {
+		ksft_test_result_fail("pass-through MSR denied: cannot load the test-policy build: %s\n",
+				      strerror(-ret));
+		unload_module();
+		return;
+	}
+	fd = open_device();
+	ret = guest_access(&s2, guest_rdmsr, MSR_FS_BASE, 0, &r1) ||
+	      guest_access(&s2, guest_rdmsr, MSR_IA32_CR_PAT, 0, &r2);
+	vm_destroy(&s2.vm);
+	if (!ret && r1.fault_vector == GP_VECTOR && r2.fault_vector == 0 && fd >= 0 &&
+	    next_event(fd, &e) == 1 && e.msr == MSR_FS_BASE &&
+	    e.status == MSRGUARD_STATUS_BLOCKED_GP && e.pc == guest_gpa(guest_rdmsr))
+		ksft_test_result_pass("MSR KVM passes through (FS_BASE) but the policy denies: intercepted, #GP, event\n");
+	else
+		ksft_test_result_fail("pass-through MSR denied: ret %d, FS_BASE vector %u, PAT vector %u\n", ret,
+				      r1.fault_vector, r2.fault_vector);
+	if (fd >= 0)
+		close(fd);
+	unload_module();
+}
+
+/* A VMM that asked for filtered-MSR exits gets the veto as its exit. */
+static void test_user_space_exit(struct suite *s)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_X86_USER_SPACE_MSR,
+		.args[0] = KVM_MSR_EXIT_REASON_FILTER,
+	};
+	struct guest_result res;
+	struct suite s2;
+	int ret;
+
+	ret = vm_create(&s2.vm);
+	if (!ret && ioctl(s2.vm.vm_fd, KVM_ENABLE_CAP, &cap))
+		ret = -errno;
+	if (!ret)
+		ret = guest_access(&s2, guest_wrmsr, MSR_IA32_UCODE_WRITE, 0x1000, &res);
+	if (!ret && res.exit_reason == KVM_EXIT_X86_WRMSR &&
+	    s2.vm.run->msr.index == MSR_IA32_UCODE_WRITE &&
+	    s2.vm.run->msr.reason == KVM_MSR_EXIT_REASON_FILTER && s2.vm.run->msr.data == 0x1000)
+		ksft_test_result_pass("VMM with user-space filter exits gets KVM_EXIT_X86_WRMSR (reason FILTER)\n");
+	else
+		ksft_test_result_fail("user-space exit: ret %d exit %u\n", ret, res.exit_reason);
+	if (!ret || s2.vm.vcpu_fd >= 0)
+		vm_destroy(&s2.vm);
+	drain(s->fd);
+}
+
+struct blocked_reader {
+	int fd;
+	ssize_t n;
+	int err;
+};
+
+static void *blocking_read(void *arg)
+{
+	struct blocked_reader *r = arg;
+	uint8_t rec[MSRGUARD_RECORD_SIZE];
+
+	r->n = read(r->fd, rec, sizeof(rec));
+	r->err = errno;
+	return NULL;
+}
+
+/* The open file pins the module: rmmod is refused, the reader is unharmed. */
+static void test_unload_while_reading(struct suite *s)
+{
+	struct blocked_reader r = { .n = -2 };
+	struct guest_result res;
+	pthread_t t;
+	int ret;
+
+	drain(s->fd);
+	r.fd = open(DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	if (r.fd < 0) {
+		ksft_test_result_fail("unload while a reader blocks: open: %s\n", strerror(errno));
+		return;
+	}
+	pthread_create(&t, NULL, blocking_read, &r);
+	usleep(200 * 1000);
+	ret = unload_module();
+	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	pthread_join(t, NULL);
+	close(r.fd);
+	/* delete_module() says "in use" with EWOULDBLOCK (== EAGAIN). */
+	if (ret == -EWOULDBLOCK && r.n == MSRGUARD_RECORD_SIZE)
+		ksft_test_result_pass("unload while a reader blocks: refused (in use), the reader then gets its event\n");
+	else
+		ksft_test_result_fail("unload while a reader blocks: rmmod %d, read %zd (%s)\n", ret, r.n,
+				      strerror(r.err));
+}
+
+/* Last: a locked module stays until reboot. */
+static void test_lock(struct suite *s)
+{
+	int ret1, ret2, ret3;
+
+	ret1 = write_file("/sys/module/msrguard/parameters/lock", "1");
+	ret2 = write_file("/sys/module/msrguard/parameters/mode", "audit");
+	close(s->fd);
+	s->fd = -1;
+	ret3 = unload_module();
+	if (!ret1 && ret2 == -EPERM && ret3 == -EWOULDBLOCK)
+		ksft_test_result_pass("lock=1: mode cannot be weakened (EPERM), module cannot be unloaded (in use)\n");
+	else
+		ksft_test_result_fail("lock: set %d, mode=audit %d, rmmod %d\n", ret1, ret2, ret3);
 }
 
 int main(int argc, char **argv)
 {
-	int failed;
+	struct suite s = { .fd = -1 };
+	int failed, ret;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s MODULE.ko\n", argv[0]);
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s MODULE.ko TESTPOLICY_MODULE.ko\n", argv[0]);
 		return 2;
 	}
 	module_path = argv[1];
+	testpolicy_path = argv[2];
 
 	ksft_print_header();
-	ksft_set_plan(3 + ARRAY_SIZE(kvm_cases));
+	ksft_set_plan(37);
 
 	test_module_load_unload();
-	test_kvm_guest();
+
+	ret = load_kvm();
+	if (!ret)
+		ret = vm_create(&s.vm);
+	if (ret)
+		ksft_exit_fail_msg("no KVM guest inside the VM: %s\n", strerror(-ret));
+	test_baseline(&s);
+
+	ret = load_module("");
+	s.fd = ret ? -1 : open_device();
+	if (s.fd < 0)
+		ksft_exit_fail_msg("cannot load msrguard.ko and open %s\n", DEVICE_PATH);
+	write_file(TRACE_DIR "/events/msrguard/msrguard_access/enable", "1");
+
+	test_guard_cases(&s);
+	test_emulator_path(&s);
+	test_audit_mode(&s);
+	test_log_line();
+	test_nonblock_and_short_read(&s);
+	test_poll_wakes(&s);
+	test_two_readers(&s);
+	test_stats(&s);
+	test_user_space_exit(&s);
+	test_unload_while_reading(&s);
+
+	close(s.fd);
+	s.fd = -1;
+	if (unload_module())
+		ksft_test_result_fail("rmmod msrguard after the guard cases\n");
+	else
+		ksft_test_result_pass("rmmod msrguard after the guard cases (hooks disarmed)\n");
+
+	test_drop_count(&s);
+	vm_destroy(&s.vm);
+	test_load_order();
+	test_passthrough_denied();
+
+	ksft_test_result_skip("Intel VMX paths (RIP/CPL from the VMCS, nested MSR load lists): TCG has no VMX\n");
+
+	/* Lock last: it pins the module until the VM powers off. */
+	load_module("");
+	s.fd = open_device();
+	test_lock(&s);
 
 	ksft_print_cnts();
 	failed = ksft_get_fail_cnt() + ksft_get_error_cnt();
