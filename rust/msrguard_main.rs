@@ -17,6 +17,8 @@ use kernel::prelude::*;
 
 mod device;
 mod events;
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+mod msr_names;
 #[expect(
     dead_code,
     unreachable_pub,

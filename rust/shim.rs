@@ -14,6 +14,7 @@ use kernel::{
 
 use crate::{
     events::EventQueue,
+    msr_names,
     policy,
     policy_table::TABLE,
     record::{
@@ -151,7 +152,10 @@ pub(crate) unsafe extern "C" fn msrguard_rust_check(
     }
     fill_nul_padded(&mut out.status_name, status.name());
     fill_nul_padded(&mut out.reason_name, reason.name());
-    let name = policy::lookup(TABLE, a.msr).map_or("unknown", |e| e.name);
+    let name = policy::lookup(TABLE, a.msr)
+        .map(|e| e.name)
+        .or_else(|| msr_names::msr_name(a.msr))
+        .unwrap_or("unknown");
     fill_nul_padded(&mut out.msr_name, name);
 }
 

@@ -21,6 +21,10 @@ fi
 grep -E '^test result' "$LOG_DIR/cargo-test.log" | awk '{p+=$4; f+=$6} END {printf "cargo test: %d passed, %d failed\n", p, f}' 
 t_cargo=$((SECONDS - t))
 
+msg "hook points: every hooked KVM function out of line (objdump)"
+scripts/check-hooks.sh >"$LOG_DIR/check-hooks.log" || { cat "$LOG_DIR/check-hooks.log"; die "a hook point is inlined or missing"; }
+grep -c '^ok' "$LOG_DIR/check-hooks.log" | xargs printf 'check-hooks: %s checks passed\n'
+
 t=$SECONDS
 msg "building msrguard.ko and the VM suite"
 # The suite also needs a build with the test policy (selftests/test-policy.toml).
@@ -37,7 +41,14 @@ scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
 	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
-msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, total $((SECONDS - total))s"
+# Benchmarks print figures; they never fail the run.
+t=$SECONDS
+msg "benchmarks (figures only)"
+cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-lookup-bench -- policy/default.toml || warn "host lookup benchmark failed"
+scripts/vm-run.sh --timeout 600 -- selftests/msrguard_bench "$MSRGUARD_ROOT/msrguard.ko" 3000 || warn "VM benchmark failed"
+t_bench=$((SECONDS - t))
+
+msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
 if ! grep -Eq '^[0-9]+ passed, 0 failed$' "$LOG_DIR/vm-suite.log"; then
 	[ "$rc" -ne 0 ] || rc=1
 fi

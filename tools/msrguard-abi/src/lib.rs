@@ -11,3 +11,6 @@ pub mod record;
 
 #[path = "../../../rust/policy.rs"]
 pub mod policy;
+
+#[path = "../../../rust/msr_names.rs"]
+pub mod msr_names;

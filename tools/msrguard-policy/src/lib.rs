@@ -127,6 +127,11 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
     }
 }
 
+/// The index Linux's headers give `name`, if they name it.
+fn msr_index_of(name: &str) -> Option<u32> {
+    msrguard_abi::msr_names::MSR_NAMES.iter().find(|&&(_, n)| n == name).map(|&(i, _)| i)
+}
+
 fn parse_action(raw: &str) -> Result<Action, String> {
     Action::from_name(raw)
         .ok_or_else(|| format!("unknown action \"{raw}\" (want \"allow\", \"gp\" or \"ignore\")"))
@@ -188,6 +193,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             bad(e.name.span(), format!("bad name \"{name}\" (want letters, digits and _, as in msr-index.h)"));
+        }
+        if let (Some(first), Some(known)) = (first, msr_index_of(name)) {
+            if known != first {
+                bad(e.name.span(), format!("{name} is {known:#x} in Linux's headers, not {first:#x}"));
+            }
         }
         let read = parse_action(e.read.get_ref()).map_err(|m| bad(e.read.span(), m)).ok();
         let write = parse_action(e.write.get_ref()).map_err(|m| bad(e.write.span(), m)).ok();

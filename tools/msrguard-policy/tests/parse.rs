@@ -101,3 +101,9 @@ fn rejects_missing_keys_and_bad_toml() {
     let e = errors("[[msr]\n");
     assert!(e[0].starts_with("p.toml:1: "), "{e:?}");
 }
+
+#[test]
+fn rejects_a_linux_name_on_the_wrong_index() {
+    let e = errors(&ENTRY.replace("index = 0x10", "index = 0x11"));
+    assert_eq!(e, ["p.toml:3: MSR_IA32_TSC is 0x10 in Linux's headers, not 0x11"]);
+}
