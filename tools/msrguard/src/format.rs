@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How events, counters and the policy are printed.
+//!
+//! JSON field names are stable (documented in Documentation/msrguard.rst):
+//! id, sequence, timestamp_ns, time, msr, msr_name, is_write, msr_value,
+//! access_status, reason, pc, image_base, image_checksum, image_timestamp,
+//! image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl, guest_mode.
+
+use std::fmt::Write as _;
+
+use msrguard_abi::msr_names::msr_name;
+use msrguard_abi::policy::Action;
+use msrguard_abi::record::{trim_nul, AccessStatus, PolicyEntryWire, Record, Stats};
+use serde_json::json;
+
+/// The Windows event id msrguard's events mirror.
+pub(crate) const EVENT_ID: u32 = 12550;
+
+fn description(r: &Record) -> &'static str {
+    match r.access_status {
+        AccessStatus::AuditAllowed => "msrguard audited access to a restricted MSR (allowed: audit mode)",
+        _ => "msrguard blocked access to a restricted MSR",
+    }
+}
+
+fn text_field(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(trim_nul(bytes)).into_owned()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for nanoseconds since the epoch (UTC).
+pub(crate) fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ns % 1_000_000_000
+    )
+}
+
+fn cpl(c: u8) -> String {
+    if c == 0xff {
+        "unknown".to_string()
+    } else {
+        c.to_string()
+    }
+}
+
+/// The event as Windows shows event 12550, then the VM's identity.
+pub(crate) fn text(r: &Record) -> String {
+    let mut s = String::new();
+    let name = msr_name(r.msr).unwrap_or("unknown");
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<15}: {v}");
+    };
+    line("Id", EVENT_ID.to_string());
+    line("Description", description(r).to_string());
+    line("TimeCreated", utc(r.timestamp_ns));
+    line("Sequence", r.sequence.to_string());
+    line("Msr", format!("{:#x} ({name})", r.msr));
+    line("IsWrite", r.is_write.to_string());
+    line("MsrValue", format!("{:#x}", r.msr_value));
+    line("AccessStatus", r.access_status.name().to_string());
+    line("Reason", r.reason.name().to_string());
+    line("Pc", format!("{:#x}", r.pc));
+    line("ImageBase", format!("{:#x}", r.image_base));
+    line("ImageChecksum", format!("{:#x}", r.image_checksum));
+    line("ImageTimestamp", format!("{:#x}", r.image_timestamp));
+    line("ImageName", text_field(&r.image_name));
+    line("VmmPid", r.vmm_pid.to_string());
+    line("VmmComm", text_field(&r.vmm_comm));
+    line("VcpuId", r.vcpu_id.to_string());
+    line("GuestCpl", cpl(r.guest_cpl));
+    line("GuestMode", r.guest_mode.name().to_string());
+    s
+}
+
+/// One JSON object, on one line.
+pub(crate) fn json(r: &Record) -> String {
+    json!({
+        "id": EVENT_ID,
+        "sequence": r.sequence,
+        "timestamp_ns": r.timestamp_ns,
+        "time": utc(r.timestamp_ns),
+        "msr": r.msr,
+        "msr_name": msr_name(r.msr).unwrap_or(""),
+        "is_write": r.is_write,
+        "msr_value": r.msr_value,
+        "access_status": r.access_status.name(),
+        "reason": r.reason.name(),
+        "pc": r.pc,
+        "image_base": r.image_base,
+        "image_checksum": r.image_checksum,
+        "image_timestamp": r.image_timestamp,
+        "image_name": text_field(&r.image_name),
+        "vmm_pid": r.vmm_pid,
+        "vmm_comm": text_field(&r.vmm_comm),
+        "vcpu_id": r.vcpu_id,
+        "guest_cpl": if r.guest_cpl == 0xff { serde_json::Value::Null } else { r.guest_cpl.into() },
+        "guest_mode": r.guest_mode.name(),
+    })
+    .to_string()
+}
+
+/// The counters as a table.
+pub(crate) fn stats_text(s: &Stats) -> String {
+    format!(
+        "abi_version     : {}\nrecord_size     : {}\nmode            : {}\nlocked          : {}\ncapacity        : {}\nqueued          : {}\ngenerated       : {}\ndelivered       : {}\ndropped         : {}\nblocked_gp      : {}\nblocked_ignored : {}\naudit_allowed   : {}",
+        s.abi_version,
+        s.record_size,
+        if s.audit != 0 { "audit" } else { "enforce" },
+        s.locked != 0,
+        s.capacity,
+        s.queued,
+        s.generated,
+        s.delivered,
+        s.dropped,
+        s.blocked_gp,
+        s.blocked_ignored,
+        s.audit_allowed
+    )
+}
+
+/// The counters as one JSON object.
+pub(crate) fn stats_json(s: &Stats) -> String {
+    json!({
+        "abi_version": s.abi_version,
+        "record_size": s.record_size,
+        "mode": if s.audit != 0 { "audit" } else { "enforce" },
+        "locked": s.locked != 0,
+        "capacity": s.capacity,
+        "queued": s.queued,
+        "generated": s.generated,
+        "delivered": s.delivered,
+        "dropped": s.dropped,
+        "blocked_gp": s.blocked_gp,
+        "blocked_ignored": s.blocked_ignored,
+        "audit_allowed": s.audit_allowed,
+    })
+    .to_string()
+}
+
+fn action_name(v: u8) -> &'static str {
+    match v {
+        x if x == Action::Allow as u8 => Action::Allow.name(),
+        x if x == Action::Gp as u8 => Action::Gp.name(),
+        x if x == Action::Ignore as u8 => Action::Ignore.name(),
+        _ => "?",
+    }
+}
+
+/// The module's policy as a table.
+pub(crate) fn policy_table(entries: &[PolicyEntryWire]) -> String {
+    let mut s = format!(
+        "{:<23} {:<34} {:<6} {:<6} {}\n",
+        "MSR", "NAME", "READ", "WRITE", "WRITE MASK"
+    );
+    for e in entries {
+        let range = if e.first == e.last {
+            format!("{:#x}", e.first)
+        } else {
+            format!("{:#x}-{:#x}", e.first, e.last)
+        };
+        let mask = if e.has_write_mask { format!("{:#x}", e.write_mask) } else { "-".to_string() };
+        let _ = writeln!(
+            s,
+            "{range:<23} {:<34} {:<6} {:<6} {mask}",
+            text_field(&e.name),
+            action_name(e.read),
+            action_name(e.write)
+        );
+    }
+    let _ = writeln!(s, "{:<23} {:<34} {:<6} {:<6} -", "(anything else)", "", "gp", "gp");
+    s
+}

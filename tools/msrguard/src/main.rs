@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `msrguard`: the operator's tool for msrguard.
+//!
+//! - `msrguard events [--follow] [--json] [--journal]`: the events of
+//!   `/dev/msrguard` (or of a file of records, `--device FILE`);
+//! - `msrguard stats [--json]`: the module's counters and ABI version;
+//! - `msrguard policy`: the policy the loaded module enforces;
+//! - `msrguard check FILE`: validates a policy file with the build's checker.
+//!
+//! Errors are one line on stderr and a non-zero exit status.
+
+mod device;
+mod format;
+mod journal;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use device::Source;
+
+/// Reads msrguard's events, counters and policy.
+#[derive(Parser)]
+#[command(name = "msrguard", version, about)]
+struct Cli {
+    /// The msrguard device, or a file of records (for `events`).
+    #[arg(long, global = true, default_value = "/dev/msrguard")]
+    device: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the events pending on the device (or in the file) and exit.
+    Events {
+        /// Keep waiting for new events (poll, no busy loop) until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per event per line.
+        #[arg(long, conflicts_with = "journal")]
+        json: bool,
+        /// Forward each event to the systemd journal instead of printing it.
+        #[arg(long)]
+        journal: bool,
+    },
+    /// Print the module's counters and ABI version.
+    Stats {
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the policy the loaded module enforces.
+    Policy,
+    /// Check a policy file: `file:line: message` for each problem.
+    Check {
+        /// The policy file.
+        file: String,
+    },
+}
+
+/// What went wrong, as the one line the user sees.
+pub(crate) struct Failure(pub(crate) String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Events { follow, json, journal } => {
+            let mut source = Source::open(&cli.device, follow)?;
+            let stdout = std::io::stdout();
+            loop {
+                let Some(record) = source.next_record()? else {
+                    return Ok(());
+                };
+                if journal {
+                    journal::send(&record)?;
+                } else {
+                    let mut out = stdout.lock();
+                    let text = if json { format::json(&record) } else { format::text(&record) };
+                    // A closed pipe (e.g. `| head`) ends the output quietly.
+                    if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Command::Stats { json } => {
+            let stats = device::Device::open(&cli.device)?.stats()?;
+            println!("{}", if json { format::stats_json(&stats) } else { format::stats_text(&stats) });
+            Ok(())
+        }
+        Command::Policy => {
+            let entries = device::Device::open(&cli.device)?.policy()?;
+            print!("{}", format::policy_table(&entries));
+            Ok(())
+        }
+        Command::Check { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
+            match msrguard_policy::parse(&file, &text) {
+                Ok(entries) => {
+                    println!("{file}: {} entries, ok", entries.len());
+                    Ok(())
+                }
+                Err(diags) => {
+                    let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                    Err(Failure(lines.join("\n")))
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The msrguard tool against files of records built with the shared
+//! definition: golden text and JSON output, and each error.
+
+use std::io::Write;
+
+use assert_cmd::Command;
+use msrguard_abi::record::*;
+
+fn record(sequence: u64, msr: u32, is_write: bool, status: AccessStatus, reason: Reason) -> Record {
+    let mut comm = [0u8; COMM_LEN];
+    comm[..4].copy_from_slice(b"qemu");
+    Record {
+        sequence,
+        timestamp_ns: 1_795_626_761_123_456_789,
+        msr,
+        is_write,
+        msr_value: if is_write { 0x1000 } else { 0 },
+        access_status: status,
+        reason,
+        pc: 0xffff_ffff_8106_2a3c,
+        image_base: 0,
+        image_checksum: 0,
+        image_timestamp: 0,
+        image_name: [0; IMAGE_NAME_LEN],
+        vmm_pid: 4242,
+        vmm_comm: comm,
+        vcpu_id: 3,
+        guest_cpl: 0,
+        guest_mode: GuestMode::Long,
+    }
+}
+
+fn records_file(records: &[Record], extra: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for r in records {
+        f.write_all(&r.to_bytes()).unwrap();
+    }
+    f.write_all(extra).unwrap();
+    f.flush().unwrap();
+    f
+}
+
+fn two_events() -> tempfile::NamedTempFile {
+    records_file(
+        &[
+            record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied),
+            record(2, 0x4b564dff, false, AccessStatus::AuditAllowed, Reason::Unknown),
+        ],
+        &[],
+    )
+}
+
+fn tool() -> Command {
+    Command::cargo_bin("msrguard").unwrap()
+}
+
+const GOLDEN_TEXT: &str = "\
+Id             : 12550
+Description    : msrguard blocked access to a restricted MSR
+TimeCreated    : 2026-11-25T17:12:41.123456789Z
+Sequence       : 1
+Msr            : 0x79 (MSR_IA32_UCODE_WRITE)
+IsWrite        : true
+MsrValue       : 0x1000
+AccessStatus   : blocked-gp
+Reason         : write-denied
+Pc             : 0xffffffff81062a3c
+ImageBase      : 0x0
+ImageChecksum  : 0x0
+ImageTimestamp : 0x0
+ImageName      : 
+VmmPid         : 4242
+VmmComm        : qemu
+VcpuId         : 3
+GuestCpl       : 0
+GuestMode      : long
+
+Id             : 12550
+Description    : msrguard audited access to a restricted MSR (allowed: audit mode)
+TimeCreated    : 2026-11-25T17:12:41.123456789Z
+Sequence       : 2
+Msr            : 0x4b564dff (unknown)
+IsWrite        : false
+MsrValue       : 0x0
+AccessStatus   : audit-allowed
+Reason         : unknown-msr
+Pc             : 0xffffffff81062a3c
+ImageBase      : 0x0
+ImageChecksum  : 0x0
+ImageTimestamp : 0x0
+ImageName      : 
+VmmPid         : 4242
+VmmComm        : qemu
+VcpuId         : 3
+GuestCpl       : 0
+GuestMode      : long
+
+";
+
+#[test]
+fn events_text_is_the_12550_layout() {
+    let f = two_events();
+    tool()
+        .args(["events", "--device"])
+        .arg(f.path())
+        .assert()
+        .success()
+        .stdout(GOLDEN_TEXT);
+}
+
+#[test]
+fn events_json_one_object_per_line() {
+    let f = two_events();
+    let golden = concat!(
+        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":4096,"pc":18446744071579249212,"reason":"write-denied","sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vmm_comm":"qemu","vmm_pid":4242}"#,
+        "\n",
+        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":0,"pc":18446744071579249212,"reason":"unknown-msr","sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vmm_comm":"qemu","vmm_pid":4242}"#,
+        "\n"
+    );
+    tool()
+        .args(["events", "--json", "--device"])
+        .arg(f.path())
+        .assert()
+        .success()
+        .stdout(golden);
+}
+
+#[test]
+fn truncated_record_is_one_clear_error() {
+    let f = records_file(&[record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied)], &[0u8; 100]);
+    let path = f.path().display().to_string();
+    tool()
+        .args(["events", "--json", "--device", &path])
+        .assert()
+        .failure()
+        .stderr(format!("{path}: truncated record at offset 128: 100 of 128 bytes\n"));
+}
+
+#[test]
+fn abi_version_mismatch_is_one_clear_error() {
+    let mut bytes = record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied).to_bytes();
+    bytes[0] = 9;
+    let f = records_file(&[], &bytes);
+    let path = f.path().display().to_string();
+    tool()
+        .args(["events", "--device", &path])
+        .assert()
+        .failure()
+        .stderr(format!(
+            "{path}: ABI version mismatch at offset 0: record version 9, this tool reads version 1\n"
+        ));
+}
+
+#[test]
+fn missing_device_says_the_module_is_not_loaded() {
+    tool()
+        .args(["events", "--device", "/nonexistent/msrguard"])
+        .assert()
+        .failure()
+        .stderr("/nonexistent/msrguard does not exist: is the msrguard module loaded? (insmod msrguard.ko)\n");
+    tool()
+        .args(["stats", "--device", "/nonexistent/msrguard"])
+        .assert()
+        .failure()
+        .stderr("/nonexistent/msrguard does not exist: is the msrguard module loaded? (insmod msrguard.ko)\n");
+}
+
+#[test]
+fn permission_denied_says_root_is_needed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("records");
+    std::fs::write(&path, record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied).to_bytes()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("msrguard");
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc_geteuid() } == 0 {
+        // Root reads anything: drop to nobody to see the error users get.
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    cmd.args(["events", "--device"])
+        .arg(&path)
+        .assert()
+        .failure()
+        .stderr(format!("permission denied opening {}: reading msrguard needs root\n", path.display()));
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[test]
+fn follow_needs_the_device() {
+    let f = two_events();
+    let path = f.path().display().to_string();
+    tool()
+        .args(["events", "--follow", "--device", &path])
+        .assert()
+        .failure()
+        .stderr(format!("{path}: --follow needs the msrguard device, not a file\n"));
+}
+
+#[test]
+fn check_accepts_the_default_policy_and_reports_errors_by_line() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
+    tool()
+        .args(["check", root])
+        .assert()
+        .success()
+        .stdout(predicates::str::ends_with("entries, ok\n"));
+    let mut bad = tempfile::NamedTempFile::new().unwrap();
+    bad.write_all(b"[[msr]]\nindex = 0x79\nname = \"MSR_IA32_UCODE_WRITE\"\nread = \"deny\"\nwrite = \"gp\"\nreason = \"r\"\n").unwrap();
+    let path = bad.path().display().to_string();
+    tool()
+        .args(["check", &path])
+        .assert()
+        .failure()
+        .stderr(format!("{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"));
+}
