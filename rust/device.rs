@@ -152,14 +152,19 @@ impl EventDevice {
                 let mut stats = self.events.stats();
                 stats.audit = shim::audit() as u32;
                 stats.locked = shim::locked() as u32;
-                UserSlice::new(arg, STATS_SIZE).writer().write_slice(&stats.to_bytes())?;
+                UserSlice::new(arg, STATS_SIZE)
+                    .writer()
+                    .write_slice(&stats.to_bytes())?;
                 Ok(0)
             }
             IOC_POLICY_ENTRY => {
-                let (mut reader, mut writer) = UserSlice::new(arg, POLICY_ENTRY_SIZE).reader_writer();
+                let (mut reader, mut writer) =
+                    UserSlice::new(arg, POLICY_ENTRY_SIZE).reader_writer();
                 let mut index = [0u8; 4];
                 reader.read_slice(&mut index)?;
-                let entry = TABLE.get(u32::from_le_bytes(index) as usize).ok_or(ENOENT)?;
+                let entry = TABLE
+                    .get(u32::from_le_bytes(index) as usize)
+                    .ok_or(ENOENT)?;
                 let mut wire = PolicyEntryWire {
                     first: entry.first,
                     last: entry.last,

@@ -10,7 +10,7 @@
 
 use kernel::{
     new_poll_condvar,
-    new_spinlock,
+    new_spinlock, //
     prelude::*,
     sync::{
         poll::PollCondVar,
@@ -76,9 +76,7 @@ impl EventQueue {
             AccessStatus::BlockedIgnored => {
                 stats.blocked_ignored = stats.blocked_ignored.wrapping_add(1)
             }
-            AccessStatus::AuditAllowed => {
-                stats.audit_allowed = stats.audit_allowed.wrapping_add(1)
-            }
+            AccessStatus::AuditAllowed => stats.audit_allowed = stats.audit_allowed.wrapping_add(1),
         }
         let capacity = ring.slots.len();
         if ring.len >= capacity {
@@ -158,7 +156,11 @@ impl EventQueue {
 impl Ring {
     fn new(capacity: usize) -> Result<Self> {
         if capacity == 0 || capacity > MAX_CAPACITY {
-            pr_err!("ring_records={} out of range 1..={}\n", capacity, MAX_CAPACITY);
+            pr_err!(
+                "ring_records={} out of range 1..={}\n",
+                capacity,
+                MAX_CAPACITY
+            );
             return Err(EINVAL);
         }
         let mut slots = KVVec::with_capacity(capacity, GFP_KERNEL)?;

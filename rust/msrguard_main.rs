@@ -65,7 +65,11 @@ impl kernel::InPlaceModule for MsrGuardModule {
         .pin_chain(move |this| {
             // The queue is in place: the hooks may now record into it.
             shim::init(&this.device.events)?;
-            pr_info!("loaded: {} policy entries, buffer of {} events\n", policy_table::TABLE.len(), capacity);
+            pr_info!(
+                "loaded: {} policy entries, buffer of {} events\n",
+                policy_table::TABLE.len(),
+                capacity
+            );
             Ok(())
         })
     }

@@ -359,9 +359,11 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 	if (!slot_take_access(vcpu, msr, is_write, &slot)) {
 		/*
 		 * Not an access: SVM/VMX asking whether it may stop intercepting
-		 * @msr. Keep the intercept unless every such access is allowed.
+		 * @msr. Keep the intercept unless every such access is allowed,
+		 * in audit mode too: audit then sees these accesses, and a later
+		 * switch to enforce finds them still intercepted.
 		 */
-		if (!msrguard_shim_audit() && !msrguard_rust_may_pass_through(msr, is_write)) {
+		if (!msrguard_rust_may_pass_through(msr, is_write)) {
 			atomic64_inc(&intercept_queries_vetoed);
 			return return_early(regs, false);
 		}

@@ -38,7 +38,6 @@ pub const ABI_VERSION: u16 = 1;
 /// Size in bytes of one record.
 pub const RECORD_SIZE: usize = 128;
 
-
 /// Byte offsets of the record's fields (see the table above).
 pub mod offset {
     /// Offset of `abi_version` (2 bytes).
@@ -261,15 +260,31 @@ impl Record {
     pub fn to_bytes(&self) -> [u8; RECORD_SIZE] {
         let mut b = [0u8; RECORD_SIZE];
         put(&mut b, offset::ABI_VERSION, ABI_VERSION.to_le_bytes());
-        put(&mut b, offset::RECORD_SIZE, (RECORD_SIZE as u16).to_le_bytes());
+        put(
+            &mut b,
+            offset::RECORD_SIZE,
+            (RECORD_SIZE as u16).to_le_bytes(),
+        );
         put(&mut b, offset::MSR, self.msr.to_le_bytes());
         put(&mut b, offset::SEQUENCE, self.sequence.to_le_bytes());
-        put(&mut b, offset::TIMESTAMP_NS, self.timestamp_ns.to_le_bytes());
+        put(
+            &mut b,
+            offset::TIMESTAMP_NS,
+            self.timestamp_ns.to_le_bytes(),
+        );
         put(&mut b, offset::MSR_VALUE, self.msr_value.to_le_bytes());
         put(&mut b, offset::PC, self.pc.to_le_bytes());
         put(&mut b, offset::IMAGE_BASE, self.image_base.to_le_bytes());
-        put(&mut b, offset::IMAGE_CHECKSUM, self.image_checksum.to_le_bytes());
-        put(&mut b, offset::IMAGE_TIMESTAMP, self.image_timestamp.to_le_bytes());
+        put(
+            &mut b,
+            offset::IMAGE_CHECKSUM,
+            self.image_checksum.to_le_bytes(),
+        );
+        put(
+            &mut b,
+            offset::IMAGE_TIMESTAMP,
+            self.image_timestamp.to_le_bytes(),
+        );
         put(&mut b, offset::VMM_PID, self.vmm_pid.to_le_bytes());
         put(&mut b, offset::VCPU_ID, self.vcpu_id.to_le_bytes());
         b[offset::IS_WRITE] = self.is_write as u8;
@@ -304,12 +319,10 @@ impl Record {
             1 => true,
             v => return Err(DecodeError::Field("is_write", v as u64)),
         };
-        let access_status = AccessStatus::from_u8(b[offset::ACCESS_STATUS]).ok_or(DecodeError::Field(
-            "access_status",
-            b[offset::ACCESS_STATUS] as u64,
-        ))?;
-        let guest_mode =
-            GuestMode::from_u8(b[offset::GUEST_MODE]).ok_or(DecodeError::Field(
+        let access_status = AccessStatus::from_u8(b[offset::ACCESS_STATUS]).ok_or(
+            DecodeError::Field("access_status", b[offset::ACCESS_STATUS] as u64),
+        )?;
+        let guest_mode = GuestMode::from_u8(b[offset::GUEST_MODE]).ok_or(DecodeError::Field(
             "guest_mode",
             b[offset::GUEST_MODE] as u64,
         ))?;

@@ -14,8 +14,7 @@ use kernel::{
 
 use crate::{
     events::EventQueue,
-    msr_names,
-    policy,
+    msr_names, policy,
     policy_table::TABLE,
     record::{
         fill_nul_padded,

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # The msrguard demo: sets up if needed, builds, boots the test VM, and runs
-# a KVM guest doing MSR accesses without and with msrguard loaded.
+# a KVM guest doing MSR accesses without and with msrguard loaded, then
+# shows the events with the msrguard tool.
 
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
@@ -9,5 +10,10 @@ cd "$MSRGUARD_ROOT"
 scripts/setup.sh >/dev/null
 make -s >/dev/null || die "module build failed"
 make -s -C selftests >/dev/null || die "demo build failed"
+cargo build --quiet --locked --release -p msrguard || die "tool build failed"
 msg "booting the demo VM (about 15 s)"
-scripts/vm-run.sh --timeout 600 -- selftests/msrguard_demo "$MSRGUARD_ROOT/msrguard.ko"
+# The demo leaves msrguard loaded; the tool then shows what it recorded.
+scripts/vm-run.sh --timeout 600 -- "selftests/msrguard_demo '$MSRGUARD_ROOT/msrguard.ko' &&
+	echo && echo '== msrguard events (what the guard recorded)' && echo &&
+	target/release/msrguard events &&
+	echo '== msrguard stats' && target/release/msrguard stats"

@@ -32,13 +32,15 @@ make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test 
 cp msrguard.ko selftests/msrguard-testpolicy.ko
 make -s >/dev/null || die "module build failed"
 make -s -C selftests >/dev/null || die "selftest build failed"
+cargo build --quiet --locked --release -p msrguard || die "tool build failed"
 t_build=$((SECONDS - t))
 
 t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" \
+	"$MSRGUARD_ROOT/target/release/msrguard" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
 # Benchmarks print figures; they never fail the run.

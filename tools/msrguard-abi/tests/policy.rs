@@ -56,8 +56,10 @@ proptest! {
 
 #[test]
 fn lookup_handles_extremes() {
-    let t = [entry(0, 0, Action::Allow, Action::Allow, None),
-             entry(u32::MAX, u32::MAX, Action::Allow, Action::Allow, None)];
+    let t = [
+        entry(0, 0, Action::Allow, Action::Allow, None),
+        entry(u32::MAX, u32::MAX, Action::Allow, Action::Allow, None),
+    ];
     assert_eq!(lookup(&t, 0).map(|e| e.first), Some(0));
     assert_eq!(lookup(&t, 1), None);
     assert_eq!(lookup(&t, u32::MAX).map(|e| e.first), Some(u32::MAX));
@@ -74,20 +76,34 @@ fn unknown_msr_gets_default_action() {
 
 #[test]
 fn read_and_write_actions_apply() {
-    let t = [entry(0x10, 0x10, Action::Allow, Action::Gp, None),
-             entry(0x20, 0x20, Action::Ignore, Action::Ignore, None)];
+    let t = [
+        entry(0x10, 0x10, Action::Allow, Action::Gp, None),
+        entry(0x20, 0x20, Action::Ignore, Action::Ignore, None),
+    ];
     assert_eq!(decide(&t, 0x10, false, 0).action, Action::Allow);
     assert_eq!(decide(&t, 0x10, false, 0).reason, None);
     let w = decide(&t, 0x10, true, 0);
-    assert_eq!((w.action, w.reason), (Action::Gp, Some(Reason::WriteDenied)));
+    assert_eq!(
+        (w.action, w.reason),
+        (Action::Gp, Some(Reason::WriteDenied))
+    );
     let r = decide(&t, 0x20, false, 0);
-    assert_eq!((r.action, r.reason), (Action::Ignore, Some(Reason::ReadDenied)));
+    assert_eq!(
+        (r.action, r.reason),
+        (Action::Ignore, Some(Reason::ReadDenied))
+    );
     assert_eq!(decide(&t, 0x20, true, 5).action, Action::Ignore);
 }
 
 #[test]
 fn write_mask_allows_inside_and_vetoes_outside() {
-    let t = [entry(0x1a0, 0x1a0, Action::Allow, Action::Gp, Some(0x0000_0000_0040_0089))];
+    let t = [entry(
+        0x1a0,
+        0x1a0,
+        Action::Allow,
+        Action::Gp,
+        Some(0x0000_0000_0040_0089),
+    )];
     assert_eq!(decide(&t, 0x1a0, true, 0).action, Action::Allow);
     assert_eq!(decide(&t, 0x1a0, true, 0x89).action, Action::Allow);
     let v = decide(&t, 0x1a0, true, 0x8000_0000_0000_0089);
@@ -97,10 +113,12 @@ fn write_mask_allows_inside_and_vetoes_outside() {
 
 #[test]
 fn always_allowed_only_without_value_checks() {
-    let t = [entry(1, 1, Action::Allow, Action::Allow, None),
-             entry(2, 2, Action::Allow, Action::Gp, Some(0xff)),
-             entry(3, 3, Action::Allow, Action::Gp, Some(u64::MAX)),
-             entry(4, 4, Action::Ignore, Action::Allow, None)];
+    let t = [
+        entry(1, 1, Action::Allow, Action::Allow, None),
+        entry(2, 2, Action::Allow, Action::Gp, Some(0xff)),
+        entry(3, 3, Action::Allow, Action::Gp, Some(u64::MAX)),
+        entry(4, 4, Action::Ignore, Action::Allow, None),
+    ];
     assert!(always_allowed(&t, 1, false) && always_allowed(&t, 1, true));
     assert!(always_allowed(&t, 2, false) && !always_allowed(&t, 2, true));
     assert!(always_allowed(&t, 3, true));

@@ -57,7 +57,10 @@ fn fields_sit_at_documented_offsets() {
 #[test]
 fn rejects_truncated_and_foreign_records() {
     let b = sample().to_bytes();
-    assert_eq!(Record::from_bytes(&b[..100]), Err(DecodeError::Truncated(100)));
+    assert_eq!(
+        Record::from_bytes(&b[..100]),
+        Err(DecodeError::Truncated(100))
+    );
     let mut v = b;
     v[0] = 2;
     assert_eq!(Record::from_bytes(&v), Err(DecodeError::Version(2)));
@@ -66,8 +69,14 @@ fn rejects_truncated_and_foreign_records() {
     assert_eq!(Record::from_bytes(&s), Err(DecodeError::Size(64)));
     let mut a = b;
     a[65] = 9;
-    assert_eq!(Record::from_bytes(&a), Err(DecodeError::Field("access_status", 9)));
+    assert_eq!(
+        Record::from_bytes(&a),
+        Err(DecodeError::Field("access_status", 9))
+    );
     let mut w = b;
     w[64] = 2;
-    assert_eq!(Record::from_bytes(&w), Err(DecodeError::Field("is_write", 2)));
+    assert_eq!(
+        Record::from_bytes(&w),
+        Err(DecodeError::Field("is_write", 2))
+    );
 }

@@ -107,7 +107,11 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 }
 
@@ -118,7 +122,10 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
         RawNumber::Int(v) => u64::try_from(*v).map_err(|_| format!("negative number {v}")),
         RawNumber::Str(s) => {
             let clean: String = s.chars().filter(|&c| c != '_').collect();
-            let parsed = match clean.strip_prefix("0x").or_else(|| clean.strip_prefix("0X")) {
+            let parsed = match clean
+                .strip_prefix("0x")
+                .or_else(|| clean.strip_prefix("0X"))
+            {
                 Some(hex) => u64::from_str_radix(hex, 16),
                 None => clean.parse::<u64>(),
             };
@@ -129,7 +136,10 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
 
 /// The index Linux's headers give `name`, if they name it.
 fn msr_index_of(name: &str) -> Option<u32> {
-    msrguard_abi::msr_names::MSR_NAMES.iter().find(|&&(_, n)| n == name).map(|&(i, _)| i)
+    msrguard_abi::msr_names::MSR_NAMES
+        .iter()
+        .find(|&&(_, n)| n == name)
+        .map(|&(i, _)| i)
 }
 
 fn parse_action(raw: &str) -> Result<Action, String> {
@@ -157,12 +167,16 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
     for spanned in &raw.msr {
         let header = spanned.span().start;
         let e = spanned.get_ref();
-        let mut bad = |span: std::ops::Range<usize>, msg: String| errors.push(diag(span.start, msg));
+        let mut bad =
+            |span: std::ops::Range<usize>, msg: String| errors.push(diag(span.start, msg));
 
         let first = match parse_number(e.index.get_ref()) {
             Ok(v) if v <= u32::MAX as u64 => Some(v as u32),
             Ok(v) => {
-                bad(e.index.span(), format!("index {v:#x} is not a 32-bit MSR index"));
+                bad(
+                    e.index.span(),
+                    format!("index {v:#x} is not a 32-bit MSR index"),
+                );
                 None
             }
             Err(m) => {
@@ -178,7 +192,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
                     None
                 }
                 Ok(v) if first.is_some_and(|f| (v as u32) < f) => {
-                    bad(l.span(), format!("last {v:#x} is below index {:#x}", first.unwrap_or(0)));
+                    bad(
+                        l.span(),
+                        format!("last {v:#x} is below index {:#x}", first.unwrap_or(0)),
+                    );
                     None
                 }
                 Ok(v) => Some(v as u32),
@@ -189,18 +206,26 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
             },
         };
         let name = e.name.get_ref().trim();
-        if name.is_empty()
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            bad(e.name.span(), format!("bad name \"{name}\" (want letters, digits and _, as in msr-index.h)"));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bad(
+                e.name.span(),
+                format!("bad name \"{name}\" (want letters, digits and _, as in msr-index.h)"),
+            );
         }
         if let (Some(first), Some(known)) = (first, msr_index_of(name)) {
             if known != first {
-                bad(e.name.span(), format!("{name} is {known:#x} in Linux's headers, not {first:#x}"));
+                bad(
+                    e.name.span(),
+                    format!("{name} is {known:#x} in Linux's headers, not {first:#x}"),
+                );
             }
         }
-        let read = parse_action(e.read.get_ref()).map_err(|m| bad(e.read.span(), m)).ok();
-        let write = parse_action(e.write.get_ref()).map_err(|m| bad(e.write.span(), m)).ok();
+        let read = parse_action(e.read.get_ref())
+            .map_err(|m| bad(e.read.span(), m))
+            .ok();
+        let write = parse_action(e.write.get_ref())
+            .map_err(|m| bad(e.write.span(), m))
+            .ok();
         let write_mask = match &e.write_mask {
             None => None,
             Some(m) => match parse_number(m.get_ref()) {
@@ -218,7 +243,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
         };
         let reason = e.reason.get_ref().trim();
         if reason.is_empty() || reason.contains('\n') {
-            bad(e.reason.span(), "reason must be one non-empty line".to_string());
+            bad(
+                e.reason.span(),
+                "reason must be one non-empty line".to_string(),
+            );
         }
         if let (Some(first), Some(last), Some(read), Some(write)) = (first, last, read, write) {
             entries.push(PolicyEntry {
@@ -289,13 +317,23 @@ fn action_path(a: Action) -> &'static str {
 pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "// SPDX-License-Identifier: GPL-2.0");
-    let _ = writeln!(out, "// @generated by msrguard-policy-gen from {source_name}. Do not edit.");
+    let _ = writeln!(
+        out,
+        "// @generated by msrguard-policy-gen from {source_name}. Do not edit."
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "//! The policy compiled into this module.");
     let _ = writeln!(out);
-    let _ = writeln!(out, "use crate::policy::{{\n    Action,\n    Entry, //\n}};");
+    let _ = writeln!(
+        out,
+        "use crate::policy::{{\n    Action,\n    Entry, //\n}};"
+    );
     let _ = writeln!(out);
-    let _ = writeln!(out, "/// Entries sorted by first index, no overlaps ({} entries).", entries.len());
+    let _ = writeln!(
+        out,
+        "/// Entries sorted by first index, no overlaps ({} entries).",
+        entries.len()
+    );
     let _ = writeln!(out, "pub(crate) static TABLE: &[Entry] = &[");
     for e in entries {
         let _ = writeln!(out, "    // {}", e.reason.replace('\n', " "));

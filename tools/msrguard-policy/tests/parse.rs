@@ -22,9 +22,19 @@ fn default_policy_is_accepted_sorted_and_sane() {
     assert!(entries.windows(2).all(|w| w[0].last < w[1].first));
     let table: Vec<_> = entries.iter().map(|e| e.to_abi()).collect();
     // What a Linux guest needs, and what no guest gets.
-    for msr in [0xc0000080, 0xc0000082, 0xc0000100, 0x277, 0x1b, 0x10, 0x6e0, 0x830, 0x4b564d01] {
-        assert_eq!(decide(&table, msr, true, 0).action, Action::Allow, "write {msr:#x}");
-        assert_eq!(decide(&table, msr, false, 0).action, Action::Allow, "read {msr:#x}");
+    for msr in [
+        0xc0000080, 0xc0000082, 0xc0000100, 0x277, 0x1b, 0x10, 0x6e0, 0x830, 0x4b564d01,
+    ] {
+        assert_eq!(
+            decide(&table, msr, true, 0).action,
+            Action::Allow,
+            "write {msr:#x}"
+        );
+        assert_eq!(
+            decide(&table, msr, false, 0).action,
+            Action::Allow,
+            "read {msr:#x}"
+        );
     }
     assert_eq!(decide(&table, 0x79, true, 1).action, Action::Gp);
     assert_eq!(decide(&table, 0x150, true, 1).action, Action::Gp);
@@ -43,26 +53,38 @@ fn default_policy_is_accepted_sorted_and_sane() {
 fn accepts_ranges_and_string_numbers() {
     let text = "[[msr]]\nindex = \"0x800\"\nlast = \"0x8_ff\"\nname = \"X2APIC\"\nread = \"allow\"\nwrite = \"gp\"\nwrite_mask = \"0xffff_ffff_ffff_fffe\"\nreason = \"r\"\n";
     let e = parse("p.toml", text).unwrap();
-    assert_eq!((e[0].first, e[0].last, e[0].write_mask), (0x800, 0x8ff, Some(u64::MAX - 1)));
+    assert_eq!(
+        (e[0].first, e[0].last, e[0].write_mask),
+        (0x800, 0x8ff, Some(u64::MAX - 1))
+    );
 }
 
 #[test]
 fn rejects_duplicate_msr() {
     let e = errors(&format!("{ENTRY}\n{ENTRY}"));
-    assert_eq!(e, ["p.toml:8: MSR 0x10 (MSR_IA32_TSC) duplicates MSR 0x10 (MSR_IA32_TSC) at line 1"]);
+    assert_eq!(
+        e,
+        ["p.toml:8: MSR 0x10 (MSR_IA32_TSC) duplicates MSR 0x10 (MSR_IA32_TSC) at line 1"]
+    );
 }
 
 #[test]
 fn rejects_overlapping_ranges() {
     let range = "[[msr]]\nindex = 0x8\nlast = 0x10\nname = \"R\"\nread = \"gp\"\nwrite = \"gp\"\nreason = \"r\"\n";
     let e = errors(&format!("{ENTRY}\n{range}"));
-    assert_eq!(e, ["p.toml:8: MSRs 0x8..=0x10 (R) overlaps MSR 0x10 (MSR_IA32_TSC) at line 1"]);
+    assert_eq!(
+        e,
+        ["p.toml:8: MSRs 0x8..=0x10 (R) overlaps MSR 0x10 (MSR_IA32_TSC) at line 1"]
+    );
 }
 
 #[test]
 fn rejects_bad_numbers() {
     let e = errors(&ENTRY.replace("index = 0x10", "index = \"0x1g\""));
-    assert_eq!(e, ["p.toml:2: bad number \"0x1g\" (want decimal or 0x hexadecimal)"]);
+    assert_eq!(
+        e,
+        ["p.toml:2: bad number \"0x1g\" (want decimal or 0x hexadecimal)"]
+    );
     let e = errors(&ENTRY.replace("index = 0x10", "index = -1"));
     assert_eq!(e, ["p.toml:2: negative number -1"]);
     let e = errors(&ENTRY.replace("index = 0x10", "index = 0x1_0000_0000"));
@@ -78,18 +100,30 @@ fn rejects_unknown_keys() {
     assert!(e[0].starts_with("p.toml:"), "{e:?}");
     assert!(e[0].contains("unknown field `colour`"), "{e:?}");
     let e = errors(&format!("policy = 1\n{ENTRY}"));
-    assert!(e[0].starts_with("p.toml:1: unknown field `policy`"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.toml:1: unknown field `policy`"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn rejects_bad_actions_names_and_masks() {
     let e = errors(&ENTRY.replace("read = \"allow\"", "read = \"deny\""));
-    assert_eq!(e, ["p.toml:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")"]);
+    assert_eq!(
+        e,
+        ["p.toml:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")"]
+    );
     let e = errors(&ENTRY.replace("reason = \"r\"", "write_mask = 1\nreason = \"r\""));
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("p.toml:6: write_mask has no effect"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.toml:6: write_mask has no effect"),
+        "{e:?}"
+    );
     let e = errors(&ENTRY.replace("MSR_IA32_TSC", "tsc counter"));
-    assert_eq!(e, ["p.toml:3: bad name \"tsc counter\" (want letters, digits and _, as in msr-index.h)"]);
+    assert_eq!(
+        e,
+        ["p.toml:3: bad name \"tsc counter\" (want letters, digits and _, as in msr-index.h)"]
+    );
     let e = errors(&ENTRY.replace("reason = \"r\"", "reason = \"\""));
     assert_eq!(e, ["p.toml:6: reason must be one non-empty line"]);
 }
@@ -105,5 +139,8 @@ fn rejects_missing_keys_and_bad_toml() {
 #[test]
 fn rejects_a_linux_name_on_the_wrong_index() {
     let e = errors(&ENTRY.replace("index = 0x10", "index = 0x11"));
-    assert_eq!(e, ["p.toml:3: MSR_IA32_TSC is 0x10 in Linux's headers, not 0x11"]);
+    assert_eq!(
+        e,
+        ["p.toml:3: MSR_IA32_TSC is 0x10 in Linux's headers, not 0x11"]
+    );
 }

@@ -44,7 +44,10 @@ impl Device {
             .custom_flags(flags)
             .open(path)
             .map_err(|e| open_error(path, e))?;
-        let dev = Self { file, path: path.to_string() };
+        let dev = Self {
+            file,
+            path: path.to_string(),
+        };
         let stats = dev.stats()?;
         if stats.abi_version != ABI_VERSION as u32 || stats.record_size != RECORD_SIZE as u32 {
             return Err(Failure(format!(
@@ -80,7 +83,11 @@ impl Device {
             buf[..4].copy_from_slice(&index.to_le_bytes());
             // SAFETY: IOC_POLICY_ENTRY reads and writes POLICY_ENTRY_SIZE bytes of `buf`.
             let r = unsafe {
-                libc::ioctl(self.file.as_raw_fd(), IOC_POLICY_ENTRY as _, buf.as_mut_ptr())
+                libc::ioctl(
+                    self.file.as_raw_fd(),
+                    IOC_POLICY_ENTRY as _,
+                    buf.as_mut_ptr(),
+                )
             };
             if r != 0 {
                 let e = std::io::Error::last_os_error();
@@ -98,9 +105,17 @@ impl Device {
 /// Where `events` reads records from.
 pub(crate) enum Source {
     /// The device: non-blocking reads, and poll() between them when following.
-    Device { dev: Device, follow: bool, pending: Vec<u8> },
+    Device {
+        dev: Device,
+        follow: bool,
+        pending: Vec<u8>,
+    },
     /// A file of records, read to its end.
-    File { path: String, data: Vec<u8>, offset: usize },
+    File {
+        path: String,
+        data: Vec<u8>,
+        offset: usize,
+    },
 }
 
 impl Source {
@@ -110,16 +125,26 @@ impl Source {
         let meta = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
         if meta.file_type().is_char_device() {
             let dev = Device::open_flags(path, libc::O_NONBLOCK)?;
-            return Ok(Source::Device { dev, follow, pending: Vec::new() });
+            return Ok(Source::Device {
+                dev,
+                follow,
+                pending: Vec::new(),
+            });
         }
         if follow {
-            return Err(Failure(format!("{path}: --follow needs the msrguard device, not a file")));
+            return Err(Failure(format!(
+                "{path}: --follow needs the msrguard device, not a file"
+            )));
         }
         let mut data = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut data))
             .map_err(|e| open_error(path, e))?;
-        Ok(Source::File { path: path.to_string(), data, offset: 0 })
+        Ok(Source::File {
+            path: path.to_string(),
+            data,
+            offset: 0,
+        })
     }
 
     /// The next record, or `None` at the end (of the file, or of the pending
@@ -135,10 +160,15 @@ impl Source {
                 *offset += RECORD_SIZE;
                 Ok(Some(record))
             }
-            Source::Device { dev, follow, pending } => loop {
+            Source::Device {
+                dev,
+                follow,
+                pending,
+            } => loop {
                 if pending.len() >= RECORD_SIZE {
                     let rest = pending.split_off(RECORD_SIZE);
-                    let record = Record::from_bytes(pending).map_err(|e| describe(&dev.path, 0, e))?;
+                    let record =
+                        Record::from_bytes(pending).map_err(|e| describe(&dev.path, 0, e))?;
                     *pending = rest;
                     return Ok(Some(record));
                 }
@@ -164,7 +194,11 @@ impl Source {
 
 /// Sleeps in poll() until the device has records.
 fn wait_readable(file: &File) -> Result<(), Failure> {
-    let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: `pfd` is one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, -1) };

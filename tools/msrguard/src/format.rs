@@ -19,7 +19,9 @@ pub(crate) const EVENT_ID: u32 = 12550;
 
 fn description(r: &Record) -> &'static str {
     match r.access_status {
-        AccessStatus::AuditAllowed => "msrguard audited access to a restricted MSR (allowed: audit mode)",
+        AccessStatus::AuditAllowed => {
+            "msrguard audited access to a restricted MSR (allowed: audit mode)"
+        }
         _ => "msrguard blocked access to a restricted MSR",
     }
 }
@@ -175,7 +177,11 @@ pub(crate) fn policy_table(entries: &[PolicyEntryWire]) -> String {
         } else {
             format!("{:#x}-{:#x}", e.first, e.last)
         };
-        let mask = if e.has_write_mask { format!("{:#x}", e.write_mask) } else { "-".to_string() };
+        let mask = if e.has_write_mask {
+            format!("{:#x}", e.write_mask)
+        } else {
+            "-".to_string()
+        };
         let _ = writeln!(
             s,
             "{range:<23} {:<34} {:<6} {:<6} {mask}",
@@ -184,6 +190,10 @@ pub(crate) fn policy_table(entries: &[PolicyEntryWire]) -> String {
             action_name(e.write)
         );
     }
-    let _ = writeln!(s, "{:<23} {:<34} {:<6} {:<6} -", "(anything else)", "", "gp", "gp");
+    let _ = writeln!(
+        s,
+        "{:<23} {:<34} {:<6} {:<6} -",
+        "(anything else)", "", "gp", "gp"
+    );
     s
 }

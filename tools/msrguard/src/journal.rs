@@ -46,9 +46,15 @@ pub(crate) fn send(r: &Record) -> Result<(), Failure> {
         ("IMAGE_BASE", format!("{:#x}", r.image_base)),
         ("IMAGE_CHECKSUM", format!("{:#x}", r.image_checksum)),
         ("IMAGE_TIMESTAMP", format!("{:#x}", r.image_timestamp)),
-        ("IMAGE_NAME", String::from_utf8_lossy(trim_nul(&r.image_name)).into_owned()),
+        (
+            "IMAGE_NAME",
+            String::from_utf8_lossy(trim_nul(&r.image_name)).into_owned(),
+        ),
         ("VMM_PID", r.vmm_pid.to_string()),
-        ("VMM_COMM", String::from_utf8_lossy(trim_nul(&r.vmm_comm)).into_owned()),
+        (
+            "VMM_COMM",
+            String::from_utf8_lossy(trim_nul(&r.vmm_comm)).into_owned(),
+        ),
         ("VCPU_ID", r.vcpu_id.to_string()),
         ("GUEST_MODE", r.guest_mode.name().to_string()),
     ];

@@ -73,7 +73,11 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Events { follow, json, journal } => {
+        Command::Events {
+            follow,
+            json,
+            journal,
+        } => {
             let mut source = Source::open(&cli.device, follow)?;
             let stdout = std::io::stdout();
             loop {
@@ -84,7 +88,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     journal::send(&record)?;
                 } else {
                     let mut out = stdout.lock();
-                    let text = if json { format::json(&record) } else { format::text(&record) };
+                    let text = if json {
+                        format::json(&record)
+                    } else {
+                        format::text(&record)
+                    };
                     // A closed pipe (e.g. `| head`) ends the output quietly.
                     if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
                         return Ok(());
@@ -94,7 +102,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Stats { json } => {
             let stats = device::Device::open(&cli.device)?.stats()?;
-            println!("{}", if json { format::stats_json(&stats) } else { format::stats_text(&stats) });
+            println!(
+                "{}",
+                if json {
+                    format::stats_json(&stats)
+                } else {
+                    format::stats_text(&stats)
+                }
+            );
             Ok(())
         }
         Command::Policy => {
@@ -103,7 +118,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Check { file } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
             match msrguard_policy::parse(&file, &text) {
                 Ok(entries) => {
                     println!("{file}: {} entries, ok", entries.len());

@@ -45,7 +45,13 @@ fn two_events() -> tempfile::NamedTempFile {
     records_file(
         &[
             record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied),
-            record(2, 0x4b564dff, false, AccessStatus::AuditAllowed, Reason::Unknown),
+            record(
+                2,
+                0x4b564dff,
+                false,
+                AccessStatus::AuditAllowed,
+                Reason::Unknown,
+            ),
         ],
         &[],
     )
@@ -128,13 +134,24 @@ fn events_json_one_object_per_line() {
 
 #[test]
 fn truncated_record_is_one_clear_error() {
-    let f = records_file(&[record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied)], &[0u8; 100]);
+    let f = records_file(
+        &[record(
+            1,
+            0x79,
+            true,
+            AccessStatus::BlockedGp,
+            Reason::WriteDenied,
+        )],
+        &[0u8; 100],
+    );
     let path = f.path().display().to_string();
     tool()
         .args(["events", "--json", "--device", &path])
         .assert()
         .failure()
-        .stderr(format!("{path}: truncated record at offset 128: 100 of 128 bytes\n"));
+        .stderr(format!(
+            "{path}: truncated record at offset 128: 100 of 128 bytes\n"
+        ));
 }
 
 #[test]
@@ -172,14 +189,19 @@ fn permission_denied_says_root_is_needed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join("records");
-    std::fs::write(&path, record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied).to_bytes()).unwrap();
+    std::fs::write(
+        &path,
+        record(1, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied).to_bytes(),
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("msrguard");
     // SAFETY: geteuid has no preconditions.
     let mut cmd = if unsafe { libc_geteuid() } == 0 {
         // Root reads anything: drop to nobody to see the error users get.
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin);
         c
     } else {
         Command::new(&bin)
@@ -188,7 +210,10 @@ fn permission_denied_says_root_is_needed() {
         .arg(&path)
         .assert()
         .failure()
-        .stderr(format!("permission denied opening {}: reading msrguard needs root\n", path.display()));
+        .stderr(format!(
+            "permission denied opening {}: reading msrguard needs root\n",
+            path.display()
+        ));
 }
 
 extern "C" {
@@ -204,7 +229,9 @@ fn follow_needs_the_device() {
         .args(["events", "--follow", "--device", &path])
         .assert()
         .failure()
-        .stderr(format!("{path}: --follow needs the msrguard device, not a file\n"));
+        .stderr(format!(
+            "{path}: --follow needs the msrguard device, not a file\n"
+        ));
 }
 
 #[test]
@@ -222,5 +249,7 @@ fn check_accepts_the_default_policy_and_reports_errors_by_line() {
         .args(["check", &path])
         .assert()
         .failure()
-        .stderr(format!("{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"));
+        .stderr(format!(
+            "{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"
+        ));
 }

@@ -9,7 +9,8 @@ use msrguard_abi::record::*;
 
 fn main() {
     let mut out = String::new();
-    let mut def = |name: &str, value: String| out.push_str(&format!("#define MSRGUARD_{name} {value}\n"));
+    let mut def =
+        |name: &str, value: String| out.push_str(&format!("#define MSRGUARD_{name} {value}\n"));
 
     def("ABI_VERSION", ABI_VERSION.to_string());
     def("RECORD_SIZE", RECORD_SIZE.to_string());
@@ -38,17 +39,43 @@ fn main() {
     ] {
         def(&format!("OFF_{name}"), off.to_string());
     }
-    for s in [AccessStatus::BlockedGp, AccessStatus::BlockedIgnored, AccessStatus::AuditAllowed] {
-        def(&format!("STATUS_{}", s.name().replace('-', "_").to_uppercase()), (s as u8).to_string());
+    for s in [
+        AccessStatus::BlockedGp,
+        AccessStatus::BlockedIgnored,
+        AccessStatus::AuditAllowed,
+    ] {
+        def(
+            &format!("STATUS_{}", s.name().replace('-', "_").to_uppercase()),
+            (s as u8).to_string(),
+        );
     }
-    for r in [Reason::Unknown, Reason::ReadDenied, Reason::WriteDenied, Reason::WriteMask] {
-        def(&format!("REASON_{}", r.name().replace('-', "_").to_uppercase()), (r as u8).to_string());
+    for r in [
+        Reason::Unknown,
+        Reason::ReadDenied,
+        Reason::WriteDenied,
+        Reason::WriteMask,
+    ] {
+        def(
+            &format!("REASON_{}", r.name().replace('-', "_").to_uppercase()),
+            (r as u8).to_string(),
+        );
     }
-    for m in [GuestMode::Real, GuestMode::Vm86, GuestMode::Protected, GuestMode::Long] {
-        def(&format!("MODE_{}", m.name().to_uppercase()), (m as u8).to_string());
+    for m in [
+        GuestMode::Real,
+        GuestMode::Vm86,
+        GuestMode::Protected,
+        GuestMode::Long,
+    ] {
+        def(
+            &format!("MODE_{}", m.name().to_uppercase()),
+            (m as u8).to_string(),
+        );
     }
     for a in [Action::Allow, Action::Gp, Action::Ignore] {
-        def(&format!("ACTION_{}", a.name().to_uppercase()), (a as u8).to_string());
+        def(
+            &format!("ACTION_{}", a.name().to_uppercase()),
+            (a as u8).to_string(),
+        );
     }
     def("IOC_STATS", format!("{:#x}u", IOC_STATS));
     def("STATS_SIZE", STATS_SIZE.to_string());

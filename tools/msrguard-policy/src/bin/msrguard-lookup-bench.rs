@@ -24,7 +24,8 @@ fn indices(table: &[Entry], n: usize) -> Vec<u32> {
             let r = next();
             if i % 2 == 0 {
                 let e = &table[(r as usize) % table.len()];
-                e.first.wrapping_add((r >> 32) as u32 % (e.last - e.first + 2))
+                e.first
+                    .wrapping_add((r >> 32) as u32 % (e.last - e.first + 2))
             } else {
                 r as u32
             }
@@ -47,7 +48,9 @@ fn time_ns(indices: &[u32], rounds: usize, mut f: impl FnMut(u32) -> bool) -> f6
 }
 
 fn main() {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "policy/default.toml".to_string());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "policy/default.toml".to_string());
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -71,7 +74,9 @@ fn main() {
 
     let generated = time_ns(&idx, 5, |i| lookup(&table, i).is_some());
     let binary = time_ns(&idx, 5, |i| flat.binary_search(&i).is_ok());
-    let linear = time_ns(&idx, 5, |i| table.iter().any(|e| e.first <= i && i <= e.last));
+    let linear = time_ns(&idx, 5, |i| {
+        table.iter().any(|e| e.first <= i && i <= e.last)
+    });
     // The three must agree before their speeds mean anything.
     for &i in idx.iter().take(1 << 16) {
         let a = lookup(&table, i).is_some();
