@@ -15,5 +15,5 @@ msg "booting the demo VM (about 15 s)"
 # The demo leaves msrguard loaded; the tool then shows what it recorded.
 scripts/vm-run.sh --timeout 600 -- "selftests/msrguard_demo '$MSRGUARD_ROOT/msrguard.ko' &&
 	echo && echo '== msrguard events (what the guard recorded)' && echo &&
-	target/release/msrguard events &&
-	echo '== msrguard stats' && target/release/msrguard stats"
+	'$TOOL' events &&
+	echo '== msrguard stats' && '$TOOL' stats"

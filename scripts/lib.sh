@@ -24,6 +24,11 @@ mkdir -p "$LOG_DIR"
 
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# Cargo's build outputs are expensive too: keep them in the cache, so a
+# fresh clone does not rebuild every crate.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MSRGUARD_CACHE/cargo-target}"
+TOOL="$CARGO_TARGET_DIR/release/msrguard"
+
 # libclang 19 lives outside the default search path on bookworm.
 if [ -d /usr/lib/llvm-19/lib ]; then
 	export LIBCLANG_PATH=/usr/lib/llvm-19/lib

@@ -40,7 +40,7 @@ msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
 	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" \
-	"$MSRGUARD_ROOT/target/release/msrguard" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	"$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
 # Benchmarks print figures; they never fail the run.
