@@ -61,6 +61,11 @@ fn tool() -> Command {
     Command::cargo_bin("msrguard").unwrap()
 }
 
+/// Runs the tool with `args`; it must fail with exactly `stderr`.
+fn fails_with(args: &[&str], stderr: String) {
+    tool().args(args).assert().failure().stderr(stderr);
+}
+
 const GOLDEN_TEXT: &str = "\
 Id             : 12550
 Description    : msrguard blocked access to a restricted MSR
@@ -145,13 +150,10 @@ fn truncated_record_is_one_clear_error() {
         &[0u8; 100],
     );
     let path = f.path().display().to_string();
-    tool()
-        .args(["events", "--json", "--device", &path])
-        .assert()
-        .failure()
-        .stderr(format!(
-            "{path}: truncated record at offset 128: 100 of 128 bytes\n"
-        ));
+    fails_with(
+        &["events", "--json", "--device", &path],
+        format!("{path}: truncated record at offset 128: 100 of 128 bytes\n"),
+    );
 }
 
 #[test]
@@ -160,27 +162,15 @@ fn abi_version_mismatch_is_one_clear_error() {
     bytes[0] = 9;
     let f = records_file(&[], &bytes);
     let path = f.path().display().to_string();
-    tool()
-        .args(["events", "--device", &path])
-        .assert()
-        .failure()
-        .stderr(format!(
+    fails_with(&["events", "--device", &path], format!(
             "{path}: ABI version mismatch at offset 0: record version 9, this tool reads version 1\n"
         ));
 }
 
 #[test]
 fn missing_device_says_the_module_is_not_loaded() {
-    tool()
-        .args(["events", "--device", "/nonexistent/msrguard"])
-        .assert()
-        .failure()
-        .stderr("/nonexistent/msrguard does not exist: is the msrguard module loaded? (insmod msrguard.ko)\n");
-    tool()
-        .args(["stats", "--device", "/nonexistent/msrguard"])
-        .assert()
-        .failure()
-        .stderr("/nonexistent/msrguard does not exist: is the msrguard module loaded? (insmod msrguard.ko)\n");
+    fails_with(&["events", "--device", "/nonexistent/msrguard"], String::from("/nonexistent/msrguard does not exist: is the msrguard module loaded? (insmod msrguard.ko)\n"));
+    fails_with(&["stats", "--device", "/nonexistent/msrguard"], String::from("/nonexistent/msrguard does not exist: is the msrguard module loaded? (insmod msrguard.ko)\n"));
 }
 
 #[test]
@@ -225,13 +215,10 @@ extern "C" {
 fn follow_needs_the_device() {
     let f = two_events();
     let path = f.path().display().to_string();
-    tool()
-        .args(["events", "--follow", "--device", &path])
-        .assert()
-        .failure()
-        .stderr(format!(
-            "{path}: --follow needs the msrguard device, not a file\n"
-        ));
+    fails_with(
+        &["events", "--follow", "--device", &path],
+        format!("{path}: --follow needs the msrguard device, not a file\n"),
+    );
 }
 
 #[test]
@@ -245,11 +232,8 @@ fn check_accepts_the_default_policy_and_reports_errors_by_line() {
     let mut bad = tempfile::NamedTempFile::new().unwrap();
     bad.write_all(b"[[msr]]\nindex = 0x79\nname = \"MSR_IA32_UCODE_WRITE\"\nread = \"deny\"\nwrite = \"gp\"\nreason = \"r\"\n").unwrap();
     let path = bad.path().display().to_string();
-    tool()
-        .args(["check", &path])
-        .assert()
-        .failure()
-        .stderr(format!(
-            "{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"
-        ));
+    fails_with(
+        &["check", &path],
+        format!("{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"),
+    );
 }
