@@ -282,31 +282,15 @@ static u64 guest_rip(struct kvm_vcpu *vcpu)
 
 /*
  * Guest mode from KVM's cached CR0 and EFER (PE and LMA are never guest-owned
- * bits, so the cache is current). CPL: 0 in real mode; otherwise the RPL of
- * the cached SS on VMX (untested) or, on SVM, not available without vendor
- * internals, so reported as 0xff ("unknown").
+ * bits, so the cache is current). RDMSR and WRMSR are privileged: at CPL > 0
+ * (VM86 included) the CPU, or KVM's emulator, raises #GP before any
+ * intercept, so every access that reaches kvm_msr_allowed() is at CPL 0.
  */
-static void guest_mode_cpl(struct kvm_vcpu *vcpu, u8 *mode, u8 *cpl)
+static u8 guest_mode(struct kvm_vcpu *vcpu)
 {
-	if (!(vcpu->arch.cr0 & X86_CR0_PE)) {
-		*mode = MODE_REAL;
-		*cpl = 0;
-		return;
-	}
-	*mode = (vcpu->arch.efer & EFER_LMA) ? MODE_LONG : MODE_PROTECTED;
-	*cpl = 0xff;
-#if IS_ENABLED(CONFIG_KVM_INTEL)
-	if (host_is_vmx) {
-		unsigned long ar, rflags;
-
-		if (vmcs_read(GUEST_RFLAGS, &rflags) && (rflags & X86_EFLAGS_VM)) {
-			*mode = MODE_VM86;
-			*cpl = 3;
-		} else if (vmcs_read(GUEST_SS_AR_BYTES, &ar)) {
-			*cpl = VMX_AR_DPL(ar);
-		}
-	}
-#endif
+	if (!(vcpu->arch.cr0 & X86_CR0_PE))
+		return MODE_REAL;
+	return (vcpu->arch.efer & EFER_LMA) ? MODE_LONG : MODE_PROTECTED;
 }
 
 /* ---- The guard -------------------------------------------------------- */
@@ -379,7 +363,8 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 	a.vcpu_id = vcpu->vcpu_id;
 	a.vmm_pid = task_tgid_nr(current);
 	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
-	guest_mode_cpl(vcpu, &a.guest_mode, &a.guest_cpl);
+	a.guest_mode = guest_mode(vcpu);
+	a.guest_cpl = 0;
 	a.audit = msrguard_shim_audit();
 
 	msrguard_rust_check(guard_ctx, &a, &out);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Real-mode guest code for msrguard's tests. The host copies the bytes
+ * Guest code for msrguard's tests, real mode unless vm.c switches the vCPU
+ * to long mode (the access stubs are the same bytes in both). The host copies the bytes
  * between guest_code_start and guest_code_end to guest physical address
  * GUEST_CODE_GPA, points RIP at one entry and sets ECX/EAX/EDX/EBX. Every
  * entry ends in HLT, which exits to the host (no in-kernel LAPIC).
@@ -14,6 +15,7 @@
 	.globl guest_code_start, guest_code_end
 	.globl guest_rdmsr, guest_wrmsr, guest_rdmsr_fep, guest_wrmsr_fep
 	.globl guest_rdmsr_loop, guest_gp_handler, guest_ud_handler
+	.globl guest_gp_handler64
 
 guest_code_start:
 
@@ -58,6 +60,18 @@ guest_gp_handler:
 guest_ud_handler:
 	movl $6, %edi
 	hlt
+
+/*
+ * 64-bit #GP handler (IDT entry 13 in long mode): the CPU pushed an error
+ * code, then RIP, CS, RFLAGS, RSP, SS.
+ */
+	.code64
+guest_gp_handler64:
+	movl $13, %edi
+	addq $8, %rsp		/* drop the error code */
+	addq $2, (%rsp)		/* return RIP: past the 2-byte RDMSR/WRMSR */
+	iretq
+	.code16
 
 guest_code_end:
 	.section .note.GNU-stack, "", @progbits

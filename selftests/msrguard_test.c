@@ -252,6 +252,7 @@ struct suite {
 	int fd;
 	bool have_vm;
 	uint64_t misc_enable;	/* the guest's MISC_ENABLE, read at start */
+	uint8_t want_mode;	/* MSRGUARD_MODE_* events must carry; 0 = real */
 };
 
 static int guest_access(struct suite *s, const char *entry, uint32_t msr,
@@ -307,7 +308,7 @@ static int run_guard_case(struct suite *s, const struct guard_case *c, char *why
 	if (e.msr != c->msr || e.is_write != (c->entry == guest_wrmsr || c->entry == guest_wrmsr_fep) ||
 	    e.status != c->want_status || e.reason != c->want_reason || e.pc != pc ||
 	    e.value != (e.is_write ? c->value : 0) || e.pid != (uint32_t)getpid() ||
-	    e.vcpu != 0 || e.mode != MSRGUARD_MODE_REAL) {
+	    e.vcpu != 0 || e.mode != (s->want_mode ? s->want_mode : MSRGUARD_MODE_REAL)) {
 		snprintf(why, whylen,
 			 "event msr=%#x write=%u status=%u reason=%u pc=%#llx value=%#llx pid=%u vcpu=%u mode=%u; "
 			 "want msr=%#x status=%u reason=%u pc=%#llx value=%#llx pid=%u",
@@ -478,6 +479,40 @@ static void test_emulator_path(struct suite *s)
 	}
 }
 
+/* The same checks with the guest in 64-bit long mode. */
+static void test_long_mode(struct suite *s)
+{
+	const struct guard_case cases[] = {
+		{ "long mode: allowed RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
+		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
+		{ "long mode: unknown RDMSR gets #GP, event with mode=long and the 64-bit Pc",
+		  guest_rdmsr, 0, MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "long mode: ignore WRMSR POWER_CTL succeeds, blocked-ignored event", guest_wrmsr, 0,
+		  MSR_IA32_POWER_CTL, 0x2, 0, false, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
+		  MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
+	};
+	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
+	char why[512];
+	size_t i;
+	int ret;
+
+	ret = vm_create(&l.vm);
+	if (!ret) {
+		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
+		if (ret)
+			vm_destroy(&l.vm);
+	}
+	if (ret) {
+		for (i = 0; i < ARRAY_SIZE(cases); i++)
+			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
+		return;
+	}
+	for (i = 0; i < ARRAY_SIZE(cases); i++)
+		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
+	vm_destroy(&l.vm);
+}
+
 static void test_audit_mode(struct suite *s)
 {
 	const struct guard_case c = {
@@ -637,6 +672,21 @@ static void test_stats(struct suite *s)
 				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_RECORD_SIZE, 4),
 				      (unsigned long long)gen0,
 				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_GENERATED));
+}
+
+/* Bad parameters fail the load cleanly (and leave nothing behind). */
+static void test_bad_params(void)
+{
+	int r1 = load_module("ring_records=0");
+	int r2 = load_module("mode=bogus");
+	int r3 = load_module("");
+	int r4 = r3 ? r3 : unload_module();
+
+	if (r1 == -EINVAL && r2 == -EINVAL && !r3 && !r4)
+		ksft_test_result_pass("bad parameters (ring_records=0, mode=bogus): EINVAL, then a clean load\n");
+	else
+		ksft_test_result_fail("bad parameters: ring_records=0 %d, mode=bogus %d, reload %d, unload %d\n",
+				      r1, r2, r3, r4);
 }
 
 /* A small buffer overflows: the newest events are dropped, exactly counted. */
@@ -1034,7 +1084,7 @@ int main(int argc, char **argv)
 	tool_path = argv[3];
 
 	ksft_print_header();
-	ksft_set_plan(41);
+	ksft_set_plan(46);
 
 	test_module_load_unload();
 
@@ -1053,6 +1103,7 @@ int main(int argc, char **argv)
 
 	test_guard_cases(&s);
 	test_emulator_path(&s);
+	test_long_mode(&s);
 	test_audit_mode(&s);
 	test_log_line();
 	test_nonblock_and_short_read(&s);
@@ -1073,6 +1124,7 @@ int main(int argc, char **argv)
 	else
 		ksft_test_result_pass("rmmod msrguard after the guard cases (hooks disarmed)\n");
 
+	test_bad_params();
 	test_drop_count(&s);
 	vm_destroy(&s.vm);
 	test_load_order();

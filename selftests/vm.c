@@ -97,6 +97,84 @@ static void flat_segment(struct kvm_segment *seg)
 	seg->selector = 0;
 }
 
+/* Long-mode structures, below the code at GUEST_CODE_GPA.. and the stack. */
+#define GDT_GPA  0x9000
+#define IDT_GPA  0xa000
+#define PML4_GPA 0xb000
+#define PDPT_GPA 0xc000
+#define PD_GPA   0xd000
+
+static void put64(uint8_t *mem, uint64_t gpa, uint64_t v)
+{
+	memcpy(mem + gpa, &v, 8);
+}
+
+/* Gives the vCPU the CPUID KVM supports: long mode needs CPUID.LM for EFER.LME. */
+static int set_supported_cpuid(struct vm *vm)
+{
+	struct kvm_cpuid2 *cpuid;
+	int nent = 256, ret = 0;
+
+	cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(cpuid->entries[0]));
+	if (!cpuid)
+		return -ENOMEM;
+	cpuid->nent = nent;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0 ||
+	    ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid) < 0)
+		ret = -errno;
+	free(cpuid);
+	return ret;
+}
+
+int vm_set_mode(struct vm *vm, enum guest_cpu_mode mode)
+{
+	uint64_t handler = guest_gpa(guest_gp_handler64);
+	int ret;
+
+	vm->mode = mode;
+	if (mode != GUEST_LONG_MODE)
+		return 0;
+	ret = set_supported_cpuid(vm);
+	if (ret)
+		return ret;
+	/* Null, 64-bit code (selector 8), data (selector 0x10). */
+	put64(vm->mem, GDT_GPA + 0, 0);
+	put64(vm->mem, GDT_GPA + 8, 0x00af9a000000ffffull);
+	put64(vm->mem, GDT_GPA + 16, 0x00cf92000000ffffull);
+	/* IDT entry 13: 64-bit interrupt gate to the #GP handler. */
+	put64(vm->mem, IDT_GPA + 13 * 16, (handler & 0xffff) | (8ull << 16) | (0x8eull << 40) |
+					  ((handler >> 16 & 0xffff) << 48));
+	put64(vm->mem, IDT_GPA + 13 * 16 + 8, handler >> 32);
+	/* Identity map of the first 2 MiB with one large page. */
+	put64(vm->mem, PML4_GPA, PDPT_GPA | 3);
+	put64(vm->mem, PDPT_GPA, PD_GPA | 3);
+	put64(vm->mem, PD_GPA, 0x83);
+	return 0;
+}
+
+static void long_mode_sregs(struct kvm_sregs *sregs)
+{
+	struct kvm_segment code = {
+		.base = 0, .limit = 0xffffffff, .selector = 8, .type = 11,
+		.present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
+	};
+	struct kvm_segment data = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 3,
+		.present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+	};
+
+	sregs->cs = code;
+	sregs->ds = sregs->es = sregs->ss = sregs->fs = sregs->gs = data;
+	sregs->gdt.base = GDT_GPA;
+	sregs->gdt.limit = 3 * 8 - 1;
+	sregs->idt.base = IDT_GPA;
+	sregs->idt.limit = 32 * 16 - 1;
+	sregs->cr3 = PML4_GPA;
+	sregs->cr4 = 0x20;		/* PAE */
+	sregs->cr0 = 0x80000011;	/* PG, ET, PE */
+	sregs->efer = 0x500;		/* LMA, LME */
+}
+
 int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		 uint64_t value, uint32_t count, struct guest_result *res)
 {
@@ -106,10 +184,14 @@ int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 	memset(res, 0, sizeof(*res));
 	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	flat_segment(&sregs.cs);
-	flat_segment(&sregs.ds);
-	flat_segment(&sregs.es);
-	flat_segment(&sregs.ss);
+	if (vm->mode == GUEST_LONG_MODE) {
+		long_mode_sregs(&sregs);
+	} else {
+		flat_segment(&sregs.cs);
+		flat_segment(&sregs.ds);
+		flat_segment(&sregs.es);
+		flat_segment(&sregs.ss);
+	}
 	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 

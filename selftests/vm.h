@@ -20,6 +20,10 @@ extern const char guest_rdmsr[], guest_wrmsr[];
 extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
 extern const char guest_rdmsr_loop[];
 extern const char guest_gp_handler[], guest_ud_handler[];
+extern const char guest_gp_handler64[];
+
+/* The CPU mode vm_run_entry() starts the guest in. */
+enum guest_cpu_mode { GUEST_REAL_MODE, GUEST_LONG_MODE };
 
 struct vm {
 	int kvm_fd;
@@ -28,6 +32,7 @@ struct vm {
 	struct kvm_run *run;
 	size_t run_size;
 	uint8_t *mem;
+	enum guest_cpu_mode mode;
 };
 
 /* What the guest saw when it halted (or why it stopped). */
@@ -55,6 +60,14 @@ void vm_destroy(struct vm *vm);
  */
 int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		 uint64_t value, uint32_t count, struct guest_result *res);
+
+/*
+ * Makes later vm_run_entry() calls start in @mode: long mode uses identity
+ * page tables, a flat 64-bit GDT and an IDT with a #GP handler, all set up
+ * here in guest memory, and the vCPU gets the CPUID KVM supports. Returns 0
+ * or a negative errno.
+ */
+int vm_set_mode(struct vm *vm, enum guest_cpu_mode mode);
 
 /* Read one MSR of the vCPU the way a VMM does (KVM_GET_MSRS). */
 int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value);
