@@ -150,8 +150,8 @@ impl EventDevice {
         match cmd {
             IOC_STATS => {
                 let mut stats = self.events.stats();
-                stats.audit = shim::audit() as u32;
-                stats.locked = shim::locked() as u32;
+                stats.audit = u32::from(shim::audit());
+                stats.locked = u32::from(shim::locked());
                 UserSlice::new(arg, STATS_SIZE)
                     .writer()
                     .write_slice(&stats.to_bytes())?;
@@ -249,7 +249,7 @@ unsafe extern "C" fn fop_poll(
 unsafe extern "C" fn fop_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: A file of our device, per this function's contract.
     let dev = unsafe { EventDevice::from_file(file) };
-    match dev.ioctl(cmd, arg as usize) {
+    match dev.ioctl(cmd, arg) {
         Ok(r) => r as c_long,
         Err(e) => e.to_errno() as c_long,
     }

@@ -94,7 +94,7 @@ impl EventQueue {
     }
 
     /// Copies up to `out.len()` of the oldest records into `out` without
-    /// removing them; returns how many, and the sequence of the first.
+    /// removing them; returns how many.
     fn peek(ring: &Ring, out: &mut [[u8; RECORD_SIZE]]) -> usize {
         let capacity = ring.slots.len();
         let n = out.len().min(ring.len);
@@ -173,7 +173,7 @@ impl Ring {
             len: 0,
             next_sequence: 1,
             stats: Stats {
-                abi_version: ABI_VERSION as u32,
+                abi_version: u32::from(ABI_VERSION),
                 record_size: RECORD_SIZE as u32,
                 ..Stats::default()
             },

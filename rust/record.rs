@@ -257,7 +257,7 @@ fn get<const N: usize>(buf: &[u8; RECORD_SIZE], offset: usize) -> [u8; N] {
 
 impl Record {
     /// Encodes the record in its wire layout.
-    pub fn to_bytes(&self) -> [u8; RECORD_SIZE] {
+    pub fn to_bytes(self) -> [u8; RECORD_SIZE] {
         let mut b = [0u8; RECORD_SIZE];
         put(&mut b, offset::ABI_VERSION, ABI_VERSION.to_le_bytes());
         put(
@@ -287,7 +287,7 @@ impl Record {
         );
         put(&mut b, offset::VMM_PID, self.vmm_pid.to_le_bytes());
         put(&mut b, offset::VCPU_ID, self.vcpu_id.to_le_bytes());
-        b[offset::IS_WRITE] = self.is_write as u8;
+        b[offset::IS_WRITE] = u8::from(self.is_write);
         b[offset::ACCESS_STATUS] = self.access_status as u8;
         b[offset::GUEST_CPL] = self.guest_cpl;
         b[offset::GUEST_MODE] = self.guest_mode as u8;
@@ -317,17 +317,17 @@ impl Record {
         let is_write = match b[offset::IS_WRITE] {
             0 => false,
             1 => true,
-            v => return Err(DecodeError::Field("is_write", v as u64)),
+            v => return Err(DecodeError::Field("is_write", u64::from(v))),
         };
         let access_status = AccessStatus::from_u8(b[offset::ACCESS_STATUS]).ok_or(
-            DecodeError::Field("access_status", b[offset::ACCESS_STATUS] as u64),
+            DecodeError::Field("access_status", u64::from(b[offset::ACCESS_STATUS])),
         )?;
         let guest_mode = GuestMode::from_u8(b[offset::GUEST_MODE]).ok_or(DecodeError::Field(
             "guest_mode",
-            b[offset::GUEST_MODE] as u64,
+            u64::from(b[offset::GUEST_MODE]),
         ))?;
         let reason = Reason::from_u8(b[offset::REASON])
-            .ok_or(DecodeError::Field("reason", b[offset::REASON] as u64))?;
+            .ok_or(DecodeError::Field("reason", u64::from(b[offset::REASON])))?;
         Ok(Self {
             msr: u32::from_le_bytes(get(b, offset::MSR)),
             sequence: u64::from_le_bytes(get(b, offset::SEQUENCE)),
@@ -443,7 +443,7 @@ pub mod stats_offset {
 
 impl Stats {
     /// Encodes the counters in their wire layout.
-    pub fn to_bytes(&self) -> [u8; STATS_SIZE] {
+    pub fn to_bytes(self) -> [u8; STATS_SIZE] {
         use stats_offset::*;
         let mut b = [0u8; STATS_SIZE];
         let words = [
@@ -525,14 +525,14 @@ pub struct PolicyEntryWire {
 
 impl PolicyEntryWire {
     /// Encodes the entry.
-    pub fn to_bytes(&self) -> [u8; POLICY_ENTRY_SIZE] {
+    pub fn to_bytes(self) -> [u8; POLICY_ENTRY_SIZE] {
         let mut b = [0u8; POLICY_ENTRY_SIZE];
         b[0..4].copy_from_slice(&self.first.to_le_bytes());
         b[4..8].copy_from_slice(&self.last.to_le_bytes());
         b[8..16].copy_from_slice(&self.write_mask.to_le_bytes());
         b[16] = self.read;
         b[17] = self.write;
-        b[18] = self.has_write_mask as u8;
+        b[18] = u8::from(self.has_write_mask);
         b[24..64].copy_from_slice(&self.name);
         b
     }
