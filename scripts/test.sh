@@ -27,6 +27,8 @@ grep -c '^ok' "$LOG_DIR/check-hooks.log" | xargs printf 'check-hooks: %s checks 
 
 t=$SECONDS
 msg "building msrguard.ko and the VM suite"
+scripts/lint.sh >"$LOG_DIR/lint.log" 2>&1 || { cat "$LOG_DIR/lint.log"; die "lint failed (clippy or rustfmt)"; }
+grep '^ok' "$LOG_DIR/lint.log"
 # The suite also needs a build with the test policy (selftests/test-policy.toml).
 make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
 cp msrguard.ko selftests/msrguard-testpolicy.ko

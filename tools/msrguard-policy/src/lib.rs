@@ -334,6 +334,7 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
         "/// Entries sorted by first index, no overlaps ({} entries).",
         entries.len()
     );
+    let _ = writeln!(out, "#[rustfmt::skip]");
     let _ = writeln!(out, "pub(crate) static TABLE: &[Entry] = &[");
     for e in entries {
         let _ = writeln!(out, "    // {}", e.reason.replace('\n', " "));

@@ -1,0 +1,40 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Lints: the module with the kernel's clippy and rustfmt settings, the host
+# crates with cargo clippy and cargo fmt. Fails on any warning.
+
+. "$(dirname "$0")/lib.sh"
+cd "$MSRGUARD_ROOT"
+
+KDIR="$("$MSRGUARD_ROOT/scripts/kernel-dir.sh")"
+[ -n "$KDIR" ] || die "no built kernel tree: run scripts/setup.sh"
+fail=0
+
+touch rust/msrguard_main.rs
+if make CLIPPY=1 >"$LOG_DIR/lint-clippy-module.log" 2>&1 && ! grep -q '^warning' "$LOG_DIR/lint-clippy-module.log"; then
+	echo "ok: module clippy (make CLIPPY=1)"
+else
+	grep -A8 -E '^(warning|error)' "$LOG_DIR/lint-clippy-module.log" | head -n 60
+	echo "FAIL: module clippy"
+	fail=1
+fi
+sources=$(ls rust/*.rs | grep -v '^rust/policy_table.rs$')
+if rustfmt --edition 2021 --config-path "$KDIR/.rustfmt.toml" --check $sources; then
+	echo "ok: module rustfmt (kernel .rustfmt.toml)"
+else
+	echo "FAIL: module rustfmt"
+	fail=1
+fi
+if cargo clippy --workspace --all-targets --locked -q -- -D warnings; then
+	echo "ok: cargo clippy"
+else
+	echo "FAIL: cargo clippy"
+	fail=1
+fi
+if cargo fmt --all --check; then
+	echo "ok: cargo fmt"
+else
+	echo "FAIL: cargo fmt"
+	fail=1
+fi
+exit $fail
