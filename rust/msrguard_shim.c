@@ -155,7 +155,12 @@ u64 msrguard_shim_realtime_ns(void)
  * the call as an intercept query (vetoing whatever could be vetoed) and an
  * "ignore" veto stays a #GP. Never weaker.
  */
-enum slot_state { SLOT_FREE, SLOT_ACCESS, SLOT_IGNORE };
+enum slot_state {
+	SLOT_FREE,
+	SLOT_ACCESS,		/* an access is under way: kvm_msr_allowed() comes next */
+	SLOT_IGNORE,		/* vetoed with "ignore": complete it as success */
+	SLOT_AUDIT_READ,	/* audit mode read: record it with the value it returns */
+};
 enum access_path { PATH_EXIT, PATH_EMULATOR, PATH_NESTED };
 
 struct access_slot {
@@ -167,6 +172,7 @@ struct access_slot {
 	bool is_write;
 	int reg;		/* RDMSR destination: <0 for EDX:EAX */
 	u64 value;
+	struct msrguard_access access;	/* SLOT_AUDIT_READ: the event to record */
 };
 
 #define SLOT_BITS 10
@@ -213,36 +219,42 @@ static bool slot_take_access(struct kvm_vcpu *vcpu, u32 msr, bool is_write,
 	return found;
 }
 
-static void slot_mark_ignore(struct kvm_vcpu *vcpu, const struct access_slot *a)
+/* Leaves work for the completion probes: SLOT_IGNORE or SLOT_AUDIT_READ. */
+static void slot_mark_completion(struct kvm_vcpu *vcpu, const struct access_slot *a,
+				 enum slot_state state, const struct msrguard_access *access)
 {
 	struct access_slot *s = slot_of(vcpu);
 	unsigned long flags;
 
 	raw_spin_lock_irqsave(&s->lock, flags);
 	s->vcpu = vcpu;
-	s->state = SLOT_IGNORE;
+	s->state = state;
 	s->path = a->path;
 	s->msr = a->msr;
 	s->is_write = a->is_write;
 	s->reg = a->reg;
+	if (access)
+		s->access = *access;
 	raw_spin_unlock_irqrestore(&s->lock, flags);
 }
 
-static bool slot_take_ignore(struct kvm_vcpu *vcpu, enum access_path path,
-			     struct access_slot *out)
+/* Takes the completion work of @vcpu on @path; SLOT_FREE if there is none. */
+static enum slot_state slot_take_completion(struct kvm_vcpu *vcpu, enum access_path path,
+					    struct access_slot *out)
 {
 	struct access_slot *s = slot_of(vcpu);
+	enum slot_state state = SLOT_FREE;
 	unsigned long flags;
-	bool found;
 
 	raw_spin_lock_irqsave(&s->lock, flags);
-	found = s->vcpu == vcpu && s->state == SLOT_IGNORE && s->path == path;
-	if (found) {
+	if (s->vcpu == vcpu && s->path == path &&
+	    (s->state == SLOT_IGNORE || s->state == SLOT_AUDIT_READ)) {
+		state = s->state;
 		*out = *s;
 		s->state = SLOT_FREE;
 	}
 	raw_spin_unlock_irqrestore(&s->lock, flags);
-	return found;
+	return state;
 }
 
 /* ---- Guest state ------------------------------------------------------ */
@@ -330,6 +342,17 @@ static void report(const struct msrguard_access *a, const struct msrguard_outcom
 			    a->vmm_pid, a->vmm_comm, a->vcpu_id);
 }
 
+/* Records an event for @a if the policy objects, and reports it. */
+static struct msrguard_outcome decide_and_report(const struct msrguard_access *a)
+{
+	struct msrguard_outcome out;
+
+	msrguard_rust_check(guard_ctx, a, &out);
+	if (out.status)
+		report(a, &out);
+	return out;
+}
+
 /* kvm_msr_allowed(vcpu, index, type): the decision point. */
 static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 {
@@ -367,9 +390,18 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 	a.guest_cpl = 0;
 	a.audit = msrguard_shim_audit();
 
-	msrguard_rust_check(guard_ctx, &a, &out);
-	if (out.status)
-		report(&a, &out);
+	/*
+	 * An audited read is recorded when it completes, so that MsrValue is
+	 * the value the guest got. (Nested load lists complete inside KVM:
+	 * recorded now, with value 0.)
+	 */
+	if (a.audit && !is_write && slot.path != PATH_NESTED &&
+	    msrguard_rust_vetoes(msr, false, 0)) {
+		slot_mark_completion(vcpu, &slot, SLOT_AUDIT_READ, &a);
+		return 0;
+	}
+
+	out = decide_and_report(&a);
 
 	switch (out.action) {
 	case ACTION_ALLOW:
@@ -382,7 +414,7 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 		 */
 		if (slot.path != PATH_NESTED &&
 		    !(vcpu->kvm->arch.user_space_msr_mask & KVM_MSR_EXIT_REASON_FILTER))
-			slot_mark_ignore(vcpu, &slot);
+			slot_mark_completion(vcpu, &slot, SLOT_IGNORE, NULL);
 		fallthrough;
 	default:
 		return return_early(regs, false);
@@ -426,23 +458,44 @@ static int nested_write_pre(struct kprobe *p, struct pt_regs *regs)
 }
 NOKPROBE_SYMBOL(nested_write_pre);
 
-/* kvm_complete_insn_gp(vcpu, err): an "ignore" veto completes as success. */
+/* The value an RDMSR exit put into the guest's registers. */
+static u64 rdmsr_result(struct kvm_vcpu *vcpu, int reg)
+{
+	if (reg >= 0 && reg < NR_VCPU_GENERAL_PURPOSE_REGS)
+		return vcpu->arch.regs[reg];
+	return (u32)vcpu->arch.regs[VCPU_REGS_RAX] |
+	       ((u64)(u32)vcpu->arch.regs[VCPU_REGS_RDX] << 32);
+}
+
+/*
+ * kvm_complete_insn_gp(vcpu, err): an "ignore" veto completes as success;
+ * an audited read is recorded with the value it returned.
+ */
 static int complete_insn_gp_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)regs->di;
 	struct access_slot slot;
 
-	if (!regs->si || !slot_take_ignore(vcpu, PATH_EXIT, &slot))
-		return 0;
-	if (!slot.is_write) {
-		if (slot.reg < 0) {
-			vcpu->arch.regs[VCPU_REGS_RAX] = 0;
-			vcpu->arch.regs[VCPU_REGS_RDX] = 0;
-		} else if (slot.reg < NR_VCPU_GENERAL_PURPOSE_REGS) {
-			vcpu->arch.regs[slot.reg] = 0;
+	switch (slot_take_completion(vcpu, PATH_EXIT, &slot)) {
+	case SLOT_IGNORE:
+		if (!slot.is_write) {
+			if (slot.reg < 0) {
+				vcpu->arch.regs[VCPU_REGS_RAX] = 0;
+				vcpu->arch.regs[VCPU_REGS_RDX] = 0;
+			} else if (slot.reg < NR_VCPU_GENERAL_PURPOSE_REGS) {
+				vcpu->arch.regs[slot.reg] = 0;
+			}
 		}
+		regs->si = 0;
+		break;
+	case SLOT_AUDIT_READ:
+		/* A failed read (err != 0) returned nothing. */
+		slot.access.value = regs->si ? 0 : rdmsr_result(vcpu, slot.reg);
+		decide_and_report(&slot.access);
+		break;
+	default:
+		break;
 	}
-	regs->si = 0;
 	return 0;
 }
 NOKPROBE_SYMBOL(complete_insn_gp_pre);
@@ -480,11 +533,20 @@ static int emulator_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 	struct emulator_call *c = (struct emulator_call *)ri->data;
 	struct access_slot slot;
 
-	if (!slot_take_ignore(c->vcpu, PATH_EMULATOR, &slot))
-		return 0;
-	if (c->data)
-		*c->data = 0;
-	regs_set_return_value(regs, MSRGUARD_X86EMUL_CONTINUE);
+	switch (slot_take_completion(c->vcpu, PATH_EMULATOR, &slot)) {
+	case SLOT_IGNORE:
+		if (c->data)
+			*c->data = 0;
+		regs_set_return_value(regs, MSRGUARD_X86EMUL_CONTINUE);
+		break;
+	case SLOT_AUDIT_READ:
+		slot.access.value = regs_return_value(regs) == MSRGUARD_X86EMUL_CONTINUE && c->data ?
+				    *c->data : 0;
+		decide_and_report(&slot.access);
+		break;
+	default:
+		break;
+	}
 	return 0;
 }
 NOKPROBE_SYMBOL(emulator_ret);

@@ -42,6 +42,7 @@ struct msrguard_outcome {
 void msrguard_rust_check(void *guard, const struct msrguard_access *access,
 			 struct msrguard_outcome *outcome);
 bool msrguard_rust_may_pass_through(u32 msr, bool is_write);
+bool msrguard_rust_vetoes(u32 msr, bool is_write, u64 value);
 
 /* Implemented in C, called by Rust. */
 int msrguard_shim_init(void *guard);

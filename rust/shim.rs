@@ -164,3 +164,9 @@ pub(crate) unsafe extern "C" fn msrguard_rust_check(
 pub(crate) extern "C" fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool {
     policy::always_allowed(TABLE, msr, is_write)
 }
+
+/// Whether the policy objects to this access (without recording anything).
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_vetoes(msr: u32, is_write: bool, value: u64) -> bool {
+    policy::decide(TABLE, msr, is_write, value).reason.is_some()
+}

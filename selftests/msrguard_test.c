@@ -772,6 +772,44 @@ static void test_load_order(void)
 	unload_module();
 }
 
+/*
+ * Audit mode records a read when it completes: MsrValue is what the guest
+ * got. FS_BASE (denied by the test policy) holds a value the VMM set.
+ */
+static void test_audit_read_value(void)
+{
+	const uint64_t fs_base = 0x123456789aull;
+	struct guest_result res = { 0 };
+	struct suite s2;
+	struct event e = { 0 };
+	int ret, fd = open_device(), got = 0;
+
+	drain(fd);
+	ret = write_file("/sys/module/msrguard/parameters/mode", "audit");
+	if (!ret)
+		ret = vm_create(&s2.vm);
+	if (!ret) {
+		ret = vm_set_msr(&s2.vm, MSR_FS_BASE, fs_base);
+		if (!ret)
+			ret = guest_access(&s2, guest_rdmsr, MSR_FS_BASE, 0, &res);
+		vm_destroy(&s2.vm);
+	}
+	write_file("/sys/module/msrguard/parameters/mode", "enforce");
+	if (!ret && fd >= 0)
+		got = next_event(fd, &e);
+	if (!ret && res.fault_vector == 0 && res.value == fs_base && got == 1 &&
+	    e.msr == MSR_FS_BASE && !e.is_write && e.value == fs_base &&
+	    e.status == MSRGUARD_STATUS_AUDIT_ALLOWED && e.reason == MSRGUARD_REASON_READ_DENIED &&
+	    e.pc == guest_gpa(guest_rdmsr))
+		ksft_test_result_pass("audit mode read: allowed, event carries the value the guest read\n");
+	else
+		ksft_test_result_fail("audit read: ret %d vector %u read %#llx, event %d value %#llx status %u\n",
+				      ret, res.fault_vector, (unsigned long long)res.value, got,
+				      (unsigned long long)e.value, e.status);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* A policy denying FS_BASE, which SVM lets guests access without exits. */
 static void test_passthrough_denied(void)
 {
@@ -802,6 +840,7 @@ static void test_passthrough_denied(void)
 				      r1.fault_vector, r2.fault_vector);
 	if (fd >= 0)
 		close(fd);
+	test_audit_read_value();
 	unload_module();
 }
 
@@ -1084,7 +1123,7 @@ int main(int argc, char **argv)
 	tool_path = argv[3];
 
 	ksft_print_header();
-	ksft_set_plan(46);
+	ksft_set_plan(47);
 
 	test_module_load_unload();
 

@@ -231,3 +231,13 @@ int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value)
 	*value = msrs.entry.data;
 	return 0;
 }
+
+int vm_set_msr(struct vm *vm, uint32_t msr, uint64_t value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entry;
+	} msrs = { .hdr.nmsrs = 1, .entry.index = msr, .entry.data = value };
+
+	return ioctl(vm->vcpu_fd, KVM_SET_MSRS, &msrs) == 1 ? 0 : -EINVAL;
+}

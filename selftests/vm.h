@@ -72,4 +72,7 @@ int vm_set_mode(struct vm *vm, enum guest_cpu_mode mode);
 /* Read one MSR of the vCPU the way a VMM does (KVM_GET_MSRS). */
 int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value);
 
+/* Write one MSR of the vCPU the way a VMM does (KVM_SET_MSRS). */
+int vm_set_msr(struct vm *vm, uint32_t msr, uint64_t value);
+
 #endif
