@@ -76,19 +76,22 @@ pub(crate) struct EventDevice {
     /// Serializes readers, so that peek-copy-commit is atomic per reader.
     #[pin]
     readers: Mutex<()>,
-    /// The registered `struct miscdevice`; files find `self` from it.
+    /// The `struct miscdevice`; files find `self` from it.
     #[pin]
     misc: Opaque<bindings::miscdevice>,
+    /// Whether `misc` is registered.
+    registered: bool,
 }
 
 // SAFETY: The C side only touches `misc` through the misc core, which
-// serializes registration; everything else is behind locks.
+// serializes registration; `registered` changes only through `Pin<&mut Self>`;
+// everything else is behind locks.
 unsafe impl Send for EventDevice {}
 // SAFETY: As above: shared access goes through locks.
 unsafe impl Sync for EventDevice {}
 
 impl EventDevice {
-    /// Allocates the queue and registers `/dev/msrguard`.
+    /// Allocates the queue; `/dev/msrguard` appears with [`Self::register`].
     pub(crate) fn new(capacity: usize) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             events <- EventQueue::new(capacity),
@@ -101,12 +104,35 @@ impl EventDevice {
                 raw.mode = 0o600;
                 // SAFETY: The initializer may write to `slot`.
                 unsafe { slot.write(raw) };
-                // SAFETY: `slot` holds an initialized miscdevice; it is
-                // pinned and deregistered in `drop` before it is freed.
-                // INVARIANT: On `Ok`, `misc` is registered.
-                to_result(unsafe { bindings::misc_register(slot) })
+                Ok::<(), Error>(())
             }),
+            registered: false,
         })
+    }
+
+    /// Registers `/dev/msrguard`. Call once, when everything the device
+    /// reads from is in place: an open file only pins the module, not its
+    /// initialization.
+    pub(crate) fn register(self: Pin<&mut Self>) -> Result {
+        // SAFETY: Nothing is moved out of the pinned value.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `misc` holds an initialized miscdevice; it is pinned and
+        // deregistered (`deregister`, or `drop`) before it is freed.
+        to_result(unsafe { bindings::misc_register(this.misc.get()) })?;
+        // INVARIANT: `registered` is true exactly while `misc` is registered.
+        this.registered = true;
+        Ok(())
+    }
+
+    /// Removes `/dev/msrguard`, if registered.
+    pub(crate) fn deregister(self: Pin<&mut Self>) {
+        // SAFETY: Nothing is moved out of the pinned value.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.registered {
+            // SAFETY: `misc` is registered (`registered` invariant).
+            unsafe { bindings::misc_deregister(this.misc.get()) };
+            this.registered = false;
+        }
     }
 
     /// The device behind an open file of `/dev/msrguard`.
@@ -123,7 +149,7 @@ impl EventDevice {
         unsafe { &*kernel::container_of!(misc, EventDevice, misc) }
     }
 
-    fn read(&self, file: &File, buf: UserPtr, len: usize) -> Result<usize> {
+    fn read(&self, nonblock: bool, buf: UserPtr, len: usize) -> Result<usize> {
         if len < RECORD_SIZE {
             return Err(EINVAL);
         }
@@ -132,17 +158,34 @@ impl EventDevice {
         for _ in 0..want {
             batch.push([0u8; RECORD_SIZE], GFP_KERNEL)?;
         }
-        let nonblock = file.flags() & bindings::O_NONBLOCK != 0;
 
-        let _reader = self.readers.lock();
-        let n = self.events.wait_peek(&mut batch, nonblock)?;
-        let mut writer = UserSlice::new(buf, n * RECORD_SIZE).writer();
-        for record in batch.iter().take(n) {
-            // On a fault nothing is committed: the records stay queued.
-            writer.write_slice(record)?;
+        loop {
+            // Sleep without the reader lock, so other readers (and signals)
+            // are never stuck behind a sleeping one.
+            if !nonblock {
+                self.events.wait_readable()?;
+            }
+            let _reader = if nonblock {
+                self.readers.try_lock().ok_or(EAGAIN)?
+            } else {
+                self.readers.lock()
+            };
+            let n = self.events.peek(&mut batch);
+            if n == 0 {
+                if nonblock {
+                    return Err(EAGAIN);
+                }
+                // Another reader took them: wait again.
+                continue;
+            }
+            let mut writer = UserSlice::new(buf, n * RECORD_SIZE).writer();
+            for record in batch.iter().take(n) {
+                // On a fault nothing is committed: the records stay queued.
+                writer.write_slice(record)?;
+            }
+            self.events.commit(n);
+            return Ok(n * RECORD_SIZE);
         }
-        self.events.commit(n);
-        Ok(n * RECORD_SIZE)
     }
 
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
@@ -186,14 +229,11 @@ impl EventDevice {
 #[pinned_drop]
 impl PinnedDrop for EventDevice {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: `misc` is registered (type invariant of a constructed
-        // `EventDevice`) and is deregistered exactly once, here.
-        unsafe { bindings::misc_deregister(self.misc.get()) };
+        self.deregister();
     }
 }
 
-/// `misc_open()` sets the private data only when the device has an `open`;
-/// there is nothing else to do per file. Positions are meaningless.
+/// There is no per-file state; positions are meaningless (a stream).
 ///
 /// # Safety
 ///
@@ -214,9 +254,10 @@ unsafe extern "C" fn fop_read(
 ) -> isize {
     // SAFETY: A file of our device, per this function's contract.
     let dev = unsafe { EventDevice::from_file(file) };
-    // SAFETY: The file is valid for the call; no fdget_pos region is active.
-    let f = unsafe { File::from_raw_file(file) };
-    match dev.read(f, UserPtr::from_addr(buf as usize), len) {
+    // SAFETY: The file is valid for the call; `f_flags` is a plain field
+    // (read under fdget_pos, so no `File` is made here).
+    let nonblock = unsafe { (*file).f_flags } & bindings::O_NONBLOCK != 0;
+    match dev.read(nonblock, UserPtr::from_addr(buf as usize), len) {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }

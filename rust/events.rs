@@ -94,8 +94,9 @@ impl EventQueue {
     }
 
     /// Copies up to `out.len()` of the oldest records into `out` without
-    /// removing them; returns how many.
-    fn peek(ring: &Ring, out: &mut [[u8; RECORD_SIZE]]) -> usize {
+    /// removing them (see [`Self::commit`]); returns how many.
+    pub(crate) fn peek(&self, out: &mut [[u8; RECORD_SIZE]]) -> usize {
+        let ring = self.ring.lock();
         let capacity = ring.slots.len();
         let n = out.len().min(ring.len);
         for (i, dst) in out.iter_mut().take(n).enumerate() {
@@ -107,20 +108,15 @@ impl EventQueue {
         n
     }
 
-    /// Waits (unless `nonblock`) until records are queued, then copies up
-    /// to `out.len()` of them into `out`. They stay queued until
-    /// [`Self::commit`]. Sleeps; call with the reader lock held.
-    pub(crate) fn wait_peek(&self, out: &mut [[u8; RECORD_SIZE]], nonblock: bool) -> Result<usize> {
+    /// Sleeps until records are queued, or a signal arrives (`ERESTARTSYS`).
+    pub(crate) fn wait_readable(&self) -> Result {
         let mut ring = self.ring.lock();
         while ring.len == 0 {
-            if nonblock {
-                return Err(EAGAIN);
-            }
             if self.readable.wait_interruptible(&mut ring) {
                 return Err(ERESTARTSYS);
             }
         }
-        Ok(Self::peek(&ring, out))
+        Ok(())
     }
 
     /// Removes the `n` oldest records after they were copied to userspace.

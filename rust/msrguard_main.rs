@@ -54,6 +54,8 @@ struct MsrGuardModule {
     /// The event queue and its device node.
     #[pin]
     device: device::EventDevice,
+    /// Whether the shim's hooks are armed.
+    shim_armed: bool,
 }
 
 impl kernel::InPlaceModule for MsrGuardModule {
@@ -61,10 +63,17 @@ impl kernel::InPlaceModule for MsrGuardModule {
         let capacity = *module_parameters::ring_records.value_ref() as usize;
         try_pin_init!(Self {
             device <- device::EventDevice::new(capacity),
+            shim_armed: false,
         })
         .pin_chain(move |this| {
+            // SAFETY: Nothing is moved out of the pinned value.
+            let this = unsafe { this.get_unchecked_mut() };
             // The queue is in place: the hooks may now record into it.
             shim::init(&this.device.events)?;
+            this.shim_armed = true;
+            // Last: once the node exists, userspace may use it.
+            // SAFETY: `device` is structurally pinned; it is not moved.
+            unsafe { Pin::new_unchecked(&mut this.device) }.register()?;
             pr_info!(
                 "loaded: {} policy entries, buffer of {} events\n",
                 policy_table::TABLE.len(),
@@ -78,8 +87,15 @@ impl kernel::InPlaceModule for MsrGuardModule {
 #[pinned_drop]
 impl PinnedDrop for MsrGuardModule {
     fn drop(self: Pin<&mut Self>) {
-        // Hooks go first, so nothing records into a queue about to go.
-        shim::exit();
+        // SAFETY: Nothing is moved out of the pinned value.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `device` is structurally pinned; it is not moved.
+        unsafe { Pin::new_unchecked(&mut this.device) }.deregister();
+        // Hooks go before the queue they record into (dropped after this).
+        if this.shim_armed {
+            shim::exit();
+            this.shim_armed = false;
+        }
         pr_info!("unloaded\n");
     }
 }

@@ -3,21 +3,24 @@
  * msrguard's C shim: the KVM hooks, the runtime parameters and the trace
  * event. Decisions and event records are Rust's (msrguard_rust_check()).
  *
- * Hooks (kprobes, armed while the kvm module is loaded; see
- * Documentation/msrguard.rst for why each is needed and what objdump showed):
+ * Hooks (kprobes; see Documentation/msrguard.rst for why each is needed and
+ * what objdump showed):
  *
- *  - kvm_msr_allowed(): every guest MSR access asks it (RDMSR/WRMSR exits,
- *    immediate forms, the instruction emulator, nested VMX MSR load/store
- *    lists), and so do SVM/VMX before they drop an MSR intercept. A veto
- *    returns false without running it, so KVM takes its own failure path:
- *    a user-space exit if the VMM asked for filtered MSRs, else #GP.
- *  - __kvm_emulate_rdmsr/__kvm_emulate_wrmsr, the emulator's
- *    kvm_emulator_{get,set}_msr_with_filter and the exported
- *    kvm_emulate_msr_{read,write} (nested VMX): mark "an access is under
- *    way" for the vCPU, with the value written, so kvm_msr_allowed() can
- *    tell an access from an intercept query and knows the value.
- *  - kvm_complete_insn_gp() and the emulator functions' returns: turn a
- *    veto with the "ignore" action into success (reads return 0).
+ *  - kvm_get_msr_ignored_check() / kvm_set_msr_ignored_check() (kvm): every
+ *    guest MSR access that KVM's own filter let through ends here, with the
+ *    value written. The decision point: a "gp" veto returns 1 without
+ *    running the function (KVM's generic failure: #GP, or a user-space exit
+ *    for a VMM that asked for failed MSR accesses), an "ignore" veto
+ *    returns 0 (a read gets 0, a write is dropped).
+ *  - kvm_msr_allowed() (kvm): for a VMM that asked for filtered-MSR exits
+ *    and installed no MSR filter of its own, vetoes become its filter exits.
+ *  - svm_set_intercept_for_msr() / vmx_set_intercept_for_msr() (kvm_amd,
+ *    kvm_intel): KVM must not stop intercepting an MSR the policy does not
+ *    always allow.
+ *  - __kvm_emulate_rdmsr/wrmsr, kvm_emulator_{get,set}_msr_with_filter and
+ *    kvm_emulate_msr_{read,write}: mark the access under way (path, value),
+ *    and kvm_complete_insn_gp() / the emulator functions' returns record an
+ *    audited read with the value it returned.
  *
  * All handlers run in atomic context: no sleeping, no allocation, bounded
  * work (a slot lock, a binary search, one ring-buffer insert).
@@ -35,6 +38,8 @@
 #include <linux/mutex.h>
 #include <linux/objtool.h>
 #include <linux/ratelimit.h>
+#include <linux/rcupdate.h>
+#include <linux/rcupdate_wait.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
@@ -46,8 +51,14 @@
 #define CREATE_TRACE_POINTS
 #include "msrguard_trace.h"
 
-/* Mirrors of KVM-internal constants (arch/x86/kvm/kvm_emulate.h, x86.h). */
+#ifdef CONFIG_PREEMPT_RT
+#error "msrguard records events under spinlocks from kprobe context: PREEMPT_RT is not supported"
+#endif
+
+/* Mirrors of KVM-internal constants (arch/x86/kvm/kvm_emulate.h, msrs.h). */
 #define MSRGUARD_X86EMUL_CONTINUE 0
+#define MSRGUARD_MSR_TYPE_R 1
+#define MSRGUARD_MSR_TYPE_W 2
 
 /* record.rs GuestMode values. */
 enum { MODE_REAL = 1, MODE_VM86 = 2, MODE_PROTECTED = 3, MODE_LONG = 4 };
@@ -147,32 +158,35 @@ u64 msrguard_shim_realtime_ns(void)
 /* ---- Per-vCPU access slots ------------------------------------------- */
 
 /*
- * What the access-entry probes tell kvm_msr_allowed(), and what a veto with
- * the "ignore" action tells the completion probes. Keyed by vCPU: a vCPU's
+ * What the access-entry probes tell the later ones. Keyed by vCPU: a vCPU's
  * exits are handled by one thread at a time, but that thread may migrate
- * between the probes, so per-CPU storage would not do. Two vCPUs hashing
- * to the same slot only lose the hand-over: kvm_msr_allowed() then treats
- * the call as an intercept query (vetoing whatever could be vetoed) and an
- * "ignore" veto stays a #GP. Never weaker.
+ * between probes, so per-CPU storage would not do. The slots never decide
+ * whether an access is vetoed (kvm_{get,set}_msr_ignored_check() decide
+ * alone); two vCPUs colliding in a slot only cost a filter exit becoming a
+ * #GP, or an audited read being recorded without its value.
  */
 enum slot_state {
 	SLOT_FREE,
-	SLOT_ACCESS,		/* an access is under way: kvm_msr_allowed() comes next */
-	SLOT_IGNORE,		/* vetoed with "ignore": complete it as success */
-	SLOT_AUDIT_READ,	/* audit mode read: record it with the value it returns */
+	SLOT_ACCESS,		/* a guest access is under way */
+	SLOT_AUDIT_READ,	/* audit mode read: record it when it completes */
 };
 enum access_path { PATH_EXIT, PATH_EMULATOR, PATH_NESTED };
 
-struct access_slot {
-	raw_spinlock_t lock;
+struct slot_data {
 	struct kvm_vcpu *vcpu;
 	enum slot_state state;
 	enum access_path path;
 	u32 msr;
 	bool is_write;
 	int reg;		/* RDMSR destination: <0 for EDX:EAX */
-	u64 value;
-	struct msrguard_access access;	/* SLOT_AUDIT_READ: the event to record */
+	u64 value;		/* WRMSR value */
+	u64 pc;			/* SLOT_AUDIT_READ: guest RIP of the access */
+	struct msrguard_access access;	/* SLOT_AUDIT_READ: the event */
+};
+
+struct access_slot {
+	raw_spinlock_t lock;
+	struct slot_data d;
 };
 
 #define SLOT_BITS 10
@@ -183,6 +197,11 @@ static struct access_slot *slot_of(struct kvm_vcpu *vcpu)
 	return &slots[hash_ptr(vcpu, SLOT_BITS)];
 }
 
+/*
+ * Marks an access under way. A nested-path probe does not replace an access
+ * the same vCPU already has under way for that MSR (a compiler that does
+ * not inline kvm_emulate_msr_*() makes the exit path go through them too).
+ */
 static void slot_begin(struct kvm_vcpu *vcpu, enum access_path path, u32 msr,
 		       bool is_write, int reg, u64 value)
 {
@@ -190,71 +209,71 @@ static void slot_begin(struct kvm_vcpu *vcpu, enum access_path path, u32 msr,
 	unsigned long flags;
 
 	raw_spin_lock_irqsave(&s->lock, flags);
-	s->vcpu = vcpu;
-	s->state = SLOT_ACCESS;
-	s->path = path;
-	s->msr = msr;
-	s->is_write = is_write;
-	s->reg = reg;
-	s->value = value;
+	if (!(path == PATH_NESTED && s->d.vcpu == vcpu && s->d.state == SLOT_ACCESS &&
+	      s->d.msr == msr && s->d.is_write == is_write)) {
+		s->d.vcpu = vcpu;
+		s->d.state = SLOT_ACCESS;
+		s->d.path = path;
+		s->d.msr = msr;
+		s->d.is_write = is_write;
+		s->d.reg = reg;
+		s->d.value = value;
+	}
 	raw_spin_unlock_irqrestore(&s->lock, flags);
 }
 
-/* Takes the pending access of @vcpu to @msr, if that is what is pending. */
-static bool slot_take_access(struct kvm_vcpu *vcpu, u32 msr, bool is_write,
-			     struct access_slot *out)
+/* Copies the access @vcpu has under way to @msr; @take also ends it. */
+static bool slot_find_access(struct kvm_vcpu *vcpu, u32 msr, bool is_write, bool take,
+			     struct slot_data *out)
 {
 	struct access_slot *s = slot_of(vcpu);
 	unsigned long flags;
 	bool found;
 
 	raw_spin_lock_irqsave(&s->lock, flags);
-	found = s->vcpu == vcpu && s->state == SLOT_ACCESS && s->msr == msr &&
-		s->is_write == is_write;
+	found = s->d.vcpu == vcpu && s->d.state == SLOT_ACCESS && s->d.msr == msr &&
+		s->d.is_write == is_write;
 	if (found) {
-		*out = *s;
-		s->state = SLOT_FREE;
+		*out = s->d;
+		if (take)
+			s->d.state = SLOT_FREE;
 	}
 	raw_spin_unlock_irqrestore(&s->lock, flags);
 	return found;
 }
 
-/* Leaves work for the completion probes: SLOT_IGNORE or SLOT_AUDIT_READ. */
-static void slot_mark_completion(struct kvm_vcpu *vcpu, const struct access_slot *a,
-				 enum slot_state state, const struct msrguard_access *access)
+static void slot_mark_audit_read(struct kvm_vcpu *vcpu, const struct slot_data *a,
+				 const struct msrguard_access *access)
 {
 	struct access_slot *s = slot_of(vcpu);
 	unsigned long flags;
 
 	raw_spin_lock_irqsave(&s->lock, flags);
-	s->vcpu = vcpu;
-	s->state = state;
-	s->path = a->path;
-	s->msr = a->msr;
-	s->is_write = a->is_write;
-	s->reg = a->reg;
-	if (access)
-		s->access = *access;
+	s->d = *a;
+	s->d.vcpu = vcpu;
+	s->d.state = SLOT_AUDIT_READ;
+	s->d.pc = access->pc;
+	s->d.access = *access;
 	raw_spin_unlock_irqrestore(&s->lock, flags);
 }
 
-/* Takes the completion work of @vcpu on @path; SLOT_FREE if there is none. */
-static enum slot_state slot_take_completion(struct kvm_vcpu *vcpu, enum access_path path,
-					    struct access_slot *out)
+/* Takes the audited read @vcpu has pending on @path at guest RIP @pc. */
+static bool slot_take_audit_read(struct kvm_vcpu *vcpu, enum access_path path, u64 pc,
+				 struct slot_data *out)
 {
 	struct access_slot *s = slot_of(vcpu);
-	enum slot_state state = SLOT_FREE;
 	unsigned long flags;
+	bool found;
 
 	raw_spin_lock_irqsave(&s->lock, flags);
-	if (s->vcpu == vcpu && s->path == path &&
-	    (s->state == SLOT_IGNORE || s->state == SLOT_AUDIT_READ)) {
-		state = s->state;
-		*out = *s;
-		s->state = SLOT_FREE;
+	found = s->d.vcpu == vcpu && s->d.state == SLOT_AUDIT_READ && s->d.path == path &&
+		s->d.pc == pc;
+	if (found) {
+		*out = s->d;
+		s->d.state = SLOT_FREE;
 	}
 	raw_spin_unlock_irqrestore(&s->lock, flags);
-	return state;
+	return found;
 }
 
 /* ---- Guest state ------------------------------------------------------ */
@@ -309,8 +328,8 @@ static u8 guest_mode(struct kvm_vcpu *vcpu)
 
 static void *guard_ctx;
 
-/* Monitoring counters, reported in the kernel log on unload. */
-static atomic64_t intercept_queries_vetoed;
+/* Monitoring counter, reported in the kernel log on unload. */
+static atomic64_t intercepts_kept;
 
 /* A bare return: a probe that sets regs->ip here vetoes its function. */
 asmlinkage void msrguard_return_stub(void);
@@ -333,6 +352,15 @@ static int return_early(struct pt_regs *regs, unsigned long value)
 	return 1;
 }
 
+/*
+ * A post handler keeps kprobes from optimizing a probe into a jump (which
+ * would ignore the changed regs->ip), as kernel/fail_function.c does.
+ */
+static void post_nop(struct kprobe *p, struct pt_regs *regs, unsigned long flags)
+{
+}
+NOKPROBE_SYMBOL(post_nop);
+
 static void report(const struct msrguard_access *a, const struct msrguard_outcome *o)
 {
 	trace_msrguard_access(a, o);
@@ -342,18 +370,109 @@ static void report(const struct msrguard_access *a, const struct msrguard_outcom
 			    a->vmm_pid, a->vmm_comm, a->vcpu_id);
 }
 
-/* Records an event for @a if the policy objects, and reports it. */
+/* Asks Rust about @a (recording an event if the policy objects), reports it. */
 static struct msrguard_outcome decide_and_report(const struct msrguard_access *a)
 {
 	struct msrguard_outcome out;
 
+	memset(&out, 0, sizeof(out));
 	msrguard_rust_check(guard_ctx, a, &out);
 	if (out.status)
 		report(a, &out);
 	return out;
 }
 
-/* kvm_msr_allowed(vcpu, index, type): the decision point. */
+static void fill_access(struct msrguard_access *a, struct kvm_vcpu *vcpu, u32 msr,
+			bool is_write, u64 value)
+{
+	memset(a, 0, sizeof(*a));
+	a->msr = msr;
+	a->is_write = is_write;
+	a->value = is_write ? value : 0;
+	a->pc = guest_rip(vcpu);
+	a->timestamp_ns = ktime_get_real_ns();
+	a->vcpu_id = vcpu->vcpu_id;
+	a->vmm_pid = task_tgid_nr(current);
+	memcpy(a->vmm_comm, current->comm, sizeof(a->vmm_comm));
+	a->guest_mode = guest_mode(vcpu);
+	a->guest_cpl = 0;
+	a->audit = msrguard_shim_audit();
+}
+
+/* Whether the VM's VMM wants msrguard's vetoes as filtered-MSR exits. */
+static bool vmm_takes_filter_exits(struct kvm *kvm)
+{
+	/*
+	 * Only a VMM that enabled filter exits without a filter of its own:
+	 * one with a filter (QEMU) expects exits for its own MSRs only, and
+	 * aborts on others.
+	 */
+	return (READ_ONCE(kvm->arch.user_space_msr_mask) & KVM_MSR_EXIT_REASON_FILTER) &&
+	       !rcu_access_pointer(kvm->arch.msr_filter);
+}
+
+/*
+ * The decision point for an access KVM's own filter let through:
+ * kvm_get_msr_ignored_check(vcpu, index, data, host_initiated) and
+ * kvm_set_msr_ignored_check(vcpu, index, data, host_initiated).
+ */
+static int ignored_check_pre(struct pt_regs *regs, bool is_write)
+{
+	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)regs->di;
+	u32 msr = (u32)regs->si;
+	struct msrguard_outcome out;
+	struct msrguard_access a;
+	struct slot_data slot;
+	bool have_slot;
+
+	/* KVM_GET/SET_MSRS and friends: the VMM, not the guest. */
+	if (regs->cx)
+		return 0;
+
+	have_slot = slot_find_access(vcpu, msr, is_write, true, &slot);
+	fill_access(&a, vcpu, msr, is_write, regs->dx);
+
+	/*
+	 * An audited read is recorded when it completes, so that MsrValue is
+	 * the value the guest got (nested store lists complete inside KVM:
+	 * recorded now, with value 0).
+	 */
+	if (a.audit && !is_write && have_slot && slot.path != PATH_NESTED &&
+	    msrguard_rust_vetoes(msr, false, 0)) {
+		slot_mark_audit_read(vcpu, &slot, &a);
+		return 0;
+	}
+
+	out = decide_and_report(&a);
+	switch (out.action) {
+	case ACTION_ALLOW:
+		return 0;
+	case ACTION_IGNORE:
+		if (!is_write)
+			*(u64 *)regs->dx = 0;
+		return return_early(regs, 0);
+	default:
+		return return_early(regs, 1);
+	}
+}
+
+static int get_ignored_check_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	return ignored_check_pre(regs, false);
+}
+NOKPROBE_SYMBOL(get_ignored_check_pre);
+
+static int set_ignored_check_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	return ignored_check_pre(regs, true);
+}
+NOKPROBE_SYMBOL(set_ignored_check_pre);
+
+/*
+ * kvm_msr_allowed(vcpu, index, type): for a VMM that takes filter exits
+ * (vmm_takes_filter_exits()), a veto is returned here as "filtered", so
+ * KVM gives that VMM its KVM_EXIT_X86_RDMSR/WRMSR exit.
+ */
 static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)regs->di;
@@ -361,66 +480,45 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 	bool is_write = (u32)regs->dx & KVM_MSR_FILTER_WRITE;
 	struct msrguard_outcome out;
 	struct msrguard_access a;
-	struct access_slot slot;
+	struct slot_data slot;
 
-	if (!slot_take_access(vcpu, msr, is_write, &slot)) {
-		/*
-		 * Not an access: SVM/VMX asking whether it may stop intercepting
-		 * @msr. Keep the intercept unless every such access is allowed,
-		 * in audit mode too: audit then sees these accesses, and a later
-		 * switch to enforce finds them still intercepted.
-		 */
-		if (!msrguard_rust_may_pass_through(msr, is_write)) {
-			atomic64_inc(&intercept_queries_vetoed);
-			return return_early(regs, false);
-		}
+	if (!vmm_takes_filter_exits(vcpu->kvm) || msrguard_shim_audit())
 		return 0;
-	}
-
-	memset(&a, 0, sizeof(a));
-	a.msr = msr;
-	a.is_write = is_write;
-	a.value = is_write ? slot.value : 0;
-	a.pc = guest_rip(vcpu);
-	a.timestamp_ns = ktime_get_real_ns();
-	a.vcpu_id = vcpu->vcpu_id;
-	a.vmm_pid = task_tgid_nr(current);
-	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
-	a.guest_mode = guest_mode(vcpu);
-	a.guest_cpl = 0;
-	a.audit = msrguard_shim_audit();
-
-	/*
-	 * An audited read is recorded when it completes, so that MsrValue is
-	 * the value the guest got. (Nested load lists complete inside KVM:
-	 * recorded now, with value 0.)
-	 */
-	if (a.audit && !is_write && slot.path != PATH_NESTED &&
-	    msrguard_rust_vetoes(msr, false, 0)) {
-		slot_mark_completion(vcpu, &slot, SLOT_AUDIT_READ, &a);
+	/* Only for a guest access under way (the value is the slot's). */
+	if (!slot_find_access(vcpu, msr, is_write, false, &slot) || slot.path == PATH_NESTED)
 		return 0;
-	}
+	if (!msrguard_rust_vetoes(msr, is_write, slot.value))
+		return 0;
 
+	slot_find_access(vcpu, msr, is_write, true, &slot);
+	fill_access(&a, vcpu, msr, is_write, slot.value);
 	out = decide_and_report(&a);
-
-	switch (out.action) {
-	case ACTION_ALLOW:
-		return 0;
-	case ACTION_IGNORE:
-		/*
-		 * A VMM that asked for filtered-MSR exits decides itself: it
-		 * gets the exit, as for "gp". Nested load lists cannot be
-		 * completed as success: "gp" there too (VM-entry fails).
-		 */
-		if (slot.path != PATH_NESTED &&
-		    !(vcpu->kvm->arch.user_space_msr_mask & KVM_MSR_EXIT_REASON_FILTER))
-			slot_mark_completion(vcpu, &slot, SLOT_IGNORE, NULL);
-		fallthrough;
-	default:
-		return return_early(regs, false);
-	}
+	return out.action == ACTION_ALLOW ? 0 : return_early(regs, false);
 }
 NOKPROBE_SYMBOL(msr_allowed_pre);
+
+/*
+ * svm_set_intercept_for_msr(vcpu, msr, type, set) and the VMX twin: a
+ * request to stop intercepting (set == false) becomes a request to keep
+ * intercepting when the policy does not allow every such access, in audit
+ * mode too (a later switch to enforce then finds no MSR passed through that
+ * the policy denies). Both kinds stay intercepted if either is denied.
+ */
+static int set_intercept_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	u32 msr = (u32)regs->si;
+	int type = (int)regs->dx;
+
+	if (regs->cx & 0xff)
+		return 0;
+	if (((type & MSRGUARD_MSR_TYPE_R) && !msrguard_rust_may_pass_through(msr, false)) ||
+	    ((type & MSRGUARD_MSR_TYPE_W) && !msrguard_rust_may_pass_through(msr, true))) {
+		regs->cx = 1;
+		atomic64_inc(&intercepts_kept);
+	}
+	return 0;
+}
+NOKPROBE_SYMBOL(set_intercept_pre);
 
 /* __kvm_emulate_rdmsr(vcpu, msr, reg, complete): RDMSR exit, both forms. */
 static int exit_rdmsr_pre(struct kprobe *p, struct pt_regs *regs)
@@ -468,42 +566,28 @@ static u64 rdmsr_result(struct kvm_vcpu *vcpu, int reg)
 }
 
 /*
- * kvm_complete_insn_gp(vcpu, err): an "ignore" veto completes as success;
- * an audited read is recorded with the value it returned.
+ * kvm_complete_insn_gp(vcpu, err): completes an RDMSR exit (before RIP
+ * moves on); an audited read is recorded with the value it returned.
  */
 static int complete_insn_gp_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)regs->di;
-	struct access_slot slot;
+	struct slot_data slot;
 
-	switch (slot_take_completion(vcpu, PATH_EXIT, &slot)) {
-	case SLOT_IGNORE:
-		if (!slot.is_write) {
-			if (slot.reg < 0) {
-				vcpu->arch.regs[VCPU_REGS_RAX] = 0;
-				vcpu->arch.regs[VCPU_REGS_RDX] = 0;
-			} else if (slot.reg < NR_VCPU_GENERAL_PURPOSE_REGS) {
-				vcpu->arch.regs[slot.reg] = 0;
-			}
-		}
-		regs->si = 0;
-		break;
-	case SLOT_AUDIT_READ:
+	if (slot_take_audit_read(vcpu, PATH_EXIT, guest_rip(vcpu), &slot)) {
 		/* A failed read (err != 0) returned nothing. */
 		slot.access.value = regs->si ? 0 : rdmsr_result(vcpu, slot.reg);
 		decide_and_report(&slot.access);
-		break;
-	default:
-		break;
 	}
 	return 0;
 }
 NOKPROBE_SYMBOL(complete_insn_gp_pre);
 
-/* The emulator's MSR accessors: entry marks the access, return completes "ignore". */
+/* The emulator's MSR accessors: entry marks the access, return records an audited read. */
 struct emulator_call {
 	struct kvm_vcpu *vcpu;
 	u64 *data;
+	u64 pc;
 };
 
 static int emulator_get_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
@@ -512,6 +596,7 @@ static int emulator_get_entry(struct kretprobe_instance *ri, struct pt_regs *reg
 
 	c->vcpu = (struct kvm_vcpu *)regs->di;
 	c->data = (u64 *)regs->dx;
+	c->pc = guest_rip(c->vcpu);
 	slot_begin(c->vcpu, PATH_EMULATOR, (u32)regs->si, false, -1, 0);
 	return 0;
 }
@@ -523,6 +608,7 @@ static int emulator_set_entry(struct kretprobe_instance *ri, struct pt_regs *reg
 
 	c->vcpu = (struct kvm_vcpu *)regs->di;
 	c->data = NULL;
+	c->pc = guest_rip(c->vcpu);
 	slot_begin(c->vcpu, PATH_EMULATOR, (u32)regs->si, true, -1, regs->dx);
 	return 0;
 }
@@ -531,46 +617,51 @@ NOKPROBE_SYMBOL(emulator_set_entry);
 static int emulator_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
 	struct emulator_call *c = (struct emulator_call *)ri->data;
-	struct access_slot slot;
+	struct slot_data slot;
 
-	switch (slot_take_completion(c->vcpu, PATH_EMULATOR, &slot)) {
-	case SLOT_IGNORE:
-		if (c->data)
-			*c->data = 0;
-		regs_set_return_value(regs, MSRGUARD_X86EMUL_CONTINUE);
-		break;
-	case SLOT_AUDIT_READ:
-		slot.access.value = regs_return_value(regs) == MSRGUARD_X86EMUL_CONTINUE && c->data ?
+	if (c->data && slot_take_audit_read(c->vcpu, PATH_EMULATOR, c->pc, &slot)) {
+		slot.access.value = regs_return_value(regs) == MSRGUARD_X86EMUL_CONTINUE ?
 				    *c->data : 0;
 		decide_and_report(&slot.access);
-		break;
-	default:
-		break;
 	}
 	return 0;
 }
 NOKPROBE_SYMBOL(emulator_ret);
 
-/* ---- Arming and disarming with the kvm module ------------------------- */
+/* ---- Arming and disarming with the KVM modules ------------------------ */
 
-static struct kprobe probe_allowed = { .symbol_name = "kvm_msr_allowed", .pre_handler = msr_allowed_pre };
+/*
+ * Probes of one module. The decision points come first in each array:
+ * armed last (everything feeding them is in place) and disarmed first.
+ */
+struct probe_set {
+	const char *module;
+	struct kprobe **kprobes;
+	unsigned int nr_kprobes;
+	struct kretprobe **kretprobes;
+	unsigned int nr_kretprobes;
+	bool armed;
+};
+
+static struct kprobe probe_get_check = {
+	.symbol_name = "kvm_get_msr_ignored_check",
+	.pre_handler = get_ignored_check_pre, .post_handler = post_nop,
+};
+static struct kprobe probe_set_check = {
+	.symbol_name = "kvm_set_msr_ignored_check",
+	.pre_handler = set_ignored_check_pre, .post_handler = post_nop,
+};
+static struct kprobe probe_allowed = {
+	.symbol_name = "kvm_msr_allowed",
+	.pre_handler = msr_allowed_pre, .post_handler = post_nop,
+};
 static struct kprobe probe_exit_rd = { .symbol_name = "__kvm_emulate_rdmsr", .pre_handler = exit_rdmsr_pre };
 static struct kprobe probe_exit_wr = { .symbol_name = "__kvm_emulate_wrmsr", .pre_handler = exit_wrmsr_pre };
 static struct kprobe probe_nested_rd = { .symbol_name = "kvm_emulate_msr_read", .pre_handler = nested_read_pre };
 static struct kprobe probe_nested_wr = { .symbol_name = "kvm_emulate_msr_write", .pre_handler = nested_write_pre };
 static struct kprobe probe_complete = { .symbol_name = "kvm_complete_insn_gp", .pre_handler = complete_insn_gp_pre };
 
-static struct kprobe *kprobes[] = {
-	&probe_exit_rd, &probe_exit_wr, &probe_nested_rd, &probe_nested_wr,
-	&probe_complete,
-	/* Last: the decision point is armed once everything feeding it is. */
-	&probe_allowed,
-};
-
-/*
- * Emulator accesses are rare; a generous pool keeps misses (which only
- * turn an "ignore" into a #GP) away.
- */
+/* Emulator accesses are rare; a miss only loses an audited read's value. */
 static struct kretprobe probe_emul_get = {
 	.kp.symbol_name = "kvm_emulator_get_msr_with_filter",
 	.entry_handler = emulator_get_entry,
@@ -585,24 +676,48 @@ static struct kretprobe probe_emul_set = {
 	.data_size = sizeof(struct emulator_call),
 	.maxactive = 64,
 };
-static struct kretprobe *kretprobes[] = { &probe_emul_get, &probe_emul_set };
+
+static struct kprobe *kvm_kprobes[] = {
+	&probe_get_check, &probe_set_check, &probe_allowed,
+	&probe_exit_rd, &probe_exit_wr, &probe_nested_rd, &probe_nested_wr,
+	&probe_complete,
+};
+static struct kretprobe *kvm_kretprobes[] = { &probe_emul_get, &probe_emul_set };
+
+static struct kprobe probe_svm_intercept = {
+	.symbol_name = "svm_set_intercept_for_msr",
+	.pre_handler = set_intercept_pre,
+};
+static struct kprobe *svm_kprobes[] = { &probe_svm_intercept };
+
+static struct kprobe probe_vmx_intercept = {
+	.symbol_name = "vmx_set_intercept_for_msr",
+	.pre_handler = set_intercept_pre,
+};
+static struct kprobe *vmx_kprobes[] = { &probe_vmx_intercept };
+
+static struct probe_set probe_sets[] = {
+	{ "kvm", kvm_kprobes, ARRAY_SIZE(kvm_kprobes), kvm_kretprobes, ARRAY_SIZE(kvm_kretprobes) },
+	{ "kvm_amd", svm_kprobes, ARRAY_SIZE(svm_kprobes), NULL, 0 },
+	{ "kvm_intel", vmx_kprobes, ARRAY_SIZE(vmx_kprobes), NULL, 0 },
+};
 
 static DEFINE_MUTEX(arm_lock);
-static bool armed;
 
-static void reset_probe(struct kprobe *kp)
+static void reset_kprobe(struct kprobe *kp)
 {
-	const char *name = kp->symbol_name;
-	kprobe_pre_handler_t pre = kp->pre_handler;
+	struct kprobe fresh = {
+		.symbol_name = kp->symbol_name,
+		.pre_handler = kp->pre_handler,
+		.post_handler = kp->post_handler,
+	};
 
-	memset(kp, 0, sizeof(*kp));
-	kp->symbol_name = name;
-	kp->pre_handler = pre;
+	*kp = fresh;
 }
 
 static void reset_kretprobe(struct kretprobe *rp)
 {
-	struct kretprobe copy = {
+	struct kretprobe fresh = {
 		.kp.symbol_name = rp->kp.symbol_name,
 		.entry_handler = rp->entry_handler,
 		.handler = rp->handler,
@@ -610,98 +725,152 @@ static void reset_kretprobe(struct kretprobe *rp)
 		.maxactive = rp->maxactive,
 	};
 
-	*rp = copy;
+	*rp = fresh;
 }
 
-/* Registers every hook or none. Caller holds arm_lock. */
-static int arm(void)
+static void disarm_set(struct probe_set *set)
 {
-	int ret, i;
+	int i;
 
-	if (armed)
-		return 0;
-	for (i = 0; i < ARRAY_SIZE(kprobes); i++)
-		reset_probe(kprobes[i]);
-	for (i = 0; i < ARRAY_SIZE(kretprobes); i++)
-		reset_kretprobe(kretprobes[i]);
-
-	ret = register_kretprobes(kretprobes, ARRAY_SIZE(kretprobes));
-	if (ret) {
-		pr_err("cannot hook the KVM emulator's MSR accessors (%d): unsupported kernel?\n", ret);
-		return ret;
-	}
-	ret = register_kprobes(kprobes, ARRAY_SIZE(kprobes));
-	if (ret) {
-		for (i = 0; i < ARRAY_SIZE(kprobes); i++)
-			if (kprobes[i]->addr == NULL && kprobes[i]->flags == 0)
-				break;
-		pr_err("cannot hook KVM's MSR path (%d, first unresolved: %s): unsupported kernel?\n",
-		       ret, i < ARRAY_SIZE(kprobes) ? kprobes[i]->symbol_name : "?");
-		unregister_kretprobes(kretprobes, ARRAY_SIZE(kretprobes));
-		return ret;
-	}
-	armed = true;
-	pr_info("armed: guarding KVM guest MSR accesses (%s)\n",
-		host_is_vmx ? "VMX" : "SVM");
-	return 0;
-}
-
-/* Caller holds arm_lock. After return no handler of ours runs any more. */
-static void disarm(void)
-{
-	if (!armed)
+	if (!set->armed)
 		return;
-	/* The decision point goes first (it is last in the array). */
-	unregister_kprobes(kprobes, ARRAY_SIZE(kprobes));
-	unregister_kretprobes(kretprobes, ARRAY_SIZE(kretprobes));
-	armed = false;
-	pr_info("disarmed\n");
+	/* Decision points first: nothing vetoes with half its inputs gone. */
+	for (i = 0; i < set->nr_kprobes; i++)
+		unregister_kprobe(set->kprobes[i]);
+	for (i = 0; i < set->nr_kretprobes; i++)
+		unregister_kretprobe(set->kretprobes[i]);
+	set->armed = false;
+	pr_info("disarmed (%s)\n", set->module);
+}
+
+/* Registers every probe of @set or none. Caller holds arm_lock. */
+static int arm_set(struct probe_set *set)
+{
+	int ret = 0, i, k = 0, r = 0;
+
+	if (set->armed)
+		return 0;
+	for (i = 0; i < set->nr_kretprobes; i++)
+		reset_kretprobe(set->kretprobes[i]);
+	for (i = 0; i < set->nr_kprobes; i++)
+		reset_kprobe(set->kprobes[i]);
+
+	for (r = 0; r < set->nr_kretprobes && !ret; r++)
+		ret = register_kretprobe(set->kretprobes[r]);
+	if (ret) {
+		pr_err("cannot hook %s (%d): unsupported kernel?\n",
+		       set->kretprobes[r - 1]->kp.symbol_name, ret);
+		r--;
+		goto undo;
+	}
+	/* Feeders before decision points: register back to front. */
+	for (k = set->nr_kprobes; k > 0 && !ret; k--) {
+		struct kprobe *kp = set->kprobes[k - 1];
+
+		ret = register_kprobe(kp);
+		if (ret) {
+			pr_err("cannot hook %s (%d): unsupported kernel?\n", kp->symbol_name, ret);
+		} else if (kp->post_handler && !kprobe_ftrace(kp)) {
+			/* int3 probes run like NMIs: no spinlocks or wake-ups there. */
+			pr_err("cannot hook %s: needs an ftrace-based kprobe (CONFIG_KPROBES_ON_FTRACE)\n",
+			       kp->symbol_name);
+			unregister_kprobe(kp);
+			ret = -EOPNOTSUPP;
+		}
+	}
+	if (ret) {
+		k++;
+		goto undo;
+	}
+	set->armed = true;
+	pr_info("armed (%s)\n", set->module);
+	return 0;
+
+undo:
+	for (i = k; i < set->nr_kprobes; i++)
+		unregister_kprobe(set->kprobes[i]);
+	for (i = 0; i < r; i++)
+		unregister_kretprobe(set->kretprobes[i]);
+	return ret;
+}
+
+static struct probe_set *set_of(const char *module)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(probe_sets); i++)
+		if (!strcmp(probe_sets[i].module, module))
+			return &probe_sets[i];
+	return NULL;
 }
 
 /*
- * KVM comes and goes as a module. Hooks go in while kvm is COMING (before
- * any VM can exist); if they cannot, kvm is refused: an unguarded KVM is
- * what msrguard exists to prevent. They go out while kvm is GOING.
+ * The KVM modules come and go. Hooks go in while a module is COMING (before
+ * any VM can exist); if they cannot, the module is refused: an unguarded
+ * KVM is what msrguard exists to prevent. They go out while it is GOING.
  */
 static int kvm_module_event(struct notifier_block *nb, unsigned long state, void *data)
 {
 	struct module *mod = data;
+	struct probe_set *set = set_of(mod->name);
 	int ret = 0;
 
-	if (strcmp(mod->name, "kvm"))
+	if (!set)
 		return NOTIFY_DONE;
 
 	mutex_lock(&arm_lock);
 	if (state == MODULE_STATE_COMING)
-		ret = arm();
+		ret = arm_set(set);
 	else if (state == MODULE_STATE_GOING)
-		disarm();
+		disarm_set(set);
 	mutex_unlock(&arm_lock);
 
 	if (ret)
-		pr_err("refusing to let kvm load unguarded\n");
+		pr_err("refusing to let %s load unguarded\n", mod->name);
 	return notifier_from_errno(ret);
-}
-
-/* Whether the kvm module is loaded: does one of its oldest exports resolve? */
-static bool kvm_is_loaded(void)
-{
-	struct kprobe kp = { .symbol_name = "kvm_vcpu_ioctl" };
-
-	if (register_kprobe(&kp))
-		return false;
-	unregister_kprobe(&kp);
-	return true;
 }
 
 static struct notifier_block kvm_module_nb = {
 	.notifier_call = kvm_module_event,
 };
 
+/* Whether @module is loaded: does a function it always has resolve? */
+static bool module_is_loaded(const char *module)
+{
+	static const char *const witness[][2] = {
+		{ "kvm", "kvm_vcpu_ioctl" },
+		{ "kvm_amd", "svm_vcpu_run" },
+		{ "kvm_intel", "vmx_vcpu_run" },
+	};
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(witness); i++) {
+		/* A disabled kprobe resolves the symbol without patching text. */
+		struct kprobe kp = { .symbol_name = witness[i][1], .flags = KPROBE_FLAG_DISABLED };
+
+		if (strcmp(witness[i][0], module))
+			continue;
+		if (register_kprobe(&kp))
+			return false;
+		unregister_kprobe(&kp);
+		return true;
+	}
+	return false;
+}
+
+static void disarm_all(void)
+{
+	int i;
+
+	mutex_lock(&arm_lock);
+	for (i = ARRAY_SIZE(probe_sets) - 1; i >= 0; i--)
+		disarm_set(&probe_sets[i]);
+	mutex_unlock(&arm_lock);
+}
+
 int msrguard_shim_init(void *guard)
 {
-	int ret;
-	int i;
+	int ret, i;
 
 	guard_ctx = guard;
 	host_is_vmx = boot_cpu_has(X86_FEATURE_VMX);
@@ -713,28 +882,38 @@ int msrguard_shim_init(void *guard)
 		return ret;
 
 	/*
-	 * If kvm is already loaded, arm now. -ENOENT from an unloaded kvm is
-	 * not an error: the notifier arms when it comes. Any other failure, or
-	 * a kvm that is loaded but lacks a hook point, fails the load.
+	 * Modules already loaded are armed now; the notifier arms the others
+	 * when they come. A loaded module that lacks a hook point (an
+	 * unsupported kernel) fails the load.
 	 */
 	mutex_lock(&arm_lock);
-	ret = arm();
-	mutex_unlock(&arm_lock);
-	if (ret == -ENOENT && !kvm_is_loaded()) {
-		pr_info("kvm is not loaded: hooks will be armed when it loads\n");
-		ret = 0;
+	for (i = 0; i < ARRAY_SIZE(probe_sets) && !ret; i++) {
+		struct probe_set *set = &probe_sets[i];
+
+		if (!module_is_loaded(set->module)) {
+			pr_info("%s is not loaded: its hooks are armed when it loads\n", set->module);
+			continue;
+		}
+		ret = arm_set(set);
 	}
-	if (ret)
+	mutex_unlock(&arm_lock);
+	if (ret) {
 		unregister_module_notifier(&kvm_module_nb);
+		disarm_all();
+	}
 	return ret;
 }
 
 void msrguard_shim_exit(void)
 {
 	unregister_module_notifier(&kvm_module_nb);
-	mutex_lock(&arm_lock);
-	disarm();
-	mutex_unlock(&arm_lock);
-	pr_info("%lld intercept queries answered 'keep intercepting'\n",
-		(long long)atomic64_read(&intercept_queries_vetoed));
+	disarm_all();
+	/*
+	 * A task may still be between a probe handler and the return stub
+	 * (preemptible, it can be scheduled out there); the stub is in our
+	 * text, which is freed after this returns.
+	 */
+	synchronize_rcu_tasks();
+	pr_info("kept %lld MSR intercepts the policy does not allow to drop\n",
+		(long long)atomic64_read(&intercepts_kept));
 }

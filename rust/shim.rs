@@ -75,7 +75,7 @@ pub(crate) fn init(events: &EventQueue) -> Result {
 
 /// Disarms the shim; on return no hook runs any more.
 pub(crate) fn exit() {
-    // SAFETY: Called once from module exit, after a successful `init`.
+    // SAFETY: Called once, after a successful `init`.
     unsafe { msrguard_shim_exit() }
 }
 
@@ -99,7 +99,8 @@ pub(crate) fn locked() -> bool {
 /// # Safety
 ///
 /// `guard` is the pointer given to `msrguard_shim_init`; `access` and
-/// `outcome` are valid for the call.
+/// `outcome` are valid, initialized (the shim zeroes `outcome`) and
+/// exclusive for the call.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_check(
     guard: *const c_void,

@@ -863,11 +863,86 @@ static void test_user_space_exit(struct suite *s)
 	if (!ret && res.exit_reason == KVM_EXIT_X86_WRMSR &&
 	    s2.vm.run->msr.index == MSR_IA32_UCODE_WRITE &&
 	    s2.vm.run->msr.reason == KVM_MSR_EXIT_REASON_FILTER && s2.vm.run->msr.data == 0x1000)
-		ksft_test_result_pass("VMM with user-space filter exits gets KVM_EXIT_X86_WRMSR (reason FILTER)\n");
+		ksft_test_result_pass("VMM with filter exits and no filter of its own gets KVM_EXIT_X86_WRMSR (reason FILTER)\n");
 	else
 		ksft_test_result_fail("user-space exit: ret %d exit %u\n", ret, res.exit_reason);
 	if (!ret || s2.vm.vcpu_fd >= 0)
 		vm_destroy(&s2.vm);
+	drain(s->fd);
+}
+
+/*
+ * A VMM like QEMU enables filter exits and installs a filter of its own
+ * (here: reads of MSR_CORE_THREAD_COUNT). It expects filter exits for its
+ * MSRs only, so msrguard's vetoes must reach its guest as #GP.
+ */
+static void test_vmm_with_own_filter(struct suite *s)
+{
+	uint8_t bitmap[1] = { 0 };	/* deny */
+	struct kvm_msr_filter filter = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges[0] = { .flags = KVM_MSR_FILTER_READ, .nmsrs = 1, .base = 0x35,
+			       .bitmap = bitmap },
+	};
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_X86_USER_SPACE_MSR,
+		.args[0] = KVM_MSR_EXIT_REASON_FILTER,
+	};
+	struct guest_result r1 = { 0 }, r2 = { 0 };
+	struct suite s2;
+	struct event e = { 0 };
+	int ret, got = 0;
+
+	drain(s->fd);
+	ret = vm_create(&s2.vm);
+	if (ret) {
+		ksft_test_result_fail("VMM with its own MSR filter: no VM\n");
+		return;
+	}
+	if (ioctl(s2.vm.vm_fd, KVM_ENABLE_CAP, &cap) || ioctl(s2.vm.vm_fd, KVM_X86_SET_MSR_FILTER, &filter))
+		ret = -errno;
+	if (!ret)
+		ret = guest_access(&s2, guest_wrmsr, MSR_IA32_UCODE_WRITE, 0x1000, &r1);
+	if (!ret)
+		ret = guest_access(&s2, guest_rdmsr, 0x35, 0, &r2);
+	vm_destroy(&s2.vm);
+	got = next_event(s->fd, &e);
+	if (!ret && r1.exit_reason == KVM_EXIT_HLT && r1.fault_vector == GP_VECTOR && got == 1 &&
+	    e.msr == MSR_IA32_UCODE_WRITE && r2.exit_reason == KVM_EXIT_X86_RDMSR)
+		ksft_test_result_pass("VMM with its own MSR filter (as QEMU): vetoes reach the guest as #GP, its own MSR still exits\n");
+	else
+		ksft_test_result_fail("VMM with its own filter: ret %d, veto exit %u vector %u, event %d, own MSR exit %u\n",
+				      ret, r1.exit_reason, r1.fault_vector, got, r2.exit_reason);
+	drain(s->fd);
+}
+
+/* A VMM that asked for every failed MSR access gets msrguard's vetoes too. */
+static void test_vmm_inval_exits(struct suite *s)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_X86_USER_SPACE_MSR,
+		.args[0] = KVM_MSR_EXIT_REASON_INVAL,
+	};
+	struct guest_result res = { 0 };
+	struct suite s2;
+	int ret;
+
+	ret = vm_create(&s2.vm);
+	if (ret) {
+		ksft_test_result_fail("VMM with invalid-MSR exits: no VM\n");
+		return;
+	}
+	if (ioctl(s2.vm.vm_fd, KVM_ENABLE_CAP, &cap))
+		ret = -errno;
+	if (!ret)
+		ret = guest_access(&s2, guest_wrmsr, MSR_IA32_UCODE_WRITE, 0x1000, &res);
+	if (!ret && res.exit_reason == KVM_EXIT_X86_WRMSR &&
+	    s2.vm.run->msr.index == MSR_IA32_UCODE_WRITE &&
+	    s2.vm.run->msr.reason == KVM_MSR_EXIT_REASON_INVAL)
+		ksft_test_result_pass("VMM with invalid-MSR exits gets KVM_EXIT_X86_WRMSR (reason INVAL) for a veto\n");
+	else
+		ksft_test_result_fail("VMM with invalid-MSR exits: ret %d exit %u\n", ret, res.exit_reason);
+	vm_destroy(&s2.vm);
 	drain(s->fd);
 }
 
@@ -1123,7 +1198,7 @@ int main(int argc, char **argv)
 	tool_path = argv[3];
 
 	ksft_print_header();
-	ksft_set_plan(47);
+	ksft_set_plan(49);
 
 	test_module_load_unload();
 
@@ -1150,6 +1225,8 @@ int main(int argc, char **argv)
 	test_two_readers(&s);
 	test_stats(&s);
 	test_user_space_exit(&s);
+	test_vmm_with_own_filter(&s);
+	test_vmm_inval_exits(&s);
 	test_tool_events_json(&s);
 	test_tool_follow(&s);
 	test_tool_journal(&s);
