@@ -425,8 +425,9 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 	struct slot_data slot;
 	bool have_slot;
 
-	/* KVM_GET/SET_MSRS and friends: the VMM, not the guest. */
-	if (regs->cx)
+	/* KVM_GET/SET_MSRS and friends: the VMM, not the guest. (A bool
+	 * argument only defines the register's low byte.) */
+	if (regs->cx & 0xff)
 		return 0;
 
 	have_slot = slot_find_access(vcpu, msr, is_write, true, &slot);
@@ -509,6 +510,7 @@ static int set_intercept_pre(struct kprobe *p, struct pt_regs *regs)
 	u32 msr = (u32)regs->si;
 	int type = (int)regs->dx;
 
+	/* @set is a bool: only the low byte of its register is defined. */
 	if (regs->cx & 0xff)
 		return 0;
 	if (((type & MSRGUARD_MSR_TYPE_R) && !msrguard_rust_may_pass_through(msr, false)) ||
