@@ -425,8 +425,10 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 	struct slot_data slot;
 	bool have_slot;
 
-	/* KVM_GET/SET_MSRS and friends: the VMM, not the guest. (A bool
-	 * argument only defines the register's low byte.) */
+	/*
+	 * KVM_GET/SET_MSRS and friends: the VMM, not the guest. A bool
+	 * argument only defines its register's low byte.
+	 */
 	if (regs->cx & 0xff)
 		return 0;
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Lints: the module with the kernel's clippy and rustfmt settings, the host
+# Lints: the module with the kernel's clippy, rustfmt and checkpatch, the host
 # crates with cargo clippy and cargo fmt. Fails on any warning.
 
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +23,12 @@ if rustfmt --edition 2021 --config-path "$KDIR/.rustfmt.toml" --check $sources; 
 	echo "ok: module rustfmt (kernel .rustfmt.toml)"
 else
 	echo "FAIL: module rustfmt"
+	fail=1
+fi
+if "$KDIR/scripts/checkpatch.pl" --no-tree --quiet -f rust/msrguard_shim.c rust/msrguard_shim.h rust/msrguard_trace.h; then
+	echo "ok: checkpatch (C shim)"
+else
+	echo "FAIL: checkpatch (C shim)"
 	fail=1
 fi
 if cargo clippy --workspace --all-targets --locked -q -- -D warnings; then
