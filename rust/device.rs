@@ -165,11 +165,8 @@ impl EventDevice {
             if !nonblock {
                 self.events.wait_readable()?;
             }
-            let _reader = if nonblock {
-                self.readers.try_lock().ok_or(EAGAIN)?
-            } else {
-                self.readers.lock()
-            };
+            // Held only to copy records out, never while waiting for them.
+            let _reader = self.readers.lock();
             let n = self.events.peek(&mut batch);
             if n == 0 {
                 if nonblock {

@@ -455,6 +455,12 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 			*(u64 *)regs->dx = 0;
 		return return_early(regs, 0);
 	default:
+		/*
+		 * KVM zeroes a failed read's result; skipping it, so must we
+		 * (some emulator callers use the value without checking).
+		 */
+		if (!is_write)
+			*(u64 *)regs->dx = 0;
 		return return_early(regs, 1);
 	}
 }
@@ -750,7 +756,7 @@ static void disarm_set(struct probe_set *set)
 /* Registers every probe of @set or none. Caller holds arm_lock. */
 static int arm_set(struct probe_set *set)
 {
-	int ret = 0, i, k = 0, r = 0;
+	int ret = 0, i, k, r;
 
 	if (set->armed)
 		return 0;
@@ -759,6 +765,8 @@ static int arm_set(struct probe_set *set)
 	for (i = 0; i < set->nr_kprobes; i++)
 		reset_kprobe(set->kprobes[i]);
 
+	/* Nothing of the kprobes is registered until their loop runs. */
+	k = set->nr_kprobes;
 	for (r = 0; r < set->nr_kretprobes && !ret; r++)
 		ret = register_kretprobe(set->kretprobes[r]);
 	if (ret) {
@@ -838,15 +846,19 @@ static struct notifier_block kvm_module_nb = {
 	.notifier_call = kvm_module_event,
 };
 
-/* Whether @module is loaded: does a function it always has resolve? */
-static bool module_is_loaded(const char *module)
+/*
+ * Whether @module is loaded: does a function it always has resolve? Only
+ * -ENOENT means "not loaded"; any other failure is returned, so that a
+ * loaded module is never left unguarded by mistake.
+ */
+static int module_is_loaded(const char *module, bool *loaded)
 {
 	static const char *const witness[][2] = {
 		{ "kvm", "kvm_vcpu_ioctl" },
 		{ "kvm_amd", "svm_vcpu_run" },
 		{ "kvm_intel", "vmx_vcpu_run" },
 	};
-	int i;
+	int i, ret;
 
 	for (i = 0; i < ARRAY_SIZE(witness); i++) {
 		/* A disabled kprobe resolves the symbol without patching text. */
@@ -854,12 +866,15 @@ static bool module_is_loaded(const char *module)
 
 		if (strcmp(witness[i][0], module))
 			continue;
-		if (register_kprobe(&kp))
-			return false;
-		unregister_kprobe(&kp);
-		return true;
+		ret = register_kprobe(&kp);
+		*loaded = !ret;
+		if (ret == -ENOENT)
+			return 0;
+		if (!ret)
+			unregister_kprobe(&kp);
+		return ret;
 	}
-	return false;
+	return -EINVAL;
 }
 
 static void disarm_all(void)
@@ -893,17 +908,22 @@ int msrguard_shim_init(void *guard)
 	mutex_lock(&arm_lock);
 	for (i = 0; i < ARRAY_SIZE(probe_sets) && !ret; i++) {
 		struct probe_set *set = &probe_sets[i];
+		bool loaded;
 
-		if (!module_is_loaded(set->module)) {
+		ret = module_is_loaded(set->module, &loaded);
+		if (ret)
+			pr_err("cannot tell whether %s is loaded (%d)\n", set->module, ret);
+		else if (!loaded)
 			pr_info("%s is not loaded: its hooks are armed when it loads\n", set->module);
-			continue;
-		}
-		ret = arm_set(set);
+		else
+			ret = arm_set(set);
 	}
 	mutex_unlock(&arm_lock);
 	if (ret) {
 		unregister_module_notifier(&kvm_module_nb);
 		disarm_all();
+		/* As on unload: tasks may still be on their way out of the stub. */
+		synchronize_rcu_tasks();
 	}
 	return ret;
 }

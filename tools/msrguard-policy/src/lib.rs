@@ -290,11 +290,96 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
     }
 
     if errors.is_empty() {
+        errors = check_kvm_internal(file, &sorted);
+    }
+    if errors.is_empty() {
         Ok(sorted)
     } else {
         errors.sort_by_key(|d| d.line);
         Err(errors)
     }
+}
+
+/// MSRs KVM itself reads or writes on a guest's behalf, not for a guest
+/// RDMSR/WRMSR: (first, last, name, reads, writes, who). They pass the same
+/// hooks, so a policy denying them breaks KVM (a failed RSM, a WARN on a
+/// nested VM-entry) rather than stopping a guest.
+const KVM_INTERNAL: &[(u32, u32, &str, bool, bool, &str)] = &[
+    (
+        0xc0000080,
+        0xc0000080,
+        "MSR_EFER",
+        true,
+        true,
+        "RSM and the emulator's mode changes",
+    ),
+    (
+        0xc0000081,
+        0xc0000084,
+        "MSR_STAR..MSR_SYSCALL_MASK",
+        true,
+        false,
+        "SYSCALL/SYSRET emulation",
+    ),
+    (
+        0x174,
+        0x176,
+        "MSR_IA32_SYSENTER_CS..EIP",
+        true,
+        false,
+        "SYSENTER/SYSEXIT emulation",
+    ),
+    (
+        0x38f,
+        0x38f,
+        "MSR_CORE_PERF_GLOBAL_CTRL",
+        false,
+        true,
+        "nested VMX VM-entry and VM-exit",
+    ),
+    (
+        0xda0,
+        0xda0,
+        "MSR_IA32_XSS",
+        false,
+        true,
+        "SEV-ES guest state",
+    ),
+    (0x6a0, 0x6a0, "MSR_IA32_U_CET", true, false, "CET emulation"),
+    (0x6a2, 0x6a2, "MSR_IA32_S_CET", true, false, "CET emulation"),
+];
+
+/// Checks that every access KVM makes on its own is allowed.
+fn check_kvm_internal(file: &str, entries: &[PolicyEntry]) -> Vec<Diagnostic> {
+    let table: Vec<Entry> = entries.iter().map(|e| e.to_abi()).collect();
+    let mut out = Vec::new();
+    for &(first, last, name, reads, writes, who) in KVM_INTERNAL {
+        for msr in first..=last {
+            let denied_read = reads && !msrguard_abi::policy::always_allowed(&table, msr, false);
+            let denied_write = writes && !msrguard_abi::policy::always_allowed(&table, msr, true);
+            if !denied_read && !denied_write {
+                continue;
+            }
+            let line = entries
+                .iter()
+                .find(|e| e.first <= msr && msr <= e.last)
+                .map_or(1, |e| e.line);
+            let what = match (denied_read, denied_write) {
+                (true, true) => "reads and writes",
+                (true, false) => "reads",
+                _ => "writes",
+            };
+            out.push(Diagnostic {
+                file: file.to_string(),
+                line,
+                message: format!(
+                    "{name} ({msr:#x}) must allow {what} (every value): KVM itself makes them ({who}), and denying them breaks KVM, not the guest"
+                ),
+            });
+            break;
+        }
+    }
+    out
 }
 
 fn describe_range(e: &PolicyEntry) -> String {

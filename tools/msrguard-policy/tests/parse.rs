@@ -14,6 +14,47 @@ fn errors(text: &str) -> Vec<String> {
 
 const ENTRY: &str = "[[msr]]\nindex = 0x10\nname = \"MSR_IA32_TSC\"\nread = \"allow\"\nwrite = \"allow\"\nreason = \"r\"\n";
 
+/// What every valid policy needs: the MSRs KVM accesses on its own.
+const KVM_NEEDS: &str = "
+[[msr]]
+index = 0x174
+last = 0x176
+name = \"MSR_IA32_SYSENTER_CS\"
+read = \"allow\"
+write = \"allow\"
+reason = \"r\"
+
+[[msr]]
+index = 0x38f
+name = \"MSR_CORE_PERF_GLOBAL_CTRL\"
+read = \"allow\"
+write = \"allow\"
+reason = \"r\"
+
+[[msr]]
+index = 0x6a0
+last = 0x6a2
+name = \"MSR_IA32_U_CET\"
+read = \"allow\"
+write = \"allow\"
+reason = \"r\"
+
+[[msr]]
+index = 0xda0
+name = \"MSR_IA32_XSS\"
+read = \"allow\"
+write = \"allow\"
+reason = \"r\"
+
+[[msr]]
+index = 0xc0000080
+last = 0xc0000084
+name = \"MSR_EFER\"
+read = \"allow\"
+write = \"allow\"
+reason = \"r\"
+";
+
 #[test]
 fn default_policy_is_accepted_sorted_and_sane() {
     let text = include_str!("../../../policy/default.toml");
@@ -51,11 +92,28 @@ fn default_policy_is_accepted_sorted_and_sane() {
 
 #[test]
 fn accepts_ranges_and_string_numbers() {
-    let text = "[[msr]]\nindex = \"0x800\"\nlast = \"0x8_ff\"\nname = \"X2APIC\"\nread = \"allow\"\nwrite = \"gp\"\nwrite_mask = \"0xffff_ffff_ffff_fffe\"\nreason = \"r\"\n";
-    let e = parse("p.toml", text).unwrap();
+    let text = format!("[[msr]]\nindex = \"0x800\"\nlast = \"0x8_ff\"\nname = \"X2APIC\"\nread = \"allow\"\nwrite = \"gp\"\nwrite_mask = \"0xffff_ffff_ffff_fffe\"\nreason = \"r\"\n{KVM_NEEDS}");
+    let e = parse("p.toml", &text).unwrap();
+    let x2apic = e.iter().find(|e| e.first == 0x800).unwrap();
     assert_eq!(
-        (e[0].first, e[0].last, e[0].write_mask),
-        (0x800, 0x8ff, Some(u64::MAX - 1))
+        (x2apic.last, x2apic.write_mask),
+        (0x8ff, Some(u64::MAX - 1))
+    );
+}
+
+#[test]
+fn rejects_denying_what_kvm_accesses_itself() {
+    let denied = KVM_NEEDS.replace(
+        "name = \"MSR_CORE_PERF_GLOBAL_CTRL\"\nread = \"allow\"\nwrite = \"allow\"",
+        "name = \"MSR_CORE_PERF_GLOBAL_CTRL\"\nread = \"allow\"\nwrite = \"gp\"",
+    );
+    assert_ne!(denied, KVM_NEEDS);
+    let e = errors(&denied);
+    assert_eq!(e, ["p.toml:10: MSR_CORE_PERF_GLOBAL_CTRL (0x38f) must allow writes (every value): KVM itself makes them (nested VMX VM-entry and VM-exit), and denying them breaks KVM, not the guest"]);
+    let e = errors(ENTRY);
+    assert!(
+        e[0].starts_with("p.toml:1: MSR_EFER (0xc0000080) must allow reads and writes"),
+        "{e:?}"
     );
 }
 
