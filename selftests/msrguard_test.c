@@ -1198,7 +1198,7 @@ int main(int argc, char **argv)
 	tool_path = argv[3];
 
 	ksft_print_header();
-	ksft_set_plan(49);
+	ksft_set_plan(48);
 
 	test_module_load_unload();
 
@@ -1246,7 +1246,7 @@ int main(int argc, char **argv)
 	test_load_order();
 	test_passthrough_denied();
 
-	ksft_test_result_skip("Intel VMX paths (RIP/CPL from the VMCS, nested MSR load lists): TCG has no VMX\n");
+	ksft_test_result_skip("Intel VMX paths (RIP from the VMCS, VMX intercepts, nested MSR load lists): TCG has no VMX\n");
 
 	/* Lock last: it pins the module until the VM powers off. */
 	load_module("");
