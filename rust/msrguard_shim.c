@@ -265,6 +265,12 @@ static bool slot_take_audit_read(struct kvm_vcpu *vcpu, enum access_path path, u
 	unsigned long flags;
 	bool found;
 
+	/*
+	 * Unlocked first look, for the common case: only this vCPU's thread
+	 * marks its audited reads, so it sees its own mark.
+	 */
+	if (READ_ONCE(s->d.state) != SLOT_AUDIT_READ)
+		return false;
 	raw_spin_lock_irqsave(&s->lock, flags);
 	found = s->d.vcpu == vcpu && s->d.state == SLOT_AUDIT_READ && s->d.path == path &&
 		s->d.pc == pc;
@@ -433,6 +439,9 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 		return 0;
 
 	have_slot = slot_find_access(vcpu, msr, is_write, true, &slot);
+	/* The common case, an allowed access, costs one table lookup. */
+	if (!msrguard_rust_vetoes(msr, is_write, is_write ? regs->dx : 0))
+		return 0;
 	fill_access(&a, vcpu, msr, is_write, regs->dx);
 
 	/*
@@ -440,8 +449,7 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 	 * the value the guest got (nested store lists complete inside KVM:
 	 * recorded now, with value 0).
 	 */
-	if (a.audit && !is_write && have_slot && slot.path != PATH_NESTED &&
-	    msrguard_rust_vetoes(msr, false, 0)) {
+	if (a.audit && !is_write && have_slot && slot.path != PATH_NESTED) {
 		slot_mark_audit_read(vcpu, &slot, &a);
 		return 0;
 	}
