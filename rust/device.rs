@@ -165,8 +165,13 @@ impl EventDevice {
             if !nonblock {
                 self.events.wait_readable()?;
             }
-            // Held only to copy records out, never while waiting for them.
-            let _reader = self.readers.lock();
+            // Held to copy records out, never while waiting for them; a
+            // non-blocking reader does not wait behind another's copy.
+            let _reader = if nonblock {
+                self.readers.try_lock().ok_or(EAGAIN)?
+            } else {
+                self.readers.lock()
+            };
             let n = self.events.peek(&mut batch);
             if n == 0 {
                 if nonblock {

@@ -267,9 +267,10 @@ static bool slot_take_audit_read(struct kvm_vcpu *vcpu, enum access_path path, u
 
 	/*
 	 * Unlocked first look, for the common case: only this vCPU's thread
-	 * marks its audited reads, so it sees its own mark.
+	 * marks its audited reads, so it sees its own mark; anything else
+	 * (another vCPU in the same slot) is re-checked under the lock.
 	 */
-	if (READ_ONCE(s->d.state) != SLOT_AUDIT_READ)
+	if (data_race(s->d.state) != SLOT_AUDIT_READ)
 		return false;
 	raw_spin_lock_irqsave(&s->lock, flags);
 	found = s->d.vcpu == vcpu && s->d.state == SLOT_AUDIT_READ && s->d.path == path &&

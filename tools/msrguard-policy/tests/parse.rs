@@ -40,8 +40,15 @@ write = \"allow\"
 reason = \"r\"
 
 [[msr]]
-index = 0xda0
-name = \"MSR_IA32_XSS\"
+index = 0x10
+name = \"MSR_IA32_TSC\"
+read = \"allow\"
+write = \"allow\"
+reason = \"r\"
+
+[[msr]]
+index = 0xc0000103
+name = \"MSR_TSC_AUX\"
 read = \"allow\"
 write = \"allow\"
 reason = \"r\"
