@@ -116,9 +116,11 @@ impl EventDevice {
     pub(crate) fn register(self: Pin<&mut Self>) -> Result {
         // SAFETY: Nothing is moved out of the pinned value.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: `misc` holds an initialized miscdevice; it is pinned and
-        // deregistered (`deregister`, or `drop`) before it is freed.
-        to_result(unsafe { bindings::misc_register(this.misc.get()) })?;
+        // `misc` is pinned and deregistered (`deregister`, or `drop`) before
+        // it is freed.
+        // SAFETY: `misc` holds an initialized miscdevice.
+        let ret = unsafe { bindings::misc_register(this.misc.get()) };
+        to_result(ret)?;
         // INVARIANT: `registered` is true exactly while `misc` is registered.
         this.registered = true;
         Ok(())
@@ -256,9 +258,10 @@ unsafe extern "C" fn fop_read(
 ) -> isize {
     // SAFETY: A file of our device, per this function's contract.
     let dev = unsafe { EventDevice::from_file(file) };
-    // SAFETY: The file is valid for the call; `f_flags` is a plain field
-    // (read under fdget_pos, so no `File` is made here).
-    let nonblock = unsafe { (*file).f_flags } & bindings::O_NONBLOCK != 0;
+    // Read under fdget_pos, so no `File` is made here.
+    // SAFETY: The file is valid for the call; `f_flags` is a plain field.
+    let flags = unsafe { (*file).f_flags };
+    let nonblock = flags & bindings::O_NONBLOCK != 0;
     match dev.read(nonblock, UserPtr::from_addr(buf as usize), len) {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,

@@ -68,9 +68,11 @@ extern "C" {
 /// pinned in its own state, which outlives both calls.
 pub(crate) fn init(events: &EventQueue) -> Result {
     let ptr: *const EventQueue = events;
-    // SAFETY: Called once from module init; `events` outlives the shim
-    // (module state, dropped after `exit`).
-    to_result(unsafe { msrguard_shim_init(ptr.cast()) })
+    // Called once, from module init; `events` is module state, dropped
+    // only after `exit`.
+    // SAFETY: `ptr` stays valid for as long as the shim is armed.
+    let ret = unsafe { msrguard_shim_init(ptr.cast()) };
+    to_result(ret)
 }
 
 /// Disarms the shim; on return no hook runs any more.
