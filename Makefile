@@ -18,12 +18,17 @@ all: modules
 rust/policy_table.rs: FORCE
 	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@
 
-modules: rust/policy_table.rs
+# The record layout's constants for the C shim, from rust/record.rs.
+rust/msrguard_abi.h: FORCE
+	cargo run --quiet --locked --release -p msrguard-abi --bin msrguard-c-header > $@.tmp
+	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+modules: rust/policy_table.rs rust/msrguard_abi.h
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
-	rm -f rust/policy_table.rs
+	rm -f rust/policy_table.rs rust/msrguard_abi.h
 
 FORCE:
 

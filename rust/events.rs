@@ -82,7 +82,7 @@ impl EventQueue {
         if ring.len >= capacity {
             ring.stats.dropped = ring.stats.dropped.wrapping_add(1);
         } else {
-            let index = (ring.head + ring.len).checked_rem(capacity).unwrap_or(0);
+            let index = ring.index(ring.len);
             if let Some(slot) = ring.slots.get_mut(index) {
                 *slot = record.to_bytes();
                 ring.len += 1;
@@ -97,11 +97,9 @@ impl EventQueue {
     /// removing them (see [`Self::commit`]); returns how many.
     pub(crate) fn peek(&self, out: &mut [[u8; RECORD_SIZE]]) -> usize {
         let ring = self.ring.lock();
-        let capacity = ring.slots.len();
         let n = out.len().min(ring.len);
         for (i, dst) in out.iter_mut().take(n).enumerate() {
-            let index = (ring.head + i).checked_rem(capacity).unwrap_or(0);
-            if let Some(src) = ring.slots.get(index) {
+            if let Some(src) = ring.slots.get(ring.index(i)) {
                 *dst = *src;
             }
         }
@@ -123,8 +121,7 @@ impl EventQueue {
     pub(crate) fn commit(&self, n: usize) {
         let mut ring = self.ring.lock();
         let n = n.min(ring.len);
-        let capacity = ring.slots.len();
-        ring.head = (ring.head + n).checked_rem(capacity).unwrap_or(0);
+        ring.head = ring.index(n);
         ring.len -= n;
         ring.stats.delivered = ring.stats.delivered.wrapping_add(n as u64);
     }
@@ -150,6 +147,14 @@ impl EventQueue {
 }
 
 impl Ring {
+    /// Position in `slots` of the record `offset` places after the oldest.
+    fn index(&self, offset: usize) -> usize {
+        // `slots` is never empty (`new` checks the capacity).
+        (self.head + offset)
+            .checked_rem(self.slots.len())
+            .unwrap_or(0)
+    }
+
     fn new(capacity: usize) -> Result<Self> {
         if capacity == 0 || capacity > MAX_CAPACITY {
             pr_err!(

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * msrguard's C shim: the KVM hooks, the runtime parameters and the trace
- * event. Decisions and event records are Rust's (msrguard_rust_check()).
+ * event. Decisions and event records are Rust's (msrguard_rust_decide(),
+ * msrguard_rust_record()).
  *
  * Hooks (kprobes; see Documentation/msrguard.rst for why each is needed and
  * what objdump showed):
@@ -59,11 +60,6 @@
 #define MSRGUARD_X86EMUL_CONTINUE 0
 #define MSRGUARD_MSR_TYPE_R 1
 #define MSRGUARD_MSR_TYPE_W 2
-
-/* record.rs GuestMode values. */
-enum { MODE_REAL = 1, MODE_VM86 = 2, MODE_PROTECTED = 3, MODE_LONG = 4 };
-/* policy.rs Action values. */
-enum { ACTION_ALLOW = 0, ACTION_GP = 1, ACTION_IGNORE = 2 };
 
 /* ---- Parameters ------------------------------------------------------- */
 
@@ -150,11 +146,6 @@ bool msrguard_shim_locked(void)
 	return READ_ONCE(locked);
 }
 
-u64 msrguard_shim_realtime_ns(void)
-{
-	return ktime_get_real_ns();
-}
-
 /* ---- Per-vCPU access slots ------------------------------------------- */
 
 /*
@@ -180,8 +171,8 @@ struct slot_data {
 	bool is_write;
 	int reg;		/* RDMSR destination: <0 for EDX:EAX */
 	u64 value;		/* WRMSR value */
-	u64 pc;			/* SLOT_AUDIT_READ: guest RIP of the access */
-	struct msrguard_access access;	/* SLOT_AUDIT_READ: the event */
+	struct msrguard_access access;	/* SLOT_AUDIT_READ: the event... */
+	struct msrguard_verdict verdict; /* ...and the policy's verdict */
 };
 
 struct access_slot {
@@ -243,7 +234,8 @@ static bool slot_find_access(struct kvm_vcpu *vcpu, u32 msr, bool is_write, bool
 }
 
 static void slot_mark_audit_read(struct kvm_vcpu *vcpu, const struct slot_data *a,
-				 const struct msrguard_access *access)
+				 const struct msrguard_access *access,
+				 struct msrguard_verdict verdict)
 {
 	struct access_slot *s = slot_of(vcpu);
 	unsigned long flags;
@@ -252,8 +244,8 @@ static void slot_mark_audit_read(struct kvm_vcpu *vcpu, const struct slot_data *
 	s->d = *a;
 	s->d.vcpu = vcpu;
 	s->d.state = SLOT_AUDIT_READ;
-	s->d.pc = access->pc;
 	s->d.access = *access;
+	s->d.verdict = verdict;
 	raw_spin_unlock_irqrestore(&s->lock, flags);
 }
 
@@ -274,7 +266,7 @@ static bool slot_take_audit_read(struct kvm_vcpu *vcpu, enum access_path path, u
 		return false;
 	raw_spin_lock_irqsave(&s->lock, flags);
 	found = s->d.vcpu == vcpu && s->d.state == SLOT_AUDIT_READ && s->d.path == path &&
-		s->d.pc == pc;
+		s->d.access.pc == pc;
 	if (found) {
 		*out = s->d;
 		s->d.state = SLOT_FREE;
@@ -327,8 +319,8 @@ static u64 guest_rip(struct kvm_vcpu *vcpu)
 static u8 guest_mode(struct kvm_vcpu *vcpu)
 {
 	if (!(vcpu->arch.cr0 & X86_CR0_PE))
-		return MODE_REAL;
-	return (vcpu->arch.efer & EFER_LMA) ? MODE_LONG : MODE_PROTECTED;
+		return MSRGUARD_MODE_REAL;
+	return (vcpu->arch.efer & EFER_LMA) ? MSRGUARD_MODE_LONG : MSRGUARD_MODE_PROTECTED;
 }
 
 /* ---- The guard -------------------------------------------------------- */
@@ -377,16 +369,15 @@ static void report(const struct msrguard_access *a, const struct msrguard_outcom
 			    a->vmm_pid, a->vmm_comm, a->vcpu_id);
 }
 
-/* Asks Rust about @a (recording an event if the policy objects), reports it. */
-static struct msrguard_outcome decide_and_report(const struct msrguard_access *a)
+/* Records the event for @a, which the policy objected to, and reports it. */
+static void record_and_report(const struct msrguard_access *a, struct msrguard_verdict v)
 {
 	struct msrguard_outcome out;
 
 	memset(&out, 0, sizeof(out));
-	msrguard_rust_check(guard_ctx, a, &out);
+	msrguard_rust_record(guard_ctx, a, v, &out);
 	if (out.status)
 		report(a, &out);
-	return out;
 }
 
 static void fill_access(struct msrguard_access *a, struct kvm_vcpu *vcpu, u32 msr,
@@ -427,7 +418,7 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 {
 	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)regs->di;
 	u32 msr = (u32)regs->si;
-	struct msrguard_outcome out;
+	struct msrguard_verdict v;
 	struct msrguard_access a;
 	struct slot_data slot;
 	bool have_slot;
@@ -441,37 +432,33 @@ static int ignored_check_pre(struct pt_regs *regs, bool is_write)
 
 	have_slot = slot_find_access(vcpu, msr, is_write, true, &slot);
 	/* The common case, an allowed access, costs one table lookup. */
-	if (!msrguard_rust_vetoes(msr, is_write, is_write ? regs->dx : 0))
+	v = msrguard_rust_decide(msr, is_write, is_write ? regs->dx : 0);
+	if (!v.reason)
 		return 0;
 	fill_access(&a, vcpu, msr, is_write, regs->dx);
 
-	/*
-	 * An audited read is recorded when it completes, so that MsrValue is
-	 * the value the guest got (nested store lists complete inside KVM:
-	 * recorded now, with value 0).
-	 */
-	if (a.audit && !is_write && have_slot && slot.path != PATH_NESTED) {
-		slot_mark_audit_read(vcpu, &slot, &a);
+	if (a.audit) {
+		/*
+		 * An audited read is recorded when it completes, so that
+		 * MsrValue is the value the guest got (nested store lists
+		 * complete inside KVM: recorded now, with value 0).
+		 */
+		if (!is_write && have_slot && slot.path != PATH_NESTED)
+			slot_mark_audit_read(vcpu, &slot, &a, v);
+		else
+			record_and_report(&a, v);
 		return 0;
 	}
 
-	out = decide_and_report(&a);
-	switch (out.action) {
-	case ACTION_ALLOW:
-		return 0;
-	case ACTION_IGNORE:
-		if (!is_write)
-			*(u64 *)regs->dx = 0;
-		return return_early(regs, 0);
-	default:
-		/*
-		 * KVM zeroes a failed read's result; skipping it, so must we
-		 * (some emulator callers use the value without checking).
-		 */
-		if (!is_write)
-			*(u64 *)regs->dx = 0;
-		return return_early(regs, 1);
-	}
+	record_and_report(&a, v);
+	/*
+	 * "ignore" reads 0; and KVM zeroes a failed read's result, which the
+	 * skipped function would have done (some emulator callers use the
+	 * value without checking).
+	 */
+	if (!is_write)
+		*(u64 *)regs->dx = 0;
+	return return_early(regs, v.action == MSRGUARD_ACTION_IGNORE ? 0 : 1);
 }
 
 static int get_ignored_check_pre(struct kprobe *p, struct pt_regs *regs)
@@ -496,7 +483,7 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)regs->di;
 	u32 msr = (u32)regs->si;
 	bool is_write = (u32)regs->dx & KVM_MSR_FILTER_WRITE;
-	struct msrguard_outcome out;
+	struct msrguard_verdict v;
 	struct msrguard_access a;
 	struct slot_data slot;
 
@@ -505,13 +492,15 @@ static int msr_allowed_pre(struct kprobe *p, struct pt_regs *regs)
 	/* Only for a guest access under way (the value is the slot's). */
 	if (!slot_find_access(vcpu, msr, is_write, false, &slot) || slot.path == PATH_NESTED)
 		return 0;
-	if (!msrguard_rust_vetoes(msr, is_write, slot.value))
+	v = msrguard_rust_decide(msr, is_write, slot.value);
+	if (!v.reason)
 		return 0;
 
+	/* The access ends here: KVM will not reach the decision points. */
 	slot_find_access(vcpu, msr, is_write, true, &slot);
 	fill_access(&a, vcpu, msr, is_write, slot.value);
-	out = decide_and_report(&a);
-	return out.action == ACTION_ALLOW ? 0 : return_early(regs, false);
+	record_and_report(&a, v);
+	return return_early(regs, false);
 }
 NOKPROBE_SYMBOL(msr_allowed_pre);
 
@@ -596,7 +585,7 @@ static int complete_insn_gp_pre(struct kprobe *p, struct pt_regs *regs)
 	if (slot_take_audit_read(vcpu, PATH_EXIT, guest_rip(vcpu), &slot)) {
 		/* A failed read (err != 0) returned nothing. */
 		slot.access.value = regs->si ? 0 : rdmsr_result(vcpu, slot.reg);
-		decide_and_report(&slot.access);
+		record_and_report(&slot.access, slot.verdict);
 	}
 	return 0;
 }
@@ -641,7 +630,7 @@ static int emulator_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 	if (c->data && slot_take_audit_read(c->vcpu, PATH_EMULATOR, c->pc, &slot)) {
 		slot.access.value = regs_return_value(regs) == MSRGUARD_X86EMUL_CONTINUE ?
 				    *c->data : 0;
-		decide_and_report(&slot.access);
+		record_and_report(&slot.access, slot.verdict);
 	}
 	return 0;
 }
@@ -655,6 +644,7 @@ NOKPROBE_SYMBOL(emulator_ret);
  */
 struct probe_set {
 	const char *module;
+	const char *witness;	/* a function the module always has */
 	struct kprobe **kprobes;
 	unsigned int nr_kprobes;
 	struct kretprobe **kretprobes;
@@ -716,9 +706,10 @@ static struct kprobe probe_vmx_intercept = {
 static struct kprobe *vmx_kprobes[] = { &probe_vmx_intercept };
 
 static struct probe_set probe_sets[] = {
-	{ "kvm", kvm_kprobes, ARRAY_SIZE(kvm_kprobes), kvm_kretprobes, ARRAY_SIZE(kvm_kretprobes) },
-	{ "kvm_amd", svm_kprobes, ARRAY_SIZE(svm_kprobes), NULL, 0 },
-	{ "kvm_intel", vmx_kprobes, ARRAY_SIZE(vmx_kprobes), NULL, 0 },
+	{ "kvm", "kvm_vcpu_ioctl", kvm_kprobes, ARRAY_SIZE(kvm_kprobes),
+	  kvm_kretprobes, ARRAY_SIZE(kvm_kretprobes) },
+	{ "kvm_amd", "svm_vcpu_run", svm_kprobes, ARRAY_SIZE(svm_kprobes), NULL, 0 },
+	{ "kvm_intel", "vmx_vcpu_run", vmx_kprobes, ARRAY_SIZE(vmx_kprobes), NULL, 0 },
 };
 
 static DEFINE_MUTEX(arm_lock);
@@ -856,34 +847,22 @@ static struct notifier_block kvm_module_nb = {
 };
 
 /*
- * Whether @module is loaded: does a function it always has resolve? Only
+ * Whether @set's module is loaded: does its witness function resolve? Only
  * -ENOENT means "not loaded"; any other failure is returned, so that a
  * loaded module is never left unguarded by mistake.
  */
-static int module_is_loaded(const char *module, bool *loaded)
+static int module_is_loaded(const struct probe_set *set, bool *loaded)
 {
-	static const char *const witness[][2] = {
-		{ "kvm", "kvm_vcpu_ioctl" },
-		{ "kvm_amd", "svm_vcpu_run" },
-		{ "kvm_intel", "vmx_vcpu_run" },
-	};
-	int i, ret;
+	/* A disabled kprobe resolves the symbol without patching text. */
+	struct kprobe kp = { .symbol_name = set->witness, .flags = KPROBE_FLAG_DISABLED };
+	int ret = register_kprobe(&kp);
 
-	for (i = 0; i < ARRAY_SIZE(witness); i++) {
-		/* A disabled kprobe resolves the symbol without patching text. */
-		struct kprobe kp = { .symbol_name = witness[i][1], .flags = KPROBE_FLAG_DISABLED };
-
-		if (strcmp(witness[i][0], module))
-			continue;
-		ret = register_kprobe(&kp);
-		*loaded = !ret;
-		if (ret == -ENOENT)
-			return 0;
-		if (!ret)
-			unregister_kprobe(&kp);
-		return ret;
-	}
-	return -EINVAL;
+	*loaded = !ret;
+	if (ret == -ENOENT)
+		return 0;
+	if (!ret)
+		unregister_kprobe(&kp);
+	return ret;
 }
 
 static void disarm_all(void)
@@ -919,7 +898,7 @@ int msrguard_shim_init(void *guard)
 		struct probe_set *set = &probe_sets[i];
 		bool loaded;
 
-		ret = module_is_loaded(set->module, &loaded);
+		ret = module_is_loaded(set, &loaded);
 		if (ret)
 			pr_err("cannot tell whether %s is loaded (%d)\n", set->module, ret);
 		else if (!loaded)

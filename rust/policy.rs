@@ -40,6 +40,16 @@ impl Action {
         }
     }
 
+    /// Decodes the value `as u8` gives.
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Allow),
+            1 => Some(Self::Gp),
+            2 => Some(Self::Ignore),
+            _ => None,
+        }
+    }
+
     /// Parses a policy file's action name.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {

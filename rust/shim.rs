@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The C shim (`msrguard_shim.c`): KVM hooks, runtime parameters and the
-//! trace event, and the two entry points it calls back into Rust.
+//! trace event, and the entry points it calls back into Rust.
 //!
 //! The `#[repr(C)]` types mirror `msrguard_shim.h`.
 
@@ -14,15 +14,17 @@ use kernel::{
 
 use crate::{
     events::EventQueue,
-    msr_names, policy,
+    msr_names,
+    policy,
     policy_table::TABLE,
     record::{
         fill_nul_padded,
         GuestMode,
+        Reason,
         Record,
         COMM_LEN,
         IMAGE_NAME_LEN, //
-    },
+    }, //
 };
 
 /// An access the shim asks about (`struct msrguard_access`).
@@ -41,14 +43,21 @@ pub(crate) struct Access {
     vmm_comm: [u8; COMM_LEN],
 }
 
-/// The decision and the names the shim reports (`struct msrguard_outcome`).
+/// The policy's verdict as the shim sees it (`struct msrguard_verdict`):
+/// `reason` 0 means no objection.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Verdict {
+    action: u8,
+    reason: u8,
+}
+
+/// A recorded event and the names the shim reports (`struct msrguard_outcome`).
 #[repr(C)]
 pub(crate) struct Outcome {
     sequence: u64,
-    action: u8,
     status: u8,
-    reason: u8,
-    pad: [u8; 5],
+    pad: [u8; 7],
     status_name: [u8; 16],
     reason_name: [u8; 16],
     msr_name: [u8; 40],
@@ -93,10 +102,25 @@ pub(crate) fn locked() -> bool {
     unsafe { msrguard_shim_locked() }
 }
 
-/// Decides one guest access and records an event when the policy objects.
+/// Decides one guest access. Pure: the shim records an event, with
+/// [`msrguard_rust_record`], only when the verdict has a reason.
 ///
-/// Called by the shim in atomic context: bounded (binary search, one ring
-/// insert), no allocation, no sleeping.
+/// Called in atomic context: one binary search.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_decide(msr: u32, is_write: bool, value: u64) -> Verdict {
+    let verdict = policy::decide(TABLE, msr, is_write, value);
+    Verdict {
+        action: verdict.action as u8,
+        reason: verdict.reason.map_or(0, |r| r as u8),
+    }
+}
+
+/// Records the event for an access `verdict` (from [`msrguard_rust_decide`])
+/// objects to, and fills `outcome` for the shim's trace event and log line.
+/// In audit mode the event is `audit-allowed`.
+///
+/// Called in atomic context: bounded (one ring insert), no allocation, no
+/// sleeping.
 ///
 /// # Safety
 ///
@@ -104,11 +128,18 @@ pub(crate) fn locked() -> bool {
 /// `outcome` are valid, initialized (the shim zeroes `outcome`) and
 /// exclusive for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_check(
+pub(crate) unsafe extern "C" fn msrguard_rust_record(
     guard: *const c_void,
     access: *const Access,
+    verdict: Verdict,
     outcome: *mut Outcome,
 ) {
+    let (Some(action), Some(reason)) = (
+        policy::Action::from_u8(verdict.action),
+        Reason::from_u8(verdict.reason),
+    ) else {
+        return;
+    };
     // SAFETY: The caller passes the queue given to `init`, still alive.
     let events = unsafe { &*guard.cast::<EventQueue>() };
     // SAFETY: Valid for the call, per the function's contract.
@@ -116,22 +147,12 @@ pub(crate) unsafe extern "C" fn msrguard_rust_check(
     // SAFETY: Valid for the call, per the function's contract.
     let out = unsafe { &mut *outcome };
 
-    let is_write = a.is_write != 0;
-    let verdict = policy::decide(TABLE, a.msr, is_write, a.value);
-    out.sequence = 0;
-    out.status = 0;
-    out.reason = 0;
-    out.action = policy::Action::Allow as u8;
-    let Some(reason) = verdict.reason else {
-        return;
-    };
-
-    let status = policy::status_of(verdict.action, a.audit != 0);
+    let status = policy::status_of(action, a.audit != 0);
     let record = Record {
         sequence: 0,
         timestamp_ns: a.timestamp_ns,
         msr: a.msr,
-        is_write,
+        is_write: a.is_write != 0,
         msr_value: a.value,
         access_status: status,
         reason,
@@ -148,10 +169,6 @@ pub(crate) unsafe extern "C" fn msrguard_rust_check(
     };
     out.sequence = events.record(record);
     out.status = status as u8;
-    out.reason = reason as u8;
-    if a.audit == 0 {
-        out.action = verdict.action as u8;
-    }
     fill_nul_padded(&mut out.status_name, status.name());
     fill_nul_padded(&mut out.reason_name, reason.name());
     let name = policy::lookup(TABLE, a.msr)
@@ -166,10 +183,4 @@ pub(crate) unsafe extern "C" fn msrguard_rust_check(
 #[no_mangle]
 pub(crate) extern "C" fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool {
     policy::always_allowed(TABLE, msr, is_write)
-}
-
-/// Whether the policy objects to this access (without recording anything).
-#[no_mangle]
-pub(crate) extern "C" fn msrguard_rust_vetoes(msr: u32, is_write: bool, value: u64) -> bool {
-    policy::decide(TABLE, msr, is_write, value).reason.is_some()
 }

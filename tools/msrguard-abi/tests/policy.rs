@@ -125,3 +125,12 @@ fn always_allowed_only_without_value_checks() {
     assert!(!always_allowed(&t, 4, false) && always_allowed(&t, 4, true));
     assert!(!always_allowed(&t, 5, false));
 }
+
+#[test]
+fn action_wire_values_round_trip() {
+    for a in [Action::Allow, Action::Gp, Action::Ignore] {
+        assert_eq!(Action::from_u8(a as u8), Some(a));
+        assert_eq!(Action::from_name(a.name()), Some(a));
+    }
+    assert_eq!(Action::from_u8(3), None);
+}

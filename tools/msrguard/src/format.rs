@@ -157,12 +157,7 @@ pub(crate) fn stats_json(s: &Stats) -> String {
 }
 
 fn action_name(v: u8) -> &'static str {
-    match v {
-        x if x == Action::Allow as u8 => Action::Allow.name(),
-        x if x == Action::Gp as u8 => Action::Gp.name(),
-        x if x == Action::Ignore as u8 => Action::Ignore.name(),
-        _ => "?",
-    }
+    Action::from_u8(v).map_or("?", Action::name)
 }
 
 /// The module's policy as a table.
