@@ -8,9 +8,7 @@
 cd "$MSRGUARD_ROOT"
 
 scripts/setup.sh >/dev/null
-make -s >/dev/null || die "module build failed"
-make -s -C selftests >/dev/null || die "demo build failed"
-cargo build --quiet --locked --release -p msrguard || die "tool build failed"
+build_all
 msg "booting the demo VM (about 15 s)"
 # The demo leaves msrguard loaded; the tool then shows what it recorded.
 scripts/vm-run.sh --timeout 600 -- "selftests/msrguard_demo '$MSRGUARD_ROOT/msrguard.ko' &&

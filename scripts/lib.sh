@@ -63,6 +63,13 @@ run_logged() {
 	msg "$name took $((SECONDS - start))s"
 }
 
+# Builds msrguard.ko (default policy), the VM programs and the tool.
+build_all() {
+	make -s -C "$MSRGUARD_ROOT" >/dev/null || die "module build failed"
+	make -s -C "$MSRGUARD_ROOT/selftests" >/dev/null || die "selftest and demo build failed"
+	cargo build --quiet --locked --release -p msrguard || die "tool build failed"
+}
+
 rustc_version() { rustc --version | awk '{print $2}'; }
 
 # The kernel tree's cache key: kernel package version, config fragment,

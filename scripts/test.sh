@@ -32,9 +32,7 @@ grep '^ok' "$LOG_DIR/lint.log"
 # The suite also needs a build with the test policy (selftests/test-policy.toml).
 make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
 cp msrguard.ko selftests/msrguard-testpolicy.ko
-make -s >/dev/null || die "module build failed"
-make -s -C selftests >/dev/null || die "selftest build failed"
-cargo build --quiet --locked --release -p msrguard || die "tool build failed"
+build_all
 t_build=$((SECONDS - t))
 
 t=$SECONDS

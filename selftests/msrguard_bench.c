@@ -7,11 +7,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,26 +54,25 @@ int main(int argc, char **argv)
 	uint32_t exits = argc > 2 ? strtoul(argv[2], NULL, 0) : 3000;
 	double allowed0, blocked0, allowed1, blocked1;
 	struct vm vm;
-	int fd;
+	int ret;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s MODULE.ko [EXITS]\n", argv[0]);
 		return 2;
 	}
-	if (system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel") || vm_create(&vm))
+	if (load_kvm() || vm_create(&vm))
 		return 1;
 	allowed0 = ns_per_exit(&vm, MSR_IA32_APICBASE, exits);
 	blocked0 = ns_per_exit(&vm, MSR_UNKNOWN, exits);
 
-	fd = open(argv[1], O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || syscall(SYS_finit_module, fd, "", 0)) {
-		fprintf(stderr, "insmod: %s\n", strerror(errno));
+	ret = load_module_file(argv[1], "");
+	if (ret) {
+		fprintf(stderr, "insmod: %s\n", strerror(-ret));
 		return 1;
 	}
-	close(fd);
 	allowed1 = ns_per_exit(&vm, MSR_IA32_APICBASE, exits);
 	blocked1 = ns_per_exit(&vm, MSR_UNKNOWN, exits);
-	syscall(SYS_delete_module, "msrguard", O_NONBLOCK);
+	unload_msrguard();
 	vm_destroy(&vm);
 
 	printf("# bench: guest RDMSR exits under TCG, %u exits, best of %d rounds\n", exits, ROUNDS);

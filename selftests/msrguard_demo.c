@@ -8,11 +8,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vm.h"
@@ -63,24 +61,23 @@ static void run_accesses(const char *title)
 
 int main(int argc, char **argv)
 {
-	int fd;
+	int ret;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s MODULE.ko\n", argv[0]);
 		return 2;
 	}
-	if (system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel")) {
+	if (load_kvm()) {
 		fprintf(stderr, "no KVM in this VM\n");
 		return 1;
 	}
 	run_accesses("KVM alone");
 
-	fd = open(argv[1], O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || syscall(SYS_finit_module, fd, "", 0)) {
-		fprintf(stderr, "insmod %s: %s\n", argv[1], strerror(errno));
+	ret = load_module_file(argv[1], "");
+	if (ret) {
+		fprintf(stderr, "insmod %s: %s\n", argv[1], strerror(-ret));
 		return 1;
 	}
-	close(fd);
 	printf("\n(msrguard.ko loaded)\n");
 	run_accesses("KVM with msrguard");
 	return 0;

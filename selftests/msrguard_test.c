@@ -59,19 +59,6 @@ static const char *tool_path;
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-static int load_module_file(const char *path, const char *params)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(SYS_finit_module, fd, params, 0);
-	ret = ret ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 static int load_module(const char *params)
 {
 	return load_module_file(module_path, params);
@@ -79,17 +66,7 @@ static int load_module(const char *params)
 
 static int unload_module(void)
 {
-	return syscall(SYS_delete_module, "msrguard", O_NONBLOCK) ? -errno : 0;
-}
-
-static int load_kvm(void)
-{
-	return system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null") ? -ENODEV : 0;
-}
-
-static int unload_kvm(void)
-{
-	return system("modprobe -r kvm_amd kvm_intel kvm 2>/dev/null") ? -EBUSY : 0;
+	return unload_msrguard();
 }
 
 static int write_file(const char *path, const char *text)
