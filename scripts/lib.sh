@@ -47,10 +47,13 @@ run_logged() {
 	local start=$SECONDS rc=0
 	msg "$name (log: $log)"
 	"$@" >"$log" 2>&1 &
-	local pid=$!
+	local pid=$! ticks=0
+	# Poll each second (so short steps report their real duration), and
+	# print a dot every 10 s.
 	while kill -0 "$pid" 2>/dev/null; do
-		sleep 10
-		kill -0 "$pid" 2>/dev/null && printf '.' >&2
+		sleep 1
+		ticks=$((ticks + 1))
+		[ $((ticks % 10)) -ne 0 ] || printf '.' >&2
 	done
 	wait "$pid" || rc=$?
 	printf '\n' >&2
