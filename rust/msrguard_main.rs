@@ -11,12 +11,15 @@
 //! - `record` and `policy` are `core`-only and shared with the host crates;
 //! - `policy_table` is generated from the policy file at build time;
 //! - `events` and `device` are `/dev/msrguard`;
-//! - `shim` binds the C shim, which hooks KVM.
+//! - `guard` decides what happens to each access (`core`-only, shared);
+//! - `shim` binds the C side, which hooks KVM and applies the decisions.
 
 use kernel::prelude::*;
 
 mod device;
 mod events;
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+mod guard;
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod msr_names;
 #[expect(
@@ -48,32 +51,33 @@ module! {
     },
 }
 
-/// The loaded module: `/dev/msrguard` with its queue, and the armed shim.
+/// The loaded module. Fields are dropped in declaration order: after
+/// [`PinnedDrop`] removed `/dev/msrguard`, the hooks are disarmed before the
+/// queue they record into goes.
 #[pin_data(PinnedDrop)]
 struct MsrGuardModule {
+    /// The armed KVM hooks; `None` only while the module initializes.
+    hooks: Option<shim::Hooks>,
     /// The event queue and its device node.
     #[pin]
     device: device::EventDevice,
-    /// Whether the shim's hooks are armed.
-    shim_armed: bool,
 }
 
 impl kernel::InPlaceModule for MsrGuardModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let capacity = *module_parameters::ring_records.value_ref() as usize;
         try_pin_init!(Self {
+            hooks: None,
             device <- device::EventDevice::new(capacity),
-            shim_armed: false,
         })
         .pin_chain(move |this| {
-            // SAFETY: Nothing is moved out of the pinned value.
-            let this = unsafe { this.get_unchecked_mut() };
+            let this = this.project();
             // The queue is in place: the hooks may now record into it.
-            shim::init(&this.device.events)?;
-            this.shim_armed = true;
+            // SAFETY: `hooks` is declared before `device`, so it is dropped
+            // (disarmed) before the queue.
+            *this.hooks = Some(unsafe { shim::Hooks::arm(&this.device.events) }?);
             // Last: once the node exists, userspace may use it.
-            // SAFETY: `device` is structurally pinned; it is not moved.
-            unsafe { Pin::new_unchecked(&mut this.device) }.register()?;
+            this.device.register()?;
             pr_info!(
                 "loaded: {} policy entries, buffer of {} events\n",
                 policy_table::TABLE.len(),
@@ -87,15 +91,9 @@ impl kernel::InPlaceModule for MsrGuardModule {
 #[pinned_drop]
 impl PinnedDrop for MsrGuardModule {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: Nothing is moved out of the pinned value.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: `device` is structurally pinned; it is not moved.
-        unsafe { Pin::new_unchecked(&mut this.device) }.deregister();
-        // Hooks go before the queue they record into (dropped after this).
-        if this.shim_armed {
-            shim::exit();
-            this.shim_armed = false;
-        }
+        // First the node, so no reader finds a queue on its way out; the
+        // fields then drop in declaration order.
+        self.project().device.deregister();
         pr_info!("unloaded\n");
     }
 }

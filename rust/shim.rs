@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C shim (`msrguard_shim.c`): KVM hooks, runtime parameters and the
-//! trace event, and the entry points it calls back into Rust.
+//! The C side (`msrguard_hooks.c`, `msrguard_params.c`,
+//! `msrguard_trace.c`): KVM hooks, runtime parameters and the trace event,
+//! and the entry points it calls back into Rust.
 //!
-//! The `#[repr(C)]` types mirror `msrguard_shim.h`.
+//! The `#[repr(C)]` types mirror `msrguard_shim.h`; both sides assert the
+//! sizes. The decisions are [`crate::guard`]'s.
 
 use core::ffi::c_void;
 
@@ -14,11 +16,21 @@ use kernel::{
 
 use crate::{
     events::EventQueue,
+    guard::{
+        self,
+        Answer,
+        Facts,
+        Hook, //
+    },
     msr_names,
     policy,
-    policy_table::TABLE,
+    policy_table::{
+        FAST,
+        TABLE, //
+    },
     record::{
         fill_nul_padded,
+        AccessStatus,
         GuestMode,
         Reason,
         Record,
@@ -27,9 +39,33 @@ use crate::{
     }, //
 };
 
-/// An access the shim asks about (`struct msrguard_access`).
+/// What a hook knows about one access (`struct msrguard_facts`).
 #[repr(C)]
-pub(crate) struct Access {
+pub(crate) struct FactsC {
+    value: u64,
+    msr: u32,
+    hook: u8,
+    is_write: u8,
+    host_initiated: u8,
+    audit: u8,
+    vmm_takes_filter_exits: u8,
+    read_completion_armed: u8,
+    pad: [u8; 2],
+}
+
+/// The guard's answer (`struct msrguard_answer`).
+#[repr(C)]
+pub(crate) struct AnswerC {
+    kvm: u8,
+    zero_read: u8,
+    record: u8,
+    status: u8,
+    reason: u8,
+}
+
+/// An access being recorded (`struct msrguard_access`).
+#[repr(C)]
+pub(crate) struct AccessC {
     value: u64,
     pc: u64,
     timestamp_ns: u64,
@@ -39,115 +75,156 @@ pub(crate) struct Access {
     is_write: u8,
     guest_cpl: u8,
     guest_mode: u8,
-    audit: u8,
+    status: u8,
+    reason: u8,
+    pad: [u8; 7],
     vmm_comm: [u8; COMM_LEN],
 }
 
-/// The policy's verdict as the shim sees it (`struct msrguard_verdict`):
-/// `reason` 0 means no objection.
+/// A recorded event's names for the trace event and log line
+/// (`struct msrguard_outcome`).
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct Verdict {
-    action: u8,
-    reason: u8,
-}
-
-/// A recorded event and the names the shim reports (`struct msrguard_outcome`).
-#[repr(C)]
-pub(crate) struct Outcome {
+pub(crate) struct OutcomeC {
     sequence: u64,
-    status: u8,
-    pad: [u8; 7],
     status_name: [u8; 16],
     reason_name: [u8; 16],
     msr_name: [u8; 40],
 }
 
+// The same sizes as msrguard_shim.h asserts.
+const _: () = assert!(size_of::<FactsC>() == 24);
+const _: () = assert!(size_of::<AnswerC>() == 5);
+const _: () = assert!(size_of::<AccessC>() == 64);
+const _: () = assert!(size_of::<OutcomeC>() == 80);
+
 extern "C" {
-    fn msrguard_shim_init(guard: *const c_void) -> c_int;
-    fn msrguard_shim_exit();
-    fn msrguard_shim_audit() -> bool;
-    fn msrguard_shim_locked() -> bool;
+    fn msrguard_hooks_init(guard: *const c_void) -> c_int;
+    fn msrguard_hooks_exit();
+    fn msrguard_param_audit() -> bool;
+    fn msrguard_param_locked() -> bool;
 }
 
-/// Arms the shim with `events` as the queue its callbacks record into. On
-/// error nothing stays registered.
+/// The KVM hooks, armed for as long as this value lives.
 ///
-/// `events` must stay valid until [`exit`] returns; the module keeps it
-/// pinned in its own state, which outlives both calls.
-pub(crate) fn init(events: &EventQueue) -> Result {
-    let ptr: *const EventQueue = events;
-    // Called once, from module init; `events` is module state, dropped
-    // only after `exit`.
-    // SAFETY: `ptr` stays valid for as long as the shim is armed.
-    let ret = unsafe { msrguard_shim_init(ptr.cast()) };
-    to_result(ret)
+/// # Invariants
+///
+/// `msrguard_hooks_init` succeeded and `msrguard_hooks_exit` has not been
+/// called yet.
+pub(crate) struct Hooks(());
+
+impl Hooks {
+    /// Arms the hooks, recording into `events`. On error nothing stays
+    /// registered.
+    ///
+    /// # Safety
+    ///
+    /// `events` outlives the returned value (the hooks record into it until
+    /// it is dropped).
+    pub(crate) unsafe fn arm(events: &EventQueue) -> Result<Self> {
+        let ptr: *const EventQueue = events;
+        // SAFETY: `ptr` is valid until the returned value is dropped, per
+        // the function's contract; dropping it disarms the hooks.
+        to_result(unsafe { msrguard_hooks_init(ptr.cast()) })?;
+        // INVARIANT: `msrguard_hooks_init` succeeded.
+        Ok(Self(()))
+    }
 }
 
-/// Disarms the shim; on return no hook runs any more.
-pub(crate) fn exit() {
-    // SAFETY: Called once, after a successful `init`.
-    unsafe { msrguard_shim_exit() }
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the hooks are armed; this is the
+        // only call of `msrguard_hooks_exit` for them. On return no
+        // handler runs any more.
+        unsafe { msrguard_hooks_exit() }
+    }
 }
 
 /// Whether `mode=audit`.
 pub(crate) fn audit() -> bool {
     // SAFETY: Reads a parameter; no preconditions.
-    unsafe { msrguard_shim_audit() }
+    unsafe { msrguard_param_audit() }
 }
 
 /// Whether the `lock` parameter has been set.
 pub(crate) fn locked() -> bool {
     // SAFETY: Reads a parameter; no preconditions.
-    unsafe { msrguard_shim_locked() }
+    unsafe { msrguard_param_locked() }
 }
 
-/// Decides one guest access. Pure: the shim records an event, with
-/// [`msrguard_rust_record`], only when the verdict has a reason.
+/// Decides one access from the facts a hook gathered ([`guard::on_access`]).
 ///
-/// Called in atomic context: one binary search.
+/// Called in atomic context: one bitmap test, at worst a binary search.
+///
+/// # Safety
+///
+/// `facts` is valid for reads for the call.
 #[no_mangle]
-pub(crate) extern "C" fn msrguard_rust_decide(msr: u32, is_write: bool, value: u64) -> Verdict {
-    let verdict = policy::decide(TABLE, msr, is_write, value);
-    Verdict {
-        action: verdict.action as u8,
-        reason: verdict.reason.map_or(0, |r| r as u8),
+pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) -> AnswerC {
+    // SAFETY: Valid for the call, per the function's contract.
+    let f = unsafe { &*facts };
+    let hook = if f.hook == Hook::ReadCompletion as u8 {
+        Hook::ReadCompletion
+    } else {
+        Hook::Decision
+    };
+    let answer: Answer = guard::on_access(
+        TABLE,
+        FAST,
+        &Facts {
+            hook,
+            msr: f.msr,
+            is_write: f.is_write != 0,
+            value: f.value,
+            host_initiated: f.host_initiated != 0,
+            audit: f.audit != 0,
+            vmm_takes_filter_exits: f.vmm_takes_filter_exits != 0,
+            read_completion_armed: f.read_completion_armed != 0,
+        },
+    );
+    AnswerC {
+        kvm: answer.kvm as u8,
+        zero_read: u8::from(answer.zero_read),
+        record: answer.record as u8,
+        status: answer.status as u8,
+        reason: answer.reason as u8,
     }
 }
 
-/// Records the event for an access `verdict` (from [`msrguard_rust_decide`])
-/// objects to, and fills `outcome` for the shim's trace event and log line.
-/// In audit mode the event is `audit-allowed`.
+/// The value an audited read that KVM completed with `kvm_ret` recorded.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64 {
+    guard::completed_read_value(kvm_ret, data)
+}
+
+/// Records the event for `access` and fills `outcome` for the trace event
+/// and log line.
 ///
 /// Called in atomic context: bounded (one ring insert), no allocation, no
 /// sleeping.
 ///
 /// # Safety
 ///
-/// `guard` is the pointer given to `msrguard_shim_init`; `access` and
-/// `outcome` are valid, initialized (the shim zeroes `outcome`) and
-/// exclusive for the call.
+/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `access` and `outcome` are valid and exclusive for the call.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_record(
     guard: *const c_void,
-    access: *const Access,
-    verdict: Verdict,
-    outcome: *mut Outcome,
+    access: *const AccessC,
+    outcome: *mut OutcomeC,
 ) {
-    let (Some(action), Some(reason)) = (
-        policy::Action::from_u8(verdict.action),
-        Reason::from_u8(verdict.reason),
-    ) else {
-        return;
-    };
-    // SAFETY: The caller passes the queue given to `init`, still alive.
+    // SAFETY: The hooks are armed, so the queue given to `Hooks::arm` is
+    // alive (`Hooks` borrows it).
     let events = unsafe { &*guard.cast::<EventQueue>() };
     // SAFETY: Valid for the call, per the function's contract.
     let a = unsafe { &*access };
     // SAFETY: Valid for the call, per the function's contract.
     let out = unsafe { &mut *outcome };
+    let status = AccessStatus::from_u8(a.status);
+    let reason = Reason::from_u8(a.reason);
+    let (Some(status), Some(reason)) = (status, reason) else {
+        return;
+    };
 
-    let status = policy::status_of(action, a.audit != 0);
     let record = Record {
         sequence: 0,
         timestamp_ns: a.timestamp_ns,
@@ -168,7 +245,6 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
         guest_mode: GuestMode::from_u8(a.guest_mode).unwrap_or(GuestMode::Protected),
     };
     out.sequence = events.record(record);
-    out.status = status as u8;
     fill_nul_padded(&mut out.status_name, status.name());
     fill_nul_padded(&mut out.reason_name, reason.name());
     let name = policy::lookup(TABLE, a.msr)
@@ -178,9 +254,8 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
     fill_nul_padded(&mut out.msr_name, name);
 }
 
-/// Whether KVM may stop intercepting `msr` for this kind of access: only if
-/// the policy allows every such access whatever the value.
+/// Whether KVM may stop intercepting `msr` for this kind of access.
 #[no_mangle]
 pub(crate) extern "C" fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool {
-    policy::always_allowed(TABLE, msr, is_write)
+    guard::may_pass_through(TABLE, msr, is_write)
 }

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Checks in the built KVM objects that every function msrguard hooks exists
-# out of line (a kprobe on a function that was inlined into a caller would
-# silently miss that caller), and that the paths it relies on call them.
+# out of line (a hook on a function that was inlined into a caller would
+# silently miss that caller), can be hooked by ftrace (it calls __fentry__),
+# and that the paths msrguard relies on call them.
 # Usage: scripts/check-hooks.sh [KDIR]
 # (No early-exiting `grep -q` in pipes: lib.sh sets pipefail.)
 
@@ -30,15 +31,20 @@ has_function() {
 	nm "$KDIR/arch/x86/kvm/$2.ko" | awk -v f="$1" '$3 == f && ($2 == "T" || $2 == "t") {found=1} END {exit !found}'
 }
 
-for f in kvm_get_msr_ignored_check kvm_set_msr_ignored_check kvm_msr_allowed \
-	__kvm_emulate_rdmsr __kvm_emulate_wrmsr kvm_emulate_msr_read kvm_emulate_msr_write \
-	kvm_complete_insn_gp kvm_emulator_get_msr_with_filter kvm_emulator_set_msr_with_filter; do
-	if has_function "$f" kvm; then ok "$f is an out-of-line function in kvm.ko"; else bad "$f is not a function in kvm.ko (inlined or renamed)"; fi
+# The body of function $1 in $2.ko calls __fentry__ (ftrace can hook it).
+has_fentry() {
+	objdump -dr --no-show-raw-insn "$KDIR/arch/x86/kvm/$2.ko" |
+		awk -v f="<$1>:" '$2 == f {inside=1; next} /^[0-9a-f]+ <.*>:$/ {inside=0}
+			inside && /__fentry__/ {found=1} END {exit !found}'
+}
+
+for pair in kvm:kvm_get_msr_ignored_check kvm:kvm_set_msr_ignored_check \
+	kvm-amd:svm_set_intercept_for_msr kvm-intel:vmx_set_intercept_for_msr; do
+	m=${pair%%:*}
+	f=${pair#*:}
+	if has_function "$f" "$m"; then ok "$f is an out-of-line function in $m.ko"; else bad "$f is not a function in $m.ko (inlined or renamed)"; fi
+	if has_fentry "$f" "$m"; then ok "$f calls __fentry__ (ftrace can hook it)"; else bad "$f has no __fentry__ call: ftrace cannot hook it"; fi
 done
-has_function svm_set_intercept_for_msr kvm-amd && ok "svm_set_intercept_for_msr is out of line in kvm-amd.ko" ||
-	bad "svm_set_intercept_for_msr is not a function in kvm-amd.ko"
-has_function vmx_set_intercept_for_msr kvm-intel && ok "vmx_set_intercept_for_msr is out of line in kvm-intel.ko" ||
-	bad "vmx_set_intercept_for_msr is not a function in kvm-intel.ko"
 
 # The decision points: every guest access path calls them.
 get_callers=$(callers_of kvm_get_msr_ignored_check kvm)

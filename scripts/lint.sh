@@ -25,10 +25,10 @@ else
 	echo "FAIL: module rustfmt"
 	fail=1
 fi
-if "$KDIR/scripts/checkpatch.pl" --no-tree --quiet -f rust/msrguard_shim.c rust/msrguard_shim.h rust/msrguard_trace.h; then
-	echo "ok: checkpatch (C shim)"
+if "$KDIR/scripts/checkpatch.pl" --no-tree --quiet -f rust/msrguard_*.c rust/msrguard_shim.h rust/msrguard_trace.h; then
+	echo "ok: checkpatch (C files)"
 else
-	echo "FAIL: checkpatch (C shim)"
+	echo "FAIL: checkpatch (C files)"
 	fail=1
 fi
 if cargo clippy --workspace --all-targets --locked -q -- -D warnings; then

@@ -1161,6 +1161,57 @@ static void test_lock(struct suite *s)
 		ksft_test_result_fail("lock: set %d, mode=audit %d, rmmod %d\n", ret1, ret2, ret3);
 }
 
+/*
+ * How many ftrace callbacks are attached to @function (its "(N)" count in
+ * tracefs' enabled_functions); 0 if none.
+ */
+static int ftrace_callbacks(const char *function)
+{
+	FILE *f = fopen(TRACE_DIR "/enabled_functions", "re");
+	char line[512];
+	size_t len = strlen(function);
+	int n = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, function, len) && line[len] == ' ' &&
+		    sscanf(strchr(line, '(') ? strchr(line, '(') : "", "(%d)", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/*
+ * One hook on an allowed access: in enforce mode only the decision ftrace_ops
+ * sits on KVM's access functions; audit mode adds the read-completion fprobe
+ * while it lasts; unload leaves nothing behind.
+ */
+static void test_hooks_armed(void)
+{
+	const char *get = "kvm_get_msr_ignored_check", *set = "kvm_set_msr_ignored_check";
+	int enforce_get, enforce_set, audit_get, back_get, gone_get = -1, gone_set = -1;
+	int ret;
+
+	ret = load_module("");
+	enforce_get = ftrace_callbacks(get);
+	enforce_set = ftrace_callbacks(set);
+	write_file("/sys/module/msrguard/parameters/mode", "audit");
+	audit_get = ftrace_callbacks(get);
+	write_file("/sys/module/msrguard/parameters/mode", "enforce");
+	back_get = ftrace_callbacks(get);
+	if (!ret && !unload_module()) {
+		gone_get = ftrace_callbacks(get);
+		gone_set = ftrace_callbacks(set);
+	}
+	if (!ret && enforce_get == 1 && enforce_set == 1 && audit_get == 2 && back_get == 1 &&
+	    gone_get == 0 && gone_set == 0)
+		ksft_test_result_pass("hooks: one ftrace callback per access function in enforce mode, +1 (read completion) only while mode=audit, none after rmmod\n");
+	else
+		ksft_test_result_fail("hooks: load %d; callbacks get/set enforce %d/%d, audit %d, enforce again %d, after rmmod %d/%d\n",
+				      ret, enforce_get, enforce_set, audit_get, back_get, gone_get, gone_set);
+}
+
 int main(int argc, char **argv)
 {
 	struct suite s = { .fd = -1 };
@@ -1175,7 +1226,7 @@ int main(int argc, char **argv)
 	tool_path = argv[3];
 
 	ksft_print_header();
-	ksft_set_plan(48);
+	ksft_set_plan(49);
 
 	test_module_load_unload();
 
@@ -1185,6 +1236,7 @@ int main(int argc, char **argv)
 	if (ret)
 		ksft_exit_fail_msg("no KVM guest inside the VM: %s\n", strerror(-ret));
 	test_baseline(&s);
+	test_hooks_armed();
 
 	ret = load_module("");
 	s.fd = ret ? -1 : open_device();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! msrguard's shared definitions, compiled from the very files the kernel
-//! module compiles (`rust/record.rs`, `rust/policy.rs`), so that module, tool
+//! module compiles (`rust/record.rs`, `rust/policy.rs`, `rust/guard.rs`), so that module, tool
 //! and tests share one definition of the record layout and the policy.
 
 #![no_std]
@@ -11,6 +11,9 @@ pub mod record;
 
 #[path = "../../../rust/policy.rs"]
 pub mod policy;
+
+#[path = "../../../rust/guard.rs"]
+pub mod guard;
 
 #[path = "../../../rust/msr_names.rs"]
 pub mod msr_names;

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 
-use msrguard_abi::policy::{Action, Entry};
+use msrguard_abi::policy::{always_allowed, Action, AllowBitmap, Entry};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -445,7 +445,7 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "use crate::policy::{{\n    Action,\n    Entry, //\n}};"
+        "use crate::policy::{{\n    Action,\n    AllowBitmap,\n    Entry, //\n}};"
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -470,5 +470,48 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
         );
     }
     let _ = writeln!(out, "];");
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "/// The always-allowed MSRs of [`TABLE`], as bitmaps (see `policy::AllowBitmap`)."
+    );
+    let _ = writeln!(out, "#[rustfmt::skip]");
+    let _ = writeln!(out, "pub(crate) static FAST: &[AllowBitmap] = &[");
+    for (base, read, write) in allow_bitmaps(entries) {
+        let words = |w: &[u64]| {
+            w.iter()
+                .map(|x| format!("{x:#x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "    AllowBitmap {{ base: {base:#x}, read: &[{}], write: &[{}] }},",
+            words(&read),
+            words(&write)
+        );
+    }
+    let _ = writeln!(out, "];");
     out
+}
+
+/// The bitmaps of always-allowed MSRs for [`AllowBitmap::RANGES`]:
+/// `(base, read words, write words)`, bit set iff [`always_allowed`].
+pub fn allow_bitmaps(entries: &[PolicyEntry]) -> Vec<(u32, Vec<u64>, Vec<u64>)> {
+    let table: Vec<Entry> = entries.iter().map(PolicyEntry::to_abi).collect();
+    AllowBitmap::RANGES
+        .iter()
+        .map(|&(base, len)| {
+            let bits = |is_write| {
+                let mut words = vec![0u64; len.div_ceil(64) as usize];
+                for i in 0..len {
+                    if always_allowed(&table, base + i, is_write) {
+                        words[(i / 64) as usize] |= 1 << (i % 64);
+                    }
+                }
+                words
+            };
+            (base, bits(false), bits(true))
+        })
+        .collect()
 }

@@ -165,3 +165,44 @@ fn rejects_a_linux_name_on_the_wrong_index() {
         ["p.toml:3: MSR_IA32_TSC is 0x10 in Linux's headers, not 0x11"]
     );
 }
+
+/// The generated bitmaps of the default policy say "always allowed"
+/// exactly where the table does, and the fast decision equals the table's.
+#[test]
+fn default_policy_bitmaps_match_the_table() {
+    use msrguard_abi::policy::{always_allowed, decide, decide_fast, AllowBitmap};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let entries = msrguard_policy::parse(path, &text).unwrap();
+    let table: Vec<_> = entries.iter().map(|e| e.to_abi()).collect();
+    let maps = msrguard_policy::allow_bitmaps(&entries);
+    let fast: Vec<AllowBitmap> = maps
+        .iter()
+        .map(|(base, r, w)| AllowBitmap {
+            base: *base,
+            read: Box::leak(r.clone().into_boxed_slice()),
+            write: Box::leak(w.clone().into_boxed_slice()),
+        })
+        .collect();
+    let mut allowed = 0;
+    for b in &fast {
+        for i in 0..(b.read.len() as u32 * 64) {
+            let msr = b.base + i;
+            for is_write in [false, true] {
+                let bit = b.bit(msr, is_write).unwrap();
+                assert_eq!(bit, always_allowed(&table, msr, is_write), "msr {msr:#x}");
+                allowed += usize::from(bit);
+                for value in [0, 1, u64::MAX] {
+                    assert_eq!(
+                        decide_fast(&table, &fast, msr, is_write, value),
+                        decide(&table, msr, is_write, value)
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        allowed > 50,
+        "only {allowed} always-allowed bits: bitmaps not built?"
+    );
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The guard's decisions: what happens to one guest MSR access, given the
+//! facts a hook gathered about it.
+//!
+//! `core`-only, like `policy.rs`: the module calls [`on_access`] from its
+//! hooks, and the host crates test every state it can be in. The C hooks
+//! only gather [`Facts`] and apply the [`Answer`].
+//!
+//! Two hooks may see a guest access:
+//!
+//! - [`Hook::Decision`], at the entry of KVM's access function
+//!   (`kvm_{get,set}_msr_ignored_check()`), always armed. It may veto: skip
+//!   KVM's function and return a code of KVM's own (see [`KvmReturn`]).
+//! - [`Hook::ReadCompletion`], around KVM's read function, armed only while
+//!   audit mode is on: an audited read is recorded when KVM's function
+//!   returns, so that the event carries the value the guest got.
+
+use crate::{
+    policy::{
+        self,
+        Action,
+        AllowBitmap,
+        Entry,
+        Verdict, //
+    },
+    record::{
+        AccessStatus,
+        Reason, //
+    },
+};
+
+/// Which hook asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Hook {
+    /// Entry of KVM's access function: may veto.
+    Decision = 0,
+    /// Entry of KVM's read function, with a return handler: records an
+    /// audited read with the value it returned. Never vetoes.
+    ReadCompletion = 1,
+}
+
+/// What a hook knows about one access. All of it is cheap to gather.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// The hook asking.
+    pub hook: Hook,
+    /// MSR index.
+    pub msr: u32,
+    /// WRMSR (true) or RDMSR.
+    pub is_write: bool,
+    /// The value written; ignored for reads.
+    pub value: u64,
+    /// The VMM's own access (`KVM_GET/SET_MSRS`), not the guest's.
+    pub host_initiated: bool,
+    /// `mode=audit`: report, never veto.
+    pub audit: bool,
+    /// The VM's VMM asked for filtered-MSR exits and has no MSR filter of
+    /// its own: it wants vetoes as `KVM_MSR_EXIT_REASON_FILTER` exits.
+    pub vmm_takes_filter_exits: bool,
+    /// The [`Hook::ReadCompletion`] hook is armed and sees this access.
+    pub read_completion_armed: bool,
+}
+
+/// What KVM's access function returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KvmReturn {
+    /// Not vetoed: KVM's function runs.
+    Proceed = 0,
+    /// Vetoed silently: the function is skipped and reports success (a
+    /// read gets 0, a write is dropped).
+    Succeed = 1,
+    /// Vetoed: KVM's generic failure (1). The guest gets #GP, or the VMM an
+    /// `INVAL` exit if it asked for those.
+    Fail = 2,
+    /// Vetoed: `KVM_MSR_RET_FILTERED`, so the VMM gets the filter exit it
+    /// asked for.
+    FailFiltered = 3,
+    /// Vetoed: `KVM_MSR_RET_UNSUPPORTED`, what KVM answers for an MSR it
+    /// does not handle. A VMM that asked for `UNKNOWN` exits gets one (it
+    /// emulates MSRs KVM does not know); the others' guests get #GP.
+    FailUnsupported = 4,
+}
+
+/// When the event for an access is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordWhen {
+    /// No event.
+    Never = 0,
+    /// Now, by the asking hook.
+    Now = 1,
+    /// When KVM's read function returns, with the value it read
+    /// ([`completed_read_value`]).
+    AtCompletion = 2,
+}
+
+/// The one answer a hook applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// What KVM's function returns.
+    pub kvm: KvmReturn,
+    /// A vetoed read's result is zeroed (KVM zeroes a failed read's result
+    /// itself, in the function the veto skips; some callers use it
+    /// without checking).
+    pub zero_read: bool,
+    /// Whether and when the event is recorded.
+    pub record: RecordWhen,
+    /// The event's status, when recorded.
+    pub status: AccessStatus,
+    /// The event's reason, when recorded.
+    pub reason: Reason,
+}
+
+impl Answer {
+    /// Nothing to do: KVM handles the access, no event.
+    pub const PROCEED: Self = Self {
+        kvm: KvmReturn::Proceed,
+        zero_read: false,
+        record: RecordWhen::Never,
+        status: AccessStatus::AuditAllowed,
+        reason: Reason::Unknown,
+    };
+}
+
+/// Decides one access, from the policy `table` (with `fast`, its bitmaps of
+/// always-allowed MSRs) and the facts a hook gathered.
+///
+/// Bounded and allocation-free: safe in the hooks' atomic context. The
+/// common case, an allowed guest access, costs one bitmap test.
+pub fn on_access(table: &[Entry], fast: &[AllowBitmap], facts: &Facts) -> Answer {
+    if facts.host_initiated {
+        // KVM_GET/SET_MSRS and friends: the VMM, not the guest.
+        return Answer::PROCEED;
+    }
+    let Verdict {
+        action,
+        reason: Some(reason),
+    } = policy::decide_fast(table, fast, facts.msr, facts.is_write, facts.value)
+    else {
+        return Answer::PROCEED;
+    };
+
+    if facts.audit {
+        let audit = |record| Answer {
+            record,
+            status: AccessStatus::AuditAllowed,
+            reason,
+            ..Answer::PROCEED
+        };
+        // An audited read is recorded by the completion hook when it is
+        // armed (with the value read), else now (value unknown: 0).
+        return match (facts.hook, facts.is_write, facts.read_completion_armed) {
+            (Hook::Decision, false, true) => Answer::PROCEED,
+            (Hook::Decision, _, _) => audit(RecordWhen::Now),
+            (Hook::ReadCompletion, false, _) => audit(RecordWhen::AtCompletion),
+            (Hook::ReadCompletion, true, _) => Answer::PROCEED,
+        };
+    }
+    if facts.hook != Hook::Decision {
+        // Enforcing is the decision hook's alone.
+        return Answer::PROCEED;
+    }
+
+    let kvm = match (action, reason) {
+        (Action::Ignore, _) => KvmReturn::Succeed,
+        // An MSR the policy does not know is one KVM does not handle
+        // (`msrguard check --against-kvm`): answer as KVM would.
+        (_, Reason::Unknown) => KvmReturn::FailUnsupported,
+        _ if facts.vmm_takes_filter_exits => KvmReturn::FailFiltered,
+        _ => KvmReturn::Fail,
+    };
+    Answer {
+        kvm,
+        zero_read: !facts.is_write,
+        record: RecordWhen::Now,
+        status: policy::status_of(action, false),
+        reason,
+    }
+}
+
+/// The value a completed audited read recorded: what KVM's read function
+/// stored, if it succeeded (`kvm_ret == 0`); a failed read returned nothing.
+pub fn completed_read_value(kvm_ret: i32, data: u64) -> u64 {
+    if kvm_ret == 0 {
+        data
+    } else {
+        0
+    }
+}
+
+/// Whether KVM may stop intercepting `msr` for this kind of access: only if
+/// the policy allows every such access whatever the value, in audit mode
+/// too (a later switch to enforce then finds no MSR passed through that the
+/// policy denies).
+pub fn may_pass_through(table: &[Entry], msr: u32, is_write: bool) -> bool {
+    policy::always_allowed(table, msr, is_write)
+}

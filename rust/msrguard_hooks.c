@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * msrguard's KVM hooks: they gather the facts of a guest MSR access, ask
+ * Rust (msrguard_rust_on_access()) and apply its answer. Nothing here
+ * decides; see rust/guard.rs and Documentation/msrguard.rst.
+ *
+ *  - kvm_get_msr_ignored_check() / kvm_set_msr_ignored_check() (kvm): every
+ *    guest MSR access, through any path (exit, emulator, nested VMX MSR
+ *    lists), ends here. One ftrace_ops each, with FTRACE_OPS_FL_IPMODIFY
+ *    as livepatch uses it: a veto makes the function return a KVM code
+ *    without running. The only hook on an allowed access.
+ *  - kvm_get_msr_ignored_check() again, as an fprobe with a return handler,
+ *    only while mode=audit: an audited read is recorded with the value KVM
+ *    returned.
+ *  - svm_set_intercept_for_msr() / vmx_set_intercept_for_msr() (kvm_amd,
+ *    kvm_intel): KVM must not stop intercepting an MSR the policy does not
+ *    always allow. Not on the access path.
+ *
+ * Handlers run in the vCPU thread, possibly with interrupts off: no
+ * sleeping, no allocation, bounded work.
+ */
+
+#define pr_fmt(fmt) "msrguard: " fmt
+
+#include <linux/atomic.h>
+#include <linux/fprobe.h>
+#include <linux/ftrace.h>
+#include <linux/kprobes.h>
+#include <linux/kvm_host.h>
+#include <linux/linkage.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/objtool.h>
+#include <linux/rcupdate_wait.h>
+#include <linux/sched.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <asm/vmx.h>
+
+/* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
+#include "msrs.h"
+
+#include "msrguard_shim.h"
+
+#ifdef CONFIG_PREEMPT_RT
+#error "msrguard records events under spinlocks from ftrace handlers: PREEMPT_RT is not supported"
+#endif
+
+static void *guard_ctx;
+static bool host_is_vmx;
+
+/* Monitoring counter, reported in the kernel log on unload. */
+static atomic64_t intercepts_kept;
+
+/* ---- Guest state ------------------------------------------------------ */
+
+#if IS_ENABLED(CONFIG_KVM_INTEL)
+/* VMREAD of the current VMCS; false if there is none (VMfail). */
+static bool vmcs_read(unsigned long field, unsigned long *value)
+{
+	bool failed;
+
+	asm volatile("vmread %[field], %[value]\n\tsetna %[failed]"
+		     : [value] "=rm"(*value), [failed] "=qm"(failed)
+		     : [field] "r"(field)
+		     : "cc");
+	return !failed;
+}
+#endif
+
+/*
+ * Guest RIP. SVM copies RIP into vcpu->arch.rip on every exit; VMX reads it
+ * lazily from the VMCS, so read the VMCS if KVM has not yet. A guest with
+ * protected state (SEV-ES, SNP, TDX) has no RIP the host may know: 0.
+ */
+static u64 guest_rip(struct kvm_vcpu *vcpu)
+{
+	if (vcpu->arch.guest_state_protected)
+		return 0;
+#if IS_ENABLED(CONFIG_KVM_INTEL)
+	{
+		unsigned long rip;
+
+		if (host_is_vmx && !test_bit(VCPU_REG_RIP, vcpu->arch.regs_avail) &&
+		    vmcs_read(GUEST_RIP, &rip))
+			return rip;
+	}
+#endif
+	return vcpu->arch.rip;
+}
+
+/*
+ * Guest mode from KVM's cached CR0 and EFER (PE and LMA are never guest-owned
+ * bits, so the cache is current). RDMSR and WRMSR are privileged: at CPL > 0
+ * the CPU, or KVM's emulator, raises #GP before any intercept, so every
+ * access that reaches KVM's access functions is at CPL 0.
+ */
+static u8 guest_mode(struct kvm_vcpu *vcpu)
+{
+	if (!(vcpu->arch.cr0 & X86_CR0_PE))
+		return MSRGUARD_MODE_REAL;
+	return (vcpu->arch.efer & EFER_LMA) ? MSRGUARD_MODE_LONG : MSRGUARD_MODE_PROTECTED;
+}
+
+/* Whether the VM's VMM wants msrguard's vetoes as filtered-MSR exits. */
+static bool vmm_takes_filter_exits(struct kvm *kvm)
+{
+	/*
+	 * Only a VMM that enabled filter exits without a filter of its own:
+	 * one with a filter (QEMU) expects exits for its own MSRs only, and
+	 * aborts on others.
+	 */
+	return (READ_ONCE(kvm->arch.user_space_msr_mask) & KVM_MSR_EXIT_REASON_FILTER) &&
+	       !rcu_access_pointer(kvm->arch.msr_filter);
+}
+
+/* ---- Asking Rust, recording -------------------------------------------- */
+
+/* Whether the read-completion fprobe is registered (written under arm_lock). */
+static bool read_completion_armed;
+
+static struct msrguard_answer ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is_write,
+				  u64 value, bool host_initiated)
+{
+	struct msrguard_facts facts = {
+		.value = value,
+		.msr = msr,
+		.hook = hook,
+		.is_write = is_write,
+		.host_initiated = host_initiated,
+		.audit = msrguard_param_audit(),
+		.vmm_takes_filter_exits = vmm_takes_filter_exits(vcpu->kvm),
+		.read_completion_armed = READ_ONCE(read_completion_armed),
+	};
+
+	return msrguard_rust_on_access(&facts);
+}
+
+static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 value,
+		   u8 status, u8 reason)
+{
+	struct msrguard_access a = {
+		.value = value,
+		.pc = pc,
+		.timestamp_ns = ktime_get_real_ns(),
+		.msr = msr,
+		.vcpu_id = vcpu->vcpu_id,
+		.vmm_pid = task_tgid_nr(current),
+		.is_write = is_write,
+		.guest_cpl = 0,
+		.guest_mode = guest_mode(vcpu),
+		.status = status,
+		.reason = reason,
+	};
+	struct msrguard_outcome out = {};
+
+	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
+	msrguard_rust_record(guard_ctx, &a, &out);
+	msrguard_report(&a, &out);
+}
+
+/* ---- The decision hooks ----------------------------------------------- */
+
+/* A bare return: a handler that sets the IP here vetoes its function. */
+asmlinkage void msrguard_return_stub(void);
+asm(
+	".text\n"
+	".type msrguard_return_stub, @function\n"
+	".globl msrguard_return_stub\n"
+	ASM_FUNC_ALIGN
+	"msrguard_return_stub:\n"
+		ANNOTATE_NOENDBR "\n"
+		ASM_RET
+	".size msrguard_return_stub, .-msrguard_return_stub\n"
+);
+
+/*
+ * kvm_get_msr_ignored_check(vcpu, index, u64 *data, bool host_initiated)
+ * kvm_set_msr_ignored_check(vcpu, index, u64 data, bool host_initiated)
+ */
+static void notrace decide(struct ftrace_regs *fregs, bool is_write)
+{
+	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)ftrace_regs_get_argument(fregs, 0);
+	u32 msr = (u32)ftrace_regs_get_argument(fregs, 1);
+	unsigned long data = ftrace_regs_get_argument(fregs, 2);
+	/* A bool argument only defines its register's low byte. */
+	bool host_initiated = (u8)ftrace_regs_get_argument(fregs, 3);
+	u64 value = is_write ? data : 0;
+	struct msrguard_answer ans;
+	int ret;
+
+	ans = ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated);
+	if (ans.kvm == MSRGUARD_KVM_PROCEED && ans.record == MSRGUARD_RECORD_NEVER)
+		return;
+
+	if (ans.record == MSRGUARD_RECORD_NOW)
+		record(vcpu, guest_rip(vcpu), msr, is_write, value, ans.status, ans.reason);
+	if (ans.zero_read && !is_write)
+		*(u64 *)data = 0;
+
+	switch (ans.kvm) {
+	case MSRGUARD_KVM_SUCCEED:
+		ret = 0;
+		break;
+	case MSRGUARD_KVM_FAIL:
+		ret = 1;
+		break;
+	case MSRGUARD_KVM_FAIL_FILTERED:
+		ret = KVM_MSR_RET_FILTERED;
+		break;
+	case MSRGUARD_KVM_FAIL_UNSUPPORTED:
+		ret = KVM_MSR_RET_UNSUPPORTED;
+		break;
+	default:
+		return;
+	}
+	ftrace_regs_set_return_value(fregs, ret);
+	ftrace_regs_set_instruction_pointer(fregs, (unsigned long)msrguard_return_stub);
+}
+
+static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
+				   struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	decide(fregs, false);
+}
+
+static void notrace set_check_hook(unsigned long ip, unsigned long parent_ip,
+				   struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	decide(fregs, true);
+}
+
+/* ---- Audited reads, recorded at completion ----------------------------- */
+
+struct read_call {
+	struct kvm_vcpu *vcpu;
+	u64 *data;
+	u64 pc;
+	u32 msr;
+	u8 status;
+	u8 reason;
+};
+
+static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+			      struct ftrace_regs *fregs, void *entry_data)
+{
+	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)ftrace_regs_get_argument(fregs, 0);
+	u32 msr = (u32)ftrace_regs_get_argument(fregs, 1);
+	bool host_initiated = (u8)ftrace_regs_get_argument(fregs, 3);
+	struct read_call *c = entry_data;
+	struct msrguard_answer ans;
+
+	ans = ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated);
+	if (ans.record != MSRGUARD_RECORD_AT_COMPLETION)
+		return 1;	/* nothing to record: no return handler */
+	c->vcpu = vcpu;
+	c->data = (u64 *)ftrace_regs_get_argument(fregs, 2);
+	/* Before KVM's function runs, RIP is still the instruction's. */
+	c->pc = guest_rip(vcpu);
+	c->msr = msr;
+	c->status = ans.status;
+	c->reason = ans.reason;
+	return 0;
+}
+
+static void notrace read_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+			      struct ftrace_regs *fregs, void *entry_data)
+{
+	struct read_call *c = entry_data;
+	int kvm_ret = (int)ftrace_regs_get_return_value(fregs);
+
+	record(c->vcpu, c->pc, c->msr, false,
+	       msrguard_rust_completed_read_value(kvm_ret, *c->data), c->status, c->reason);
+}
+
+static struct fprobe read_completion = {
+	.entry_handler = read_entry,
+	.exit_handler = read_exit,
+	.entry_data_size = sizeof(struct read_call),
+};
+
+/* ---- Intercepts -------------------------------------------------------- */
+
+/*
+ * svm_set_intercept_for_msr(vcpu, msr, int type, bool set) and the VMX twin:
+ * a request to stop intercepting (set == false) becomes a request to keep
+ * intercepting when the policy does not allow every such access. Both kinds
+ * stay intercepted if either is denied.
+ */
+static void notrace set_intercept_hook(unsigned long ip, unsigned long parent_ip,
+				       struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	u32 msr = (u32)ftrace_regs_get_argument(fregs, 1);
+	int type = (int)ftrace_regs_get_argument(fregs, 2);
+
+	if ((u8)ftrace_regs_get_argument(fregs, 3))
+		return;
+	if (((type & MSR_TYPE_R) && !msrguard_rust_may_pass_through(msr, false)) ||
+	    ((type & MSR_TYPE_W) && !msrguard_rust_may_pass_through(msr, true))) {
+		/* The saved argument registers are restored into the call. */
+		arch_ftrace_regs(fregs)->regs.cx = 1;
+		atomic64_inc(&intercepts_kept);
+	}
+}
+
+/* ---- Arming and disarming with the KVM modules ------------------------ */
+
+struct hook {
+	const char *function;
+	struct ftrace_ops ops;
+};
+
+#define HOOK(fn, handler, extra_flags) {				\
+	.function = fn,							\
+	.ops = { .func = handler, .flags = (extra_flags) },		\
+}
+
+/*
+ * The decision hooks veto by changing the IP, and are permanent, as
+ * livepatch's: while they are armed, sysctl kernel.ftrace_enabled cannot be
+ * turned off (which would switch the guard off).
+ */
+#define DECISION_FLAGS (FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT)
+static struct hook kvm_hooks[] = {
+	HOOK("kvm_get_msr_ignored_check", get_check_hook, DECISION_FLAGS),
+	HOOK("kvm_set_msr_ignored_check", set_check_hook, DECISION_FLAGS),
+};
+static struct hook svm_hooks[] = {
+	HOOK("svm_set_intercept_for_msr", set_intercept_hook, 0),
+};
+static struct hook vmx_hooks[] = {
+	HOOK("vmx_set_intercept_for_msr", set_intercept_hook, 0),
+};
+
+/* Hooks of one KVM module, armed while it is loaded. */
+struct hook_set {
+	const char *module;
+	const char *witness;	/* a function the module always has */
+	struct hook *hooks;
+	unsigned int nr_hooks;
+	bool has_read_completion;
+	bool armed;
+};
+
+static struct hook_set hook_sets[] = {
+	{ "kvm", "kvm_vcpu_ioctl", kvm_hooks, ARRAY_SIZE(kvm_hooks), true },
+	{ "kvm_amd", "svm_vcpu_run", svm_hooks, ARRAY_SIZE(svm_hooks), false },
+	{ "kvm_intel", "vmx_vcpu_run", vmx_hooks, ARRAY_SIZE(vmx_hooks), false },
+};
+
+/* Serializes arming, disarming and the audit hooks' state. */
+static DEFINE_MUTEX(arm_lock);
+/* mode=audit wants the read-completion fprobe while kvm is armed. */
+static bool audit_wanted;
+
+static int arm_read_completion(void)
+{
+	int ret = register_fprobe(&read_completion, "kvm_get_msr_ignored_check", NULL);
+
+	if (ret) {
+		pr_err("cannot hook kvm_get_msr_ignored_check for audited reads (%d)\n", ret);
+		return ret;
+	}
+	WRITE_ONCE(read_completion_armed, true);
+	return 0;
+}
+
+static void disarm_read_completion(void)
+{
+	if (!read_completion_armed)
+		return;
+	WRITE_ONCE(read_completion_armed, false);
+	unregister_fprobe(&read_completion);
+}
+
+static void detach(struct hook *h)
+{
+	unregister_ftrace_function(&h->ops);
+	ftrace_free_filter(&h->ops);
+}
+
+static int attach(struct hook *h)
+{
+	int ret;
+
+	ret = ftrace_set_filter(&h->ops, (unsigned char *)h->function, strlen(h->function), 1);
+	if (!ret)
+		ret = register_ftrace_function(&h->ops);
+	if (ret) {
+		ftrace_free_filter(&h->ops);
+		pr_err("no hook on %s (%d): unsupported kernel?\n", h->function, ret);
+	}
+	return ret;
+}
+
+static void disarm_set(struct hook_set *set)
+{
+	int i;
+
+	if (!set->armed)
+		return;
+	for (i = 0; i < set->nr_hooks; i++)
+		detach(&set->hooks[i]);
+	if (set->has_read_completion)
+		disarm_read_completion();
+	set->armed = false;
+	pr_info("disarmed (%s)\n", set->module);
+}
+
+/* Arms every hook of @set or none. Caller holds arm_lock. */
+static int arm_set(struct hook_set *set)
+{
+	int ret = 0, i;
+
+	if (set->armed)
+		return 0;
+	/* Audit's completion hook first: no audited read goes unseen. */
+	if (set->has_read_completion && audit_wanted)
+		ret = arm_read_completion();
+	for (i = 0; i < set->nr_hooks && !ret; i++) {
+		ret = attach(&set->hooks[i]);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		while (i--)
+			detach(&set->hooks[i]);
+		if (set->has_read_completion)
+			disarm_read_completion();
+		return ret;
+	}
+	set->armed = true;
+	pr_info("armed (%s)\n", set->module);
+	return 0;
+}
+
+int msrguard_hooks_set_audit(bool audit)
+{
+	struct hook_set *kvm = &hook_sets[0];
+	int ret = 0;
+
+	mutex_lock(&arm_lock);
+	audit_wanted = audit;
+	if (audit && kvm->armed && !read_completion_armed)
+		ret = arm_read_completion();
+	else if (!audit)
+		disarm_read_completion();
+	if (ret)
+		audit_wanted = false;
+	mutex_unlock(&arm_lock);
+	return ret;
+}
+
+static struct hook_set *set_of(const char *module)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(hook_sets); i++)
+		if (!strcmp(hook_sets[i].module, module))
+			return &hook_sets[i];
+	return NULL;
+}
+
+/*
+ * The KVM modules come and go. Hooks go in while a module is COMING (before
+ * any VM can exist); if they cannot, the module is refused: an unguarded
+ * KVM is what msrguard exists to prevent. They go out while it is GOING.
+ */
+static int kvm_module_event(struct notifier_block *nb, unsigned long state, void *data)
+{
+	struct module *mod = data;
+	struct hook_set *set = set_of(mod->name);
+	int ret = 0;
+
+	if (!set)
+		return NOTIFY_DONE;
+
+	mutex_lock(&arm_lock);
+	if (state == MODULE_STATE_COMING)
+		ret = arm_set(set);
+	else if (state == MODULE_STATE_GOING)
+		disarm_set(set);
+	mutex_unlock(&arm_lock);
+
+	if (ret)
+		pr_err("refusing to let %s load unguarded\n", mod->name);
+	return notifier_from_errno(ret);
+}
+
+static struct notifier_block kvm_module_nb = {
+	.notifier_call = kvm_module_event,
+};
+
+/*
+ * Whether @set's module is loaded: does its witness function resolve? Only
+ * -ENOENT means "not loaded"; any other failure is returned, so that a
+ * loaded module is never left unguarded by mistake.
+ */
+static int module_is_loaded(const struct hook_set *set, bool *loaded)
+{
+	/* A disabled kprobe resolves the symbol without patching text. */
+	struct kprobe kp = { .symbol_name = set->witness, .flags = KPROBE_FLAG_DISABLED };
+	int ret = register_kprobe(&kp);
+
+	*loaded = !ret;
+	if (ret == -ENOENT)
+		return 0;
+	if (!ret)
+		unregister_kprobe(&kp);
+	return ret;
+}
+
+static void disarm_all(void)
+{
+	int i;
+
+	mutex_lock(&arm_lock);
+	for (i = ARRAY_SIZE(hook_sets) - 1; i >= 0; i--)
+		disarm_set(&hook_sets[i]);
+	mutex_unlock(&arm_lock);
+	/*
+	 * A task may still be between a handler and the return stub (it can
+	 * be preempted there); the stub is in our text, freed after unload.
+	 */
+	synchronize_rcu_tasks();
+}
+
+int msrguard_hooks_init(void *guard)
+{
+	int ret, i;
+
+	guard_ctx = guard;
+	host_is_vmx = boot_cpu_has(X86_FEATURE_VMX);
+
+	ret = register_module_notifier(&kvm_module_nb);
+	if (ret)
+		return ret;
+
+	/*
+	 * Modules already loaded are armed now; the notifier arms the others
+	 * when they come. A loaded module that lacks a hook point (an
+	 * unsupported kernel) fails the load.
+	 */
+	mutex_lock(&arm_lock);
+	for (i = 0; i < ARRAY_SIZE(hook_sets) && !ret; i++) {
+		struct hook_set *set = &hook_sets[i];
+		bool loaded;
+
+		ret = module_is_loaded(set, &loaded);
+		if (ret)
+			pr_err("cannot tell whether %s is loaded (%d)\n", set->module, ret);
+		else if (!loaded)
+			pr_info("%s is not loaded: its hooks are armed when it loads\n", set->module);
+		else
+			ret = arm_set(set);
+	}
+	mutex_unlock(&arm_lock);
+	if (ret) {
+		unregister_module_notifier(&kvm_module_nb);
+		disarm_all();
+	}
+	return ret;
+}
+
+void msrguard_hooks_exit(void)
+{
+	unregister_module_notifier(&kvm_module_nb);
+	disarm_all();
+	pr_info("kept %lld MSR intercepts the policy does not allow to drop\n",
+		(long long)atomic64_read(&intercepts_kept));
+}

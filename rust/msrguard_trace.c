@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * msrguard's trace event and kernel log line for a recorded event: the
+ * macros Rust cannot expand.
+ */
+
+#define pr_fmt(fmt) "msrguard: " fmt
+
+#include <linux/printk.h>
+
+#include "msrguard_shim.h"
+
+#define CREATE_TRACE_POINTS
+#include "msrguard_trace.h"
+
+void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o)
+{
+	trace_msrguard_access(a, o);
+	pr_warn_ratelimited("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx reason=%s vmm=%u/%.16s vcpu=%u\n",
+			    o->sequence, o->status_name, a->is_write ? "WRMSR" : "RDMSR",
+			    a->msr, o->msr_name, a->value, a->pc, o->reason_name,
+			    a->vmm_pid, a->vmm_comm, a->vcpu_id);
+}
