@@ -268,10 +268,7 @@ impl Parser<'_> {
 
     fn binary(&mut self, min_prec: u8) -> Result<u64, String> {
         let mut lhs = self.unary()?;
-        loop {
-            let Some(Tok::Punct(op)) = self.peek() else {
-                break;
-            };
+        while let Some(Tok::Punct(op)) = self.peek() {
             let op = *op;
             let prec = match op {
                 "||" => 1,
@@ -631,7 +628,8 @@ pub fn case_labels(body: &str, vars: &[&str]) -> Vec<CaseLabel> {
             i = j + 1;
             // Another label right after this one continues the group.
             let rest = body[i..].trim_start();
-            if !(rest.starts_with("case") || rest.starts_with("default")) && !pending.is_empty() {
+            let more_labels = rest.starts_with("case") || rest.starts_with("default");
+            if !more_labels && !pending.is_empty() {
                 let code: String = rest
                     .chars()
                     .take(80)

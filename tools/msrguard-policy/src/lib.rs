@@ -225,13 +225,15 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
             },
         };
         let name = e.name.get_ref().trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let name_ok =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
             bad(
                 e.name.span(),
                 format!("bad name \"{name}\" (want letters, digits and _, as in msr-index.h)"),
             );
         }
-        if let Some(first) = first {
+        if let (true, Some(first)) = (name_ok, first) {
             if let Some(m) = name_mismatch(first, name) {
                 bad(e.name.span(), m);
             }
