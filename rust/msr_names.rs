@@ -607,8 +607,6 @@ pub static MSR_NAMES: &[(u32, &str)] = &[
 ];
 
 /// The names Linux gives `msr`, first the one shown for it.
-// The policy checker uses it; the module only shows names (msr_name).
-#[allow(dead_code)]
 pub fn msr_names(msr: u32) -> &'static [(u32, &'static str)] {
     let start = MSR_NAMES.partition_point(|&(index, _)| index < msr);
     let end = MSR_NAMES.partition_point(|&(index, _)| index <= msr);

@@ -81,8 +81,6 @@ for value, name in table:
 print("];")
 print()
 print("/// The names Linux gives `msr`, first the one shown for it.")
-print("// The policy checker uses it; the module only shows names (msr_name).")
-print("#[allow(dead_code)]")
 print("pub fn msr_names(msr: u32) -> &'static [(u32, &'static str)] {")
 print("    let start = MSR_NAMES.partition_point(|&(index, _)| index < msr);")
 print("    let end = MSR_NAMES.partition_point(|&(index, _)| index <= msr);")
