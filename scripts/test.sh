@@ -14,12 +14,19 @@ t_setup=$((SECONDS - t))
 
 t=$SECONDS
 msg "host tests: cargo test"
-if ! cargo test --workspace --locked >"$LOG_DIR/cargo-test.log" 2>&1; then
+# The KVM extraction test reads the cached kernel tree (it prints SKIP without one).
+KDIR="$(scripts/kernel-dir.sh)"
+if ! MSRGUARD_KDIR="$KDIR" cargo test --workspace --locked >"$LOG_DIR/cargo-test.log" 2>&1; then
 	tail -n 60 "$LOG_DIR/cargo-test.log" >&2
 	die "cargo test failed (full log: $LOG_DIR/cargo-test.log)"
 fi
 grep -E '^test result' "$LOG_DIR/cargo-test.log" | awk '{p+=$4; f+=$6} END {printf "cargo test: %d passed, %d failed\n", p, f}' 
 t_cargo=$((SECONDS - t))
+
+msg "default policy against KVM: every MSR KVM handles has an entry, no dead entries"
+[ -n "$KDIR" ] || die "no built kernel tree to compare the default policy with"
+cargo run --quiet --locked --release -p msrguard -- check --against-kvm "$KDIR" policy/default.toml ||
+	die "policy/default.toml does not match the MSRs KVM handles in $KDIR"
 
 msg "hook points: every hooked KVM function out of line (objdump)"
 scripts/check-hooks.sh >"$LOG_DIR/check-hooks.log" || { cat "$LOG_DIR/check-hooks.log"; die "a hook point is inlined or missing"; }

@@ -12,6 +12,9 @@
 //! optional `write_mask` and `reason`. Numbers may be TOML integers or
 //! strings such as `"0xffff_ffff_ffff_ffff"` (TOML integers stop at 2^63-1).
 
+pub mod cexpr;
+pub mod kvm;
+
 use std::fmt;
 use std::fmt::Write as _;
 
@@ -134,12 +137,28 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
     }
 }
 
-/// The index Linux's headers give `name`, if they name it.
-fn msr_index_of(name: &str) -> Option<u32> {
-    msrguard_abi::msr_names::MSR_NAMES
+/// Why `name` is wrong for an entry starting at `first`, if it is: an index
+/// Linux names (msr-index.h, kvm_para.h, hvgdk_mini.h; see
+/// scripts/gen-msr-names.py) must carry one of its Linux names, and a name
+/// Linux gives another index cannot be used. An index without a Linux name
+/// may have any name that is not another index's.
+fn name_mismatch(first: u32, name: &str) -> Option<String> {
+    use msrguard_abi::msr_names::{msr_names, MSR_NAMES};
+    let own = msr_names(first);
+    if own.iter().any(|&(_, n)| n == name) {
+        return None;
+    }
+    if let Some(&(_, linux)) = own.first() {
+        let all: Vec<&str> = own.iter().map(|&(_, n)| n).collect();
+        return Some(format!(
+            "{first:#x} is {linux} in Linux's headers, not {name} (want one of: {})",
+            all.join(", ")
+        ));
+    }
+    MSR_NAMES
         .iter()
         .find(|&&(_, n)| n == name)
-        .map(|&(i, _)| i)
+        .map(|&(i, _)| format!("{name} is {i:#x} in Linux's headers, not {first:#x}"))
 }
 
 fn parse_action(raw: &str) -> Result<Action, String> {
@@ -206,18 +225,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
             },
         };
         let name = e.name.get_ref().trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let name_ok =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
             bad(
                 e.name.span(),
                 format!("bad name \"{name}\" (want letters, digits and _, as in msr-index.h)"),
             );
         }
-        if let (Some(first), Some(known)) = (first, msr_index_of(name)) {
-            if known != first {
-                bad(
-                    e.name.span(),
-                    format!("{name} is {known:#x} in Linux's headers, not {first:#x}"),
-                );
+        if let (true, Some(first)) = (name_ok, first) {
+            if let Some(m) = name_mismatch(first, name) {
+                bad(e.name.span(), m);
             }
         }
         let read = parse_action(e.read.get_ref())
@@ -514,4 +532,97 @@ pub fn allow_bitmaps(entries: &[PolicyEntry]) -> Vec<(u32, Vec<u64>, Vec<u64>)> 
             (base, bits(false), bits(true))
         })
         .collect()
+}
+
+/// What `msrguard check --against-kvm` finds wrong: each KVM-handled MSR the
+/// policy leaves to the default action, and each part of a policy entry
+/// covering MSRs KVM does not handle (dead: KVM faults them anyway, and the
+/// default action already says `gp`). One line per finding, empty if none.
+pub fn check_against_kvm(kvm: &kvm::KvmMsrs, entries: &[PolicyEntry]) -> Vec<String> {
+    let mut out = Vec::new();
+    let name_of = |m: u32| msrguard_abi::msr_names::msr_name(m).unwrap_or("no Linux name");
+    // Covered = union of the policy's entries (sorted, disjoint).
+    for (a, z) in kvm.intervals() {
+        let mut m = a;
+        while m <= z {
+            if let Some(e) = entries.iter().find(|e| e.first <= m && m <= e.last) {
+                if e.last >= z {
+                    break;
+                }
+                m = e.last + 1;
+                continue;
+            }
+            // An uncovered run: up to the next entry or the interval's end.
+            let next = entries
+                .iter()
+                .filter(|e| e.first > m)
+                .map(|e| e.first - 1)
+                .min()
+                .unwrap_or(u32::MAX)
+                .min(z);
+            out.push(format!(
+                "{}: handled by KVM but left to the default action ({}; {})",
+                span(m, next),
+                name_of(m),
+                kvm.sources(m, next).join(", ")
+            ));
+            if next == u32::MAX {
+                break;
+            }
+            m = next + 1;
+        }
+    }
+    let intervals = kvm.intervals();
+    for e in entries {
+        let mut m = e.first;
+        loop {
+            let inside = intervals.iter().find(|&&(a, z)| a <= m && m <= z);
+            let stop = match inside {
+                Some(&(_, z)) => z.min(e.last),
+                None => {
+                    let next = intervals
+                        .iter()
+                        .filter(|&&(a, _)| a > m)
+                        .map(|&(a, _)| a - 1)
+                        .min()
+                        .unwrap_or(u32::MAX)
+                        .min(e.last);
+                    let refused = kvm
+                        .guest_refused
+                        .iter()
+                        .any(|k| k.first <= next && m <= k.last);
+                    out.push(format!(
+                        "line {}: {} ({}): dead entry{}: KVM does not handle {}",
+                        e.line,
+                        describe_range(e),
+                        e.name,
+                        if e.first == m && e.last == next {
+                            ""
+                        } else {
+                            " part"
+                        },
+                        if refused {
+                            format!("{} (KVM refuses it to guests itself)", span(m, next))
+                        } else {
+                            span(m, next)
+                        }
+                    ));
+                    next
+                }
+            };
+            if stop >= e.last {
+                break;
+            }
+            m = stop + 1;
+        }
+    }
+    out
+}
+
+fn span(a: u32, z: u32) -> String {
+    if a == z {
+        format!("MSR {a:#x}")
+    } else {
+        format!("MSRs {a:#x}..={z:#x}")
+    }
 }

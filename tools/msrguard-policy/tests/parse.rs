@@ -42,6 +42,7 @@ fn default_policy_is_accepted_sorted_and_sane() {
     }
     assert_eq!(decide(&table, 0x79, true, 1).action, Action::Gp);
     assert_eq!(decide(&table, 0x150, true, 1).action, Action::Gp);
+    assert_eq!(decide(&table, 0x150, false, 0).action, Action::Gp);
     assert_eq!(decide(&table, 0x570, true, 1).action, Action::Gp);
     assert_eq!(decide(&table, 0x9e, false, 0).action, Action::Gp);
     assert_eq!(decide(&table, 0x3a, true, 5).action, Action::Gp);
@@ -51,6 +52,21 @@ fn default_policy_is_accepted_sorted_and_sane() {
     // MISC_ENABLE is masked: XD disable may be set, turbo disable may not.
     assert_eq!(decide(&table, 0x1a0, true, 1 << 34).action, Action::Allow);
     assert_eq!(decide(&table, 0x1a0, true, 1 << 38).action, Action::Gp);
+    // Reads KVM answers that Linux does unguarded are answered (issue #8:
+    // Debian's 6.1 read INT_PENDING_MSG and logged "unchecked MSR access").
+    for msr in [0xc0010055, 0xc0010112, 0xc001001f, 0x198, 0x606] {
+        assert_eq!(
+            decide(&table, msr, false, 0).action,
+            Action::Allow,
+            "read {msr:#x}"
+        );
+    }
+    // Refused trace facilities read 0 and accept being turned off.
+    assert_eq!(decide(&table, 0x570, false, 0).action, Action::Ignore);
+    assert_eq!(decide(&table, 0x570, true, 0).action, Action::Allow);
+    // DEBUGCTL: BTF may be set, LBR may not.
+    assert_eq!(decide(&table, 0x1d9, true, 1 << 1).action, Action::Allow);
+    assert_eq!(decide(&table, 0x1d9, true, 1).action, Action::Gp);
 }
 
 #[test]
@@ -159,10 +175,32 @@ fn rejects_missing_keys_and_bad_toml() {
 
 #[test]
 fn rejects_a_linux_name_on_the_wrong_index() {
+    // 0x11 has its own Linux name.
     let e = errors(&ENTRY.replace("index = 0x10", "index = 0x11"));
     assert_eq!(
         e,
-        ["p.toml:3: MSR_IA32_TSC is 0x10 in Linux's headers, not 0x11"]
+        ["p.toml:3: 0x11 is MSR_KVM_WALL_CLOCK in Linux's headers, not MSR_IA32_TSC (want one of: MSR_KVM_WALL_CLOCK)"]
+    );
+    // 0x5 has none, but MSR_IA32_TSC is another index's name.
+    let e = errors(&ENTRY.replace("index = 0x10", "index = 0x5"));
+    assert_eq!(
+        e,
+        ["p.toml:3: MSR_IA32_TSC is 0x10 in Linux's headers, not 0x5"]
+    );
+    // A made-up name on a Linux-named index.
+    let e = errors(&ENTRY.replace("MSR_IA32_TSC", "MY_TSC"));
+    assert_eq!(
+        e,
+        ["p.toml:3: 0x10 is MSR_IA32_TSC in Linux's headers, not MY_TSC (want one of: MSR_IA32_TSC)"]
+    );
+    // Hyper-V's names come from hvgdk_mini.h and are checked the same way.
+    let hv = ENTRY
+        .replace("index = 0x10", "index = 0x40000001")
+        .replace("MSR_IA32_TSC", "HV_X64_MSR_GUEST_OS_ID");
+    let e = errors(&hv);
+    assert!(
+        e[0].contains("0x40000001 is HV_X64_MSR_HYPERCALL in Linux's headers"),
+        "{e:?}"
     );
 }
 
@@ -205,4 +243,22 @@ fn default_policy_bitmaps_match_the_table() {
         allowed > 50,
         "only {allowed} always-allowed bits: bitmaps not built?"
     );
+}
+
+#[test]
+fn accepts_any_linux_name_of_an_index_and_free_names_elsewhere() {
+    for (index, name) in [
+        ("0x8b", "MSR_IA32_UCODE_REV"),
+        ("0x8b", "MSR_AMD64_PATCH_LEVEL"),
+        ("0x40000001", "HV_X64_MSR_HYPERCALL"),
+        ("0x4b564d01", "MSR_KVM_SYSTEM_TIME_NEW"),
+        ("0x800", "X2APIC_MSRS"),
+    ] {
+        let text = ENTRY
+            .replace("index = 0x10", &format!("index = {index}"))
+            .replace("MSR_IA32_TSC", name);
+        // After the minimal policy, which keeps KVM's own accesses allowed.
+        let all = format!("{MINIMAL}\n{text}");
+        parse("p.toml", &all).unwrap_or_else(|d| panic!("{index} {name}: {d:?}"));
+    }
 }

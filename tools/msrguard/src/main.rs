@@ -6,7 +6,9 @@
 //!   `/dev/msrguard` (or of a file of records, `--device FILE`);
 //! - `msrguard stats [--json]`: the module's counters and ABI version;
 //! - `msrguard policy`: the policy the loaded module enforces;
-//! - `msrguard check FILE`: validates a policy file with the build's checker.
+//! - `msrguard check [--against-kvm KDIR] FILE`: validates a policy file with
+//!   the build's checker, and compares it with the MSRs KVM handles;
+//! - `msrguard kvm-msrs KDIR`: the MSRs KVM handles, from a kernel tree.
 //!
 //! Errors are one line on stderr and a non-zero exit status.
 
@@ -55,10 +57,21 @@ enum Command {
     },
     /// Print the policy the loaded module enforces.
     Policy,
-    /// Check a policy file: `file:line: message` for each problem.
+    /// Check a policy file: `file:line: message` for each problem. With
+    /// `--against-kvm KDIR`, also every MSR KVM handles (extracted from the
+    /// kernel tree KDIR) that the policy leaves to the default action, and
+    /// every entry for MSRs KVM does not handle.
     Check {
+        /// A kernel source tree to compare the policy with.
+        #[arg(long, value_name = "KDIR")]
+        against_kvm: Option<String>,
         /// The policy file.
         file: String,
+    },
+    /// List the MSRs KVM handles, extracted from the kernel tree KDIR.
+    KvmMsrs {
+        /// The kernel source tree.
+        kdir: String,
     },
 }
 
@@ -117,19 +130,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", format::policy_table(&entries));
             Ok(())
         }
-        Command::Check { file } => {
+        Command::Check { file, against_kvm } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
-            match msrguard_policy::parse(&file, &text) {
-                Ok(entries) => {
-                    println!("{file}: {} entries, ok", entries.len());
-                    Ok(())
-                }
-                Err(diags) => {
-                    let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-                    Err(Failure(lines.join("\n")))
-                }
+            let entries = msrguard_policy::parse(&file, &text).map_err(|diags| {
+                let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                Failure(lines.join("\n"))
+            })?;
+            let Some(kdir) = against_kvm else {
+                println!("{file}: {} entries, ok", entries.len());
+                return Ok(());
+            };
+            let kvm = msrguard_policy::kvm::extract(std::path::Path::new(&kdir))
+                .map_err(|e| Failure(format!("{kdir}: cannot extract KVM's MSRs: {e}")))?;
+            let findings = msrguard_policy::check_against_kvm(&kvm, &entries);
+            if findings.is_empty() {
+                let n: u64 = kvm
+                    .intervals()
+                    .iter()
+                    .map(|&(a, z)| u64::from(z - a) + 1)
+                    .sum();
+                println!(
+                    "{file}: {} entries, ok; every one of the {n} MSRs KVM handles in {kdir} has an entry, no dead entries",
+                    entries.len()
+                );
+                return Ok(());
             }
+            let lines: Vec<String> = findings.iter().map(|f| format!("{file}: {f}")).collect();
+            Err(Failure(format!(
+                "{}\n{file}: {} findings against KVM in {kdir}",
+                lines.join("\n"),
+                findings.len()
+            )))
+        }
+        Command::KvmMsrs { kdir } => {
+            let kvm = msrguard_policy::kvm::extract(std::path::Path::new(&kdir))
+                .map_err(|e| Failure(format!("{kdir}: cannot extract KVM's MSRs: {e}")))?;
+            print!("{}", format::kvm_msrs(&kvm));
+            Ok(())
         }
     }
 }
