@@ -6,7 +6,8 @@
 //! - `read()` returns whole records only, as many as fit; a buffer smaller
 //!   than one record gets `EINVAL`. It blocks until an event arrives unless
 //!   the file is `O_NONBLOCK` (`EAGAIN`). A record leaves the queue only once
-//!   it was copied out, so a faulting buffer (`EFAULT`) loses nothing.
+//!   it was copied out: a buffer that faults on record k gets records
+//!   0..k-1 (a short read), or `EFAULT` when k is 0, and loses nothing.
 //! - All readers share one queue: each record goes to exactly one read().
 //! - `poll`/`epoll` report `EPOLLIN` while records are queued.
 //! - `ioctl(MSRGUARD_IOC_STATS)` returns the ABI version and counters;
@@ -42,6 +43,11 @@ use kernel::{
         poll::PollTable,
         Mutex, //
     },
+    time::{
+        ClockSource,
+        RealTime, //
+    },
+    transmute::AsBytes,
     types::Opaque,
     uaccess::{
         UserPtr,
@@ -55,6 +61,7 @@ use crate::{
     record::{
         fill_nul_padded,
         PolicyEntryWire,
+        RecordWire,
         IOC_POLICY_ENTRY,
         IOC_STATS,
         POLICY_ENTRY_SIZE,
@@ -63,6 +70,11 @@ use crate::{
     },
     shim,
 };
+
+// SAFETY: `RecordWire` is `repr(C)` with only integer and byte-array fields
+// and no padding (record.rs asserts every offset and the size), so every
+// byte of a value is initialized.
+unsafe impl AsBytes for RecordWire {}
 
 /// Records copied out per read() call at most (bounds the kernel buffer).
 const MAX_BATCH: usize = 64;
@@ -158,7 +170,7 @@ impl EventDevice {
         let want = (len / RECORD_SIZE).min(MAX_BATCH);
         let mut batch = KVec::with_capacity(want, GFP_KERNEL)?;
         for _ in 0..want {
-            batch.push([0u8; RECORD_SIZE], GFP_KERNEL)?;
+            batch.push(RecordWire::default(), GFP_KERNEL)?;
         }
 
         loop {
@@ -183,12 +195,19 @@ impl EventDevice {
                 continue;
             }
             let mut writer = UserSlice::new(buf, n * RECORD_SIZE).writer();
-            for record in batch.iter().take(n) {
-                // On a fault nothing is committed: the records stay queued.
-                writer.write_slice(record)?;
+            // A copy that faults on record k delivers 0..k and keeps the rest.
+            let copied = batch
+                .iter()
+                .take(n)
+                .take_while(|record| writer.write(*record).is_ok())
+                .count();
+            if copied == 0 {
+                self.events.release();
+                return Err(EFAULT);
             }
-            self.events.commit(n);
-            return Ok(n * RECORD_SIZE);
+            let now = <RealTime as ClockSource>::ktime_get();
+            self.events.commit(copied, u64::try_from(now).unwrap_or(0));
+            return Ok(copied * RECORD_SIZE);
         }
     }
 

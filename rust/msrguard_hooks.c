@@ -32,7 +32,9 @@
 #include <linux/mutex.h>
 #include <linux/objtool.h>
 #include <linux/rcupdate_wait.h>
+#include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/siphash.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
 #include <asm/vmx.h>
@@ -48,6 +50,8 @@
 
 static void *guard_ctx;
 static bool host_is_vmx;
+/* Key of the VM identifiers: a VM's id says nothing about kernel addresses. */
+static siphash_key_t vm_id_key;
 
 /* Monitoring counter, reported in the kernel log on unload. */
 static atomic64_t intercepts_kept;
@@ -97,6 +101,8 @@ static u64 guest_rip(struct kvm_vcpu *vcpu)
  */
 static u8 guest_mode(struct kvm_vcpu *vcpu)
 {
+	if (vcpu->arch.guest_state_protected)
+		return MSRGUARD_MODE_UNKNOWN;
 	if (!(vcpu->arch.cr0 & X86_CR0_PE))
 		return MSRGUARD_MODE_REAL;
 	return (vcpu->arch.efer & EFER_LMA) ? MSRGUARD_MODE_LONG : MSRGUARD_MODE_PROTECTED;
@@ -146,11 +152,14 @@ static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 va
 		.msr = msr,
 		.vcpu_id = vcpu->vcpu_id,
 		.vmm_pid = task_tgid_nr(current),
+		.vm_id = (u32)siphash_1u64((u64)(unsigned long)vcpu->kvm, &vm_id_key),
 		.is_write = is_write,
 		.guest_cpl = 0,
 		.guest_mode = guest_mode(vcpu),
 		.status = status,
 		.reason = reason,
+		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
+			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
 	};
 	struct msrguard_outcome out = {};
 
@@ -531,6 +540,7 @@ int msrguard_hooks_init(void *guard)
 
 	guard_ctx = guard;
 	host_is_vmx = boot_cpu_has(X86_FEATURE_VMX);
+	get_random_bytes(&vm_id_key, sizeof(vm_id_key));
 
 	ret = register_module_notifier(&kvm_module_nb);
 	if (ret)

@@ -10,6 +10,7 @@
 //!
 //! - `record` and `policy` are `core`-only and shared with the host crates;
 //! - `policy_table` is generated from the policy file at build time;
+//! - `queue` holds the event buffer's rules (`core`-only, shared);
 //! - `events` and `device` are `/dev/msrguard`;
 //! - `guard` decides what happens to each access (`core`-only, shared);
 //! - `shim` binds the C side, which hooks KVM and applies the decisions.
@@ -29,6 +30,8 @@ mod msr_names;
 )]
 mod policy;
 mod policy_table;
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+mod queue;
 #[expect(
     dead_code,
     unreachable_pub,

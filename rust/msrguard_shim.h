@@ -46,24 +46,30 @@ struct msrguard_access {
 	u32 msr;
 	u32 vcpu_id;
 	u32 vmm_pid;
+	u32 vm_id;		/* the VM's identifier (a keyed hash of struct kvm) */
 	u8 is_write;
 	u8 guest_cpl;
 	u8 guest_mode;		/* MSRGUARD_MODE_* */
 	u8 status;		/* MSRGUARD_STATUS_* */
 	u8 reason;		/* MSRGUARD_REASON_* */
-	u8 pad[7];
+	u8 flags;		/* MSRGUARD_FLAG_* */
+	u8 pad[2];
 	char vmm_comm[16];
 };
 static_assert(sizeof(struct msrguard_access) == 64);
 
 /* A recorded event, as the trace event and the log line show it. */
 struct msrguard_outcome {
-	u64 sequence;
+	u64 sequence;		/* of the record the event is in; 0 if dropped */
+	u64 repeat;		/* that record's repeat count after this event */
+	u8 queued;		/* a new record (not coalesced, not dropped) */
+	u8 log;			/* the VM's log rate limit allows a line */
+	u8 pad[6];
 	char status_name[16];	/* NUL-terminated names, from the Rust definitions */
 	char reason_name[16];
 	char msr_name[40];
 };
-static_assert(sizeof(struct msrguard_outcome) == 80);
+static_assert(sizeof(struct msrguard_outcome) == 96);
 
 /* Implemented in Rust. All are bounded and safe in atomic context. */
 struct msrguard_answer msrguard_rust_on_access(const struct msrguard_facts *facts);

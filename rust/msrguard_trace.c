@@ -16,8 +16,11 @@
 void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o)
 {
 	trace_msrguard_access(a, o);
-	pr_warn_ratelimited("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx reason=%s vmm=%u/%.16s vcpu=%u\n",
-			    o->sequence, o->status_name, a->is_write ? "WRMSR" : "RDMSR",
-			    a->msr, o->msr_name, a->value, a->pc, o->reason_name,
-			    a->vmm_pid, a->vmm_comm, a->vcpu_id);
+	/* Rate limited per VM (Rust's answer); coalesced repeats never log. */
+	if (o->log)
+		pr_warn("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx reason=%s vm=%08x vmm=%u/%.16s vcpu=%u%s\n",
+			o->sequence, o->status_name, a->is_write ? "WRMSR" : "RDMSR",
+			a->msr, o->msr_name, a->value, a->pc, o->reason_name, a->vm_id,
+			a->vmm_pid, a->vmm_comm, a->vcpu_id,
+			(a->flags & MSRGUARD_FLAG_NESTED) ? " nested" : "");
 }

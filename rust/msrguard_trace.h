@@ -19,6 +19,9 @@ TRACE_EVENT(msrguard_access,
 	TP_ARGS(a, o),
 	TP_STRUCT__entry(
 		__field(u64, seq)
+		__field(u64, repeat)
+		__field(u32, vm_id)
+		__field(u8, flags)
 		__field(u32, msr)
 		__field(u8, is_write)
 		__field(u64, msr_value)
@@ -38,6 +41,9 @@ TRACE_EVENT(msrguard_access,
 	),
 	TP_fast_assign(
 		__entry->seq = o->sequence;
+		__entry->repeat = o->repeat;
+		__entry->vm_id = a->vm_id;
+		__entry->flags = a->flags;
 		__entry->msr = a->msr;
 		__entry->is_write = a->is_write;
 		__entry->msr_value = a->value;
@@ -56,8 +62,8 @@ TRACE_EVENT(msrguard_access,
 		__entry->guest_cpl = a->guest_cpl;
 		__entry->guest_mode = a->guest_mode;
 	),
-	TP_printk("seq=%llu Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%u",
-		  __entry->seq, __entry->msr, __entry->msr_name, __entry->is_write,
+	TP_printk("seq=%llu repeat=%llu vm=%08x flags=%#x Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%u",
+		  __entry->seq, __entry->repeat, __entry->vm_id, __entry->flags, __entry->msr, __entry->msr_name, __entry->is_write,
 		  __entry->msr_value, __entry->access_status, __entry->reason,
 		  __entry->pc, __entry->image_base, __entry->image_checksum,
 		  __entry->image_timestamp, __get_str(image_name),

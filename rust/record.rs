@@ -7,7 +7,8 @@
 //! tests cannot disagree about the layout. The layout is documented in
 //! `Documentation/msrguard.rst`; every change bumps [`ABI_VERSION`].
 //!
-//! A record is [`RECORD_SIZE`] bytes, little-endian, fields at fixed offsets:
+//! A record is [`RECORD_SIZE`] bytes, little-endian, fields at fixed offsets
+//! ([`RecordWire`], whose offsets are asserted against this table):
 //!
 //! | offset | size | field             |
 //! |-------:|-----:|-------------------|
@@ -28,15 +29,32 @@
 //! |     66 |    1 | guest_cpl         |
 //! |     67 |    1 | guest_mode        |
 //! |     68 |    1 | reason            |
-//! |     69 |    3 | reserved (zero)   |
+//! |     69 |    1 | flags (v2)        |
+//! |     70 |    2 | reserved (zero)   |
 //! |     72 |   16 | vmm_comm          |
 //! |     88 |   40 | image_name        |
+//! |    128 |    8 | repeat (v2)       |
+//! |    136 |    4 | vm_id (v2)        |
+//! |    140 |    4 | reserved (zero)   |
+//!
+//! Version 1 records are the first 128 bytes of this layout (`flags` was
+//! reserved, zero); the tool reads both.
 
 /// Version of the record layout and of the ioctl ABI.
-pub const ABI_VERSION: u16 = 1;
+pub const ABI_VERSION: u16 = 2;
 
 /// Size in bytes of one record.
-pub const RECORD_SIZE: usize = 128;
+pub const RECORD_SIZE: usize = 144;
+
+/// Size in bytes of a version 1 record (saved files the tool still reads).
+pub const RECORD_SIZE_V1: usize = 128;
+
+/// `flags`: the access came from a nested guest (L2), decided by L0.
+pub const FLAG_NESTED: u8 = 1 << 0;
+
+/// `flags`: the guest's state is protected (SEV-ES, SNP, TDX): `pc` is 0
+/// and `guest_mode` unknown.
+pub const FLAG_STATE_PROTECTED: u8 = 1 << 1;
 
 /// Byte offsets of the record's fields (see the table above).
 pub mod offset {
@@ -74,10 +92,16 @@ pub mod offset {
     pub const GUEST_MODE: usize = 67;
     /// Offset of `reason` (1 bytes).
     pub const REASON: usize = 68;
+    /// Offset of `flags` (1 byte, version 2).
+    pub const FLAGS: usize = 69;
     /// Offset of `vmm_comm` (16 bytes).
     pub const VMM_COMM: usize = 72;
     /// Offset of `image_name` (40 bytes).
     pub const IMAGE_NAME: usize = 88;
+    /// Offset of `repeat` (8 bytes, version 2).
+    pub const REPEAT: usize = 128;
+    /// Offset of `vm_id` (4 bytes, version 2).
+    pub const VM_ID: usize = 136;
 }
 
 /// Length of the `vmm_comm` field (the kernel's `TASK_COMM_LEN`).
@@ -96,6 +120,19 @@ pub enum AccessStatus {
     BlockedIgnored = 2,
     /// Audit mode: the policy would have vetoed it, but it was allowed.
     AuditAllowed = 3,
+    /// Not an access: `repeat` events of VM `vm_id` were dropped because
+    /// that VM was over its share of the buffer (version 2).
+    Dropped = 4,
+}
+
+impl AccessStatus {
+    /// Every status, in wire order.
+    pub const ALL: [Self; 4] = [
+        Self::BlockedGp,
+        Self::BlockedIgnored,
+        Self::AuditAllowed,
+        Self::Dropped,
+    ];
 }
 
 impl AccessStatus {
@@ -105,6 +142,7 @@ impl AccessStatus {
             1 => Some(Self::BlockedGp),
             2 => Some(Self::BlockedIgnored),
             3 => Some(Self::AuditAllowed),
+            4 => Some(Self::Dropped),
             _ => None,
         }
     }
@@ -115,6 +153,7 @@ impl AccessStatus {
             Self::BlockedGp => "blocked-gp",
             Self::BlockedIgnored => "blocked-ignored",
             Self::AuditAllowed => "audit-allowed",
+            Self::Dropped => "dropped",
         }
     }
 }
@@ -131,6 +170,19 @@ pub enum Reason {
     WriteDenied = 3,
     /// The write sets bits outside the entry's write mask.
     WriteMask = 4,
+    /// A drop report: the VM was over its share of the buffer (version 2).
+    OverQuota = 5,
+}
+
+impl Reason {
+    /// Every reason, in wire order.
+    pub const ALL: [Self; 5] = [
+        Self::Unknown,
+        Self::ReadDenied,
+        Self::WriteDenied,
+        Self::WriteMask,
+        Self::OverQuota,
+    ];
 }
 
 impl Reason {
@@ -141,6 +193,7 @@ impl Reason {
             2 => Some(Self::ReadDenied),
             3 => Some(Self::WriteDenied),
             4 => Some(Self::WriteMask),
+            5 => Some(Self::OverQuota),
             _ => None,
         }
     }
@@ -152,6 +205,7 @@ impl Reason {
             Self::ReadDenied => "read-denied",
             Self::WriteDenied => "write-denied",
             Self::WriteMask => "write-mask",
+            Self::OverQuota => "over-vm-quota",
         }
     }
 }
@@ -160,6 +214,8 @@ impl Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum GuestMode {
+    /// Not known: protected guest state, or a drop report (version 2).
+    Unknown = 0,
     /// Real mode (CR0.PE clear).
     Real = 1,
     /// Virtual-8086 mode.
@@ -171,9 +227,21 @@ pub enum GuestMode {
 }
 
 impl GuestMode {
+    /// Every mode, in wire order.
+    pub const ALL: [Self; 5] = [
+        Self::Unknown,
+        Self::Real,
+        Self::Vm86,
+        Self::Protected,
+        Self::Long,
+    ];
+}
+
+impl GuestMode {
     /// Decodes the on-wire value.
     pub const fn from_u8(v: u8) -> Option<Self> {
         match v {
+            0 => Some(Self::Unknown),
             1 => Some(Self::Real),
             2 => Some(Self::Vm86),
             3 => Some(Self::Protected),
@@ -185,6 +253,7 @@ impl GuestMode {
     /// Stable name used in the kernel log, trace events and the tool.
     pub const fn name(self) -> &'static str {
         match self {
+            Self::Unknown => "unknown",
             Self::Real => "real",
             Self::Vm86 => "vm86",
             Self::Protected => "protected",
@@ -230,7 +299,157 @@ pub struct Record {
     pub guest_cpl: u8,
     /// Guest execution mode at the access.
     pub guest_mode: GuestMode,
+    /// [`FLAG_NESTED`], [`FLAG_STATE_PROTECTED`] (version 2).
+    pub flags: u8,
+    /// Identical accesses coalesced into this record after the first; for
+    /// a [`AccessStatus::Dropped`] report, the events dropped (version 2).
+    pub repeat: u64,
+    /// The VM's identifier, stable while the VM exists (version 2).
+    pub vm_id: u32,
 }
+
+/// The record as it is stored and copied to userspace: the layout of the
+/// table above, asserted field by field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordWire {
+    /// [`ABI_VERSION`].
+    pub abi_version: u16,
+    /// [`RECORD_SIZE`].
+    pub record_size: u16,
+    /// MSR index.
+    pub msr: u32,
+    /// Sequence number.
+    pub sequence: u64,
+    /// `CLOCK_REALTIME` ns.
+    pub timestamp_ns: u64,
+    /// Value written or read.
+    pub msr_value: u64,
+    /// Guest RIP.
+    pub pc: u64,
+    /// Image base.
+    pub image_base: u64,
+    /// Image checksum.
+    pub image_checksum: u32,
+    /// Image timestamp.
+    pub image_timestamp: u32,
+    /// VMM thread group id.
+    pub vmm_pid: u32,
+    /// vCPU id.
+    pub vcpu_id: u32,
+    /// 1 for WRMSR.
+    pub is_write: u8,
+    /// [`AccessStatus`].
+    pub access_status: u8,
+    /// Guest CPL.
+    pub guest_cpl: u8,
+    /// [`GuestMode`].
+    pub guest_mode: u8,
+    /// [`Reason`].
+    pub reason: u8,
+    /// `FLAG_*`.
+    pub flags: u8,
+    /// Zero.
+    pub reserved: [u8; 2],
+    /// VMM thread's comm, NUL-padded.
+    pub vmm_comm: [u8; COMM_LEN],
+    /// Image name, NUL-padded.
+    pub image_name: [u8; IMAGE_NAME_LEN],
+    /// Coalesced repeats, or events dropped.
+    pub repeat: u64,
+    /// VM identifier.
+    pub vm_id: u32,
+    /// Zero.
+    pub reserved2: u32,
+}
+
+impl Default for RecordWire {
+    fn default() -> Self {
+        Self {
+            abi_version: 0,
+            record_size: 0,
+            msr: 0,
+            sequence: 0,
+            timestamp_ns: 0,
+            msr_value: 0,
+            pc: 0,
+            image_base: 0,
+            image_checksum: 0,
+            image_timestamp: 0,
+            vmm_pid: 0,
+            vcpu_id: 0,
+            is_write: 0,
+            access_status: 0,
+            guest_cpl: 0,
+            guest_mode: 0,
+            reason: 0,
+            flags: 0,
+            reserved: [0; 2],
+            vmm_comm: [0; COMM_LEN],
+            image_name: [0; IMAGE_NAME_LEN],
+            repeat: 0,
+            vm_id: 0,
+            reserved2: 0,
+        }
+    }
+}
+
+// The struct is the table: same size, same offsets, no padding.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<RecordWire>() == RECORD_SIZE);
+    assert!(offset_of!(RecordWire, abi_version) == offset::ABI_VERSION);
+    assert!(offset_of!(RecordWire, record_size) == offset::RECORD_SIZE);
+    assert!(offset_of!(RecordWire, msr) == offset::MSR);
+    assert!(offset_of!(RecordWire, sequence) == offset::SEQUENCE);
+    assert!(offset_of!(RecordWire, timestamp_ns) == offset::TIMESTAMP_NS);
+    assert!(offset_of!(RecordWire, msr_value) == offset::MSR_VALUE);
+    assert!(offset_of!(RecordWire, pc) == offset::PC);
+    assert!(offset_of!(RecordWire, image_base) == offset::IMAGE_BASE);
+    assert!(offset_of!(RecordWire, image_checksum) == offset::IMAGE_CHECKSUM);
+    assert!(offset_of!(RecordWire, image_timestamp) == offset::IMAGE_TIMESTAMP);
+    assert!(offset_of!(RecordWire, vmm_pid) == offset::VMM_PID);
+    assert!(offset_of!(RecordWire, vcpu_id) == offset::VCPU_ID);
+    assert!(offset_of!(RecordWire, is_write) == offset::IS_WRITE);
+    assert!(offset_of!(RecordWire, access_status) == offset::ACCESS_STATUS);
+    assert!(offset_of!(RecordWire, guest_cpl) == offset::GUEST_CPL);
+    assert!(offset_of!(RecordWire, guest_mode) == offset::GUEST_MODE);
+    assert!(offset_of!(RecordWire, reason) == offset::REASON);
+    assert!(offset_of!(RecordWire, flags) == offset::FLAGS);
+    assert!(offset_of!(RecordWire, vmm_comm) == offset::VMM_COMM);
+    assert!(offset_of!(RecordWire, image_name) == offset::IMAGE_NAME);
+    assert!(offset_of!(RecordWire, repeat) == offset::REPEAT);
+    assert!(offset_of!(RecordWire, vm_id) == offset::VM_ID);
+};
+
+/// The C field list of [`RecordWire`] for the generated uapi header:
+/// `(C type, name, array length or 0, offset)`.
+pub const RECORD_C_FIELDS: [(&str, &str, usize, usize); 24] = [
+    ("__u16", "abi_version", 0, offset::ABI_VERSION),
+    ("__u16", "record_size", 0, offset::RECORD_SIZE),
+    ("__u32", "msr", 0, offset::MSR),
+    ("__u64", "sequence", 0, offset::SEQUENCE),
+    ("__u64", "timestamp_ns", 0, offset::TIMESTAMP_NS),
+    ("__u64", "msr_value", 0, offset::MSR_VALUE),
+    ("__u64", "pc", 0, offset::PC),
+    ("__u64", "image_base", 0, offset::IMAGE_BASE),
+    ("__u32", "image_checksum", 0, offset::IMAGE_CHECKSUM),
+    ("__u32", "image_timestamp", 0, offset::IMAGE_TIMESTAMP),
+    ("__u32", "vmm_pid", 0, offset::VMM_PID),
+    ("__u32", "vcpu_id", 0, offset::VCPU_ID),
+    ("__u8", "is_write", 0, offset::IS_WRITE),
+    ("__u8", "access_status", 0, offset::ACCESS_STATUS),
+    ("__u8", "guest_cpl", 0, offset::GUEST_CPL),
+    ("__u8", "guest_mode", 0, offset::GUEST_MODE),
+    ("__u8", "reason", 0, offset::REASON),
+    ("__u8", "flags", 0, offset::FLAGS),
+    ("__u8", "reserved", 2, 70),
+    ("char", "vmm_comm", COMM_LEN, offset::VMM_COMM),
+    ("char", "image_name", IMAGE_NAME_LEN, offset::IMAGE_NAME),
+    ("__u64", "repeat", 0, offset::REPEAT),
+    ("__u32", "vm_id", 0, offset::VM_ID),
+    ("__u32", "reserved2", 0, 140),
+];
 
 /// Why a byte buffer is not a valid record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,64 +475,99 @@ fn get<const N: usize>(buf: &[u8; RECORD_SIZE], offset: usize) -> [u8; N] {
 }
 
 impl Record {
-    /// Encodes the record in its wire layout.
+    /// The record in its wire layout.
+    pub fn to_wire(self) -> RecordWire {
+        RecordWire {
+            abi_version: ABI_VERSION,
+            record_size: RECORD_SIZE as u16,
+            msr: self.msr,
+            sequence: self.sequence,
+            timestamp_ns: self.timestamp_ns,
+            msr_value: self.msr_value,
+            pc: self.pc,
+            image_base: self.image_base,
+            image_checksum: self.image_checksum,
+            image_timestamp: self.image_timestamp,
+            vmm_pid: self.vmm_pid,
+            vcpu_id: self.vcpu_id,
+            is_write: u8::from(self.is_write),
+            access_status: self.access_status as u8,
+            guest_cpl: self.guest_cpl,
+            guest_mode: self.guest_mode as u8,
+            reason: self.reason as u8,
+            flags: self.flags,
+            reserved: [0; 2],
+            vmm_comm: self.vmm_comm,
+            image_name: self.image_name,
+            repeat: self.repeat,
+            vm_id: self.vm_id,
+            reserved2: 0,
+        }
+    }
+
+    /// Encodes the record in its wire layout, as bytes.
     pub fn to_bytes(self) -> [u8; RECORD_SIZE] {
+        let w = self.to_wire();
         let mut b = [0u8; RECORD_SIZE];
-        put(&mut b, offset::ABI_VERSION, ABI_VERSION.to_le_bytes());
-        put(
-            &mut b,
-            offset::RECORD_SIZE,
-            (RECORD_SIZE as u16).to_le_bytes(),
-        );
-        put(&mut b, offset::MSR, self.msr.to_le_bytes());
-        put(&mut b, offset::SEQUENCE, self.sequence.to_le_bytes());
-        put(
-            &mut b,
-            offset::TIMESTAMP_NS,
-            self.timestamp_ns.to_le_bytes(),
-        );
-        put(&mut b, offset::MSR_VALUE, self.msr_value.to_le_bytes());
-        put(&mut b, offset::PC, self.pc.to_le_bytes());
-        put(&mut b, offset::IMAGE_BASE, self.image_base.to_le_bytes());
+        put(&mut b, offset::ABI_VERSION, w.abi_version.to_le_bytes());
+        put(&mut b, offset::RECORD_SIZE, w.record_size.to_le_bytes());
+        put(&mut b, offset::MSR, w.msr.to_le_bytes());
+        put(&mut b, offset::SEQUENCE, w.sequence.to_le_bytes());
+        put(&mut b, offset::TIMESTAMP_NS, w.timestamp_ns.to_le_bytes());
+        put(&mut b, offset::MSR_VALUE, w.msr_value.to_le_bytes());
+        put(&mut b, offset::PC, w.pc.to_le_bytes());
+        put(&mut b, offset::IMAGE_BASE, w.image_base.to_le_bytes());
         put(
             &mut b,
             offset::IMAGE_CHECKSUM,
-            self.image_checksum.to_le_bytes(),
+            w.image_checksum.to_le_bytes(),
         );
         put(
             &mut b,
             offset::IMAGE_TIMESTAMP,
-            self.image_timestamp.to_le_bytes(),
+            w.image_timestamp.to_le_bytes(),
         );
-        put(&mut b, offset::VMM_PID, self.vmm_pid.to_le_bytes());
-        put(&mut b, offset::VCPU_ID, self.vcpu_id.to_le_bytes());
-        b[offset::IS_WRITE] = u8::from(self.is_write);
-        b[offset::ACCESS_STATUS] = self.access_status as u8;
-        b[offset::GUEST_CPL] = self.guest_cpl;
-        b[offset::GUEST_MODE] = self.guest_mode as u8;
-        b[offset::REASON] = self.reason as u8;
-        put(&mut b, offset::VMM_COMM, self.vmm_comm);
-        put(&mut b, offset::IMAGE_NAME, self.image_name);
+        put(&mut b, offset::VMM_PID, w.vmm_pid.to_le_bytes());
+        put(&mut b, offset::VCPU_ID, w.vcpu_id.to_le_bytes());
+        b[offset::IS_WRITE] = w.is_write;
+        b[offset::ACCESS_STATUS] = w.access_status;
+        b[offset::GUEST_CPL] = w.guest_cpl;
+        b[offset::GUEST_MODE] = w.guest_mode;
+        b[offset::REASON] = w.reason;
+        b[offset::FLAGS] = w.flags;
+        put(&mut b, offset::VMM_COMM, w.vmm_comm);
+        put(&mut b, offset::IMAGE_NAME, w.image_name);
+        put(&mut b, offset::REPEAT, w.repeat.to_le_bytes());
+        put(&mut b, offset::VM_ID, w.vm_id.to_le_bytes());
         b
     }
 
-    /// Decodes one record, checking version, size and enumerations.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let b: &[u8; RECORD_SIZE] = match bytes.get(..RECORD_SIZE) {
-            Some(s) => match s.try_into() {
-                Ok(a) => a,
-                Err(_) => return Err(DecodeError::Truncated(bytes.len())),
-            },
-            None => return Err(DecodeError::Truncated(bytes.len())),
+    /// The size of the record at the start of `bytes`, from its header:
+    /// [`RECORD_SIZE_V1`] or [`RECORD_SIZE`].
+    pub fn size_of_next(bytes: &[u8]) -> Result<usize, DecodeError> {
+        let (Some(v), Some(s)) = (bytes.get(0..2), bytes.get(2..4)) else {
+            return Err(DecodeError::Truncated(bytes.len()));
         };
-        let version = u16::from_le_bytes(get(b, offset::ABI_VERSION));
-        if version != ABI_VERSION {
-            return Err(DecodeError::Version(version));
+        let version = u16::from_le_bytes([v[0], v[1]]);
+        let size = u16::from_le_bytes([s[0], s[1]]);
+        match (version, size as usize) {
+            (1, RECORD_SIZE_V1) | (ABI_VERSION, RECORD_SIZE) => Ok(size as usize),
+            (1 | ABI_VERSION, _) => Err(DecodeError::Size(size)),
+            _ => Err(DecodeError::Version(version)),
         }
-        let size = u16::from_le_bytes(get(b, offset::RECORD_SIZE));
-        if size as usize != RECORD_SIZE {
-            return Err(DecodeError::Size(size));
-        }
+    }
+
+    /// Decodes one record (version 1 or 2), checking version, size and
+    /// enumerations.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let size = Self::size_of_next(bytes)?;
+        let Some(record) = bytes.get(..size) else {
+            return Err(DecodeError::Truncated(bytes.len()));
+        };
+        // A version 1 record is the first 128 bytes of version 2.
+        let mut b = [0u8; RECORD_SIZE];
+        b[..size].copy_from_slice(record);
+        let b = &b;
         let is_write = match b[offset::IS_WRITE] {
             0 => false,
             1 => true,
@@ -346,6 +600,9 @@ impl Record {
             reason,
             vmm_comm: get(b, offset::VMM_COMM),
             image_name: get(b, offset::IMAGE_NAME),
+            flags: b[offset::FLAGS],
+            repeat: u64::from_le_bytes(get(b, offset::REPEAT)),
+            vm_id: u32::from_le_bytes(get(b, offset::VM_ID)),
         })
     }
 }
@@ -365,7 +622,7 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
 }
 
 /// Size in bytes of [`Stats`] on the wire.
-pub const STATS_SIZE: usize = 80;
+pub const STATS_SIZE: usize = 88;
 
 /// `MSRGUARD_IOC_STATS`: `_IOR('M', 1, struct msrguard_stats)`.
 pub const IOC_STATS: u32 = ioc(2, 1, STATS_SIZE);
@@ -383,8 +640,9 @@ pub const POLICY_NAME_LEN: usize = 40;
 /// The module's counters and ABI version, returned by [`IOC_STATS`].
 ///
 /// Layout: eight `u32` (abi_version, record_size, capacity, queued, audit,
-/// locked, reserved, reserved) then six `u64` (generated, delivered,
-/// dropped, blocked_gp, blocked_ignored, audit_allowed); little-endian, 80 bytes.
+/// locked, vm_quota, vm_reserve) then seven `u64` (generated, delivered,
+/// dropped, blocked_gp, blocked_ignored, audit_allowed, coalesced);
+/// little-endian, 88 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// [`ABI_VERSION`] of the module.
@@ -399,11 +657,16 @@ pub struct Stats {
     pub audit: u32,
     /// 1 once the `lock` parameter was set.
     pub locked: u32,
-    /// Events generated (sequence numbers handed out).
+    /// Records a VM may hold before it must leave [`Self::vm_reserve`] free.
+    pub vm_quota: u32,
+    /// Free records kept for VMs under their quota.
+    pub vm_reserve: u32,
+    /// Events generated: every vetoed (or audited) access.
     pub generated: u64,
     /// Records read by userspace.
     pub delivered: u64,
-    /// Events dropped because the buffer was full (the newest are dropped).
+    /// Events dropped: their VM was over its share of the buffer (its
+    /// newest events are dropped, and reported by a drop record).
     pub dropped: u64,
     /// Events with status blocked-gp.
     pub blocked_gp: u64,
@@ -411,6 +674,8 @@ pub struct Stats {
     pub blocked_ignored: u64,
     /// Events with status audit-allowed.
     pub audit_allowed: u64,
+    /// Events coalesced into an earlier identical record (its `repeat`).
+    pub coalesced: u64,
 }
 
 /// Byte offsets of the [`Stats`] fields (`u32` then `u64`, little-endian).
@@ -427,6 +692,10 @@ pub mod stats_offset {
     pub const AUDIT: usize = 16;
     /// `locked` (u32).
     pub const LOCKED: usize = 20;
+    /// `vm_quota` (u32).
+    pub const VM_QUOTA: usize = 24;
+    /// `vm_reserve` (u32).
+    pub const VM_RESERVE: usize = 28;
     /// `generated` (u64).
     pub const GENERATED: usize = 32;
     /// `delivered` (u64).
@@ -439,6 +708,8 @@ pub mod stats_offset {
     pub const BLOCKED_IGNORED: usize = 64;
     /// `audit_allowed` (u64).
     pub const AUDIT_ALLOWED: usize = 72;
+    /// `coalesced` (u64).
+    pub const COALESCED: usize = 80;
 }
 
 impl Stats {
@@ -453,6 +724,8 @@ impl Stats {
             (QUEUED, self.queued),
             (AUDIT, self.audit),
             (LOCKED, self.locked),
+            (VM_QUOTA, self.vm_quota),
+            (VM_RESERVE, self.vm_reserve),
         ];
         for (off, w) in words {
             b[off..off + 4].copy_from_slice(&w.to_le_bytes());
@@ -464,6 +737,7 @@ impl Stats {
             (BLOCKED_GP, self.blocked_gp),
             (BLOCKED_IGNORED, self.blocked_ignored),
             (AUDIT_ALLOWED, self.audit_allowed),
+            (COALESCED, self.coalesced),
         ];
         for (off, q) in quads {
             b[off..off + 8].copy_from_slice(&q.to_le_bytes());
@@ -491,12 +765,15 @@ impl Stats {
             queued: w(QUEUED),
             audit: w(AUDIT),
             locked: w(LOCKED),
+            vm_quota: w(VM_QUOTA),
+            vm_reserve: w(VM_RESERVE),
             generated: q(GENERATED),
             delivered: q(DELIVERED),
             dropped: q(DROPPED),
             blocked_gp: q(BLOCKED_GP),
             blocked_ignored: q(BLOCKED_IGNORED),
             audit_allowed: q(AUDIT_ALLOWED),
+            coalesced: q(COALESCED),
         }
     }
 }

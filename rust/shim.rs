@@ -28,6 +28,7 @@ use crate::{
         FAST,
         TABLE, //
     },
+    queue::Pushed,
     record::{
         fill_nul_padded,
         AccessStatus,
@@ -72,12 +73,14 @@ pub(crate) struct AccessC {
     msr: u32,
     vcpu_id: u32,
     vmm_pid: u32,
+    vm_id: u32,
     is_write: u8,
     guest_cpl: u8,
     guest_mode: u8,
     status: u8,
     reason: u8,
-    pad: [u8; 7],
+    flags: u8,
+    pad: [u8; 2],
     vmm_comm: [u8; COMM_LEN],
 }
 
@@ -86,6 +89,10 @@ pub(crate) struct AccessC {
 #[repr(C)]
 pub(crate) struct OutcomeC {
     sequence: u64,
+    repeat: u64,
+    queued: u8,
+    log: u8,
+    pad: [u8; 6],
     status_name: [u8; 16],
     reason_name: [u8; 16],
     msr_name: [u8; 40],
@@ -95,7 +102,7 @@ pub(crate) struct OutcomeC {
 const _: () = assert!(size_of::<FactsC>() == 24);
 const _: () = assert!(size_of::<AnswerC>() == 5);
 const _: () = assert!(size_of::<AccessC>() == 64);
-const _: () = assert!(size_of::<OutcomeC>() == 80);
+const _: () = assert!(size_of::<OutcomeC>() == 96);
 
 extern "C" {
     fn msrguard_hooks_init(guard: *const c_void) -> c_int;
@@ -242,9 +249,18 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
         vmm_comm: a.vmm_comm,
         vcpu_id: a.vcpu_id,
         guest_cpl: a.guest_cpl,
-        guest_mode: GuestMode::from_u8(a.guest_mode).unwrap_or(GuestMode::Protected),
+        guest_mode: GuestMode::from_u8(a.guest_mode).unwrap_or(GuestMode::Unknown),
+        flags: a.flags,
+        repeat: 0,
+        vm_id: a.vm_id,
     };
-    out.sequence = events.record(record);
+    let pushed = events.record(&record);
+    (out.sequence, out.repeat, out.queued) = match pushed.pushed {
+        Pushed::Queued(sequence) => (sequence, 0, 1),
+        Pushed::Coalesced(sequence, repeat) => (sequence, repeat, 0),
+        Pushed::Dropped => (0, 0, 0),
+    };
+    out.log = u8::from(pushed.log);
     fill_nul_padded(&mut out.status_name, status.name());
     fill_nul_padded(&mut out.reason_name, reason.name());
     let name = policy::lookup(TABLE, a.msr)

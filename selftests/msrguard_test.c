@@ -93,28 +93,34 @@ static uint64_t le(const uint8_t *p, int bytes)
 	return v;
 }
 
-/* A record decoded with the offsets of the one definition (record.rs). */
+/* A record, in the layout of the generated struct msrguard_record. */
 struct event {
-	uint64_t seq, value, pc;
-	uint32_t msr, pid, vcpu;
-	uint8_t is_write, status, reason, mode;
+	uint64_t seq, value, pc, repeat;
+	uint32_t msr, pid, vcpu, vm_id;
+	uint8_t is_write, status, reason, mode, flags;
 	char comm[MSRGUARD_COMM_LEN + 1];
 };
 
 static void decode(const uint8_t *r, struct event *e)
 {
+	struct msrguard_record rec;
+
+	memcpy(&rec, r, sizeof(rec));
 	memset(e, 0, sizeof(*e));
-	e->seq = le(r + MSRGUARD_OFF_SEQUENCE, 8);
-	e->value = le(r + MSRGUARD_OFF_MSR_VALUE, 8);
-	e->pc = le(r + MSRGUARD_OFF_PC, 8);
-	e->msr = le(r + MSRGUARD_OFF_MSR, 4);
-	e->pid = le(r + MSRGUARD_OFF_VMM_PID, 4);
-	e->vcpu = le(r + MSRGUARD_OFF_VCPU_ID, 4);
-	e->is_write = r[MSRGUARD_OFF_IS_WRITE];
-	e->status = r[MSRGUARD_OFF_ACCESS_STATUS];
-	e->reason = r[MSRGUARD_OFF_REASON];
-	e->mode = r[MSRGUARD_OFF_GUEST_MODE];
-	memcpy(e->comm, r + MSRGUARD_OFF_VMM_COMM, MSRGUARD_COMM_LEN);
+	e->seq = rec.sequence;
+	e->value = rec.msr_value;
+	e->pc = rec.pc;
+	e->repeat = rec.repeat;
+	e->msr = rec.msr;
+	e->pid = rec.vmm_pid;
+	e->vcpu = rec.vcpu_id;
+	e->vm_id = rec.vm_id;
+	e->is_write = rec.is_write;
+	e->status = rec.access_status;
+	e->reason = rec.reason;
+	e->mode = rec.guest_mode;
+	e->flags = rec.flags;
+	memcpy(e->comm, rec.vmm_comm, MSRGUARD_COMM_LEN);
 }
 
 /* Reads one record without blocking: 1, 0 if none, -errno. */
@@ -595,8 +601,9 @@ static void test_two_readers(struct suite *s)
 	int i, n1, n2;
 
 	drain(s->fd);
+	/* Distinct values: no two events coalesce. */
 	for (i = 0; i < 4; i++)
-		guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+		guest_access(s, guest_wrmsr, MSR_UNKNOWN, i, &res);
 	n1 = read(s->fd, buf, sizeof(buf));
 	if (n1 == (int)sizeof(buf)) {
 		first = le(buf + MSRGUARD_OFF_SEQUENCE, 8);
@@ -632,8 +639,9 @@ static void test_stats(struct suite *s)
 	gen0 = stat_u64(st, MSRGUARD_STATS_OFF_GENERATED);
 	gp0 = stat_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP);
 	del0 = stat_u64(st, MSRGUARD_STATS_OFF_DELIVERED);
-	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
-	guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	/* Distinct values: no two events coalesce. */
+	guest_access(s, guest_wrmsr, MSR_UNKNOWN, 1, &res);
+	guest_access(s, guest_wrmsr, MSR_UNKNOWN, 2, &res);
 	drain(s->fd);
 	get_stats(s->fd, st);
 	if (le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4) == MSRGUARD_ABI_VERSION &&
@@ -671,8 +679,9 @@ static void test_drop_count(struct suite *s)
 {
 	uint8_t st[MSRGUARD_STATS_SIZE];
 	struct guest_result res;
+	uint64_t kept_max, reported = 0;
 	struct event e;
-	int i, fd, got = 0, in_order = 1, ret;
+	int i, fd, got = 0, reports = 0, in_order = 1, ret;
 
 	ret = load_module("ring_records=8");
 	fd = ret ? -1 : open_device();
@@ -682,25 +691,60 @@ static void test_drop_count(struct suite *s)
 		unload_module();
 		return;
 	}
+	/* Distinct values: no two events coalesce. */
 	for (i = 0; i < 20; i++)
-		guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+		guest_access(s, guest_wrmsr, MSR_UNKNOWN, i, &res);
 	get_stats(fd, st);
+	/* One VM alone: it stops where the reserve for other VMs starts. */
+	kept_max = le(st + MSRGUARD_STATS_OFF_CAPACITY, 4) - le(st + MSRGUARD_STATS_OFF_VM_RESERVE, 4);
 	while (next_event(fd, &e) == 1) {
-		got++;
-		in_order &= e.seq == (uint64_t)got;
+		in_order &= e.seq == (uint64_t)(got + reports + 1);
+		if (e.status == MSRGUARD_STATUS_DROPPED) {
+			reports++;
+			reported += e.repeat;
+		} else {
+			in_order &= e.value == (uint64_t)got;
+			got++;
+		}
 	}
 	close(fd);
 	if (stat_u64(st, MSRGUARD_STATS_OFF_GENERATED) == 20 &&
-	    stat_u64(st, MSRGUARD_STATS_OFF_DROPPED) == 12 &&
-	    le(st + MSRGUARD_STATS_OFF_CAPACITY, 4) == 8 && got == 8 && in_order)
-		ksft_test_result_pass("overflow: 20 events into 8 slots, dropped=12 exactly, sequences 1..8 kept\n");
+	    stat_u64(st, MSRGUARD_STATS_OFF_DROPPED) == 20 - kept_max &&
+	    got == (int)kept_max && reports == 1 && reported == 20 - kept_max && in_order)
+		ksft_test_result_pass("overflow: 20 events into 8 slots: the oldest %d kept in order, then one drop report for the other %llu\n",
+				      got, (unsigned long long)reported);
 	else
-		ksft_test_result_fail("overflow: generated %llu dropped %llu capacity %llu, read %d (in order %d)\n",
+		ksft_test_result_fail("overflow: generated %llu dropped %llu (expected %llu), read %d records and %d reports of %llu (in order %d)\n",
 				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_GENERATED),
 				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_DROPPED),
-				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_CAPACITY, 4), got,
-				      in_order);
+				      (unsigned long long)(20 - kept_max), got, reports,
+				      (unsigned long long)reported, in_order);
 	unload_module();
+}
+
+/* Identical accesses in a row become one record with a repeat count. */
+static void test_coalescing(struct suite *s)
+{
+	uint8_t st[MSRGUARD_STATS_SIZE];
+	struct guest_result res;
+	struct event e;
+	int i, got = 0, ret;
+	uint64_t repeat = 0;
+
+	drain(s->fd);
+	for (i = 0; i < 5; i++)
+		guest_access(s, guest_rdmsr, MSR_UNKNOWN, 0, &res);
+	while ((ret = next_event(s->fd, &e)) == 1) {
+		got++;
+		repeat = e.repeat;
+	}
+	get_stats(s->fd, st);
+	if (got == 1 && repeat == 4 && stat_u64(st, MSRGUARD_STATS_OFF_COALESCED) >= 4)
+		ksft_test_result_pass("coalescing: 5 identical unknown-MSR reads are one record with repeat=4\n");
+	else
+		ksft_test_result_fail("coalescing: %d records, last repeat %llu, coalesced %llu\n", got,
+				      (unsigned long long)repeat,
+				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_COALESCED));
 }
 
 /* msrguard before kvm: hooks arm when kvm loads, disarm when it goes. */
@@ -1122,7 +1166,7 @@ static void test_tool_stats_and_policy(struct suite *s)
 {
 	const char *stats_args[] = { "stats", "--json", NULL };
 	const char *policy_args[] = { "policy", NULL };
-	char out[16384];
+	char out[16384], want[64];
 	int fd;
 	pid_t pid;
 	bool ok;
@@ -1131,7 +1175,8 @@ static void test_tool_stats_and_policy(struct suite *s)
 	read_output(fd, out, sizeof(out), 5000, NULL);
 	waitpid(pid, NULL, 0);
 	close(fd);
-	ok = json_has(out, "\"abi_version\":1") && json_has(out, "\"mode\":\"enforce\"");
+	snprintf(want, sizeof(want), "\"abi_version\":%d", MSRGUARD_ABI_VERSION);
+	ok = json_has(out, want) && json_has(out, "\"mode\":\"enforce\"");
 	pid = spawn_tool(policy_args, &fd);
 	read_output(fd, out, sizeof(out), 5000, NULL);
 	waitpid(pid, NULL, 0);
@@ -1226,7 +1271,7 @@ int main(int argc, char **argv)
 	tool_path = argv[3];
 
 	ksft_print_header();
-	ksft_set_plan(49);
+	ksft_set_plan(50);
 
 	test_module_load_unload();
 
@@ -1253,6 +1298,7 @@ int main(int argc, char **argv)
 	test_poll_wakes(&s);
 	test_two_readers(&s);
 	test_stats(&s);
+	test_coalescing(&s);
 	test_user_space_exit(&s);
 	test_vmm_with_own_filter(&s);
 	test_vmm_inval_exits(&s);

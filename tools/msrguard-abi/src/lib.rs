@@ -15,5 +15,8 @@ pub mod policy;
 #[path = "../../../rust/guard.rs"]
 pub mod guard;
 
+#[path = "../../../rust/queue.rs"]
+pub mod queue;
+
 #[path = "../../../rust/msr_names.rs"]
 pub mod msr_names;

@@ -24,6 +24,9 @@ fn sample() -> Record {
         vcpu_id: 1,
         guest_cpl: 0,
         guest_mode: GuestMode::Long,
+        flags: 0,
+        repeat: 0,
+        vm_id: 0x1234_5678,
     }
 }
 
@@ -38,7 +41,7 @@ fn fields_sit_at_documented_offsets() {
     let b = sample().to_bytes();
     assert_eq!(b.len(), RECORD_SIZE);
     assert_eq!(&b[0..2], &ABI_VERSION.to_le_bytes());
-    assert_eq!(&b[2..4], &128u16.to_le_bytes());
+    assert_eq!(&b[2..4], &144u16.to_le_bytes());
     assert_eq!(&b[4..8], &0x79u32.to_le_bytes());
     assert_eq!(&b[8..16], &7u64.to_le_bytes());
     assert_eq!(&b[24..32], &0x1122_3344_5566_7788u64.to_le_bytes());
@@ -52,6 +55,34 @@ fn fields_sit_at_documented_offsets() {
     assert_eq!(&b[69..72], &[0, 0, 0]);
     assert_eq!(&b[72..76], b"qemu");
     assert_eq!(trim_nul(&b[72..88]), b"qemu");
+    assert_eq!(&b[128..136], &0u64.to_le_bytes());
+    assert_eq!(&b[136..140], &0x1234_5678u32.to_le_bytes());
+}
+
+/// A version 1 record (a saved file from an older module) is the first 128
+/// bytes of version 2 with version 1 in its header.
+#[test]
+fn reads_version_1_records() {
+    let r = sample();
+    let mut v1 = r.to_bytes()[..RECORD_SIZE_V1].to_vec();
+    v1[0..2].copy_from_slice(&1u16.to_le_bytes());
+    v1[2..4].copy_from_slice(&(RECORD_SIZE_V1 as u16).to_le_bytes());
+    assert_eq!(Record::size_of_next(&v1), Ok(RECORD_SIZE_V1));
+    let got = Record::from_bytes(&v1).unwrap();
+    assert_eq!(
+        got,
+        Record {
+            repeat: 0,
+            vm_id: 0,
+            ..r
+        }
+    );
+    // A version 1 header with a version 2 size is refused.
+    v1[2..4].copy_from_slice(&(RECORD_SIZE as u16).to_le_bytes());
+    assert_eq!(
+        Record::from_bytes(&v1),
+        Err(DecodeError::Size(RECORD_SIZE as u16))
+    );
 }
 
 #[test]
@@ -62,8 +93,8 @@ fn rejects_truncated_and_foreign_records() {
         Err(DecodeError::Truncated(100))
     );
     let mut v = b;
-    v[0] = 2;
-    assert_eq!(Record::from_bytes(&v), Err(DecodeError::Version(2)));
+    v[0] = 3;
+    assert_eq!(Record::from_bytes(&v), Err(DecodeError::Version(3)));
     let mut s = b;
     s[2] = 64;
     assert_eq!(Record::from_bytes(&s), Err(DecodeError::Size(64)));

@@ -66,9 +66,10 @@ impl Device {
         if r != 0 {
             let e = std::io::Error::last_os_error();
             return Err(Failure(match e.raw_os_error() {
-                Some(libc::ENOTTY) | Some(libc::EINVAL) => {
-                    format!("{}: not an msrguard device", self.path)
-                }
+                Some(libc::ENOTTY) | Some(libc::EINVAL) => format!(
+                    "{}: not an msrguard device, or a module of another ABI version (this tool speaks version {ABI_VERSION})",
+                    self.path
+                ),
                 _ => format!("{}: stats ioctl: {e}", self.path),
             }));
         }
@@ -155,9 +156,11 @@ impl Source {
                 if *offset >= data.len() {
                     return Ok(None);
                 }
+                // Saved files may hold version 1 (128-byte) or 2 records.
                 let rest = &data[*offset..];
+                let size = Record::size_of_next(rest).map_err(|e| describe(path, *offset, e))?;
                 let record = Record::from_bytes(rest).map_err(|e| describe(path, *offset, e))?;
-                *offset += RECORD_SIZE;
+                *offset += size;
                 Ok(Some(record))
             }
             Source::Device {
@@ -218,10 +221,10 @@ fn describe(path: &str, offset: usize, e: DecodeError) -> Failure {
             "{path}: truncated record at offset {offset}: {n} of {RECORD_SIZE} bytes"
         ),
         DecodeError::Version(v) => format!(
-            "{path}: ABI version mismatch at offset {offset}: record version {v}, this tool reads version {ABI_VERSION}"
+            "{path}: ABI version mismatch at offset {offset}: record version {v}, this tool reads versions 1 and {ABI_VERSION}"
         ),
         DecodeError::Size(s) => format!(
-            "{path}: record at offset {offset} says it is {s} bytes, this tool reads {RECORD_SIZE}"
+            "{path}: record at offset {offset} says it is {s} bytes, which its version does not define"
         ),
         DecodeError::Field(name, v) => format!(
             "{path}: record at offset {offset}: invalid {name} {v}"

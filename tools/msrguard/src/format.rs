@@ -5,13 +5,15 @@
 //! JSON field names are stable (documented in Documentation/msrguard.rst):
 //! id, sequence, timestamp_ns, time, msr, msr_name, is_write, msr_value,
 //! access_status, reason, pc, image_base, image_checksum, image_timestamp,
-//! image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl, guest_mode.
+//! image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl, guest_mode, vm_id,
+//! nested, repeat (identical accesses coalesced after this one; for an
+//! access_status "dropped" record, the events of vm_id dropped).
 
 use std::fmt::Write as _;
 
 use msrguard_abi::msr_names::msr_name;
 use msrguard_abi::policy::Action;
-use msrguard_abi::record::{trim_nul, AccessStatus, PolicyEntryWire, Record, Stats};
+use msrguard_abi::record::{trim_nul, AccessStatus, PolicyEntryWire, Record, Stats, FLAG_NESTED};
 use serde_json::json;
 
 /// The Windows event id msrguard's events mirror.
@@ -21,6 +23,9 @@ fn description(r: &Record) -> &'static str {
     match r.access_status {
         AccessStatus::AuditAllowed => {
             "msrguard audited access to a restricted MSR (allowed: audit mode)"
+        }
+        AccessStatus::Dropped => {
+            "msrguard dropped events of this VM: it was over its share of the buffer"
         }
         _ => "msrguard blocked access to a restricted MSR",
     }
@@ -88,6 +93,16 @@ pub(crate) fn text(r: &Record) -> String {
     line("VcpuId", r.vcpu_id.to_string());
     line("GuestCpl", cpl(r.guest_cpl));
     line("GuestMode", r.guest_mode.name().to_string());
+    line("VmId", format!("{:08x}", r.vm_id));
+    line("Nested", (r.flags & FLAG_NESTED != 0).to_string());
+    line(
+        if r.access_status == AccessStatus::Dropped {
+            "EventsDropped"
+        } else {
+            "Repeat"
+        },
+        r.repeat.to_string(),
+    );
     s
 }
 
@@ -114,6 +129,9 @@ pub(crate) fn json(r: &Record) -> String {
         "vcpu_id": r.vcpu_id,
         "guest_cpl": if r.guest_cpl == 0xff { serde_json::Value::Null } else { r.guest_cpl.into() },
         "guest_mode": r.guest_mode.name(),
+        "vm_id": format!("{:08x}", r.vm_id),
+        "nested": r.flags & FLAG_NESTED != 0,
+        "repeat": r.repeat,
     })
     .to_string()
 }
@@ -121,7 +139,7 @@ pub(crate) fn json(r: &Record) -> String {
 /// The counters as a table.
 pub(crate) fn stats_text(s: &Stats) -> String {
     format!(
-        "abi_version     : {}\nrecord_size     : {}\nmode            : {}\nlocked          : {}\ncapacity        : {}\nqueued          : {}\ngenerated       : {}\ndelivered       : {}\ndropped         : {}\nblocked_gp      : {}\nblocked_ignored : {}\naudit_allowed   : {}",
+        "abi_version     : {}\nrecord_size     : {}\nmode            : {}\nlocked          : {}\ncapacity        : {}\nqueued          : {}\ngenerated       : {}\ndelivered       : {}\ndropped         : {}\nblocked_gp      : {}\nblocked_ignored : {}\naudit_allowed   : {}\ncoalesced       : {}\nvm_quota        : {}\nvm_reserve      : {}",
         s.abi_version,
         s.record_size,
         if s.audit != 0 { "audit" } else { "enforce" },
@@ -133,7 +151,10 @@ pub(crate) fn stats_text(s: &Stats) -> String {
         s.dropped,
         s.blocked_gp,
         s.blocked_ignored,
-        s.audit_allowed
+        s.audit_allowed,
+        s.coalesced,
+        s.vm_quota,
+        s.vm_reserve
     )
 }
 
@@ -152,6 +173,9 @@ pub(crate) fn stats_json(s: &Stats) -> String {
         "blocked_gp": s.blocked_gp,
         "blocked_ignored": s.blocked_ignored,
         "audit_allowed": s.audit_allowed,
+        "coalesced": s.coalesced,
+        "vm_quota": s.vm_quota,
+        "vm_reserve": s.vm_reserve,
     })
     .to_string()
 }

@@ -29,6 +29,7 @@ pub(crate) fn send(r: &Record) -> Result<(), Failure> {
     );
     let priority = match r.access_status {
         AccessStatus::AuditAllowed => Priority::Notice,
+        AccessStatus::Dropped => Priority::Error,
         _ => Priority::Warning,
     };
     let fields: Vec<(&str, String)> = vec![
@@ -57,6 +58,8 @@ pub(crate) fn send(r: &Record) -> Result<(), Failure> {
         ),
         ("VCPU_ID", r.vcpu_id.to_string()),
         ("GUEST_MODE", r.guest_mode.name().to_string()),
+        ("VM_ID", format!("{:08x}", r.vm_id)),
+        ("REPEAT", r.repeat.to_string()),
     ];
     journal_send(priority, &message, fields.into_iter())
         .map_err(|e| Failure(format!("journal: {e} (is systemd-journald running?)")))

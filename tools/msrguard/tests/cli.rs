@@ -28,6 +28,9 @@ fn record(sequence: u64, msr: u32, is_write: bool, status: AccessStatus, reason:
         vcpu_id: 3,
         guest_cpl: 0,
         guest_mode: GuestMode::Long,
+        flags: 0,
+        repeat: 0,
+        vm_id: 0x1234_5678,
     }
 }
 
@@ -86,6 +89,9 @@ VmmComm        : qemu
 VcpuId         : 3
 GuestCpl       : 0
 GuestMode      : long
+VmId           : 12345678
+Nested         : false
+Repeat         : 0
 
 Id             : 12550
 Description    : msrguard audited access to a restricted MSR (allowed: audit mode)
@@ -106,6 +112,9 @@ VmmComm        : qemu
 VcpuId         : 3
 GuestCpl       : 0
 GuestMode      : long
+VmId           : 12345678
+Nested         : false
+Repeat         : 0
 
 ";
 
@@ -124,9 +133,9 @@ fn events_text_is_the_12550_layout() {
 fn events_json_one_object_per_line() {
     let f = two_events();
     let golden = concat!(
-        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":4096,"pc":18446744071579249212,"reason":"write-denied","sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":4096,"nested":false,"pc":18446744071579249212,"reason":"write-denied","repeat":0,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n",
-        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":0,"pc":18446744071579249212,"reason":"unknown-msr","sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":0,"nested":false,"pc":18446744071579249212,"reason":"unknown-msr","repeat":0,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n"
     );
     tool()
@@ -147,12 +156,12 @@ fn truncated_record_is_one_clear_error() {
             AccessStatus::BlockedGp,
             Reason::WriteDenied,
         )],
-        &[0u8; 100],
+        &record(2, 0x79, true, AccessStatus::BlockedGp, Reason::WriteDenied).to_bytes()[..100],
     );
     let path = f.path().display().to_string();
     fails_with(
         &["events", "--json", "--device", &path],
-        format!("{path}: truncated record at offset 128: 100 of 128 bytes\n"),
+        format!("{path}: truncated record at offset 144: 100 of 144 bytes\n"),
     );
 }
 
@@ -163,7 +172,7 @@ fn abi_version_mismatch_is_one_clear_error() {
     let f = records_file(&[], &bytes);
     let path = f.path().display().to_string();
     fails_with(&["events", "--device", &path], format!(
-            "{path}: ABI version mismatch at offset 0: record version 9, this tool reads version 1\n"
+            "{path}: ABI version mismatch at offset 0: record version 9, this tool reads versions 1 and 2\n"
         ));
 }
 

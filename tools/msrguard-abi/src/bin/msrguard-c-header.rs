@@ -17,6 +17,9 @@ fn main() {
     def("RECORD_SIZE", RECORD_SIZE.to_string());
     def("COMM_LEN", COMM_LEN.to_string());
     def("IMAGE_NAME_LEN", IMAGE_NAME_LEN.to_string());
+    def("RECORD_SIZE_V1", RECORD_SIZE_V1.to_string());
+    def("FLAG_NESTED", FLAG_NESTED.to_string());
+    def("FLAG_STATE_PROTECTED", FLAG_STATE_PROTECTED.to_string());
     for (name, off) in [
         ("ABI_VERSION", offset::ABI_VERSION),
         ("RECORD_SIZE", offset::RECORD_SIZE),
@@ -35,38 +38,27 @@ fn main() {
         ("GUEST_CPL", offset::GUEST_CPL),
         ("GUEST_MODE", offset::GUEST_MODE),
         ("REASON", offset::REASON),
+        ("FLAGS", offset::FLAGS),
+        ("REPEAT", offset::REPEAT),
+        ("VM_ID", offset::VM_ID),
         ("VMM_COMM", offset::VMM_COMM),
         ("IMAGE_NAME", offset::IMAGE_NAME),
     ] {
         def(&format!("OFF_{name}"), off.to_string());
     }
-    for s in [
-        AccessStatus::BlockedGp,
-        AccessStatus::BlockedIgnored,
-        AccessStatus::AuditAllowed,
-    ] {
+    for s in AccessStatus::ALL {
         def(
             &format!("STATUS_{}", s.name().replace('-', "_").to_uppercase()),
             (s as u8).to_string(),
         );
     }
-    for r in [
-        Reason::Unknown,
-        Reason::ReadDenied,
-        Reason::WriteDenied,
-        Reason::WriteMask,
-    ] {
+    for r in Reason::ALL {
         def(
             &format!("REASON_{}", r.name().replace('-', "_").to_uppercase()),
             (r as u8).to_string(),
         );
     }
-    for m in [
-        GuestMode::Real,
-        GuestMode::Vm86,
-        GuestMode::Protected,
-        GuestMode::Long,
-    ] {
+    for m in GuestMode::ALL {
         def(
             &format!("MODE_{}", m.name().to_uppercase()),
             (m as u8).to_string(),
@@ -110,17 +102,41 @@ fn main() {
         ("QUEUED", stats_offset::QUEUED),
         ("AUDIT", stats_offset::AUDIT),
         ("LOCKED", stats_offset::LOCKED),
+        ("VM_QUOTA", stats_offset::VM_QUOTA),
+        ("VM_RESERVE", stats_offset::VM_RESERVE),
         ("GENERATED", stats_offset::GENERATED),
         ("DELIVERED", stats_offset::DELIVERED),
         ("DROPPED", stats_offset::DROPPED),
         ("BLOCKED_GP", stats_offset::BLOCKED_GP),
         ("BLOCKED_IGNORED", stats_offset::BLOCKED_IGNORED),
         ("AUDIT_ALLOWED", stats_offset::AUDIT_ALLOWED),
+        ("COALESCED", stats_offset::COALESCED),
     ] {
         def(&format!("STATS_OFF_{name}"), off.to_string());
     }
     def("IOC_POLICY_ENTRY", format!("{:#x}u", IOC_POLICY_ENTRY));
     def("POLICY_ENTRY_SIZE", POLICY_ENTRY_SIZE.to_string());
+
+    // The record as a uapi-style struct, each offset asserted.
+    let mut record = String::from("struct msrguard_record {\n");
+    let mut asserts = String::new();
+    for (ctype, name, len, off) in RECORD_C_FIELDS {
+        if len == 0 {
+            record.push_str(&format!("\t{ctype} {name};\n"));
+        } else {
+            record.push_str(&format!("\t{ctype} {name}[{len}];\n"));
+        }
+        asserts.push_str(&format!(
+            "_Static_assert(__builtin_offsetof(struct msrguard_record, {name}) == {off}, \"{name}\");\n"
+        ));
+    }
+    record.push_str("};\n");
+    asserts.push_str(&format!(
+        "_Static_assert(sizeof(struct msrguard_record) == {RECORD_SIZE}, \"record size\");\n"
+    ));
+    out.push_str(&format!(
+        "\n#ifndef __KERNEL__\n#include <linux/types.h>\n#endif\n\n{record}{asserts}"
+    ));
 
     print!(
         "/* SPDX-License-Identifier: GPL-2.0 */\n\

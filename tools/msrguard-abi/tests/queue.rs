@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The event buffer's rules (`rust/queue.rs`): accounting, fairness,
+//! coalescing and drop reports, under random interleavings of two VMs and a
+//! reader.
+
+use msrguard_abi::queue::*;
+use msrguard_abi::record::*;
+use proptest::prelude::*;
+
+fn event(vm_id: u32, msr: u32, value: u64, t: u64) -> Record {
+    Record {
+        sequence: 0,
+        timestamp_ns: t,
+        msr,
+        is_write: true,
+        msr_value: value,
+        access_status: AccessStatus::BlockedGp,
+        reason: Reason::WriteDenied,
+        pc: 0x1000,
+        image_base: 0,
+        image_checksum: 0,
+        image_timestamp: 0,
+        image_name: [0; IMAGE_NAME_LEN],
+        vmm_pid: 1,
+        vmm_comm: [0; COMM_LEN],
+        vcpu_id: 0,
+        guest_cpl: 0,
+        guest_mode: GuestMode::Long,
+        flags: 0,
+        repeat: 0,
+        vm_id,
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// VM index, distinct (else identical to its previous), time step.
+    Event(usize, bool, u64),
+    /// Read up to n records.
+    Read(usize),
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        prop_oneof![
+            8 => (0usize..2, any::<bool>(), 0u64..400_000_000).prop_map(|(v, d, t)| Op::Event(v, d, t)),
+            1 => (1usize..20).prop_map(Op::Read),
+        ],
+        0..400,
+    )
+}
+
+/// Per VM: events generated, and what the reader saw of them.
+#[derive(Default, Debug)]
+struct Tally {
+    generated: u64,
+    records: u64,
+    repeats: u64,
+    reported_drops: u64,
+}
+
+fn drain(q: &mut Queue<Vec<RecordWire>>, seen: &mut Vec<RecordWire>, n: usize, now: u64) {
+    let mut out = vec![RecordWire::default(); n];
+    let k = q.peek(&mut out);
+    seen.extend_from_slice(&out[..k]);
+    q.commit(k, now);
+}
+
+proptest! {
+    /// Every event is delivered, coalesced into a delivered record, or
+    /// reported dropped, per VM; sequences are gap-free; a VM that never
+    /// exceeds its quota loses nothing.
+    #[test]
+    fn every_event_is_accounted_for(ops in ops(), capacity in 1usize..48) {
+        let mut q = Queue::new(vec![RecordWire::default(); capacity]);
+        let vms = [0xaaaa_0001u32, 0xbbbb_0002];
+        let mut tally = [Tally::default(), Tally::default()];
+        let mut seen = Vec::new();
+        let mut now = 1u64;
+        let mut counter = 0u64;
+        for op in ops {
+            match op {
+                Op::Event(v, distinct, dt) => {
+                    now += dt;
+                    if distinct {
+                        counter += 1;
+                    }
+                    tally[v].generated += 1;
+                    q.push(&event(vms[v], 0x79, counter, now));
+                }
+                Op::Read(n) => drain(&mut q, &mut seen, n, now),
+            }
+        }
+        // Drain everything, drop reports included.
+        for _ in 0..capacity * 4 + 8 {
+            drain(&mut q, &mut seen, capacity, now);
+        }
+        prop_assert!(q.is_empty());
+        for (i, r) in seen.iter().enumerate() {
+            prop_assert_eq!(r.sequence, i as u64 + 1, "sequences are gap-free in delivery order");
+            let v = vms.iter().position(|&id| id == r.vm_id).unwrap();
+            if r.access_status == AccessStatus::Dropped as u8 {
+                tally[v].reported_drops += r.repeat;
+            } else {
+                tally[v].records += 1;
+                tally[v].repeats += r.repeat;
+            }
+        }
+        let s = q.stats();
+        let mut dropped = 0;
+        for t in &tally {
+            prop_assert_eq!(t.generated, t.records + t.repeats + t.reported_drops, "{:?}", t);
+            dropped += t.reported_drops;
+        }
+        prop_assert_eq!(s.generated, s.delivered + s.coalesced + s.dropped);
+        prop_assert_eq!(s.dropped, dropped);
+    }
+}
+
+/// One VM floods with no reader while another does a few accesses: the
+/// quiet VM's events all get in, the flooder's newest are dropped and
+/// reported, and the flooder's first access is kept.
+#[test]
+fn a_flood_cannot_crowd_out_a_quiet_vm() {
+    let capacity = 1024;
+    let mut q = Queue::new(vec![RecordWire::default(); capacity]);
+    let (flooder, quiet) = (1u32, 2u32);
+    for i in 0..100_000u64 {
+        q.push(&event(flooder, 0x79, i, 1 + i));
+        if i % 10_000 == 0 {
+            let p = q.push(&event(quiet, 0x79, 1_000_000 + i, 1 + i));
+            assert!(
+                matches!(p.pushed, Pushed::Queued(_)),
+                "quiet VM's event {i}: {p:?}"
+            );
+        }
+    }
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        drain(&mut q, &mut seen, capacity, 200_000);
+    }
+    let quiet_records = seen.iter().filter(|r| r.vm_id == quiet).count();
+    assert_eq!(quiet_records, 10);
+    let first = seen.iter().find(|r| r.vm_id == flooder).unwrap();
+    assert_eq!(first.msr_value, 0, "the flooder's first access is kept");
+    let flooder_kept = seen
+        .iter()
+        .filter(|r| r.vm_id == flooder && r.access_status != AccessStatus::Dropped as u8)
+        .count();
+    let reported: u64 = seen
+        .iter()
+        .filter(|r| r.access_status == AccessStatus::Dropped as u8)
+        .map(|r| {
+            assert_eq!(r.vm_id, flooder);
+            r.repeat
+        })
+        .sum();
+    assert_eq!(flooder_kept as u64 + reported, 100_000);
+    // The quiet VM's first record was queued before the flood reached the
+    // reserve; the flooder stops there.
+    assert_eq!(
+        flooder_kept,
+        capacity - q.reserve() - 1,
+        "the flooder stops at the reserve"
+    );
+}
+
+/// Identical accesses coalesce into one record while it is queued, within
+/// the window; one being read is never changed.
+#[test]
+fn identical_accesses_coalesce() {
+    let mut q = Queue::new(vec![RecordWire::default(); 8]);
+    let p1 = q.push(&event(1, 0x79, 5, 10));
+    let p2 = q.push(&event(1, 0x79, 5, 20));
+    assert_eq!(p1.pushed, Pushed::Queued(1));
+    assert_eq!(p2.pushed, Pushed::Coalesced(1, 1));
+    assert!(!p2.log, "a repeat does not log");
+    // Outside the window: a new record.
+    let p3 = q.push(&event(1, 0x79, 5, 10 + COALESCE_WINDOW_NS));
+    assert_eq!(p3.pushed, Pushed::Queued(2));
+    // A record being read is not coalesced into.
+    let mut out = [RecordWire::default(); 8];
+    assert_eq!(q.peek(&mut out), 2);
+    let p4 = q.push(&event(1, 0x79, 5, 11 + COALESCE_WINDOW_NS));
+    assert_eq!(p4.pushed, Pushed::Queued(3));
+    q.commit(2, 0);
+    assert_eq!(q.stats().coalesced, 1);
+}
+
+/// The log is rate limited per VM: a flooder does not silence another VM.
+#[test]
+fn log_rate_limit_is_per_vm() {
+    let mut q = Queue::new(vec![RecordWire::default(); 4096]);
+    let logged = (0..100u64)
+        .filter(|&i| q.push(&event(1, 0x79, i, 1 + i)).log)
+        .count();
+    assert_eq!(logged as u32, LOG_BURST);
+    assert!(q.push(&event(2, 0x79, 0, 200)).log);
+}
