@@ -15,7 +15,7 @@
 	.globl guest_code_start, guest_code_end
 	.globl guest_rdmsr, guest_wrmsr, guest_rdmsr_fep, guest_wrmsr_fep
 	.globl guest_rdmsr_loop, guest_gp_handler, guest_ud_handler
-	.globl guest_gp_handler64
+	.globl guest_gp_handler64, guest_rdmsr_after_nops
 
 guest_code_start:
 
@@ -47,6 +47,16 @@ guest_rdmsr_loop:
 	rdmsr
 	decl %ebx
 	jnz guest_rdmsr_loop
+	hlt
+
+/*
+ * RDMSR two bytes past the entry: a Pc taken from the RIP KVM last wrote
+ * (the entry) instead of the VMCS would be wrong here.
+ */
+guest_rdmsr_after_nops:
+	nop
+	nop
+	rdmsr
 	hlt
 
 guest_gp_handler:

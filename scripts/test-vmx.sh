@@ -1,0 +1,210 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs msrguard's VMX tests (selftests/msrguard_vmx_test) on Intel VMX:
+# Bochs emulates a VMX CPU with EPT (QEMU's TCG has no VMX), boots the
+# cached test kernel from an ISO whose initramfs holds busybox, kvm,
+# kvm_intel, msrguard and the statically linked test, and brings the TAP
+# output and exit status back through its serial port (a file).
+#
+#   scripts/test-vmx.sh [--timeout SECONDS] [MODULE.ko TESTPOLICY_MODULE.ko]
+#
+# Without the two modules it builds them (default and test policy).
+# Exit status: the test's; 124 on timeout; 125 when the VM died before
+# reporting a status; 126 when the guest kernel logged a bug (BUG, WARNING,
+# lockdep, KFENCE, Oops, Call Trace), which is printed.
+
+. "$(dirname "$0")/lib.sh"
+cd "$MSRGUARD_ROOT"
+
+timeout=240
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--timeout) timeout="$2"; shift 2 ;;
+	--) shift; break ;;
+	-*) die "test-vmx.sh: unknown option $1 (usage: test-vmx.sh [--timeout S] [MODULE.ko TESTPOLICY_MODULE.ko])" ;;
+	*) break ;;
+	esac
+done
+[ $# -eq 0 ] || [ $# -eq 2 ] || die "test-vmx.sh: give both modules or none"
+
+# Bochs 2.7 with its BIOSes; isolinux and xorriso make the boot ISO.
+packages=(bochs bochsbios vgabios isolinux syslinux-common xorriso busybox-static cpio kmod libc6-dev)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	msg "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
+		die "cannot install ${missing[*]}"
+fi
+
+KDIR="$(scripts/kernel-dir.sh)"
+[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+release="$(cat "$KDIR/include/config/kernel.release")"
+
+out=$(mktemp -d /tmp/msrguard-vmx.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+if [ $# -eq 2 ]; then
+	module="$1" testpolicy="$2"
+else
+	make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
+	cp msrguard.ko "$out/msrguard-testpolicy.ko"
+	make -s >/dev/null || die "module build failed"
+	module="$MSRGUARD_ROOT/msrguard.ko" testpolicy="$out/msrguard-testpolicy.ko"
+fi
+make -s -C selftests msrguard_vmx_test >/dev/null || die "msrguard_vmx_test build failed"
+
+# The initramfs: busybox, the KVM modules where modprobe finds them, the
+# msrguard modules and the test. Small enough to make each run.
+root="$out/root"
+moddir="$root/lib/modules/$release/kernel"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp} "$moddir"
+cp /bin/busybox "$root/bin/busybox"
+for applet in sh mount modprobe dmesg cat poweroff grep tail sleep; do
+	ln -s busybox "$root/bin/$applet"
+done
+for ko in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-intel.ko; do
+	install -D -m 0644 "$KDIR/$ko" "$moddir/$ko"
+done
+# (It warns that the kernel's module lists are missing: only these three.)
+depmod -b "$root" "$release" 2>/dev/null
+cp "$module" "$root/msrguard.ko"
+cp "$testpolicy" "$root/msrguard-testpolicy.ko"
+cp selftests/msrguard_vmx_test "$root/msrguard_vmx_test"
+
+# The markers delimit what the host reads back from the serial file; the
+# console is quietened first so kernel lines do not land inside.
+cat >"$root/init" <<'EOF'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+/msrguard_vmx_test /msrguard.ko /msrguard-testpolicy.ko >/tmp/output 2>&1 </dev/null
+status=$?
+dmesg -n 1
+{
+	echo "@@MSRGUARD-VMX-OUTPUT@@"
+	cat /tmp/output
+	echo "@@MSRGUARD-VMX-STATUS $status@@"
+	echo "@@MSRGUARD-VMX-DMESG@@"
+	dmesg
+	echo "@@MSRGUARD-VMX-END@@"
+} >/dev/ttyS0
+poweroff -f
+EOF
+chmod +x "$root/init"
+mkdir -p "$out/iso/isolinux"
+(cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$out/iso/initrd.gz"
+cp "$KDIR/arch/x86/boot/bzImage" "$out/iso/bzImage"
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$out/iso/isolinux/"
+cat >"$out/iso/isolinux/isolinux.cfg" <<EOF
+default msrguard
+prompt 0
+label msrguard
+  kernel /bzImage
+  append initrd=/initrd.gz console=ttyS0 loglevel=4 panic=0 oops=panic kvm.force_emulation_prefix=1
+EOF
+xorriso -as mkisofs -quiet -o "$out/boot.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
+	-no-emul-boot -boot-load-size 4 -boot-info-table "$out/iso" 2>"$out/xorriso.log" ||
+	{ cat "$out/xorriso.log" >&2; die "cannot make the boot ISO"; }
+
+# broadwell_ult: VMX with EPT, VPID, unrestricted guest (later models need
+# noxsave with this kernel). Debian's Bochs has no headless display and
+# starts in its debugger: an RFB display waiting for nobody, and the
+# debugger command "c" from a file. No time sync: run as fast as it can.
+# No sound: its mixer thread aborts (buffer overflow) on a host without a
+# sound card.
+cat >"$out/bochsrc" <<EOF
+megs: 512
+cpu: model=broadwell_ult, count=1, ips=200000000
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/vgabios/vgabios.bin
+ata0-master: type=cdrom, path=$out/boot.iso, status=inserted
+boot: cdrom
+clock: sync=none, time0=local
+display_library: rfb, options="timeout=0"
+com1: enabled=1, mode=file, dev=$out/serial
+mouse: enabled=0
+speaker: enabled=0
+sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
+log: $out/bochs.log
+panic: action=fatal
+error: action=report
+info: action=ignore
+debug: action=ignore
+EOF
+echo c >"$out/debugger.rc"
+: >"$out/serial"
+
+start=$SECONDS
+# stdin from /dev/null: CI has none, and the debugger must see EOF, not wait.
+(cd "$out" && exec bochs -q -f "$out/bochsrc" -rc "$out/debugger.rc") </dev/null >"$out/bochs.out" 2>&1 &
+bochs_pid=$!
+result=""
+while kill -0 "$bochs_pid" 2>/dev/null; do
+	if grep -q '@@MSRGUARD-VMX-END@@' "$out/serial"; then
+		result=done
+		break
+	fi
+	if grep -q 'Kernel panic - not syncing' "$out/serial"; then
+		result=panic
+		break
+	fi
+	if [ $((SECONDS - start)) -ge "$timeout" ]; then
+		result=timeout
+		break
+	fi
+	sleep 1
+done
+# After poweroff Bochs ends by itself; otherwise stop it.
+for _ in 1 2 3 4 5; do
+	kill -0 "$bochs_pid" 2>/dev/null || break
+	sleep 1
+done
+kill "$bochs_pid" 2>/dev/null || true
+wait "$bochs_pid" 2>/dev/null || true
+elapsed=$((SECONDS - start))
+# The guest's tty ends lines with CR LF.
+tr -d '\r' <"$out/serial" >"$out/serial.txt"
+if [ -z "$result" ]; then
+	# Bochs ended first (it may write the serial file only as it exits).
+	if grep -q '@@MSRGUARD-VMX-END@@' "$out/serial.txt"; then result=done; else result="Bochs exited"; fi
+fi
+
+# What lies between two markers of the serial output.
+between() { sed -n "/$1/,/$2/p" "$out/serial.txt" | sed '1d;$d'; }
+
+if grep -q '@@MSRGUARD-VMX-OUTPUT@@' "$out/serial.txt"; then
+	between '@@MSRGUARD-VMX-OUTPUT@@' '@@MSRGUARD-VMX-STATUS'
+fi
+if [ "$result" = timeout ]; then
+	echo "test-vmx: TIMEOUT after ${timeout}s; last serial lines:" >&2
+	tail -n 60 "$out/serial.txt" >&2
+	exit 124
+fi
+status=$(sed -n 's/^@@MSRGUARD-VMX-STATUS \([0-9]*\)@@$/\1/p' "$out/serial.txt" | head -n 1)
+if [ "$result" != done ] || [ -z "$status" ]; then
+	echo "test-vmx: the VM ended ($result) without reporting a status: kernel crash? last serial lines:" >&2
+	tail -n 80 "$out/serial.txt" >&2
+	echo "test-vmx: last Bochs lines:" >&2
+	tail -n 20 "$out/bochs.out" "$out/bochs.log" >&2
+	exit 125
+fi
+
+# Any of these in the guest's kernel log means a kernel bug, even if the
+# test itself passed.
+bug_re='BUG:|WARNING:|possible circular locking|possible recursive locking|inconsistent lock state|KFENCE:|Oops|Call Trace'
+between '@@MSRGUARD-VMX-DMESG@@' '@@MSRGUARD-VMX-END@@' >"$out/dmesg"
+if grep -Eq "$bug_re" "$out/dmesg"; then
+	echo "test-vmx: the guest kernel logged a bug:" >&2
+	grep -En -B5 -A40 "$bug_re" "$out/dmesg" | head -n 150 >&2
+	exit 126
+fi
+echo "test-vmx: test exited $status, Bochs took ${elapsed}s" >&2
+exit "$status"

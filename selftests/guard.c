@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The guard cases and the event checks shared by msrguard_test (TCG, SVM)
+ * and msrguard_vmx_test (Bochs, VMX): a guest access, what the guest saw,
+ * and the exact event on /dev/msrguard and in tracefs. No kselftest calls
+ * here: kselftest.h keeps its counters per file, so each program reports.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "guard.h"
+
+int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+uint64_t le(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = bytes - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void decode(const uint8_t *r, struct event *e)
+{
+	struct msrguard_record rec;
+
+	memcpy(&rec, r, sizeof(rec));
+	memset(e, 0, sizeof(*e));
+	e->seq = rec.sequence;
+	e->value = rec.msr_value;
+	e->pc = rec.pc;
+	e->repeat = rec.repeat;
+	e->msr = rec.msr;
+	e->pid = rec.vmm_pid;
+	e->vcpu = rec.vcpu_id;
+	e->vm_id = rec.vm_id;
+	e->is_write = rec.is_write;
+	e->status = rec.access_status;
+	e->reason = rec.reason;
+	e->mode = rec.guest_mode;
+	e->flags = rec.flags;
+	memcpy(e->comm, rec.vmm_comm, MSRGUARD_COMM_LEN);
+}
+
+/* Reads one record without blocking: 1, 0 if none, -errno. */
+int next_event(int fd, struct event *e)
+{
+	uint8_t rec[MSRGUARD_RECORD_SIZE];
+	ssize_t n = read(fd, rec, sizeof(rec));
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	if (n != sizeof(rec))
+		return -EIO;
+	if (le(rec + MSRGUARD_OFF_ABI_VERSION, 2) != MSRGUARD_ABI_VERSION)
+		return -EPROTO;
+	decode(rec, e);
+	return 1;
+}
+
+void drain(int fd)
+{
+	struct event e;
+
+	while (next_event(fd, &e) > 0)
+		;
+}
+
+int open_device(void)
+{
+	return open(DEVICE_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+void trace_clear(void)
+{
+	write_file(TRACE_DIR "/trace", "");
+}
+
+/* Finds the tracefs line of event @seq and checks its 12550 fields. */
+int check_trace(const struct event *want, const char *status_name,
+		       char *why, size_t whylen)
+{
+	char line[1024], key[64], field[128];
+	FILE *f = fopen(TRACE_DIR "/trace", "r");
+	int found = 0;
+
+	if (!f) {
+		snprintf(why, whylen, "cannot read tracefs: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(key, sizeof(key), "seq=%llu ", (unsigned long long)want->seq);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, "msrguard_access:") || !strstr(line, key))
+			continue;
+		found = 1;
+		snprintf(field, sizeof(field), "Msr=0x%x ", want->msr);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "IsWrite=%u ", want->is_write);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "MsrValue=0x%llx ", (unsigned long long)want->value);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "AccessStatus=%s ", status_name);
+		if (!strstr(line, field))
+			break;
+		snprintf(field, sizeof(field), "Pc=0x%llx ", (unsigned long long)want->pc);
+		if (!strstr(line, field))
+			break;
+		if (!strstr(line, "ImageBase=0x0 ") || !strstr(line, "ImageName= "))
+			break;
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	if (found)
+		snprintf(why, whylen, "tracefs line differs: %.300s", line);
+	else
+		snprintf(why, whylen, "no tracefs line for seq %llu", (unsigned long long)want->seq);
+	return -1;
+}
+
+int guest_access(struct suite *s, const char *entry, uint32_t msr,
+			uint64_t value, struct guest_result *res)
+{
+	return vm_run_entry(&s->vm, entry, msr, value, 1, res);
+}
+
+/* Runs @c; returns 0 on pass or fills @why. */
+int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_t whylen)
+{
+	uint64_t halt_rip = guest_gpa(c->entry) + c->insn_offset + 3;
+	uint64_t pc = guest_gpa(c->entry) + c->insn_offset;
+	struct guest_result res;
+	struct event e, extra;
+	int ret;
+
+	drain(s->fd);
+	trace_clear();
+	ret = guest_access(s, c->entry, c->msr, c->value, &res);
+	if (ret) {
+		snprintf(why, whylen, "KVM_RUN: %s", strerror(-ret));
+		return -1;
+	}
+	if (res.exit_reason != KVM_EXIT_HLT || res.rip != halt_rip) {
+		snprintf(why, whylen, "exit %u at rip %#llx, want HLT at %#llx", res.exit_reason,
+			 (unsigned long long)res.rip, (unsigned long long)halt_rip);
+		return -1;
+	}
+	if (res.fault_vector != c->want_fault) {
+		snprintf(why, whylen, "guest saw vector %u, want %u", res.fault_vector, c->want_fault);
+		return -1;
+	}
+	if (c->check_value && res.value != c->want_value) {
+		snprintf(why, whylen, "guest read %#llx, want %#llx",
+			 (unsigned long long)res.value, (unsigned long long)c->want_value);
+		return -1;
+	}
+
+	ret = next_event(s->fd, &e);
+	if (c->want_status == NO_EVENT) {
+		if (ret != 0) {
+			snprintf(why, whylen, "unexpected event (ret %d, msr %#x, status %u)", ret,
+				 e.msr, e.status);
+			return -1;
+		}
+		return 0;
+	}
+	if (ret != 1) {
+		snprintf(why, whylen, "no event on %s (ret %d)", DEVICE_PATH, ret);
+		return -1;
+	}
+	if (e.msr != c->msr || e.is_write != (c->entry == guest_wrmsr || c->entry == guest_wrmsr_fep) ||
+	    e.status != c->want_status || e.reason != c->want_reason || e.pc != pc ||
+	    e.value != (e.is_write ? c->value : 0) || e.pid != (uint32_t)getpid() ||
+	    e.vcpu != 0 || e.mode != (s->want_mode ? s->want_mode : MSRGUARD_MODE_REAL)) {
+		snprintf(why, whylen,
+			 "event msr=%#x write=%u status=%u reason=%u pc=%#llx value=%#llx pid=%u vcpu=%u mode=%u; "
+			 "want msr=%#x status=%u reason=%u pc=%#llx value=%#llx pid=%u",
+			 e.msr, e.is_write, e.status, e.reason, (unsigned long long)e.pc,
+			 (unsigned long long)e.value, e.pid, e.vcpu, e.mode, c->msr, c->want_status,
+			 c->want_reason, (unsigned long long)pc,
+			 (unsigned long long)(e.is_write ? c->value : 0), getpid());
+		return -1;
+	}
+	if (next_event(s->fd, &extra) != 0) {
+		snprintf(why, whylen, "more than one event (second: msr %#x)", extra.msr);
+		return -1;
+	}
+	return check_trace(&e, c->status_name, why, whylen);
+}
+
+/*
+ * How many ftrace callbacks are attached to @function (its "(N)" count in
+ * tracefs' enabled_functions); 0 if none.
+ */
+int ftrace_callbacks(const char *function)
+{
+	FILE *f = fopen(TRACE_DIR "/enabled_functions", "re");
+	char line[512];
+	size_t len = strlen(function);
+	int n = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, function, len) && line[len] == ' ' &&
+		    sscanf(strchr(line, '(') ? strchr(line, '(') : "", "(%d)", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+bool fep_enabled(void)
+{
+	char buf[16] = "";
+	int fd = open("/sys/module/kvm/parameters/force_emulation_prefix", O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return buf[0] != '0' && buf[0] != 'N' && buf[0] != 0;
+}
+
+size_t guard_exit_cases(const struct suite *s, struct guard_case *out)
+{
+	uint64_t inside = s->misc_enable | MISC_ENABLE_LIMIT_CPUID;
+	uint64_t outside = s->misc_enable | MISC_ENABLE_TURBO_DIS;
+const struct guard_case cases[] = {
+		{ "allowed read: RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
+		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
+		{ "allowed write: WRMSR PAT succeeds, no event", guest_wrmsr, 0,
+		  MSR_IA32_CR_PAT, 0x0007040600070106ull, 0, false, 0, NO_EVENT, 0, NULL },
+		{ "allowed write took effect: RDMSR PAT reads it back", guest_rdmsr, 0,
+		  MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
+		{ "unknown MSR read: #GP and a blocked-gp unknown-msr event", guest_rdmsr, 0,
+		  MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "unknown MSR write: #GP and an event with the value", guest_wrmsr, 0,
+		  MSR_UNKNOWN, 0x1122334455667788ull, GP_VECTOR, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "microcode trigger write (KVM accepts it): #GP and a write-denied event", guest_wrmsr, 0,
+		  MSR_IA32_UCODE_WRITE, 0x1000, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_WRITE_DENIED, "blocked-gp" },
+		{ "masked write inside the mask: MISC_ENABLE |= LIMIT_CPUID succeeds", guest_wrmsr, 0,
+		  MSR_IA32_MISC_ENABLE, inside, 0, false, 0, NO_EVENT, 0, NULL },
+		{ "masked write took effect: MISC_ENABLE reads it back", guest_rdmsr, 0,
+		  MSR_IA32_MISC_ENABLE, 0, 0, true, inside, NO_EVENT, 0, NULL },
+		{ "masked write outside the mask: MISC_ENABLE |= TURBO_DISABLE gets #GP, write-mask event",
+		  guest_wrmsr, 0, MSR_IA32_MISC_ENABLE, outside, GP_VECTOR, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, "blocked-gp" },
+		{ "ignore write: WRMSR POWER_CTL succeeds for the guest, blocked-ignored event",
+		  guest_wrmsr, 0, MSR_IA32_POWER_CTL, 0x2, 0, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
+		{ "ignore dropped the write: RDMSR POWER_CTL still reads the old value 0", guest_rdmsr, 0,
+		  MSR_IA32_POWER_CTL, 0, 0, true, 0, NO_EVENT, 0, NULL },
+		{ "ignore read: RDMSR LASTBRANCHFROMIP returns 0, blocked-ignored event", guest_rdmsr, 0,
+		  MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
+		  MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
+	};
+
+	memcpy(out, cases, sizeof(cases));
+	return ARRAY_SIZE(cases);
+}
+
+size_t guard_emulator_cases(struct guard_case *out)
+{
+const struct guard_case cases[] = {
+		{ "emulator path: allowed RDMSR PAT via the forced-emulation prefix", guest_rdmsr_fep,
+		  FEP_LEN, MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
+		{ "emulator path: unknown RDMSR gets #GP and an event", guest_rdmsr_fep, FEP_LEN,
+		  MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "emulator path: microcode trigger WRMSR gets #GP and an event", guest_wrmsr_fep,
+		  FEP_LEN, MSR_IA32_UCODE_WRITE, 0x2000, GP_VECTOR, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_DENIED, "blocked-gp" },
+		{ "emulator path: ignore WRMSR POWER_CTL succeeds, blocked-ignored event",
+		  guest_wrmsr_fep, FEP_LEN, MSR_IA32_POWER_CTL, 0x2, 0, false, 0,
+		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
+		{ "emulator path: ignore RDMSR LASTBRANCHFROMIP returns 0, blocked-ignored event",
+		  guest_rdmsr_fep, FEP_LEN, MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0,
+		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
+	};
+
+	memcpy(out, cases, sizeof(cases));
+	return ARRAY_SIZE(cases);
+}
+
+size_t guard_long_mode_cases(struct guard_case *out)
+{
+const struct guard_case cases[] = {
+		{ "long mode: allowed RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
+		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
+		{ "long mode: unknown RDMSR gets #GP, event with mode=long and the 64-bit Pc",
+		  guest_rdmsr, 0, MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
+		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
+		{ "long mode: ignore WRMSR POWER_CTL succeeds, blocked-ignored event", guest_wrmsr, 0,
+		  MSR_IA32_POWER_CTL, 0x2, 0, false, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
+		  MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
+	};
+
+	memcpy(out, cases, sizeof(cases));
+	return ARRAY_SIZE(cases);
+}
