@@ -4,7 +4,7 @@
 # Bochs emulates a VMX CPU with EPT (QEMU's TCG has no VMX), boots the
 # cached test kernel from an ISO whose initramfs holds busybox, kvm,
 # kvm_intel, msrguard and the statically linked test, and brings the TAP
-# output and exit status back through its serial port (a file).
+# output, exit status and kernel log back through the serial port (a file).
 #
 #   scripts/test-vmx.sh [--timeout SECONDS] [MODULE.ko TESTPOLICY_MODULE.ko]
 #
@@ -63,8 +63,10 @@ make -s -C selftests msrguard_vmx_test >/dev/null || die "msrguard_vmx_test buil
 root="$out/root"
 moddir="$root/lib/modules/$release/kernel"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp} "$moddir"
+# init's standard streams: the console (ttyS0), opened before devtmpfs is.
+mknod "$root/dev/console" c 5 1
 cp /bin/busybox "$root/bin/busybox"
-for applet in sh mount modprobe dmesg cat poweroff grep tail sleep; do
+for applet in sh mount modprobe dmesg cat poweroff grep tail sleep sed wc; do
 	ln -s busybox "$root/bin/$applet"
 done
 for ko in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-intel.ko; do
@@ -74,10 +76,12 @@ done
 depmod -b "$root" "$release" 2>/dev/null
 cp "$module" "$root/msrguard.ko"
 cp "$testpolicy" "$root/msrguard-testpolicy.ko"
-cp selftests/msrguard_vmx_test "$root/msrguard_vmx_test"
+cp selftests/msrguard_vmx_test "$root/"
 
-# The markers delimit what the host reads back from the serial file; the
-# console is quietened first so kernel lines do not land inside.
+# The results leave through the serial port, between markers, after the
+# test: console loglevel 1 from then on keeps kernel lines out of them (the
+# kernel log comes whole from dmesg), and the guest gives the UART time to
+# send every byte before it powers off, which would drop the rest.
 cat >"$root/init" <<'EOF'
 #!/bin/sh
 mount -t proc proc /proc
@@ -88,14 +92,22 @@ mount -t debugfs debugfs /sys/kernel/debug
 /msrguard_vmx_test /msrguard.ko /msrguard-testpolicy.ko >/tmp/output 2>&1 </dev/null
 status=$?
 dmesg -n 1
+# Let the console finish the kernel line it may be printing.
+sleep 1
 {
+	echo
 	echo "@@MSRGUARD-VMX-OUTPUT@@"
 	cat /tmp/output
 	echo "@@MSRGUARD-VMX-STATUS $status@@"
 	echo "@@MSRGUARD-VMX-DMESG@@"
 	dmesg
 	echo "@@MSRGUARD-VMX-END@@"
-} >/dev/ttyS0
+} >/tmp/results
+# The tty sends CR LF for each LF; at 115200 baud about 11 bytes a
+# millisecond: wait twice that, and 3 s more.
+bytes=$(($(wc -c </tmp/results) + $(wc -l </tmp/results)))
+cat /tmp/results
+sleep $((bytes / 5000 + 3))
 poweroff -f
 EOF
 chmod +x "$root/init"
@@ -152,8 +164,9 @@ while kill -0 "$bochs_pid" 2>/dev/null; do
 		result=done
 		break
 	fi
+	# panic=0: a panicked kernel waits forever; stop at once.
 	if grep -q 'Kernel panic - not syncing' "$out/serial"; then
-		result=panic
+		result="kernel panic"
 		break
 	fi
 	if [ $((SECONDS - start)) -ge "$timeout" ]; then
@@ -162,7 +175,7 @@ while kill -0 "$bochs_pid" 2>/dev/null; do
 	fi
 	sleep 1
 done
-# After poweroff Bochs ends by itself; otherwise stop it.
+# After the results the guest powers off and Bochs ends; otherwise stop it.
 for _ in 1 2 3 4 5; do
 	kill -0 "$bochs_pid" 2>/dev/null || break
 	sleep 1
@@ -170,28 +183,25 @@ done
 kill "$bochs_pid" 2>/dev/null || true
 wait "$bochs_pid" 2>/dev/null || true
 elapsed=$((SECONDS - start))
-# The guest's tty ends lines with CR LF.
-tr -d '\r' <"$out/serial" >"$out/serial.txt"
 if [ -z "$result" ]; then
-	# Bochs ended first (it may write the serial file only as it exits).
-	if grep -q '@@MSRGUARD-VMX-END@@' "$out/serial.txt"; then result=done; else result="Bochs exited"; fi
+	if grep -q '@@MSRGUARD-VMX-END@@' "$out/serial"; then result=done; else result="Bochs exited"; fi
 fi
+# The guest's serial console ends lines with CR LF.
+tr -d '\r' <"$out/serial" >"$out/console"
 
 # What lies between two markers of the serial output.
-between() { sed -n "/$1/,/$2/p" "$out/serial.txt" | sed '1d;$d'; }
+between() { sed -n "/^$1/,/^$2/p" "$out/console" | sed '1d;$d'; }
 
-if grep -q '@@MSRGUARD-VMX-OUTPUT@@' "$out/serial.txt"; then
-	between '@@MSRGUARD-VMX-OUTPUT@@' '@@MSRGUARD-VMX-STATUS'
-fi
+between '@@MSRGUARD-VMX-OUTPUT@@' '@@MSRGUARD-VMX-STATUS'
 if [ "$result" = timeout ]; then
-	echo "test-vmx: TIMEOUT after ${timeout}s; last serial lines:" >&2
-	tail -n 60 "$out/serial.txt" >&2
+	echo "test-vmx: TIMEOUT after ${timeout}s; last console lines:" >&2
+	tail -n 60 "$out/console" >&2
 	exit 124
 fi
-status=$(sed -n 's/^@@MSRGUARD-VMX-STATUS \([0-9]*\)@@$/\1/p' "$out/serial.txt" | head -n 1)
+status=$(sed -n 's/^@@MSRGUARD-VMX-STATUS \([0-9]*\)@@$/\1/p' "$out/console" | head -n 1)
 if [ "$result" != done ] || [ -z "$status" ]; then
-	echo "test-vmx: the VM ended ($result) without reporting a status: kernel crash? last serial lines:" >&2
-	tail -n 80 "$out/serial.txt" >&2
+	echo "test-vmx: the VM ended ($result) without reporting a status; last console lines:" >&2
+	tail -n 80 "$out/console" >&2
 	echo "test-vmx: last Bochs lines:" >&2
 	tail -n 20 "$out/bochs.out" "$out/bochs.log" >&2
 	exit 125

@@ -300,7 +300,7 @@ int main(int argc, char **argv)
 
 	test_passthrough_denied();
 
-	ksft_test_result_skip("nested VMX (L2 with MSR load/store lists): needs an L1 hypervisor in the guest; not written yet\n");
+	ksft_test_result_skip("nested VMX (L2 with VM-entry MSR load lists): needs an L1 hypervisor (VMXON, VMCS set-up, VMLAUNCH) inside the KVM guest, which this harness does not have\n");
 
 	ksft_print_cnts();
 	failed = ksft_get_fail_cnt() + ksft_get_error_cnt();
