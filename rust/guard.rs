@@ -152,11 +152,13 @@ pub fn on_access(table: &[Entry], fast: &[AllowBitmap], facts: &Facts) -> Answer
         };
         // An audited read is recorded by the completion hook when it is
         // armed (with the value read), else now (value unknown: 0).
+        // Both hooks read the same armed flag, so while it changes an
+        // audited read is still recorded once.
         return match (facts.hook, facts.is_write, facts.read_completion_armed) {
             (Hook::Decision, false, true) => Answer::PROCEED,
             (Hook::Decision, _, _) => audit(RecordWhen::Now),
-            (Hook::ReadCompletion, false, _) => audit(RecordWhen::AtCompletion),
-            (Hook::ReadCompletion, true, _) => Answer::PROCEED,
+            (Hook::ReadCompletion, false, true) => audit(RecordWhen::AtCompletion),
+            (Hook::ReadCompletion, _, _) => Answer::PROCEED,
         };
     }
     if facts.hook != Hook::Decision {

@@ -188,6 +188,16 @@ proptest! {
         );
     }
 
+    /// A completion hook that is not (yet, or any more) armed never
+    /// records: the decision hook, which reads the same flag, does.
+    #[test]
+    fn an_unarmed_completion_hook_never_records(f in facts_strategy()) {
+        let t = table();
+        let fast = bitmaps(&t);
+        let f = Facts { hook: Hook::ReadCompletion, read_completion_armed: false, ..f };
+        prop_assert_eq!(on_access(&t, &fast, &f), Answer::PROCEED);
+    }
+
     #[test]
     fn completed_reads_carry_the_value_only_on_success(ret in -5i32..5, data: u64) {
         prop_assert_eq!(completed_read_value(ret, data), if ret == 0 { data } else { 0 });
