@@ -75,6 +75,11 @@ const SMI: &str = "SMI entry (state saved to SMRAM, EFER cleared)";
 const SMI_SRC: &str = "smm.c:enter_smm, enter_smm_save_state_64";
 const XRSTORS: &str = "XSAVES/XRSTORS of the CET state components (not intercepted)";
 const XRSTORS_SRC: &str = "x86.c:KVM_SUPPORTED_XSS";
+const XAPIC_MMIO: &str = "the xAPIC MMIO page (emulated, or APICv/AVIC)";
+const XAPIC_MMIO_SRC: &str = "lapic.c:apic_mmio_write, apic_mmio_read";
+const APICV_READS: &str =
+    "VMX APICv x2APIC reads (bitmap written without vmx_set_intercept_for_msr)";
+const APICV_READS_SRC: &str = "vmx/vmx.c:vmx_update_msr_bitmap_x2apic";
 const RDPMC: &str = "RDPMC";
 const RDPMC_SRC: &str = "pmu.c:kvm_pmu_rdpmc, kvm_need_rdpmc_intercept";
 const SEGMENTS: &str =
@@ -169,11 +174,32 @@ pub const BYPASSES: &[Bypass] = &[
     // Instructions that write the registers behind these MSRs.
     Bypass { first: 0xc0000100, last: 0xc0000102, name: "MSR_FS_BASE", reads: true, writes: true, bits: ALL, path: SEGMENTS, source: SEGMENTS_SRC, when: "" },
     Bypass { first: 0x808, last: 0x808, name: "X2APIC_TPR", reads: true, writes: true, bits: 0xf0, path: "MOV to/from CR8 (and the CPU's TPR shadow)", source: "regs.c:kvm_set_cr8; lapic.c:kvm_lapic_set_tpr", when: "" },
-    // The x2APIC MSRs are the local APIC's registers, also reachable as MMIO.
-    Bypass { first: 0x802, last: 0x83f, name: "X2APIC_MSRS", reads: true, writes: true, bits: ALL, path: "the xAPIC MMIO page (emulated, or APICv/AVIC), whose registers x2APIC mode keeps", source: "lapic.c:apic_mmio_write, apic_mmio_read", when: "" },
-    // APICv: VMX writes the x2APIC read bitmap directly.
-    Bypass { first: 0x802, last: 0x838, name: "X2APIC_MSRS", reads: true, writes: false, bits: 0, path: "VMX APICv x2APIC reads (bitmap written without vmx_set_intercept_for_msr)", source: "vmx/vmx.c:vmx_update_msr_bitmap_x2apic", when: "with APICv" },
-    Bypass { first: 0x83a, last: 0x83f, name: "X2APIC_MSRS", reads: true, writes: false, bits: 0, path: "VMX APICv x2APIC reads (bitmap written without vmx_set_intercept_for_msr)", source: "vmx/vmx.c:vmx_update_msr_bitmap_x2apic", when: "with APICv" },
+    // The x2APIC MSRs are the local APIC's registers, also reachable as MMIO
+    // in xAPIC mode; x2APIC mode keeps what was written there (not ID, LDR).
+    Bypass { first: 0x802, last: 0x803, name: "X2APIC_ID", reads: true, writes: false, bits: 0, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x808, last: 0x808, name: "X2APIC_TPR", reads: true, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x80a, last: 0x80a, name: "X2APIC_PPR", reads: true, writes: false, bits: 0, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x80b, last: 0x80b, name: "X2APIC_EOI", reads: false, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x80d, last: 0x80d, name: "X2APIC_LDR", reads: true, writes: false, bits: 0, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x80f, last: 0x80f, name: "X2APIC_SPIV", reads: true, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x810, last: 0x827, name: "X2APIC_ISR0", reads: true, writes: false, bits: 0, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x828, last: 0x828, name: "X2APIC_ESR", reads: true, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x82f, last: 0x830, name: "X2APIC_LVTCMCI", reads: true, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x832, last: 0x838, name: "X2APIC_LVTT", reads: true, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x839, last: 0x839, name: "X2APIC_TMCCT", reads: true, writes: false, bits: 0, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    Bypass { first: 0x83e, last: 0x83e, name: "X2APIC_TDCR", reads: true, writes: true, bits: ALL, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },
+    // APICv: VMX writes the x2APIC read bitmap directly (readable registers
+    // but TMCCT: lapic.c:kvm_x2apic_disable_read_intercept_reg_mask).
+    Bypass { first: 0x802, last: 0x803, name: "X2APIC_ID", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x808, last: 0x808, name: "X2APIC_TPR", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x80a, last: 0x80a, name: "X2APIC_PPR", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x80d, last: 0x80d, name: "X2APIC_LDR", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x80f, last: 0x80f, name: "X2APIC_SPIV", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x810, last: 0x827, name: "X2APIC_ISR0", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x828, last: 0x828, name: "X2APIC_ESR", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x82f, last: 0x830, name: "X2APIC_LVTCMCI", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x832, last: 0x838, name: "X2APIC_LVTT", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
+    Bypass { first: 0x83e, last: 0x83e, name: "X2APIC_TDCR", reads: true, writes: false, bits: 0, path: APICV_READS, source: APICV_READS_SRC, when: "with APICv" },
     // The VM-exit fast path.
     Bypass { first: 0x830, last: 0x830, name: "X2APIC_ICR", reads: false, writes: true, bits: ALL, path: "the WRMSR fast path", source: "msrs.c:__handle_fastpath_wrmsr", when: "" },
     Bypass { first: 0x6e0, last: 0x6e0, name: "MSR_IA32_TSC_DEADLINE", reads: false, writes: true, bits: ALL, path: "the WRMSR fast path", source: "msrs.c:__handle_fastpath_wrmsr", when: "" },
