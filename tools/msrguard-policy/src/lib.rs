@@ -12,6 +12,7 @@
 //! optional `write_mask` and `reason`. Numbers may be TOML integers or
 //! strings such as `"0xffff_ffff_ffff_ffff"` (TOML integers stop at 2^63-1).
 
+pub mod bypass;
 pub mod cexpr;
 pub mod kvm;
 

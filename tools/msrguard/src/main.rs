@@ -6,8 +6,10 @@
 //!   `/dev/msrguard` (or of a file of records, `--device FILE`);
 //! - `msrguard stats [--json]`: the module's counters and ABI version;
 //! - `msrguard policy`: the policy the loaded module enforces;
-//! - `msrguard check [--against-kvm KDIR] FILE`: validates a policy file with
-//!   the build's checker, and compares it with the MSRs KVM handles;
+//! - `msrguard check [--strict] [--against-kvm KDIR] FILE`: validates a policy
+//!   file with the build's checker, warns where it denies an MSR that a path
+//!   outside msrguard's decision points can set (errors with `--strict`), and
+//!   compares it with the MSRs KVM handles;
 //! - `msrguard kvm-msrs KDIR`: the MSRs KVM handles, from a kernel tree.
 //!
 //! Errors are one line on stderr and a non-zero exit status.
@@ -60,8 +62,14 @@ enum Command {
     /// Check a policy file: `file:line: message` for each problem. With
     /// `--against-kvm KDIR`, also every MSR KVM handles (extracted from the
     /// kernel tree KDIR) that the policy leaves to the default action, and
-    /// every entry for MSRs KVM does not handle.
+    /// every entry for MSRs KVM does not handle. Warns (on stderr) for each
+    /// entry that denies what a path outside msrguard's decision points can
+    /// do to an MSR (Documentation/msrguard.rst, "Accesses outside the
+    /// guard").
     Check {
+        /// Make those warnings errors (non-zero exit).
+        #[arg(long)]
+        strict: bool,
         /// A kernel source tree to compare the policy with.
         #[arg(long, value_name = "KDIR")]
         against_kvm: Option<String>,
@@ -130,13 +138,32 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", format::policy_table(&entries));
             Ok(())
         }
-        Command::Check { file, against_kvm } => {
+        Command::Check {
+            file,
+            against_kvm,
+            strict,
+        } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
             let entries = msrguard_policy::parse(&file, &text).map_err(|diags| {
                 let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
                 Failure(lines.join("\n"))
             })?;
+            let bypasses = msrguard_policy::bypass::check(&file, &entries);
+            if strict && !bypasses.is_empty() {
+                let lines: Vec<String> = bypasses
+                    .iter()
+                    .map(|w| format!("error: {}", w.located()))
+                    .collect();
+                return Err(Failure(format!(
+                    "{}\n{file}: {} denials that paths outside msrguard's decision points bypass (--strict)",
+                    lines.join("\n"),
+                    bypasses.len()
+                )));
+            }
+            for w in &bypasses {
+                eprintln!("{w}");
+            }
             let Some(kdir) = against_kvm else {
                 println!("{file}: {} entries, ok", entries.len());
                 return Ok(());

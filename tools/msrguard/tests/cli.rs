@@ -246,3 +246,75 @@ fn check_accepts_the_default_policy_and_reports_errors_by_line() {
         format!("{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"),
     );
 }
+
+const DEFAULT_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
+
+/// The checker's warnings for MSRs that paths outside msrguard's decision
+/// points can set: on stderr, the check still passes; `--strict` fails
+/// with the same findings as errors.
+#[test]
+fn check_warns_about_bypassed_denials_and_strict_fails() {
+    let text = std::fs::read_to_string(DEFAULT_POLICY).unwrap();
+    let entries = msrguard_policy::parse(DEFAULT_POLICY, &text).unwrap();
+    let warnings = msrguard_policy::bypass::check(DEFAULT_POLICY, &entries);
+    assert!(
+        !warnings.is_empty(),
+        "the default policy has documented warnings"
+    );
+    let stderr: String = warnings.iter().map(|w| format!("{w}\n")).collect();
+    tool()
+        .args(["check", DEFAULT_POLICY])
+        .assert()
+        .success()
+        .stdout(predicates::str::ends_with("entries, ok\n"))
+        .stderr(stderr);
+    let errors: String = warnings
+        .iter()
+        .map(|w| format!("error: {}\n", w.located()))
+        .collect();
+    fails_with(
+        &["check", "--strict", DEFAULT_POLICY],
+        format!(
+            "{errors}{DEFAULT_POLICY}: {} denials that paths outside msrguard's decision points bypass (--strict)\n",
+            warnings.len()
+        ),
+    );
+}
+
+/// The default policy with every entry a warning names set to allow passes
+/// `--strict`, without a word on stderr.
+#[test]
+fn strict_passes_a_policy_that_denies_nothing_bypassable() {
+    let text = std::fs::read_to_string(DEFAULT_POLICY).unwrap();
+    let entries = msrguard_policy::parse(DEFAULT_POLICY, &text).unwrap();
+    let warned: Vec<usize> = msrguard_policy::bypass::check(DEFAULT_POLICY, &entries)
+        .iter()
+        .filter_map(|w| w.line)
+        .collect();
+    let mut out = String::new();
+    for e in &entries {
+        let allow = warned.contains(&e.line);
+        let (read, write) = if allow {
+            ("allow", "allow")
+        } else {
+            (e.read.name(), e.write.name())
+        };
+        out.push_str(&format!(
+            "[[msr]]\nindex = {:#x}\nlast = {:#x}\nname = \"{}\"\nread = \"{read}\"\nwrite = \"{write}\"\n",
+            e.first, e.last, e.name
+        ));
+        if let (Some(m), false) = (e.write_mask, allow) {
+            out.push_str(&format!("write_mask = \"{m:#x}\"\n"));
+        }
+        out.push_str(&format!("reason = \"{}\"\n", e.reason.replace('"', "\\\"")));
+    }
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(out.as_bytes()).unwrap();
+    let path = f.path().display().to_string();
+    tool()
+        .args(["check", "--strict", &path])
+        .assert()
+        .success()
+        .stdout(format!("{path}: {} entries, ok\n", entries.len()))
+        .stderr("");
+}
