@@ -3,9 +3,18 @@
 //! How events, counters and the policy are printed.
 //!
 //! JSON field names are stable (documented in Documentation/msrguard.rst):
-//! id, sequence, timestamp_ns, time, msr, msr_name, is_write, msr_value,
-//! access_status, reason, pc, image_base, image_checksum, image_timestamp,
-//! image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl, guest_mode.
+//! schema_version, id, sequence, timestamp_ns, time, msr, msr_name, is_write,
+//! msr_value, access_status, reason, pc, image_base, image_checksum,
+//! image_timestamp, image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl,
+//! guest_mode.
+//!
+//! JSON numbers are doubles to most consumers (jq 1.6, JavaScript): only
+//! integers below 2^53 survive. So every field that can exceed that is a
+//! string: `msr_value`, `pc` and `image_base` as `"0x..."` (bit patterns and
+//! addresses), `timestamp_ns` in decimal (nanoseconds since the epoch passed
+//! 2^53 in April 1970). `sequence` stays a number: it counts events from 1
+//! per module load, one per guest MSR exit, and would need centuries to reach
+//! 2^53. The rest are 32 bits or less.
 
 use std::fmt::Write as _;
 
@@ -91,21 +100,32 @@ pub(crate) fn text(r: &Record) -> String {
     s
 }
 
+/// Version of the `--json` object's schema. 2: `msr_value`, `pc`,
+/// `image_base` and `timestamp_ns` became strings (they were numbers, which
+/// jq and JavaScript round above 2^53).
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 2;
+
+/// A 64-bit bit pattern or address, as `"0x..."`.
+pub(crate) fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
 /// One JSON object, on one line.
 pub(crate) fn json(r: &Record) -> String {
     json!({
+        "schema_version": JSON_SCHEMA_VERSION,
         "id": EVENT_ID,
         "sequence": r.sequence,
-        "timestamp_ns": r.timestamp_ns,
+        "timestamp_ns": r.timestamp_ns.to_string(),
         "time": utc(r.timestamp_ns),
         "msr": r.msr,
         "msr_name": msr_name(r.msr).unwrap_or(""),
         "is_write": r.is_write,
-        "msr_value": r.msr_value,
+        "msr_value": hex(r.msr_value),
         "access_status": r.access_status.name(),
         "reason": r.reason.name(),
-        "pc": r.pc,
-        "image_base": r.image_base,
+        "pc": hex(r.pc),
+        "image_base": hex(r.image_base),
         "image_checksum": r.image_checksum,
         "image_timestamp": r.image_timestamp,
         "image_name": text_field(&r.image_name),
