@@ -39,28 +39,15 @@ fn text_field(bytes: &[u8]) -> String {
     String::from_utf8_lossy(trim_nul(bytes)).into_owned()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for nanoseconds since the epoch (UTC).
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (RFC 3339, UTC) for nanoseconds since
+/// the epoch.
 pub(crate) fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ns % 1_000_000_000
-    )
+    // jiff reaches year 9999, any u64 of nanoseconds ends in 2554: the
+    // fallback only keeps this total.
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => format!("{t:.9}"),
+        Err(_) => format!("{ns}ns"),
+    }
 }
 
 fn cpl(c: u8) -> String {
@@ -237,4 +224,24 @@ pub(crate) fn kvm_msrs(kvm: &msrguard_policy::kvm::KvmMsrs) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_is_rfc3339_with_nanoseconds() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            utc(1_795_626_761_123_456_789),
+            "2026-11-25T17:12:41.123456789Z"
+        );
+        // Leap day, and the largest value a record can hold.
+        assert_eq!(
+            utc(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        assert_eq!(utc(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+    }
 }

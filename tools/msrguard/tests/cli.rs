@@ -245,7 +245,7 @@ fn permission_denied_says_root_is_needed() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("msrguard");
     // SAFETY: geteuid has no preconditions.
-    let mut cmd = if unsafe { libc_geteuid() } == 0 {
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
         // Root reads anything: drop to nobody to see the error users get.
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -262,11 +262,6 @@ fn permission_denied_says_root_is_needed() {
             "permission denied opening {}: reading msrguard needs root\n",
             path.display()
         ));
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 #[test]
