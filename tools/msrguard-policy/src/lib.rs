@@ -13,6 +13,7 @@
 //! strings such as `"0xffff_ffff_ffff_ffff"` (TOML integers stop at 2^63-1).
 
 pub mod cexpr;
+pub mod danger;
 pub mod kvm;
 
 use std::fmt;
