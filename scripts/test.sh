@@ -44,6 +44,8 @@ t_build=$((SECONDS - t))
 
 msg "packaging: systemd unit (systemd-analyze verify), modprobe.d, modules-load.d"
 scripts/check-packaging.sh "$TOOL" "$MSRGUARD_ROOT/msrguard.ko" || die "packaging check failed"
+msg "Debian package of the tool and the unit (cargo-deb), unpacked and checked"
+scripts/build-deb.sh || die "Debian package build or check failed"
 
 t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
