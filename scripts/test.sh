@@ -42,6 +42,11 @@ cp msrguard.ko selftests/msrguard-testpolicy.ko
 build_all
 t_build=$((SECONDS - t))
 
+msg "packaging: systemd unit (systemd-analyze verify), modprobe.d, modules-load.d"
+scripts/check-packaging.sh "$TOOL" "$MSRGUARD_ROOT/msrguard.ko" || die "packaging check failed"
+msg "Debian package of the tool and the unit (cargo-deb), unpacked and checked"
+scripts/build-deb.sh || die "Debian package build or check failed"
+
 t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0

@@ -14,6 +14,7 @@
 
 pub mod bypass;
 pub mod cexpr;
+pub mod danger;
 pub mod kvm;
 
 use std::fmt;
