@@ -75,18 +75,55 @@ build_all() {
 
 rustc_version() { rustc --version | awk '{print $2}'; }
 
-# The kernel tree's cache key: kernel package version, config fragment,
-# rustc and bindgen versions.
-kernel_key() {
-	local h
-	h=$({
-		echo "$KERNEL_PKG_VERSION"
-		cat "$MSRGUARD_ROOT/scripts/kernel.config"
-		rustc_version
-		echo "$BINDGEN_VERSION"
-	} | sha256sum | cut -c1-16)
-	echo "linux-${KERNEL_PKG_VERSION//[~+]/_}-$h"
+# Kernel flavors: "test" is scripts/kernel.config as it stands (debug
+# options on, for the VM suite); "prod" is the same fragment with the debug
+# options below turned off, for scripts/bench.sh's cost figures.
+PROD_OFF_OPTIONS=(CONFIG_DEBUG_ATOMIC_SLEEP CONFIG_PROVE_LOCKING CONFIG_KFENCE
+	CONFIG_DEBUG_LIST CONFIG_RUST_OVERFLOW_CHECKS)
+
+# kernel_fragment [FLAVOR]: the config fragment a flavor is built from.
+kernel_fragment() {
+	local fragment="$MSRGUARD_ROOT/scripts/kernel.config" o re
+	case "${1:-test}" in
+	test) cat "$fragment" ;;
+	prod)
+		# Drop every line naming an option, then state it off, so the
+		# build's check fails if one of them comes back.
+		re=$(printf '%s|' "${PROD_OFF_OPTIONS[@]}")
+		grep -Ev "^(# )?(${re%|})[= ]" "$fragment"
+		printf '\n# Production flavor: debug options off.\n'
+		for o in "${PROD_OFF_OPTIONS[@]}"; do
+			echo "# $o is not set"
+		done
+		;;
+	*) die "unknown kernel flavor ${1} (test or prod)" ;;
+	esac
 }
 
-# Directory of the built kernel tree for the current key.
-kernel_dir() { echo "$MSRGUARD_CACHE/kernel/$(kernel_key)"; }
+# Tree directory names start with a per-flavor prefix, so each flavor's
+# old-tree cleanup only sees its own trees.
+kernel_prefix() {
+	case "${1:-test}" in
+	test) echo "linux-" ;;
+	*) echo "$1-linux-" ;;
+	esac
+}
+
+# A kernel tree's cache key: kernel package version, the flavor's config
+# fragment, rustc and bindgen versions (and the flavor's name, except for
+# "test", whose key predates flavors and must not change).
+kernel_key() {
+	local flavor="${1:-test}" h
+	h=$({
+		echo "$KERNEL_PKG_VERSION"
+		kernel_fragment "$flavor"
+		rustc_version
+		echo "$BINDGEN_VERSION"
+		[ "$flavor" = test ] || echo "$flavor"
+	} | sha256sum | cut -c1-16)
+	echo "$(kernel_prefix "$flavor")${KERNEL_PKG_VERSION//[~+]/_}-$h"
+}
+
+# Directory of the built kernel tree for the current key of a flavor
+# (default: test).
+kernel_dir() { echo "$MSRGUARD_CACHE/kernel/$(kernel_key "${1:-test}")"; }
