@@ -54,7 +54,7 @@ msg "real guests: stock Debian kernels under KVM, without and with msrguard"
 guest_rc=0
 if guest_args=$(scripts/guest-kernels.sh); then
 	mapfile -t guest_args <<<"$guest_args"
-	scripts/vm-run.sh --timeout 900 -- selftests/distro_guests.sh "$MSRGUARD_ROOT/msrguard.ko" \
+	scripts/vm-run.sh --timeout 1200 -- selftests/distro_guests.sh "$MSRGUARD_ROOT/msrguard.ko" \
 		"$MSRGUARD_ROOT/selftests/msrguard-gueststrict.ko" "$(IFS=,; echo "${GUEST_STRICT_IGNORE_READS[*]}")" \
 		"$TOOL" "${guest_args[@]}" | tee "$LOG_DIR/vm-guests.log" || guest_rc=$?
 else
