@@ -30,7 +30,7 @@ if [ -f "$KDIR/.msrguard-built" ]; then
 	exit 0
 fi
 
-# A private apt configuration: the system's sources are never touched.
+# Through a private apt configuration (private_apt).
 fetch_source() {
 	local apt="$MSRGUARD_CACHE/apt"
 	local deb="$MSRGUARD_CACHE/src/${KERNEL_PKG}_${KERNEL_PKG_VERSION}_all.deb"
@@ -38,21 +38,9 @@ fetch_source() {
 		echo "$deb"
 		return
 	fi
-	mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$MSRGUARD_CACHE/src"
-	# Use the mirror the system already uses.
-	local mirror
-	mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-	cat >"$apt/sources.list" <<-EOF
-		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $KERNEL_SUITE main
-	EOF
-	local opts=(-o Dir::Etc::SourceList="$apt/sources.list"
-		-o Dir::Etc::SourceParts=/dev/null
-		-o Dir::State::Lists="$apt/lists"
-		-o Dir::Cache="$apt/cache"
-		-o Debug::NoLocking=1)
-	apt-get "${opts[@]}" update >&2
-	(cd "$MSRGUARD_CACHE/src" && apt-get "${opts[@]}" download "$KERNEL_PKG=$KERNEL_PKG_VERSION" >&2)
+	mkdir -p "$MSRGUARD_CACHE/src"
+	private_apt "$apt" "$KERNEL_SUITE"
+	(cd "$MSRGUARD_CACHE/src" && apt-get "${APT_OPTS[@]}" download "$KERNEL_PKG=$KERNEL_PKG_VERSION" >&2)
 	[ -f "$deb" ] || die "download of $KERNEL_PKG=$KERNEL_PKG_VERSION did not produce $deb"
 	echo "$deb"
 }

@@ -14,6 +14,19 @@ KERNEL_SUITE=trixie-backports
 BINDGEN_VERSION=0.71.1
 VIRTME_NG_VERSION=1.42
 LIBCLANG_PKG=libclang-19-dev
+# Stock Debian kernels the VM suite boots as KVM guests (selftests/distro_guests.sh):
+# "suite package version", two series. The mirror drops a version some time
+# after a newer one replaces it; the cache keeps a fetched one.
+GUEST_KERNELS=(
+	"bookworm linux-image-6.1.0-50-cloud-amd64 6.1.176-1"
+	"trixie linux-image-6.12.117+deb13-cloud-amd64 6.12.117-1"
+)
+# MSRs both of those guests read at boot (seen in audit mode), whose reads
+# the real-guest tests' strict policy ignores (scripts/strict-guest-policy.sh):
+# each must be recorded as an ignored read, and the guest must still boot.
+# Read-only information a hypervisor may hide: the microcode revision
+# (UCODE_REV/PATCH_LEVEL) and ARCH_CAPABILITIES.
+GUEST_STRICT_IGNORE_READS=(0x8b 0x10a)
 
 # Everything expensive lives outside the clone so a fresh clone reuses it.
 # Not under /var: virtme-ng overlays /var in the guest, hiding it.
@@ -71,6 +84,28 @@ build_all() {
 	make -s -C "$MSRGUARD_ROOT" >/dev/null || die "module build failed"
 	make -s -C "$MSRGUARD_ROOT/selftests" >/dev/null || die "selftest and demo build failed"
 	cargo build --quiet --locked --release -p msrguard || die "tool build failed"
+}
+
+# private_apt DIR SUITE...: points APT_OPTS at an apt configuration of its
+# own under DIR (sources list, lists, cache) for SUITEs of the mirror the
+# system uses, and updates it. The system's apt configuration is never
+# touched.
+private_apt() {
+	local dir="$1" suite mirror
+	shift
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+	: >"$dir/sources.list"
+	for suite in "$@"; do
+		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >>"$dir/sources.list"
+	done
+	APT_OPTS=(-o Dir::Etc::SourceList="$dir/sources.list"
+		-o Dir::Etc::SourceParts=/dev/null
+		-o Dir::State::Lists="$dir/lists"
+		-o Dir::Cache="$dir/cache"
+		-o Debug::NoLocking=1)
+	apt-get "${APT_OPTS[@]}" update >&2
 }
 
 rustc_version() { rustc --version | awk '{print $2}'; }
