@@ -43,6 +43,24 @@ scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
 	"$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
+# KVM's own selftests judge compatibility: each outcome must be the same
+# without and with msrguard, or an intended veto listed in
+# selftests/kvm-selftests-expected-diffs.txt.
+t=$SECONDS
+kvm_rc=0
+if kvm_st=$(scripts/build-kvm-selftests.sh); then
+	msg "KVM selftests without and with msrguard (VM)"
+	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+		selftests/kvm-selftests-compare.sh "$kvm_st" "$MSRGUARD_ROOT/msrguard.ko" \
+		"$MSRGUARD_ROOT/selftests/kvm-selftests-expected-diffs.txt" "$TOOL" |
+		tee "$LOG_DIR/kvm-selftests.log" || kvm_rc=$?
+	grep -Eq '^kvm-selftests: [0-9]+ passed, 0 failed' "$LOG_DIR/kvm-selftests.log" || [ "$kvm_rc" -ne 0 ] || kvm_rc=1
+else
+	echo "FAILED: KVM selftests build" >&2
+	kvm_rc=1
+fi
+t_kvm=$((SECONDS - t))
+
 # Benchmarks print figures; they never fail the run.
 t=$SECONDS
 msg "benchmarks (figures only)"
@@ -50,12 +68,16 @@ cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-lookup-be
 scripts/vm-run.sh --timeout 600 -- selftests/msrguard_bench "$MSRGUARD_ROOT/msrguard.ko" 3000 || warn "VM benchmark failed"
 t_bench=$((SECONDS - t))
 
-msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
+msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, KVM selftests ${t_kvm}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
 if ! grep -Eq '^[0-9]+ passed, 0 failed$' "$LOG_DIR/vm-suite.log"; then
 	[ "$rc" -ne 0 ] || rc=1
 fi
 if [ "$rc" -ne 0 ]; then
 	echo "FAILED: VM suite exit status $rc" >&2
 	exit "$rc"
+fi
+if [ "$kvm_rc" -ne 0 ]; then
+	echo "FAILED: KVM selftests differ with msrguard (exit status $kvm_rc; log: $LOG_DIR/kvm-selftests.log)" >&2
+	exit "$kvm_rc"
 fi
 msg "all tests passed"
