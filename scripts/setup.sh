@@ -15,6 +15,8 @@ start=$SECONDS
 PACKAGES=(
 	"$LIBCLANG_PKG" bc flex bison libelf-dev libssl-dev kmod cpio
 	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make jq
+	# KVM selftests: their library links libuuid (through libvfio).
+	uuid-dev
 )
 missing_pkgs=()
 for p in "${PACKAGES[@]}"; do

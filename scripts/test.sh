@@ -75,6 +75,24 @@ else
 fi
 t_guests=$((SECONDS - t))
 
+# KVM's own selftests judge compatibility: each outcome must be the same
+# without and with msrguard, or an intended veto listed in
+# selftests/kvm-selftests-expected-diffs.txt.
+t=$SECONDS
+kvm_rc=0
+if kvm_st=$(scripts/build-kvm-selftests.sh); then
+	msg "KVM selftests without and with msrguard (VM)"
+	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+		selftests/kvm-selftests-compare.sh "$kvm_st" "$MSRGUARD_ROOT/msrguard.ko" \
+		"$MSRGUARD_ROOT/selftests/kvm-selftests-expected-diffs.txt" "$TOOL" |
+		tee "$LOG_DIR/kvm-selftests.log" || kvm_rc=$?
+	grep -Eq '^kvm-selftests: [0-9]+ passed, 0 failed' "$LOG_DIR/kvm-selftests.log" || [ "$kvm_rc" -ne 0 ] || kvm_rc=1
+else
+	echo "FAILED: KVM selftests build" >&2
+	kvm_rc=1
+fi
+t_kvm=$((SECONDS - t))
+
 # Benchmarks print figures; they never fail the run.
 t=$SECONDS
 # Per-exit costs are measured deterministically (QEMU icount, test and
@@ -84,24 +102,31 @@ msg "benchmarks (figures only; exit costs: scripts/bench.sh)"
 cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-lookup-bench -- policy/default.toml || warn "host lookup benchmark failed"
 t_bench=$((SECONDS - t))
 
-msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, real guests ${t_guests}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
+msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, real guests ${t_guests}s, KVM selftests ${t_kvm}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
 # Each VM run's "P passed, F failed" line; a run that failed without a
 # failing test (a crashed VM, a kernel bug in the VM's log, no line at all)
 # counts as one failure, and a failing test fails the run.
 run_counts() {
 	local line p=0 f=0
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/$1.log" | tail -n 1) || true
+	line=$(grep -E '^(kvm-selftests: )?[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/$1.log" | tail -n 1) || true
+	line=${line#kvm-selftests: }
 	[ -z "$line" ] || read -r p _ f _ <<<"$line"
 	[ "$2" -eq 0 ] || [ "$f" -ne 0 ] || f=1
 	echo "$p $f"
 }
 read -r p1 f1 <<<"$(run_counts vm-suite "$rc")"
 read -r p2 f2 <<<"$(run_counts vm-guests "$guest_rc")"
+read -r p3 f3 <<<"$(run_counts kvm-selftests "$kvm_rc")"
 [ "$f1" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
 [ "$f2" -eq 0 ] || [ "$guest_rc" -ne 0 ] || guest_rc=1
-echo "$((p1 + p2)) passed, $((f1 + f2)) failed"
-if [ "$rc" -ne 0 ] || [ "$guest_rc" -ne 0 ]; then
-	echo "FAILED: VM suite exit status $rc, real guests exit status $guest_rc" >&2
-	exit $((rc != 0 ? rc : guest_rc))
+[ "$f3" -eq 0 ] || [ "$kvm_rc" -ne 0 ] || kvm_rc=1
+echo "$((p1 + p2 + p3)) passed, $((f1 + f2 + f3)) failed"
+if [ "$rc" -ne 0 ] || [ "$guest_rc" -ne 0 ] || [ "$kvm_rc" -ne 0 ]; then
+	echo "FAILED: VM suite exit status $rc, real guests exit status $guest_rc, KVM selftests comparison exit status $kvm_rc (logs: $LOG_DIR)" >&2
+	exit $((rc != 0 ? rc : guest_rc != 0 ? guest_rc : kvm_rc))
+fi
+if [ "$kvm_rc" -ne 0 ]; then
+	echo "FAILED: KVM selftests differ with msrguard (exit status $kvm_rc; log: $LOG_DIR/kvm-selftests.log)" >&2
+	exit "$kvm_rc"
 fi
 msg "all tests passed"
