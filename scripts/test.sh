@@ -82,7 +82,7 @@ t=$SECONDS
 kvm_rc=0
 if kvm_st=$(scripts/build-kvm-selftests.sh); then
 	msg "KVM selftests without and with msrguard (VM)"
-	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+	scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
 		selftests/kvm-selftests-compare.sh "$kvm_st" "$MSRGUARD_ROOT/msrguard.ko" \
 		"$MSRGUARD_ROOT/selftests/kvm-selftests-expected-diffs.txt" "$TOOL" |
 		tee "$LOG_DIR/kvm-selftests.log" || kvm_rc=$?
