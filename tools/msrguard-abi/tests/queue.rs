@@ -217,7 +217,11 @@ fn no_coalescing_across_a_drop() {
     assert_eq!(q.len(), capacity - q.reserve());
     // The same as the last queued record, after the dropped one.
     let p = q.push(&event(1, 0x79, last, 100));
-    assert_eq!(p.pushed, Pushed::Dropped, "coalesced across a dropped event");
+    assert_eq!(
+        p.pushed,
+        Pushed::Dropped,
+        "coalesced across a dropped event"
+    );
     let mut seen = Vec::new();
     for _ in 0..4 {
         drain(&mut q, &mut seen, capacity, 200);
@@ -232,6 +236,8 @@ fn no_coalescing_across_a_drop() {
         .map(|r| r.repeat)
         .sum();
     assert_eq!(records, capacity - q.reserve());
-    assert!(seen.iter().all(|r| r.repeat == 0 || r.access_status == AccessStatus::Dropped as u8));
+    assert!(seen
+        .iter()
+        .all(|r| r.repeat == 0 || r.access_status == AccessStatus::Dropped as u8));
     assert_eq!(reported, 2);
 }
