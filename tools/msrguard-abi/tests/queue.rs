@@ -264,7 +264,11 @@ fn stats_identity_with_a_queued_drop_report() {
     drain(&mut q, &mut seen, 1, 100);
     let s = q.stats();
     assert_eq!(s.dropped, 20 - (capacity - q.reserve()) as u64);
-    assert_eq!(q.len(), capacity - q.reserve() - 1 + 1, "the report is queued");
+    assert_eq!(
+        q.len(),
+        capacity - q.reserve() - 1 + 1,
+        "the report is queued"
+    );
     assert_eq!(
         s.generated,
         s.delivered + u64::from(s.queued) + s.coalesced + s.dropped,
