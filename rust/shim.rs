@@ -129,9 +129,11 @@ impl Hooks {
     /// it is dropped).
     pub(crate) unsafe fn arm(events: &EventQueue) -> Result<Self> {
         let ptr: *const EventQueue = events;
-        // SAFETY: `ptr` is valid until the returned value is dropped, per
-        // the function's contract; dropping it disarms the hooks.
-        to_result(unsafe { msrguard_hooks_init(ptr.cast()) })?;
+        // `ptr` stays valid until the returned value is dropped (the
+        // function's contract), and dropping it disarms the hooks.
+        // SAFETY: `ptr` outlives the armed hooks, as said above.
+        let ret = unsafe { msrguard_hooks_init(ptr.cast()) };
+        to_result(ret)?;
         // INVARIANT: `msrguard_hooks_init` succeeded.
         Ok(Self(()))
     }
@@ -139,9 +141,9 @@ impl Hooks {
 
 impl Drop for Hooks {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the hooks are armed; this is the
-        // only call of `msrguard_hooks_exit` for them. On return no
-        // handler runs any more.
+        // By the type invariant the hooks are armed, and this is the only
+        // call of `msrguard_hooks_exit` for them; on return no handler runs.
+        // SAFETY: The hooks are armed and disarmed once, as said above.
         unsafe { msrguard_hooks_exit() }
     }
 }
@@ -219,8 +221,9 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
     access: *const AccessC,
     outcome: *mut OutcomeC,
 ) {
-    // SAFETY: The hooks are armed, so the queue given to `Hooks::arm` is
-    // alive (`Hooks` borrows it).
+    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
+    // alive until they are disarmed.
+    // SAFETY: `guard` points at that live queue, as said above.
     let events = unsafe { &*guard.cast::<EventQueue>() };
     // SAFETY: Valid for the call, per the function's contract.
     let a = unsafe { &*access };
