@@ -515,6 +515,19 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
     out
 }
 
+/// [`allow_bitmaps`] as the module's `AllowBitmap`s (the words leaked,
+/// as a `'static` table on the host costs).
+pub fn allow_bitmaps_static(entries: &[PolicyEntry]) -> Vec<AllowBitmap> {
+    allow_bitmaps(entries)
+        .into_iter()
+        .map(|(base, read, write)| AllowBitmap {
+            base,
+            read: Box::leak(read.into_boxed_slice()),
+            write: Box::leak(write.into_boxed_slice()),
+        })
+        .collect()
+}
+
 /// The bitmaps of always-allowed MSRs for [`AllowBitmap::RANGES`]:
 /// `(base, read words, write words)`, bit set iff [`always_allowed`].
 pub fn allow_bitmaps(entries: &[PolicyEntry]) -> Vec<(u32, Vec<u64>, Vec<u64>)> {

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use msrguard_abi::policy::{always_allowed, decide, decide_fast, lookup, AllowBitmap, Entry};
+use msrguard_abi::policy::{always_allowed, decide, decide_fast, lookup, Entry};
 
 /// Indices to look up: half near covered MSRs, half anywhere.
 fn indices(table: &[Entry], n: usize) -> Vec<u32> {
@@ -78,15 +78,7 @@ fn main() {
         table.iter().any(|e| e.first <= i && i <= e.last)
     });
     // The module's decision: bitmaps of always-allowed MSRs, then the table.
-    let maps = msrguard_policy::allow_bitmaps(&entries);
-    let fast: Vec<AllowBitmap> = maps
-        .iter()
-        .map(|(base, r, w)| AllowBitmap {
-            base: *base,
-            read: Box::leak(r.clone().into_boxed_slice()),
-            write: Box::leak(w.clone().into_boxed_slice()),
-        })
-        .collect();
+    let fast = msrguard_policy::allow_bitmaps_static(&entries);
     let allowed: Vec<u32> = idx
         .iter()
         .copied()
