@@ -125,6 +125,15 @@ impl Answer {
     };
 }
 
+/// Whether an access of this kind to `msr` proceeds whatever the other
+/// facts are: the policy allows every such access. The decision hooks ask
+/// this first, before they gather any fact, so an allowed access costs one
+/// bitmap test; [`on_access`] answers [`Answer::PROCEED`] to every access
+/// this accepts.
+pub fn proceeds_regardless(fast: &[AllowBitmap], msr: u32, is_write: bool) -> bool {
+    policy::fast_allowed(fast, msr, is_write)
+}
+
 /// Decides one access, from the policy `table` (with `fast`, its bitmaps of
 /// always-allowed MSRs) and the facts a hook gathered.
 ///

@@ -160,6 +160,14 @@ pub(crate) fn locked() -> bool {
     unsafe { msrguard_param_locked() }
 }
 
+/// Whether a guest access proceeds whatever the facts
+/// ([`guard::proceeds_regardless`]): the decision hooks' first question,
+/// and for an allowed MSR their only one.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_proceeds_regardless(msr: u32, is_write: bool) -> bool {
+    guard::proceeds_regardless(FAST, msr, is_write)
+}
+
 /// Decides one access from the facts a hook gathered ([`guard::on_access`]).
 ///
 /// Called in atomic context: one bitmap test, at worst a binary search.
@@ -205,8 +213,8 @@ pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data
     guard::completed_read_value(kvm_ret, data)
 }
 
-/// Records the event for `access` and fills `outcome` for the trace event
-/// and log line.
+/// Records the event for `access` and fills the counters of `outcome` for
+/// the trace event and log line (`msrguard_rust_name()` the names).
 ///
 /// Called in atomic context: bounded (one ring insert), no allocation, no
 /// sleeping.
@@ -264,8 +272,24 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
         Pushed::Dropped => (0, 0, 0),
     };
     out.log = u8::from(pushed.log);
-    fill_nul_padded(&mut out.status_name, status.name());
-    fill_nul_padded(&mut out.reason_name, reason.name());
+}
+
+/// Fills the names in `outcome` for the trace event and the log line: only
+/// when one of them will show the event, the names cost a lookup each.
+///
+/// # Safety
+///
+/// `access` and `outcome` are valid and exclusive for the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, outcome: *mut OutcomeC) {
+    // SAFETY: Valid for the call, per the function's contract.
+    let a = unsafe { &*access };
+    // SAFETY: Valid for the call, per the function's contract.
+    let out = unsafe { &mut *outcome };
+    let status = AccessStatus::from_u8(a.status).map_or("?", AccessStatus::name);
+    let reason = Reason::from_u8(a.reason).map_or("?", Reason::name);
+    fill_nul_padded(&mut out.status_name, status);
+    fill_nul_padded(&mut out.reason_name, reason);
     let name = policy::lookup(TABLE, a.msr)
         .map(|e| e.name)
         .or_else(|| msr_names::msr_name(a.msr))

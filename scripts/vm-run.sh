@@ -79,9 +79,13 @@ KBUILD_OUTPUT="$KDIR" timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
 
 cat "$out/output" 2>/dev/null || true
 elapsed=$((SECONDS - start))
+# The whole console stays for a post-mortem: the tail printed below may not
+# reach the failure.
+console_log="$LOG_DIR/vm-console-$(basename "${1%% *}").log"
+cp "$out/console" "$console_log" 2>/dev/null || true
 
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-	echo "vm-run: TIMEOUT after ${timeout}s; last console lines:" >&2
+	echo "vm-run: TIMEOUT after ${timeout}s; last console lines (all: $console_log):" >&2
 	tail -n 60 "$out/console" >&2
 	exit 124
 fi

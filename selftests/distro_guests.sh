@@ -29,7 +29,8 @@ MARKER=MSRGUARD-GUEST-USERSPACE-OK
 BOOT_TIMEOUT=240
 BAD_LOG_RE='unchecked MSR access|Call Trace'
 WORK=$(mktemp -d /tmp/msrguard-guests.XXXXXX)
-trap 'rm -rf "$WORK"; rmmod msrguard 2>/dev/null || true' EXIT
+# No rmmod when the host is stuck: it would wait for the stuck thread.
+trap 'rm -rf "$WORK"; [ -n "$host_stuck" ] || rmmod msrguard 2>/dev/null || true' EXIT
 
 n=0 passed=0 failed=0 skipped=0
 ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n $*"; }
@@ -61,6 +62,44 @@ if [ -n "$why" ]; then
 	exit 0
 fi
 
+# bounded LIMIT CMD...: runs CMD for at most LIMIT seconds; returns its
+# status, 124 if it had to be killed, 125 if it survived SIGKILL: then it is
+# stuck in the kernel, its threads' kernel stacks and the kernel log's tail
+# are printed (on stderr, which the suite's output includes; stdout may be
+# CMD's), and the host counts as stuck (nothing more may run: an rmmod
+# would wait for the stuck thread too). Not timeout(1), which waits for such
+# a process forever.
+host_stuck=""
+bounded() {
+	local limit="$1" start=$SECONDS pid rc=0 t
+	shift
+	"$@" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$limit" ]; do
+		sleep 1
+	done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" || rc=$?
+		return "$rc"
+	fi
+	kill -KILL "$pid" 2>/dev/null || true
+	for _ in $(seq 30); do
+		kill -0 "$pid" 2>/dev/null || { { wait "$pid"; } 2>/dev/null || true; return 124; }
+		sleep 1
+	done
+	host_stuck="$1 (pid $pid) survived SIGKILL"
+	{
+		echo "# $host_stuck: stuck in the kernel. Its threads:"
+		for t in /proc/"$pid"/task/*; do
+			echo "# thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)), $(grep '^State' "$t/status" 2>/dev/null)"
+			comment <"$t/stack" 2>/dev/null || true
+		done
+		echo "# the kernel log's last lines:"
+		dmesg | tail -n 80 | comment
+	} >&2
+	return 125
+}
+
 # boot VMLINUZ LOG: boots the guest to its /init, which prints MARKER and
 # powers off. Returns QEMU's exit status (124 on timeout).
 # -xsave: under TCG nesting, the XSAVE sizes in the CPUID KVM passes on are
@@ -68,12 +107,16 @@ fi
 # problem"), without msrguard too. loglevel=5: warnings and worse reach the
 # console (the unchecked-MSR message and traces are warnings); every console
 # byte costs exits, so the info lines would only slow the boot down.
-boot() {
-	local start=$SECONDS rc=0
-	timeout --kill-after=10 "$BOOT_TIMEOUT" qemu-system-x86_64 -enable-kvm -cpu host,-xsave \
+run_qemu() {
+	exec qemu-system-x86_64 -enable-kvm -cpu host,-xsave \
 		-smp 2 -m 512 -nodefaults -nographic -serial stdio -no-reboot \
 		-kernel "$1" -initrd "$INITRAMFS" -append "console=ttyS0 panic=-1 loglevel=5" \
-		</dev/null >"$2" 2>&1 || rc=$?
+		</dev/null >"$2" 2>&1
+}
+boot() {
+	local start=$SECONDS rc=0
+	[ -z "$host_stuck" ] || return 1
+	bounded "$BOOT_TIMEOUT" run_qemu "$1" "$2" || rc=$?
 	echo "# boot took $((SECONDS - start))s, qemu exit $rc"
 	return "$rc"
 }
@@ -126,12 +169,14 @@ with_msrguard() {
 	: >"$log"
 	: >"$events"
 	echo '{}' >"$events.stats"
+	[ -z "$host_stuck" ] || return 1
 	# shellcheck disable=SC2086 # PARAMS is a list of module parameters
-	insmod "$ko" $params || { echo "# insmod $ko $params failed"; return 1; }
+	bounded 60 insmod "$ko" $params || { echo "# insmod $ko $params failed"; return 1; }
 	boot "$vmlinuz" "$log" || rc=$?
-	"$TOOL" events --json >"$events" || { echo "# reading the events failed"; rc=1; }
-	"$TOOL" stats --json >"$events.stats" || { echo "# reading the counters failed"; rc=1; }
-	rmmod msrguard || { echo "# rmmod msrguard failed"; rc=1; }
+	[ -z "$host_stuck" ] || return "$rc"
+	bounded 60 "$TOOL" events --json >"$events" || { echo "# reading the events failed"; rc=1; }
+	bounded 60 "$TOOL" stats --json >"$events.stats" || { echo "# reading the counters failed"; rc=1; }
+	bounded 60 rmmod msrguard || { echo "# rmmod msrguard failed"; rc=1; }
 	return "$rc"
 }
 
@@ -154,6 +199,8 @@ for entry in "${KERNELS[@]}"; do
 	boot "$vmlinuz" "$log.base" || rc=$?
 	check_boot "$name without msrguard" "$rc" "$log.base"
 
+	[ -z "$host_stuck" ] || break
+
 	rc=0
 	with_msrguard "$DEFAULT_KO" "" "$vmlinuz" "$log.default" "$log.default.events" || rc=$?
 	check_boot "$name with msrguard (default policy)" "$rc" "$log.default"
@@ -172,6 +219,8 @@ for entry in "${KERNELS[@]}"; do
 		summarize "$log.audit.events" | comment
 	fi
 
+	[ -z "$host_stuck" ] || break
+
 	rc=0
 	with_msrguard "$STRICT_KO" "" "$vmlinuz" "$log.strict" "$log.strict.events" || rc=$?
 	check_boot "$name with msrguard (strict policy, ignored reads of $STRICT_MSRS)" "$rc" "$log.strict"
@@ -186,6 +235,11 @@ for entry in "${KERNELS[@]}"; do
 		summarize "$log.strict.events" | comment
 		not_ok "$name with msrguard (strict policy): exactly the ignored reads recorded"
 	fi
+	[ -z "$host_stuck" ] || break
+done
+planned=$((CHECKS_PER_KERNEL * ${#KERNELS[@]}))
+while [ -n "$host_stuck" ] && [ "$n" -lt "$planned" ]; do
+	not_ok "not run: $host_stuck"
 done
 
 echo "# Totals: pass:$passed fail:$failed skip:$skipped"
