@@ -83,7 +83,9 @@ struct VmSlot {
     queued: usize,
     /// Events dropped and not yet reported.
     unreported_drops: u64,
-    /// Sequence number of the VM's newest queued access record (0: none).
+    /// Sequence number of the record of the VM's previous event, the one
+    /// an identical access coalesces into (0: none, or that event was
+    /// dropped or reported).
     last_sequence: u64,
     /// The log rate limit's window start and lines in it.
     log_window_ns: u64,
@@ -103,6 +105,8 @@ pub struct Queue<S> {
     head: usize,
     /// Records queued.
     len: usize,
+    /// Of those, drop reports (the stats count access records only).
+    reports: usize,
     /// The oldest `reading` records are being copied out by a reader: they
     /// are not coalesced into.
     reading: usize,
@@ -121,6 +125,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             slots,
             head: 0,
             len: 0,
+            reports: 0,
             reading: 0,
             next_sequence: 1,
             stats: Stats {
@@ -252,6 +257,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             return;
         }
         self.append(Self::drop_report(v.vm_id, v.unreported_drops, timestamp_ns));
+        self.reports += 1;
         let v = &mut self.vms[k];
         v.queued += 1;
         v.unreported_drops = 0;
@@ -332,6 +338,9 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         if self.vms[k].unreported_drops != 0 || !self.may_queue(self.vms[k].queued) {
             let v = &mut self.vms[k];
             v.unreported_drops = v.unreported_drops.saturating_add(1);
+            // The VM's previous event is now this lost one: a later access
+            // identical to its last queued record is not a repeat of it.
+            v.last_sequence = 0;
             self.stats.dropped = self.stats.dropped.wrapping_add(1);
             return PushOutcome {
                 pushed: Pushed::Dropped,
@@ -379,6 +388,8 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             };
             if rec.access_status != AccessStatus::Dropped as u8 {
                 self.stats.delivered = self.stats.delivered.wrapping_add(1);
+            } else {
+                self.reports = self.reports.saturating_sub(1);
             }
             let start = rec.vm_id as usize % MAX_VMS;
             for j in 0..MAX_VMS {
@@ -412,10 +423,11 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         self.len == 0
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters; `queued` counts access records, so that
+    /// `generated = delivered + queued + coalesced + dropped` at any time.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats;
-        s.queued = self.len as u32;
+        s.queued = self.len.saturating_sub(self.reports) as u32;
         s
     }
 }

@@ -9,10 +9,12 @@
 #   scripts/test-vmx.sh [--timeout SECONDS] [MODULE.ko TESTPOLICY_MODULE.ko]
 #
 # Without the two modules it builds them (default and test policy).
-# Exit status: the test's; 124 on timeout; 125 when the VM died before
-# reporting a status; 126 when the guest kernel logged a bug (BUG, WARNING,
-# lockdep, KFENCE, Oops, Call Trace) after the test started, which is
-# printed.
+# Exit status: the test's (1 when the test itself reports a skip: it must
+# run here); 4 (KSFT_SKIP) with a "test-vmx: SKIP: reason" line when Bochs
+# cannot be installed or cannot start; 124 on timeout; 125 when the VM died
+# before reporting a status; 126 when the guest kernel logged a bug (BUG,
+# WARNING, lockdep, KFENCE, Oops, Call Trace), which is printed. One boot
+# WARNING Bochs' CPUID causes is excluded (see the bug check below).
 
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
@@ -29,18 +31,29 @@ done
 [ $# -eq 0 ] || [ $# -eq 2 ] || die "test-vmx.sh: give both modules or none"
 
 # Bochs 2.7 with its BIOSes; isolinux and xorriso make the boot ISO.
-packages=(bochs bochsbios vgabios isolinux syslinux-common xorriso busybox-static cpio kmod libc6-dev)
+# bochs needs one GUI plugin package: bochs-term is the smallest (the run
+# uses none; without it apt would choose bochs-wx and wxWidgets).
+packages=(bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso busybox-static cpio kmod libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Bochs missing or broken is a skip with its reason, not a pass; printed
+# on stdout, which scripts/test.sh keeps in its log.
+skip() {
+	echo "test-vmx: SKIP: $*"
+	exit 4
+}
 if [ ${#missing[@]} -gt 0 ]; then
+	# As scripts/setup.sh installs its packages: the system's package lists
+	# may be missing or stale on a new machine.
 	msg "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
-		die "cannot install ${missing[*]}"
+	if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		"${missing[@]}"; } >"$LOG_DIR/vmx-apt.log" 2>&1; then
+		skip "cannot install ${missing[*]} (apt-get: $(grep -E '^(E|W): ' "$LOG_DIR/vmx-apt.log" | tail -n 1 || true); log: $LOG_DIR/vmx-apt.log)"
+	fi
 fi
+command -v bochs >/dev/null || skip "no bochs command after installing the bochs package"
 
 KDIR="$(scripts/kernel-dir.sh)"
 [ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
@@ -183,10 +196,16 @@ for _ in 1 2 3 4 5; do
 	sleep 1
 done
 kill "$bochs_pid" 2>/dev/null || true
-wait "$bochs_pid" 2>/dev/null || true
+bochs_rc=0
+wait "$bochs_pid" 2>/dev/null || bochs_rc=$?
 elapsed=$((SECONDS - start))
 if [ -z "$result" ]; then
 	if grep -q '@@MSRGUARD-VMX-END@@' "$out/serial"; then result=done; else result="Bochs exited"; fi
+fi
+# Bochs gone before the guest kernel wrote a byte: Bochs could not run
+# here (its own error says why), nothing of the kernel or msrguard ran.
+if [ "$result" = "Bochs exited" ] && [ ! -s "$out/serial" ]; then
+	skip "Bochs exited (status $bochs_rc) before the guest kernel started: $(grep -hE -i 'panic|error|cannot|fail' "$out/bochs.out" "$out/bochs.log" 2>/dev/null | tail -n 2 | tr '\n' ' ' || true)"
 fi
 # The guest's serial console ends lines with CR LF.
 tr -d '\r' <"$out/serial" >"$out/console"
@@ -209,19 +228,49 @@ if [ "$result" != done ] || [ -z "$status" ]; then
 	exit 125
 fi
 
-# Any of these in the guest's kernel log from the test's start on means a
-# kernel bug, even if the test itself passed. Before it, nothing of KVM or
-# msrguard has run: Bochs' CPUID makes the kernel warn once at boot
-# (topology parse_legacy), which is shown, not counted.
+# Any of these in the guest's kernel log means a kernel bug, even if the
+# test itself passed; the whole log counts, boot included. One splat is
+# excluded, and only before the test starts: Bochs' CPUID for this
+# one-CPU model sets HT while leaf 1's logical-processor count (EBX[23:16])
+# is below leaf 4's core count, and the kernel's legacy topology parser
+# (arch/x86/kernel/cpu/topology_common.c:parse_legacy) has a WARN_ON_ONCE
+# for exactly that inconsistency. It concerns the emulated CPU's CPUID at
+# boot, before KVM or msrguard is loaded; it is shown, not counted.
+# Anything else, another WARNING included, fails.
 bug_re='BUG:|WARNING:|possible circular locking|possible recursive locking|inconsistent lock state|KFENCE:|Oops|Call Trace'
 between '@@MSRGUARD-VMX-DMESG@@' '@@MSRGUARD-VMX-END@@' >"$out/dmesg"
-sed -n '/msrguard-vmx: test starts/,$p' "$out/dmesg" >"$out/dmesg-test"
-[ -s "$out/dmesg-test" ] || die "test-vmx: the kernel log lacks the test's start line"
-if grep -Eq "$bug_re" "$out/dmesg-test"; then
+grep -q 'msrguard-vmx: test starts' "$out/dmesg" || die "test-vmx: the kernel log lacks the test's start line"
+# The excluded splat: from its WARNING line to its "end trace" line (at
+# most 80 lines; without an end line nothing is excluded).
+awk -v excluded="$out/dmesg-excluded" '
+	function flush() { for (i = 1; i <= n; i++) print buf[i]; n = 0 }
+	/msrguard-vmx: test starts/ { started = 1 }
+	!started && !done && !n && /WARNING: .* at arch\/x86\/kernel\/cpu\/topology_common\.c:[0-9]+ parse_legacy/ {
+		buf[++n] = $0; next
+	}
+	n {
+		buf[++n] = $0
+		if ($0 ~ /---\[ end trace [0-9a-f]+ \]---/) {
+			for (i = 1; i <= n; i++) print buf[i] >excluded
+			n = 0; done = 1
+		} else if (n >= 80) flush()
+		next
+	}
+	{ print }
+	END { flush() }
+' "$out/dmesg" >"$out/dmesg-counted"
+if grep -Eq "$bug_re" "$out/dmesg-counted"; then
 	echo "test-vmx: the guest kernel logged a bug:" >&2
-	grep -En -B5 -A40 "$bug_re" "$out/dmesg-test" | head -n 150 >&2
+	grep -En -B5 -A40 "$bug_re" "$out/dmesg-counted" | head -n 150 >&2
 	exit 126
 fi
-sed '/msrguard-vmx: test starts/,$d' "$out/dmesg" | grep -E "$bug_re" | sed 's/^/test-vmx: at boot, before the test (not counted): /' >&2 || true
+if [ -s "$out/dmesg-excluded" ]; then
+	sed 's/^/test-vmx: excluded boot WARNING (Bochs CPUID topology): /' "$out/dmesg-excluded" | head -n 3 >&2
+fi
+# The test program skipping as a whole would mean VMX did not run.
+if [ "$status" -eq 4 ]; then
+	echo "test-vmx: the test exited 4 (skip): counted as a failure, VMX must run here" >&2
+	status=1
+fi
 echo "test-vmx: test exited $status, Bochs took ${elapsed}s" >&2
 exit "$status"

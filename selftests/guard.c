@@ -37,41 +37,38 @@ uint64_t le(const uint8_t *p, int bytes)
 	return v;
 }
 
-static void decode(const uint8_t *r, struct event *e)
+static void decode(const struct msrguard_record *rec, struct event *e)
 {
-	struct msrguard_record rec;
-
-	memcpy(&rec, r, sizeof(rec));
 	memset(e, 0, sizeof(*e));
-	e->seq = rec.sequence;
-	e->value = rec.msr_value;
-	e->pc = rec.pc;
-	e->repeat = rec.repeat;
-	e->msr = rec.msr;
-	e->pid = rec.vmm_pid;
-	e->vcpu = rec.vcpu_id;
-	e->vm_id = rec.vm_id;
-	e->is_write = rec.is_write;
-	e->status = rec.access_status;
-	e->reason = rec.reason;
-	e->mode = rec.guest_mode;
-	e->flags = rec.flags;
-	memcpy(e->comm, rec.vmm_comm, MSRGUARD_COMM_LEN);
+	e->seq = rec->sequence;
+	e->value = rec->msr_value;
+	e->pc = rec->pc;
+	e->repeat = rec->repeat;
+	e->msr = rec->msr;
+	e->pid = rec->vmm_pid;
+	e->vcpu = rec->vcpu_id;
+	e->vm_id = rec->vm_id;
+	e->is_write = rec->is_write;
+	e->status = rec->access_status;
+	e->reason = rec->reason;
+	e->mode = rec->guest_mode;
+	e->flags = rec->flags;
+	memcpy(e->comm, rec->vmm_comm, MSRGUARD_COMM_LEN);
 }
 
 /* Reads one record without blocking: 1, 0 if none, -errno. */
 int next_event(int fd, struct event *e)
 {
-	uint8_t rec[MSRGUARD_RECORD_SIZE];
-	ssize_t n = read(fd, rec, sizeof(rec));
+	struct msrguard_record rec;
+	ssize_t n = read(fd, &rec, sizeof(rec));
 
 	if (n < 0)
 		return errno == EAGAIN ? 0 : -errno;
 	if (n != sizeof(rec))
 		return -EIO;
-	if (le(rec + MSRGUARD_OFF_ABI_VERSION, 2) != MSRGUARD_ABI_VERSION)
+	if (rec.abi_version != MSRGUARD_ABI_VERSION)
 		return -EPROTO;
-	decode(rec, e);
+	decode(&rec, e);
 	return 1;
 }
 
@@ -93,9 +90,8 @@ void trace_clear(void)
 	write_file(TRACE_DIR "/trace", "");
 }
 
-/* Finds the tracefs line of event @seq and checks its 12550 fields. */
-int check_trace(const struct event *want, const char *status_name,
-		       char *why, size_t whylen)
+/* Finds the tracefs line of event @want->seq and checks its 12550 fields. */
+int check_trace(const struct event *want, const char *status_name, char *why, size_t whylen)
 {
 	char line[1024], key[64], field[128];
 	FILE *f = fopen(TRACE_DIR "/trace", "r");
@@ -138,8 +134,8 @@ int check_trace(const struct event *want, const char *status_name,
 	return -1;
 }
 
-int guest_access(struct suite *s, const char *entry, uint32_t msr,
-			uint64_t value, struct guest_result *res)
+int guest_access(struct suite *s, const char *entry, uint32_t msr, uint64_t value,
+		 struct guest_result *res)
 {
 	return vm_run_entry(&s->vm, entry, msr, value, 1, res);
 }
@@ -246,7 +242,7 @@ size_t guard_exit_cases(const struct suite *s, struct guard_case *out)
 {
 	uint64_t inside = s->misc_enable | MISC_ENABLE_LIMIT_CPUID;
 	uint64_t outside = s->misc_enable | MISC_ENABLE_TURBO_DIS;
-const struct guard_case cases[] = {
+	const struct guard_case cases[] = {
 		{ "allowed read: RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
 		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
 		{ "allowed write: WRMSR PAT succeeds, no event", guest_wrmsr, 0,
@@ -278,6 +274,7 @@ const struct guard_case cases[] = {
 		  MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
 		  MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
 	};
+	_Static_assert(ARRAY_SIZE(cases) <= GUARD_MAX_CASES, "raise GUARD_MAX_CASES");
 
 	memcpy(out, cases, sizeof(cases));
 	return ARRAY_SIZE(cases);
@@ -285,7 +282,7 @@ const struct guard_case cases[] = {
 
 size_t guard_emulator_cases(struct guard_case *out)
 {
-const struct guard_case cases[] = {
+	const struct guard_case cases[] = {
 		{ "emulator path: allowed RDMSR PAT via the forced-emulation prefix", guest_rdmsr_fep,
 		  FEP_LEN, MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
 		{ "emulator path: unknown RDMSR gets #GP and an event", guest_rdmsr_fep, FEP_LEN,
@@ -301,6 +298,7 @@ const struct guard_case cases[] = {
 		  guest_rdmsr_fep, FEP_LEN, MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0,
 		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
 	};
+	_Static_assert(ARRAY_SIZE(cases) <= GUARD_MAX_CASES, "raise GUARD_MAX_CASES");
 
 	memcpy(out, cases, sizeof(cases));
 	return ARRAY_SIZE(cases);
@@ -308,7 +306,7 @@ const struct guard_case cases[] = {
 
 size_t guard_long_mode_cases(struct guard_case *out)
 {
-const struct guard_case cases[] = {
+	const struct guard_case cases[] = {
 		{ "long mode: allowed RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
 		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
 		{ "long mode: unknown RDMSR gets #GP, event with mode=long and the 64-bit Pc",
@@ -318,6 +316,7 @@ const struct guard_case cases[] = {
 		  MSR_IA32_POWER_CTL, 0x2, 0, false, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
 		  MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
 	};
+	_Static_assert(ARRAY_SIZE(cases) <= GUARD_MAX_CASES, "raise GUARD_MAX_CASES");
 
 	memcpy(out, cases, sizeof(cases));
 	return ARRAY_SIZE(cases);

@@ -14,7 +14,7 @@
 	.section .rodata.guest, "a"
 	.globl guest_code_start, guest_code_end
 	.globl guest_rdmsr, guest_wrmsr, guest_rdmsr_fep, guest_wrmsr_fep
-	.globl guest_rdmsr_loop, guest_gp_handler, guest_ud_handler
+	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_gp_handler, guest_ud_handler
 	.globl guest_gp_handler64, guest_rdmsr_after_nops
 
 guest_code_start:
@@ -47,6 +47,13 @@ guest_rdmsr_loop:
 	rdmsr
 	decl %ebx
 	jnz guest_rdmsr_loop
+	hlt
+
+/* EBX times WRMSR of EDX:EAX to ECX (WRMSR leaves them as they are). */
+guest_wrmsr_loop:
+	wrmsr
+	decl %ebx
+	jnz guest_wrmsr_loop
 	hlt
 
 /*
