@@ -245,7 +245,7 @@ grep -q 'msrguard-vmx: test starts' "$out/dmesg" || die "test-vmx: the kernel lo
 awk -v excluded="$out/dmesg-excluded" '
 	function flush() { for (i = 1; i <= n; i++) print buf[i]; n = 0 }
 	/msrguard-vmx: test starts/ { started = 1 }
-	!started && !done && !n && /WARNING: .* at arch\/x86\/kernel\/cpu\/topology_common\.c:[0-9]+ parse_legacy/ {
+	!started && !done && !n && /WARNING: arch\/x86\/kernel\/cpu\/topology_common\.c:[0-9]+ at parse_legacy\+/ {
 		buf[++n] = $0; next
 	}
 	n {
