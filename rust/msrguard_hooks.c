@@ -31,6 +31,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/objtool.h>
+#include <linux/percpu.h>
 #include <linux/rcupdate_wait.h>
 #include <linux/random.h>
 #include <linux/sched.h>
@@ -52,6 +53,17 @@ static void *guard_ctx;
 static bool host_is_vmx;
 /* Key of the VM identifiers: a VM's id says nothing about kernel addresses. */
 static siphash_key_t vm_id_key;
+
+/*
+ * The last VM each CPU recorded an event for, and its identifier: a flood
+ * comes from one VM, and hashing costs more than the rest of a repeat's
+ * recording. Exact, not a guess: the id is a function of the pointer.
+ */
+struct vm_id_cache {
+	const struct kvm *kvm;
+	u32 id;
+};
+static DEFINE_PER_CPU(struct vm_id_cache, vm_id_cache);
 
 /* Monitoring counter, reported in the kernel log on unload. */
 static atomic64_t intercepts_kept;
@@ -142,6 +154,21 @@ static struct msrguard_answer ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool 
 	return msrguard_rust_on_access(&facts);
 }
 
+/* The VM's identifier: a keyed hash of its struct kvm. */
+static u32 vm_id(const struct kvm *kvm)
+{
+	struct vm_id_cache *cache = get_cpu_ptr(&vm_id_cache);
+	u32 id;
+
+	if (cache->kvm != kvm) {
+		cache->id = (u32)siphash_1u64((u64)(unsigned long)kvm, &vm_id_key);
+		cache->kvm = kvm;
+	}
+	id = cache->id;
+	put_cpu_ptr(&vm_id_cache);
+	return id;
+}
+
 static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 value,
 		   u8 status, u8 reason)
 {
@@ -152,7 +179,7 @@ static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 va
 		.msr = msr,
 		.vcpu_id = vcpu->vcpu_id,
 		.vmm_pid = task_tgid_nr(current),
-		.vm_id = (u32)siphash_1u64((u64)(unsigned long)vcpu->kvm, &vm_id_key),
+		.vm_id = vm_id(vcpu->kvm),
 		.is_write = is_write,
 		.guest_cpl = 0,
 		.guest_mode = guest_mode(vcpu),
@@ -235,7 +262,7 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	if (likely(msrguard_rust_proceeds_regardless((u32)ftrace_regs_get_argument(fregs, 1), false)))
+	if (likely(msrguard_rust_read_proceeds((u32)ftrace_regs_get_argument(fregs, 1))))
 		return;
 	decide(fregs, false);
 }
@@ -243,7 +270,7 @@ static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
 static void notrace set_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	if (likely(msrguard_rust_proceeds_regardless((u32)ftrace_regs_get_argument(fregs, 1), true)))
+	if (likely(msrguard_rust_write_proceeds((u32)ftrace_regs_get_argument(fregs, 1))))
 		return;
 	decide(fregs, true);
 }

@@ -15,8 +15,9 @@
 #include "msrguard_shim.h"
 
 TRACE_EVENT(msrguard_access,
-	TP_PROTO(const struct msrguard_access *a, const struct msrguard_outcome *o),
-	TP_ARGS(a, o),
+	TP_PROTO(const struct msrguard_access *a, const struct msrguard_outcome *o,
+		 const struct msrguard_names *names),
+	TP_ARGS(a, o, names),
 	TP_STRUCT__entry(
 		__field(u64, seq)
 		__field(u64, repeat)
@@ -47,9 +48,9 @@ TRACE_EVENT(msrguard_access,
 		__entry->msr = a->msr;
 		__entry->is_write = a->is_write;
 		__entry->msr_value = a->value;
-		memcpy(__entry->access_status, o->status_name, 16);
-		memcpy(__entry->reason, o->reason_name, 16);
-		memcpy(__entry->msr_name, o->msr_name, 40);
+		memcpy(__entry->access_status, names->status, 16);
+		memcpy(__entry->reason, names->reason, 16);
+		memcpy(__entry->msr_name, names->msr, 40);
 		__entry->pc = a->pc;
 		/* Guest image resolution is not implemented yet. */
 		__entry->image_base = 0;

@@ -84,7 +84,7 @@ pub(crate) struct AccessC {
     vmm_comm: [u8; COMM_LEN],
 }
 
-/// A recorded event's names for the trace event and log line
+/// What became of a recorded event, for the trace event and log line
 /// (`struct msrguard_outcome`).
 #[repr(C)]
 pub(crate) struct OutcomeC {
@@ -93,16 +93,23 @@ pub(crate) struct OutcomeC {
     queued: u8,
     log: u8,
     pad: [u8; 6],
-    status_name: [u8; 16],
-    reason_name: [u8; 16],
-    msr_name: [u8; 40],
+}
+
+/// A recorded event's names, for the trace event and log line
+/// (`struct msrguard_names`).
+#[repr(C)]
+pub(crate) struct NamesC {
+    status: [u8; 16],
+    reason: [u8; 16],
+    msr: [u8; 40],
 }
 
 // The same sizes as msrguard_shim.h asserts.
 const _: () = assert!(size_of::<FactsC>() == 24);
 const _: () = assert!(size_of::<AnswerC>() == 5);
 const _: () = assert!(size_of::<AccessC>() == 64);
-const _: () = assert!(size_of::<OutcomeC>() == 96);
+const _: () = assert!(size_of::<OutcomeC>() == 24);
+const _: () = assert!(size_of::<NamesC>() == 72);
 
 extern "C" {
     fn msrguard_hooks_init(guard: *const c_void) -> c_int;
@@ -160,12 +167,19 @@ pub(crate) fn locked() -> bool {
     unsafe { msrguard_param_locked() }
 }
 
-/// Whether a guest access proceeds whatever the facts
-/// ([`guard::proceeds_regardless`]): the decision hooks' first question,
-/// and for an allowed MSR their only one.
+/// Whether a guest read of `msr` proceeds whatever the facts
+/// ([`guard::proceeds_regardless`]): the read hook's first question, and
+/// for an allowed MSR its only one. One function per direction: the hot
+/// path passes one argument.
 #[no_mangle]
-pub(crate) extern "C" fn msrguard_rust_proceeds_regardless(msr: u32, is_write: bool) -> bool {
-    guard::proceeds_regardless(FAST, msr, is_write)
+pub(crate) extern "C" fn msrguard_rust_read_proceeds(msr: u32) -> bool {
+    guard::proceeds_regardless(FAST, msr, false)
+}
+
+/// [`msrguard_rust_read_proceeds`] for a guest write.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_write_proceeds(msr: u32) -> bool {
+    guard::proceeds_regardless(FAST, msr, true)
 }
 
 /// Decides one access from the facts a hook gathered ([`guard::on_access`]).
@@ -186,7 +200,6 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) ->
     };
     let answer: Answer = guard::on_access(
         TABLE,
-        FAST,
         &Facts {
             hook,
             msr: f.msr,
@@ -274,27 +287,27 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
     out.log = u8::from(pushed.log);
 }
 
-/// Fills the names in `outcome` for the trace event and the log line: only
-/// when one of them will show the event, the names cost a lookup each.
+/// Fills `names` for the trace event and the log line: only called when
+/// one of them will show the event, as each name costs a lookup.
 ///
 /// # Safety
 ///
-/// `access` and `outcome` are valid and exclusive for the call.
+/// `access` and `names` are valid and exclusive for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, outcome: *mut OutcomeC) {
+pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, names: *mut NamesC) {
     // SAFETY: Valid for the call, per the function's contract.
     let a = unsafe { &*access };
     // SAFETY: Valid for the call, per the function's contract.
-    let out = unsafe { &mut *outcome };
+    let names = unsafe { &mut *names };
     let status = AccessStatus::from_u8(a.status).map_or("?", AccessStatus::name);
     let reason = Reason::from_u8(a.reason).map_or("?", Reason::name);
-    fill_nul_padded(&mut out.status_name, status);
-    fill_nul_padded(&mut out.reason_name, reason);
-    let name = policy::lookup(TABLE, a.msr)
+    fill_nul_padded(&mut names.status, status);
+    fill_nul_padded(&mut names.reason, reason);
+    let msr = policy::lookup(TABLE, a.msr)
         .map(|e| e.name)
         .or_else(|| msr_names::msr_name(a.msr))
         .unwrap_or("unknown");
-    fill_nul_padded(&mut out.msr_name, name);
+    fill_nul_padded(&mut names.msr, msr);
 }
 
 /// Whether KVM may stop intercepting `msr` for this kind of access.
