@@ -58,6 +58,20 @@ struct msrguard_access {
 };
 static_assert(sizeof(struct msrguard_access) == 64);
 
+/* An access that may repeat its VM's previous one: what coalescing compares. */
+struct msrguard_repeat {
+	u64 value;
+	u64 pc;
+	u64 now_ns;		/* CLOCK_REALTIME_COARSE */
+	u32 msr;
+	u32 vm_id;
+	u8 is_write;
+	u8 status;		/* MSRGUARD_STATUS_* */
+	u8 reason;		/* MSRGUARD_REASON_* */
+	u8 pad[5];
+};
+static_assert(sizeof(struct msrguard_repeat) == 40);
+
 /* What became of a recorded event, for the trace event and the log line. */
 struct msrguard_outcome {
 	u64 sequence;		/* of the record the event is in; 0 if dropped */
@@ -84,6 +98,8 @@ bool msrguard_rust_read_proceeds(u32 msr);
 bool msrguard_rust_write_proceeds(u32 msr);
 struct msrguard_answer msrguard_rust_on_access(const struct msrguard_facts *facts);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
+bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat,
+			  struct msrguard_outcome *outcome);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,
 			  struct msrguard_outcome *outcome);
 void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);

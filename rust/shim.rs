@@ -28,7 +28,10 @@ use crate::{
         FAST,
         TABLE, //
     },
-    queue::Pushed,
+    queue::{
+        Pushed,
+        RepeatKey, //
+    },
     record::{
         fill_nul_padded,
         AccessStatus,
@@ -84,6 +87,20 @@ pub(crate) struct AccessC {
     vmm_comm: [u8; COMM_LEN],
 }
 
+/// An access that may repeat its VM's previous one (`struct msrguard_repeat`).
+#[repr(C)]
+pub(crate) struct RepeatC {
+    value: u64,
+    pc: u64,
+    now_ns: u64,
+    msr: u32,
+    vm_id: u32,
+    is_write: u8,
+    status: u8,
+    reason: u8,
+    pad: [u8; 5],
+}
+
 /// What became of a recorded event, for the trace event and log line
 /// (`struct msrguard_outcome`).
 #[repr(C)]
@@ -108,6 +125,7 @@ pub(crate) struct NamesC {
 const _: () = assert!(size_of::<FactsC>() == 24);
 const _: () = assert!(size_of::<AnswerC>() == 5);
 const _: () = assert!(size_of::<AccessC>() == 64);
+const _: () = assert!(size_of::<RepeatC>() == 40);
 const _: () = assert!(size_of::<OutcomeC>() == 24);
 const _: () = assert!(size_of::<NamesC>() == 72);
 
@@ -224,6 +242,50 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) ->
 #[no_mangle]
 pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64 {
     guard::completed_read_value(kvm_ret, data)
+}
+
+/// Counts the event `repeat` as a repeat of its VM's previous record if it
+/// is one ([`crate::queue::Queue::push_repeat`]), and fills `outcome`.
+/// Returns whether it did; if not, the caller records the event in full.
+///
+/// Called in atomic context: bounded, no allocation, no sleeping.
+///
+/// # Safety
+///
+/// As [`msrguard_rust_record`], with `repeat` for `access`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
+    guard: *const c_void,
+    repeat: *const RepeatC,
+    outcome: *mut OutcomeC,
+) -> bool {
+    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
+    // alive until they are disarmed.
+    // SAFETY: `guard` points at that live queue, as said above.
+    let events = unsafe { &*guard.cast::<EventQueue>() };
+    // SAFETY: Valid for the call, per the function's contract.
+    let r = unsafe { &*repeat };
+    // SAFETY: Valid for the call, per the function's contract.
+    let out = unsafe { &mut *outcome };
+    let (Some(access_status), Some(reason)) =
+        (AccessStatus::from_u8(r.status), Reason::from_u8(r.reason))
+    else {
+        return false;
+    };
+    let key = RepeatKey {
+        vm_id: r.vm_id,
+        msr: r.msr,
+        is_write: r.is_write != 0,
+        msr_value: r.value,
+        pc: r.pc,
+        access_status,
+        reason,
+    };
+    let Some((sequence, repeat)) = events.record_repeat(&key, r.now_ns) else {
+        return false;
+    };
+    (out.sequence, out.repeat, out.queued, out.log) = (sequence, repeat, 0, 0);
+    true
 }
 
 /// Records the event for `access` and fills the counters of `outcome` for
