@@ -170,58 +170,56 @@ static u32 vm_id(const struct kvm *kvm)
 	return id;
 }
 
+/* A new record: every field gathered, queued, traced and logged. */
+static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
+{
+	struct msrguard_access a = {
+		.value = r->value,
+		.pc = r->pc,
+		.timestamp_ns = ktime_get_real_ns(),
+		.msr = r->msr,
+		.vcpu_id = vcpu->vcpu_id,
+		.vmm_pid = task_tgid_nr(current),
+		.vm_id = r->vm_id,
+		.is_write = r->is_write,
+		.guest_cpl = 0,
+		.guest_mode = guest_mode(vcpu),
+		.status = r->status,
+		.reason = r->reason,
+		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
+			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
+	};
+	struct msrguard_outcome out = {};
+
+	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
+	msrguard_rust_record(guard_ctx, &a, &out);
+	msrguard_report(&a, &out);
+}
+
 /*
- * A repeat of the VM's previous event (a flood, mostly) only counts on that
- * record: the coalescing fields and a coarse clock are all it needs, so the
- * rest of the record is gathered only when it is not one. A trace event
- * shows every event in full: while it is enabled, there is no shortcut.
+ * Records an event. A repeat of the VM's previous event (a flood, mostly)
+ * only counts on that record: the coalescing fields and a coarse clock are
+ * all it needs, so the rest of a record is gathered only for a new one. A
+ * trace event shows every event in full: while it is enabled, there is no
+ * shortcut.
  */
-static bool record_repeat(u32 vm, u64 pc, u32 msr, bool is_write, u64 value,
-			  u8 status, u8 reason)
+static noinline void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 value,
+			    u8 status, u8 reason)
 {
 	struct msrguard_repeat r = {
 		.value = value,
 		.pc = pc,
 		.now_ns = ktime_get_coarse_real_ns(),
 		.msr = msr,
-		.vm_id = vm,
+		.vm_id = vm_id(vcpu->kvm),
 		.is_write = is_write,
 		.status = status,
 		.reason = reason,
 	};
-	struct msrguard_outcome out = {};
 
-	return !trace_msrguard_access_enabled() && msrguard_rust_repeat(guard_ctx, &r, &out);
-}
-
-static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 value,
-		   u8 status, u8 reason)
-{
-	u32 vm = vm_id(vcpu->kvm);
-	struct msrguard_access a;
-	struct msrguard_outcome out = {};
-
-	if (record_repeat(vm, pc, msr, is_write, value, status, reason))
+	if (!trace_msrguard_access_enabled() && msrguard_rust_repeat(guard_ctx, &r))
 		return;
-	a = (struct msrguard_access) {
-		.value = value,
-		.pc = pc,
-		.timestamp_ns = ktime_get_real_ns(),
-		.msr = msr,
-		.vcpu_id = vcpu->vcpu_id,
-		.vmm_pid = task_tgid_nr(current),
-		.vm_id = vm,
-		.is_write = is_write,
-		.guest_cpl = 0,
-		.guest_mode = guest_mode(vcpu),
-		.status = status,
-		.reason = reason,
-		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
-			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
-	};
-	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
-	msrguard_rust_record(guard_ctx, &a, &out);
-	msrguard_report(&a, &out);
+	record_new(vcpu, &r);
 }
 
 /* ---- The decision hooks ----------------------------------------------- */

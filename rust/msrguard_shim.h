@@ -98,8 +98,7 @@ bool msrguard_rust_read_proceeds(u32 msr);
 bool msrguard_rust_write_proceeds(u32 msr);
 struct msrguard_answer msrguard_rust_on_access(const struct msrguard_facts *facts);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
-bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat,
-			  struct msrguard_outcome *outcome);
+bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,
 			  struct msrguard_outcome *outcome);
 void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);

@@ -245,19 +245,20 @@ pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data
 }
 
 /// Counts the event `repeat` as a repeat of its VM's previous record if it
-/// is one ([`crate::queue::Queue::push_repeat`]), and fills `outcome`.
-/// Returns whether it did; if not, the caller records the event in full.
+/// is one ([`crate::queue::Queue::push_repeat`]). Returns whether it did;
+/// if not, the caller records the event in full. A repeat is neither
+/// traced (the caller does not take this path while tracing) nor logged.
 ///
 /// Called in atomic context: bounded, no allocation, no sleeping.
 ///
 /// # Safety
 ///
-/// As [`msrguard_rust_record`], with `repeat` for `access`.
+/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `repeat` is valid for reads for the call.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
     guard: *const c_void,
     repeat: *const RepeatC,
-    outcome: *mut OutcomeC,
 ) -> bool {
     // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
     // alive until they are disarmed.
@@ -265,8 +266,6 @@ pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
     let events = unsafe { &*guard.cast::<EventQueue>() };
     // SAFETY: Valid for the call, per the function's contract.
     let r = unsafe { &*repeat };
-    // SAFETY: Valid for the call, per the function's contract.
-    let out = unsafe { &mut *outcome };
     let (Some(access_status), Some(reason)) =
         (AccessStatus::from_u8(r.status), Reason::from_u8(r.reason))
     else {
@@ -281,11 +280,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
         access_status,
         reason,
     };
-    let Some((sequence, repeat)) = events.record_repeat(&key, r.now_ns) else {
-        return false;
-    };
-    (out.sequence, out.repeat, out.queued, out.log) = (sequence, repeat, 0, 0);
-    true
+    events.record_repeat(&key, r.now_ns).is_some()
 }
 
 /// Records the event for `access` and fills the counters of `outcome` for
