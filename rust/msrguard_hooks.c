@@ -90,7 +90,7 @@ static bool vmcs_read(unsigned long field, unsigned long *value)
  * lazily from the VMCS, so read the VMCS if KVM has not yet. A guest with
  * protected state (SEV-ES, SNP, TDX) has no RIP the host may know: 0.
  */
-static u64 guest_rip(struct kvm_vcpu *vcpu)
+static __always_inline u64 guest_rip(struct kvm_vcpu *vcpu)
 {
 	if (vcpu->arch.guest_state_protected)
 		return 0;
@@ -138,8 +138,8 @@ static bool vmm_takes_filter_exits(struct kvm *kvm)
 /* Whether the read-completion fprobe is registered (written under arm_lock). */
 static bool read_completion_armed;
 
-static struct msrguard_answer ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is_write,
-				  u64 value, bool host_initiated)
+static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is_write,
+				u64 value, bool host_initiated, struct msrguard_answer *ans)
 {
 	struct msrguard_facts facts = {
 		.value = value,
@@ -152,7 +152,7 @@ static struct msrguard_answer ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool 
 		.read_completion_armed = READ_ONCE(read_completion_armed),
 	};
 
-	return msrguard_rust_on_access(&facts);
+	msrguard_rust_on_access(&facts, ans);
 }
 
 /* The VM's identifier: a keyed hash of its struct kvm. */
@@ -252,7 +252,7 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 	struct msrguard_answer ans;
 	int ret;
 
-	ans = ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated);
+	ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
 	if (ans.kvm == MSRGUARD_KVM_PROCEED && ans.record == MSRGUARD_RECORD_NEVER)
 		return;
 
@@ -322,7 +322,7 @@ static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigne
 	struct read_call *c = entry_data;
 	struct msrguard_answer ans;
 
-	ans = ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated);
+	ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated, &ans);
 	if (ans.record != MSRGUARD_RECORD_AT_COMPLETION)
 		return 1;	/* nothing to record: no return handler */
 	c->vcpu = vcpu;

@@ -96,7 +96,7 @@ static_assert(sizeof(struct msrguard_names) == 72);
 /* Implemented in Rust. All are bounded and safe in atomic context. */
 bool msrguard_rust_read_proceeds(u32 msr);
 bool msrguard_rust_write_proceeds(u32 msr);
-struct msrguard_answer msrguard_rust_on_access(const struct msrguard_facts *facts);
+void msrguard_rust_on_access(const struct msrguard_facts *facts, struct msrguard_answer *answer);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
 bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,

@@ -311,6 +311,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         }
     }
 
+    #[inline(always)]
     fn count_generated(&mut self, status: AccessStatus) {
         let stats = &mut self.stats;
         stats.generated = stats.generated.wrapping_add(1);
@@ -327,6 +328,8 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
     /// Adds the event `key` at `now_ns` to VM slot `k`'s previous record if
     /// it repeats it. Returns that record's sequence number and new repeat
     /// count. Counts only the coalescing, not the event.
+    // Inlined: it is most of a repeat's cost, and a flood is all repeats.
+    #[inline(always)]
     fn coalesce(&mut self, k: usize, key: &RepeatKey, now_ns: u64) -> Option<(u64, u64)> {
         let last = self.vms.get(k)?.last_sequence;
         if last == 0 {

@@ -204,11 +204,14 @@ pub(crate) extern "C" fn msrguard_rust_write_proceeds(msr: u32) -> bool {
 ///
 /// Called in atomic context: one bitmap test, at worst a binary search.
 ///
+/// The answer is written through `answer`, not returned: C reads its bytes
+/// in place instead of unpacking a register.
+///
 /// # Safety
 ///
-/// `facts` is valid for reads for the call.
+/// `facts` is valid for reads and `answer` for writes for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) -> AnswerC {
+pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC, answer: *mut AnswerC) {
     // SAFETY: Valid for the call, per the function's contract.
     let f = unsafe { &*facts };
     let hook = if f.hook == Hook::ReadCompletion as u8 {
@@ -216,7 +219,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) ->
     } else {
         Hook::Decision
     };
-    let answer: Answer = guard::on_access(
+    let a: Answer = guard::on_access(
         TABLE,
         &Facts {
             hook,
@@ -229,13 +232,15 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) ->
             read_completion_armed: f.read_completion_armed != 0,
         },
     );
-    AnswerC {
-        kvm: answer.kvm as u8,
-        zero_read: u8::from(answer.zero_read),
-        record: answer.record as u8,
-        status: answer.status as u8,
-        reason: answer.reason as u8,
-    }
+    let a = AnswerC {
+        kvm: a.kvm as u8,
+        zero_read: u8::from(a.zero_read),
+        record: a.record as u8,
+        status: a.status as u8,
+        reason: a.reason as u8,
+    };
+    // SAFETY: Valid for writes for the call, per the function's contract.
+    unsafe { answer.write(a) };
 }
 
 /// The value an audited read that KVM completed with `kvm_ret` recorded.
