@@ -25,6 +25,7 @@
 #include <linux/atomic.h>
 #include <linux/fprobe.h>
 #include <linux/ftrace.h>
+#include <linux/jiffies.h>
 #include <linux/kprobes.h>
 #include <linux/kvm_host.h>
 #include <linux/linkage.h>
@@ -56,15 +57,19 @@ static bool host_is_vmx;
 static siphash_key_t vm_id_key;
 
 /*
- * The last VM each CPU recorded an event for, and its identifier: a flood
- * comes from one VM, and hashing costs more than the rest of a repeat's
- * recording. Exact, not a guess: the id is a function of the pointer.
+ * Per CPU, what a repeated event needs and costs more to compute than the
+ * rest of its recording: the identifier of the last VM the CPU recorded an
+ * event for (a flood comes from one VM), and the coarse clock of the
+ * current tick. Exact, not a guess: the id is a function of the pointer,
+ * and the coarse clock only moves with the tick.
  */
-struct vm_id_cache {
+struct record_cache {
 	const struct kvm *kvm;
-	u32 id;
+	u32 vm_id;
+	unsigned long tick;
+	u64 coarse_ns;
 };
-static DEFINE_PER_CPU(struct vm_id_cache, vm_id_cache);
+static DEFINE_PER_CPU(struct record_cache, record_cache);
 
 /* Monitoring counter, reported in the kernel log on unload. */
 static atomic64_t intercepts_kept;
@@ -155,19 +160,23 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is
 	msrguard_rust_on_access(&facts, ans);
 }
 
-/* The VM's identifier: a keyed hash of its struct kvm. */
-static u32 vm_id(const struct kvm *kvm)
+/* The VM's identifier (a keyed hash of its struct kvm) and the coarse clock. */
+static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u64 *coarse_ns)
 {
-	struct vm_id_cache *cache = get_cpu_ptr(&vm_id_cache);
-	u32 id;
+	struct record_cache *cache = get_cpu_ptr(&record_cache);
+	unsigned long tick = READ_ONCE(jiffies);
 
 	if (cache->kvm != kvm) {
-		cache->id = (u32)siphash_1u64((u64)(unsigned long)kvm, &vm_id_key);
+		cache->vm_id = (u32)siphash_1u64((u64)(unsigned long)kvm, &vm_id_key);
 		cache->kvm = kvm;
 	}
-	id = cache->id;
-	put_cpu_ptr(&vm_id_cache);
-	return id;
+	if (cache->tick != tick) {
+		cache->coarse_ns = ktime_get_coarse_real_ns();
+		cache->tick = tick;
+	}
+	*vm_id = cache->vm_id;
+	*coarse_ns = cache->coarse_ns;
+	put_cpu_ptr(&record_cache);
 }
 
 /* A new record: every field gathered, queued, traced and logged. */
@@ -203,20 +212,19 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
  * trace event shows every event in full: while it is enabled, there is no
  * shortcut.
  */
-static noinline void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 value,
-			    u8 status, u8 reason)
+static __always_inline void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write,
+				   u64 value, u8 status, u8 reason)
 {
 	struct msrguard_repeat r = {
 		.value = value,
 		.pc = pc,
-		.now_ns = ktime_get_coarse_real_ns(),
 		.msr = msr,
-		.vm_id = vm_id(vcpu->kvm),
 		.is_write = is_write,
 		.status = status,
 		.reason = reason,
 	};
 
+	vm_id_and_time(vcpu->kvm, &r.vm_id, &r.now_ns);
 	if (!trace_msrguard_access_enabled() && msrguard_rust_repeat(guard_ctx, &r))
 		return;
 	record_new(vcpu, &r);
