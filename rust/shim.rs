@@ -211,7 +211,10 @@ pub(crate) extern "C" fn msrguard_rust_write_proceeds(msr: u32) -> bool {
 ///
 /// `facts` is valid for reads and `answer` for writes for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC, answer: *mut AnswerC) {
+pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
+    facts: *const FactsC,
+    answer: *mut AnswerC,
+) {
     // SAFETY: Valid for the call, per the function's contract.
     let f = unsafe { &*facts };
     let hook = if f.hook == Hook::ReadCompletion as u8 {

@@ -175,13 +175,35 @@ fn repeat_window_with_a_coarse_clock() {
     let t = 5_000_000_000;
     q.push(&event(7, 0x79, 1, t));
     let key = RepeatKey::of(&event(7, 0x79, 1, t));
-    assert_eq!(q.push_repeat(&key, t - 4_000_000), Some((1, 1)), "a tick behind");
-    assert_eq!(q.push_repeat(&key, t + COALESCE_WINDOW_NS - 1), Some((1, 2)));
-    assert_eq!(q.push_repeat(&key, t - COARSE_CLOCK_SLACK_NS), None, "clock set back");
-    assert_eq!(q.push_repeat(&key, t + COALESCE_WINDOW_NS), None, "after the window");
-    let other = RepeatKey { msr_value: 2, ..key };
+    assert_eq!(
+        q.push_repeat(&key, t - 4_000_000),
+        Some((1, 1)),
+        "a tick behind"
+    );
+    assert_eq!(
+        q.push_repeat(&key, t + COALESCE_WINDOW_NS - 1),
+        Some((1, 2))
+    );
+    assert_eq!(
+        q.push_repeat(&key, t - COARSE_CLOCK_SLACK_NS),
+        None,
+        "clock set back"
+    );
+    assert_eq!(
+        q.push_repeat(&key, t + COALESCE_WINDOW_NS),
+        None,
+        "after the window"
+    );
+    let other = RepeatKey {
+        msr_value: 2,
+        ..key
+    };
     assert_eq!(q.push_repeat(&other, t), None, "another value");
-    assert_eq!(q.push_repeat(&RepeatKey { vm_id: 8, ..key }, t), None, "another VM");
+    assert_eq!(
+        q.push_repeat(&RepeatKey { vm_id: 8, ..key }, t),
+        None,
+        "another VM"
+    );
     let s = q.stats();
     assert_eq!((s.generated, s.coalesced, s.queued), (3, 2, 1), "{s:?}");
 }
