@@ -103,7 +103,12 @@ fn main() {
     };
     def(
         "STATUS_SYMBOLS",
-        symbols(AccessStatus::ALL.iter().map(|&s| (s as u8, s.name())).collect()),
+        symbols(
+            AccessStatus::ALL
+                .iter()
+                .map(|&s| (s as u8, s.name()))
+                .collect(),
+        ),
     );
     def(
         "REASON_SYMBOLS",
@@ -111,7 +116,12 @@ fn main() {
     );
     def(
         "MODE_SYMBOLS",
-        symbols(GuestMode::ALL.iter().map(|&m| (m as u8, m.name())).collect()),
+        symbols(
+            GuestMode::ALL
+                .iter()
+                .map(|&m| (m as u8, m.name()))
+                .collect(),
+        ),
     );
     def("IOC_STATS", format!("{:#x}u", IOC_STATS));
     def("STATS_SIZE", STATS_SIZE.to_string());
