@@ -39,6 +39,7 @@
 #include <linux/siphash.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
+#include <asm/asm.h>
 #include <asm/vmx.h>
 
 /* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
@@ -77,16 +78,27 @@ static atomic64_t intercepts_kept;
 /* ---- Guest state ------------------------------------------------------ */
 
 #if IS_ENABLED(CONFIG_KVM_INTEL)
-/* VMREAD of the current VMCS; false if there is none (VMfail). */
+/*
+ * VMREAD of the current VMCS; false if there is none (VMfail) or VMREAD
+ * faults (VMX off on this CPU): then the exception table resumes after it
+ * with @failed still true, as KVM's own VMREAD recovers from a fault.
+ */
 static bool vmcs_read(unsigned long field, unsigned long *value)
 {
-	bool failed;
+	unsigned long v;
+	bool failed = true;
 
-	asm volatile("vmread %[field], %[value]\n\tsetna %[failed]"
-		     : [value] "=rm"(*value), [failed] "=qm"(failed)
+	asm volatile("1: vmread %[field], %[v]\n\t"
+		     "setna %[failed]\n"
+		     "2:\n\t"
+		     _ASM_EXTABLE(1b, 2b)
+		     : [v] "=r"(v), [failed] "+q"(failed)
 		     : [field] "r"(field)
 		     : "cc");
-	return !failed;
+	if (failed)
+		return false;
+	*value = v;
+	return true;
 }
 #endif
 
