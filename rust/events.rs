@@ -22,7 +22,8 @@ use crate::{
     queue::{
         PushOutcome,
         Pushed,
-        Queue, //
+        Queue,
+        RepeatKey, //
     },
     record::{
         Record,
@@ -67,6 +68,12 @@ impl EventQueue {
             slots.push(RecordWire::default(), GFP_KERNEL)?;
         }
         Ok(slots)
+    }
+
+    /// Counts an event as a repeat of its VM's previous record, if it is
+    /// one ([`Queue::push_repeat`]). Safe in atomic context.
+    pub(crate) fn record_repeat(&self, key: &RepeatKey, now_ns: u64) -> Option<(u64, u64)> {
+        self.ring.lock().push_repeat(key, now_ns)
     }
 
     /// Queues an event (or coalesces or drops it, per [`Queue::push`]) and

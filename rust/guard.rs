@@ -134,12 +134,13 @@ pub fn proceeds_regardless(fast: &[AllowBitmap], msr: u32, is_write: bool) -> bo
     policy::fast_allowed(fast, msr, is_write)
 }
 
-/// Decides one access, from the policy `table` (with `fast`, its bitmaps of
-/// always-allowed MSRs) and the facts a hook gathered.
+/// Decides one access, from the policy `table` and the facts a hook
+/// gathered.
 ///
 /// Bounded and allocation-free: safe in the hooks' atomic context. The
-/// common case, an allowed guest access, costs one bitmap test.
-pub fn on_access(table: &[Entry], fast: &[AllowBitmap], facts: &Facts) -> Answer {
+/// hooks ask [`proceeds_regardless`] first, so this runs only for an MSR
+/// the policy does not always allow: a binary search, no bitmap.
+pub fn on_access(table: &[Entry], facts: &Facts) -> Answer {
     if facts.host_initiated {
         // KVM_GET/SET_MSRS and friends: the VMM, not the guest.
         return Answer::PROCEED;
@@ -147,7 +148,7 @@ pub fn on_access(table: &[Entry], fast: &[AllowBitmap], facts: &Facts) -> Answer
     let Verdict {
         action,
         reason: Some(reason),
-    } = policy::decide_fast(table, fast, facts.msr, facts.is_write, facts.value)
+    } = policy::decide(table, facts.msr, facts.is_write, facts.value)
     else {
         return Answer::PROCEED;
     };

@@ -25,24 +25,28 @@
 #include <linux/atomic.h>
 #include <linux/fprobe.h>
 #include <linux/ftrace.h>
+#include <linux/jiffies.h>
 #include <linux/kprobes.h>
 #include <linux/kvm_host.h>
 #include <linux/linkage.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/objtool.h>
+#include <linux/percpu.h>
 #include <linux/rcupdate_wait.h>
 #include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/siphash.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
+#include <asm/asm.h>
 #include <asm/vmx.h>
 
 /* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
 #include "msrs.h"
 
 #include "msrguard_shim.h"
+#include "msrguard_trace.h"
 
 #ifdef CONFIG_PREEMPT_RT
 #error "msrguard records events under spinlocks from ftrace handlers: PREEMPT_RT is not supported"
@@ -53,22 +57,48 @@ static bool host_is_vmx;
 /* Key of the VM identifiers: a VM's id says nothing about kernel addresses. */
 static siphash_key_t vm_id_key;
 
+/*
+ * Per CPU, what a repeated event needs and costs more to compute than the
+ * rest of its recording: the identifier of the last VM the CPU recorded an
+ * event for (a flood comes from one VM), and the coarse clock of the
+ * current tick. Exact, not a guess: the id is a function of the pointer,
+ * and the coarse clock only moves with the tick.
+ */
+struct record_cache {
+	const struct kvm *kvm;
+	u32 vm_id;
+	unsigned long tick;
+	u64 coarse_ns;
+};
+static DEFINE_PER_CPU(struct record_cache, record_cache);
+
 /* Monitoring counter, reported in the kernel log on unload. */
 static atomic64_t intercepts_kept;
 
 /* ---- Guest state ------------------------------------------------------ */
 
 #if IS_ENABLED(CONFIG_KVM_INTEL)
-/* VMREAD of the current VMCS; false if there is none (VMfail). */
+/*
+ * VMREAD of the current VMCS; false if there is none (VMfail) or VMREAD
+ * faults (VMX off on this CPU): then the exception table resumes after it
+ * with @failed still true, as KVM's own VMREAD recovers from a fault.
+ */
 static bool vmcs_read(unsigned long field, unsigned long *value)
 {
-	bool failed;
+	unsigned long v;
+	bool failed = true;
 
-	asm volatile("vmread %[field], %[value]\n\tsetna %[failed]"
-		     : [value] "=rm"(*value), [failed] "=qm"(failed)
+	asm volatile("1: vmread %[field], %[v]\n\t"
+		     "setna %[failed]\n"
+		     "2:\n\t"
+		     _ASM_EXTABLE(1b, 2b)
+		     : [v] "=r"(v), [failed] "+q"(failed)
 		     : [field] "r"(field)
 		     : "cc");
-	return !failed;
+	if (failed)
+		return false;
+	*value = v;
+	return true;
 }
 #endif
 
@@ -77,7 +107,7 @@ static bool vmcs_read(unsigned long field, unsigned long *value)
  * lazily from the VMCS, so read the VMCS if KVM has not yet. A guest with
  * protected state (SEV-ES, SNP, TDX) has no RIP the host may know: 0.
  */
-static u64 guest_rip(struct kvm_vcpu *vcpu)
+static __always_inline u64 guest_rip(struct kvm_vcpu *vcpu)
 {
 	if (vcpu->arch.guest_state_protected)
 		return 0;
@@ -125,8 +155,8 @@ static bool vmm_takes_filter_exits(struct kvm *kvm)
 /* Whether the read-completion fprobe is registered (written under arm_lock). */
 static bool read_completion_armed;
 
-static struct msrguard_answer ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is_write,
-				  u64 value, bool host_initiated)
+static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is_write,
+				u64 value, bool host_initiated, struct msrguard_answer *ans)
 {
 	struct msrguard_facts facts = {
 		.value = value,
@@ -139,25 +169,44 @@ static struct msrguard_answer ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool 
 		.read_completion_armed = READ_ONCE(read_completion_armed),
 	};
 
-	return msrguard_rust_on_access(&facts);
+	msrguard_rust_on_access(&facts, ans);
 }
 
-static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 value,
-		   u8 status, u8 reason)
+/* The VM's identifier (a keyed hash of its struct kvm) and the coarse clock. */
+static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u64 *coarse_ns)
+{
+	struct record_cache *cache = get_cpu_ptr(&record_cache);
+	unsigned long tick = READ_ONCE(jiffies);
+
+	if (cache->kvm != kvm) {
+		cache->vm_id = (u32)siphash_1u64((u64)(unsigned long)kvm, &vm_id_key);
+		cache->kvm = kvm;
+	}
+	if (cache->tick != tick) {
+		cache->coarse_ns = ktime_get_coarse_real_ns();
+		cache->tick = tick;
+	}
+	*vm_id = cache->vm_id;
+	*coarse_ns = cache->coarse_ns;
+	put_cpu_ptr(&record_cache);
+}
+
+/* A new record: every field gathered, queued, traced and logged. */
+static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
 {
 	struct msrguard_access a = {
-		.value = value,
-		.pc = pc,
+		.value = r->value,
+		.pc = r->pc,
 		.timestamp_ns = ktime_get_real_ns(),
-		.msr = msr,
+		.msr = r->msr,
 		.vcpu_id = vcpu->vcpu_id,
 		.vmm_pid = task_tgid_nr(current),
-		.vm_id = (u32)siphash_1u64((u64)(unsigned long)vcpu->kvm, &vm_id_key),
-		.is_write = is_write,
+		.vm_id = r->vm_id,
+		.is_write = r->is_write,
 		.guest_cpl = 0,
 		.guest_mode = guest_mode(vcpu),
-		.status = status,
-		.reason = reason,
+		.status = r->status,
+		.reason = r->reason,
 		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
 			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
 	};
@@ -166,6 +215,31 @@ static void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write, u64 va
 	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
 	msrguard_rust_record(guard_ctx, &a, &out);
 	msrguard_report(&a, &out);
+}
+
+/*
+ * Records an event. A repeat of the VM's previous event (a flood, mostly)
+ * only counts on that record: the coalescing fields and a coarse clock are
+ * all it needs, so the rest of a record is gathered only for a new one. A
+ * trace event shows every event in full: while it is enabled, there is no
+ * shortcut.
+ */
+static __always_inline void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write,
+				   u64 value, u8 status, u8 reason)
+{
+	struct msrguard_repeat r = {
+		.value = value,
+		.pc = pc,
+		.msr = msr,
+		.is_write = is_write,
+		.status = status,
+		.reason = reason,
+	};
+
+	vm_id_and_time(vcpu->kvm, &r.vm_id, &r.now_ns);
+	if (!trace_msrguard_access_enabled() && msrguard_rust_repeat(guard_ctx, &r))
+		return;
+	record_new(vcpu, &r);
 }
 
 /* ---- The decision hooks ----------------------------------------------- */
@@ -198,7 +272,7 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 	struct msrguard_answer ans;
 	int ret;
 
-	ans = ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated);
+	ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
 	if (ans.kvm == MSRGUARD_KVM_PROCEED && ans.record == MSRGUARD_RECORD_NEVER)
 		return;
 
@@ -235,7 +309,7 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	if (likely(msrguard_rust_proceeds_regardless((u32)ftrace_regs_get_argument(fregs, 1), false)))
+	if (likely(msrguard_rust_read_proceeds((u32)ftrace_regs_get_argument(fregs, 1))))
 		return;
 	decide(fregs, false);
 }
@@ -243,7 +317,7 @@ static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
 static void notrace set_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	if (likely(msrguard_rust_proceeds_regardless((u32)ftrace_regs_get_argument(fregs, 1), true)))
+	if (likely(msrguard_rust_write_proceeds((u32)ftrace_regs_get_argument(fregs, 1))))
 		return;
 	decide(fregs, true);
 }
@@ -268,7 +342,7 @@ static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigne
 	struct read_call *c = entry_data;
 	struct msrguard_answer ans;
 
-	ans = ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated);
+	ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated, &ans);
 	if (ans.record != MSRGUARD_RECORD_AT_COMPLETION)
 		return 1;	/* nothing to record: no return handler */
 	c->vcpu = vcpu;

@@ -58,27 +58,50 @@ struct msrguard_access {
 };
 static_assert(sizeof(struct msrguard_access) == 64);
 
-/* A recorded event, as the trace event and the log line show it. */
+/* An access that may repeat its VM's previous one: what coalescing compares. */
+struct msrguard_repeat {
+	u64 value;
+	u64 pc;
+	u64 now_ns;		/* CLOCK_REALTIME_COARSE */
+	u32 msr;
+	u32 vm_id;
+	u8 is_write;
+	u8 status;		/* MSRGUARD_STATUS_* */
+	u8 reason;		/* MSRGUARD_REASON_* */
+	u8 pad[5];
+};
+static_assert(sizeof(struct msrguard_repeat) == 40);
+
+/* What became of a recorded event, for the trace event and the log line. */
 struct msrguard_outcome {
 	u64 sequence;		/* of the record the event is in; 0 if dropped */
 	u64 repeat;		/* that record's repeat count after this event */
 	u8 queued;		/* a new record (not coalesced, not dropped) */
 	u8 log;			/* the VM's log rate limit allows a line */
 	u8 pad[6];
-	/* NUL-terminated names (Rust's), filled only if a trace or log shows them. */
-	char status_name[16];
-	char reason_name[16];
-	char msr_name[40];
 };
-static_assert(sizeof(struct msrguard_outcome) == 96);
+static_assert(sizeof(struct msrguard_outcome) == 24);
+
+/*
+ * A recorded event's names (Rust's), NUL-terminated: only looked up when a
+ * trace event or a log line shows the event.
+ */
+struct msrguard_names {
+	char status[16];
+	char reason[16];
+	char msr[40];
+};
+static_assert(sizeof(struct msrguard_names) == 72);
 
 /* Implemented in Rust. All are bounded and safe in atomic context. */
-bool msrguard_rust_proceeds_regardless(u32 msr, bool is_write);
-struct msrguard_answer msrguard_rust_on_access(const struct msrguard_facts *facts);
+bool msrguard_rust_read_proceeds(u32 msr);
+bool msrguard_rust_write_proceeds(u32 msr);
+void msrguard_rust_on_access(const struct msrguard_facts *facts, struct msrguard_answer *answer);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
+bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,
 			  struct msrguard_outcome *outcome);
-void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_outcome *outcome);
+void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);
 bool msrguard_rust_may_pass_through(u32 msr, bool is_write);
 
 /* msrguard_hooks.c, called by Rust. */
@@ -92,6 +115,6 @@ bool msrguard_param_audit(void);
 bool msrguard_param_locked(void);
 
 /* msrguard_trace.c. */
-void msrguard_report(const struct msrguard_access *a, struct msrguard_outcome *o);
+void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o);
 
 #endif

@@ -13,18 +13,20 @@
 #define CREATE_TRACE_POINTS
 #include "msrguard_trace.h"
 
-void msrguard_report(const struct msrguard_access *a, struct msrguard_outcome *o)
+void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o)
 {
+	struct msrguard_names names;
+
 	/* Most repeats of a flood are shown by neither: name nothing for them. */
 	if (!trace_msrguard_access_enabled() && !o->log)
 		return;
-	msrguard_rust_name(a, o);
-	trace_msrguard_access(a, o);
+	msrguard_rust_name(a, &names);
+	trace_msrguard_access(a, o, &names);
 	/* Rate limited per VM (Rust's answer); coalesced repeats never log. */
 	if (o->log)
 		pr_warn("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx reason=%s vm=%08x vmm=%u/%.16s vcpu=%u%s\n",
-			o->sequence, o->status_name, a->is_write ? "WRMSR" : "RDMSR",
-			a->msr, o->msr_name, a->value, a->pc, o->reason_name, a->vm_id,
+			o->sequence, names.status, a->is_write ? "WRMSR" : "RDMSR",
+			a->msr, names.msr, a->value, a->pc, names.reason, a->vm_id,
 			a->vmm_pid, a->vmm_comm, a->vcpu_id,
 			(a->flags & MSRGUARD_FLAG_NESTED) ? " nested" : "");
 }

@@ -15,8 +15,9 @@
 #include "msrguard_shim.h"
 
 TRACE_EVENT(msrguard_access,
-	TP_PROTO(const struct msrguard_access *a, const struct msrguard_outcome *o),
-	TP_ARGS(a, o),
+	TP_PROTO(const struct msrguard_access *a, const struct msrguard_outcome *o,
+		 const struct msrguard_names *names),
+	TP_ARGS(a, o, names),
 	TP_STRUCT__entry(
 		__field(u64, seq)
 		__field(u64, repeat)
@@ -25,8 +26,8 @@ TRACE_EVENT(msrguard_access,
 		__field(u32, msr)
 		__field(u8, is_write)
 		__field(u64, msr_value)
-		__array(char, access_status, 16)
-		__array(char, reason, 16)
+		__field(u8, access_status)
+		__field(u8, reason)
 		__array(char, msr_name, 40)
 		__field(u64, pc)
 		__field(u64, image_base)
@@ -47,9 +48,9 @@ TRACE_EVENT(msrguard_access,
 		__entry->msr = a->msr;
 		__entry->is_write = a->is_write;
 		__entry->msr_value = a->value;
-		memcpy(__entry->access_status, o->status_name, 16);
-		memcpy(__entry->reason, o->reason_name, 16);
-		memcpy(__entry->msr_name, o->msr_name, 40);
+		__entry->access_status = a->status;
+		__entry->reason = a->reason;
+		memcpy(__entry->msr_name, names->msr, 40);
 		__entry->pc = a->pc;
 		/* Guest image resolution is not implemented yet. */
 		__entry->image_base = 0;
@@ -62,13 +63,16 @@ TRACE_EVENT(msrguard_access,
 		__entry->guest_cpl = a->guest_cpl;
 		__entry->guest_mode = a->guest_mode;
 	),
-	TP_printk("seq=%llu repeat=%llu vm=%08x flags=%#x Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%u",
+	TP_printk("seq=%llu repeat=%llu vm=%08x flags=%#x Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%s",
 		  __entry->seq, __entry->repeat, __entry->vm_id, __entry->flags, __entry->msr, __entry->msr_name, __entry->is_write,
-		  __entry->msr_value, __entry->access_status, __entry->reason,
+		  __entry->msr_value,
+		  __print_symbolic(__entry->access_status, MSRGUARD_STATUS_SYMBOLS),
+		  __print_symbolic(__entry->reason, MSRGUARD_REASON_SYMBOLS),
 		  __entry->pc, __entry->image_base, __entry->image_checksum,
 		  __entry->image_timestamp, __get_str(image_name),
 		  __entry->vmm_pid, __entry->vmm_comm, __entry->vcpu_id,
-		  __entry->guest_cpl, __entry->guest_mode)
+		  __entry->guest_cpl,
+		  __print_symbolic(__entry->guest_mode, MSRGUARD_MODE_SYMBOLS))
 );
 
 #endif /* _MSRGUARD_TRACE_H */

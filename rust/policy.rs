@@ -116,25 +116,36 @@ impl Verdict {
 /// [`always_allowed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllowBitmap {
-    /// First MSR index covered.
+    /// First MSR index covered; the bitmap covers [`AllowBitmap::SPAN`].
     pub base: u32,
     /// Bit `i` (word `i / 64`, bit `i % 64`) set: reads of `base + i` are
     /// always allowed.
-    pub read: &'static [u64],
-    /// The same for writes; `write.len() == read.len()`.
-    pub write: &'static [u64],
+    pub read: AllowWords,
+    /// The same for writes.
+    pub write: AllowWords,
 }
 
+/// The words of one [`AllowBitmap`], held in place and of a fixed size:
+/// the hot path tests a bit without loading a pointer or a length.
+pub type AllowWords = [u64; AllowBitmap::WORDS];
+
 impl AllowBitmap {
-    /// Ranges the generator builds bitmaps for: where the MSRs guests use
-    /// live (KVM's filter uses the same three in its examples).
-    pub const RANGES: [(u32, u32); 3] = [(0, 0x2000), (0xc000_0000, 0x2000), (0xc001_0000, 0x2000)];
+    /// Where the MSRs guests use live (KVM's filter uses the same three
+    /// ranges in its examples): the generator builds a bitmap for each.
+    pub const BASES: [u32; 3] = [0, 0xc000_0000, 0xc001_0000];
+    /// MSR indices covered by each bitmap.
+    pub const SPAN: u32 = 0x2000;
+    /// 64-bit words in each bitmap.
+    pub const WORDS: usize = (Self::SPAN / 64) as usize;
 
     /// The bit for `msr`: `None` outside this range.
     pub fn bit(&self, msr: u32, is_write: bool) -> Option<bool> {
-        let offset = msr.checked_sub(self.base)? as usize;
-        let words = if is_write { self.write } else { self.read };
-        let word = words.get(offset / 64)?;
+        let offset = msr.wrapping_sub(self.base);
+        if offset >= Self::SPAN {
+            return None;
+        }
+        let words = if is_write { &self.write } else { &self.read };
+        let word = words.get((offset / 64) as usize)?;
         Some(word & (1 << (offset % 64)) != 0)
     }
 }

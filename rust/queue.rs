@@ -47,6 +47,10 @@ pub const MAX_VMS: usize = 64;
 /// coalesced into it.
 pub const COALESCE_WINDOW_NS: u64 = 1_000_000_000;
 
+/// How far behind a record's time a coarse clock may read (a tick at HZ=100):
+/// see [`Queue::push_repeat`].
+pub const COARSE_CLOCK_SLACK_NS: u64 = 10_000_000;
+
 /// Kernel log lines per VM per [`LOG_INTERVAL_NS`].
 pub const LOG_BURST: u32 = 10;
 
@@ -72,6 +76,35 @@ pub struct PushOutcome {
     pub pushed: Pushed,
     /// Whether the VM's log rate limit allows a log line for it.
     pub log: bool,
+}
+
+/// What makes an event a repeat of its VM's previous one: the fields
+/// [`Queue::push_repeat`] compares, all a hook knows before it gathers the
+/// rest of a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepeatKey {
+    pub vm_id: u32,
+    pub msr: u32,
+    pub is_write: bool,
+    pub msr_value: u64,
+    pub pc: u64,
+    pub access_status: AccessStatus,
+    pub reason: Reason,
+}
+
+impl RepeatKey {
+    /// The key of `record`'s event.
+    pub fn of(record: &Record) -> Self {
+        Self {
+            vm_id: record.vm_id,
+            msr: record.msr,
+            is_write: record.is_write,
+            msr_value: record.msr_value,
+            pc: record.pc,
+            access_status: record.access_status,
+            reason: record.reason,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -278,11 +311,11 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         }
     }
 
-    /// Queues an event (its `sequence`, `repeat` are set here).
-    pub fn push(&mut self, record: &Record) -> PushOutcome {
+    #[inline(always)]
+    fn count_generated(&mut self, status: AccessStatus) {
         let stats = &mut self.stats;
         stats.generated = stats.generated.wrapping_add(1);
-        match record.access_status {
+        match status {
             AccessStatus::BlockedGp => stats.blocked_gp = stats.blocked_gp.wrapping_add(1),
             AccessStatus::BlockedIgnored => {
                 stats.blocked_ignored = stats.blocked_ignored.wrapping_add(1)
@@ -290,6 +323,67 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             AccessStatus::AuditAllowed => stats.audit_allowed = stats.audit_allowed.wrapping_add(1),
             AccessStatus::Dropped => {}
         }
+    }
+
+    /// Adds the event `key` at `now_ns` to VM slot `k`'s previous record if
+    /// it repeats it. Returns that record's sequence number and new repeat
+    /// count. Counts only the coalescing, not the event.
+    // Inlined: it is most of a repeat's cost, and a flood is all repeats.
+    #[inline(always)]
+    fn coalesce(&mut self, k: usize, key: &RepeatKey, now_ns: u64) -> Option<(u64, u64)> {
+        let last = self.vms.get(k)?.last_sequence;
+        if last == 0 {
+            return None;
+        }
+        let prev = self.queued_mut(last)?;
+        let same = prev.msr == key.msr
+            && prev.is_write == u8::from(key.is_write)
+            && prev.msr_value == key.msr_value
+            && prev.pc == key.pc
+            && prev.access_status == key.access_status as u8
+            && prev.reason == key.reason as u8
+            && Self::within_window(now_ns, prev.timestamp_ns);
+        if !same {
+            return None;
+        }
+        prev.repeat = prev.repeat.saturating_add(1);
+        let repeat = prev.repeat;
+        self.stats.coalesced = self.stats.coalesced.wrapping_add(1);
+        Some((last, repeat))
+    }
+
+    /// Whether an event at `now_ns` is close enough to a record first seen
+    /// at `first_ns` to be coalesced into it. A coarse `now_ns` may be up to
+    /// a clock tick ([`COARSE_CLOCK_SLACK_NS`]) behind the record's precise
+    /// time; a clock set back further ends the coalescing.
+    fn within_window(now_ns: u64, first_ns: u64) -> bool {
+        let age = now_ns.wrapping_sub(first_ns) as i64;
+        age > -(COARSE_CLOCK_SLACK_NS as i64) && age < COALESCE_WINDOW_NS as i64
+    }
+
+    /// The VM slot of `vm_id`, if it has one.
+    fn find_vm(&self, vm_id: u32) -> Option<usize> {
+        let start = vm_id as usize % MAX_VMS;
+        (0..MAX_VMS)
+            .map(|i| (start + i) % MAX_VMS)
+            .find(|&k| self.vms[k].used && self.vms[k].vm_id == vm_id)
+    }
+
+    /// Counts the event `key` at `now_ns` as a repeat of its VM's previous
+    /// record, if it is one (as [`Self::push`] would), without the rest of
+    /// the record: the cheap first try for a flood. `now_ns` may come from
+    /// a coarse clock. `None`: not a repeat, nothing counted; push the
+    /// event's full record.
+    pub fn push_repeat(&mut self, key: &RepeatKey, now_ns: u64) -> Option<(u64, u64)> {
+        let k = self.find_vm(key.vm_id)?;
+        let coalesced = self.coalesce(k, key, now_ns)?;
+        self.count_generated(key.access_status);
+        Some(coalesced)
+    }
+
+    /// Queues an event (its `sequence`, `repeat` are set here).
+    pub fn push(&mut self, record: &Record) -> PushOutcome {
+        self.count_generated(record.access_status);
         let now = record.timestamp_ns;
 
         let Some(k) = self.vm_slot(record.vm_id) else {
@@ -311,26 +405,11 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         };
 
         // Coalescing first: it costs no room.
-        let last = self.vms[k].last_sequence;
-        if last != 0 {
-            if let Some(prev) = self.queued_mut(last) {
-                let same = prev.msr == record.msr
-                    && prev.is_write == u8::from(record.is_write)
-                    && prev.msr_value == record.msr_value
-                    && prev.pc == record.pc
-                    && prev.access_status == record.access_status as u8
-                    && prev.reason == record.reason as u8
-                    && now.wrapping_sub(prev.timestamp_ns) < COALESCE_WINDOW_NS;
-                if same {
-                    prev.repeat = prev.repeat.saturating_add(1);
-                    let repeat = prev.repeat;
-                    self.stats.coalesced = self.stats.coalesced.wrapping_add(1);
-                    return PushOutcome {
-                        pushed: Pushed::Coalesced(last, repeat),
-                        log: false,
-                    };
-                }
-            }
+        if let Some((sequence, repeat)) = self.coalesce(k, &RepeatKey::of(record), now) {
+            return PushOutcome {
+                pushed: Pushed::Coalesced(sequence, repeat),
+                log: false,
+            };
         }
 
         self.report_drops(k, now);

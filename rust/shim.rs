@@ -28,7 +28,10 @@ use crate::{
         FAST,
         TABLE, //
     },
-    queue::Pushed,
+    queue::{
+        Pushed,
+        RepeatKey, //
+    },
     record::{
         fill_nul_padded,
         AccessStatus,
@@ -84,7 +87,21 @@ pub(crate) struct AccessC {
     vmm_comm: [u8; COMM_LEN],
 }
 
-/// A recorded event's names for the trace event and log line
+/// An access that may repeat its VM's previous one (`struct msrguard_repeat`).
+#[repr(C)]
+pub(crate) struct RepeatC {
+    value: u64,
+    pc: u64,
+    now_ns: u64,
+    msr: u32,
+    vm_id: u32,
+    is_write: u8,
+    status: u8,
+    reason: u8,
+    pad: [u8; 5],
+}
+
+/// What became of a recorded event, for the trace event and log line
 /// (`struct msrguard_outcome`).
 #[repr(C)]
 pub(crate) struct OutcomeC {
@@ -93,16 +110,24 @@ pub(crate) struct OutcomeC {
     queued: u8,
     log: u8,
     pad: [u8; 6],
-    status_name: [u8; 16],
-    reason_name: [u8; 16],
-    msr_name: [u8; 40],
+}
+
+/// A recorded event's names, for the trace event and log line
+/// (`struct msrguard_names`).
+#[repr(C)]
+pub(crate) struct NamesC {
+    status: [u8; 16],
+    reason: [u8; 16],
+    msr: [u8; 40],
 }
 
 // The same sizes as msrguard_shim.h asserts.
 const _: () = assert!(size_of::<FactsC>() == 24);
 const _: () = assert!(size_of::<AnswerC>() == 5);
 const _: () = assert!(size_of::<AccessC>() == 64);
-const _: () = assert!(size_of::<OutcomeC>() == 96);
+const _: () = assert!(size_of::<RepeatC>() == 40);
+const _: () = assert!(size_of::<OutcomeC>() == 24);
+const _: () = assert!(size_of::<NamesC>() == 72);
 
 extern "C" {
     fn msrguard_hooks_init(guard: *const c_void) -> c_int;
@@ -160,23 +185,36 @@ pub(crate) fn locked() -> bool {
     unsafe { msrguard_param_locked() }
 }
 
-/// Whether a guest access proceeds whatever the facts
-/// ([`guard::proceeds_regardless`]): the decision hooks' first question,
-/// and for an allowed MSR their only one.
+/// Whether a guest read of `msr` proceeds whatever the facts
+/// ([`guard::proceeds_regardless`]): the read hook's first question, and
+/// for an allowed MSR its only one. One function per direction: the hot
+/// path passes one argument.
 #[no_mangle]
-pub(crate) extern "C" fn msrguard_rust_proceeds_regardless(msr: u32, is_write: bool) -> bool {
-    guard::proceeds_regardless(FAST, msr, is_write)
+pub(crate) extern "C" fn msrguard_rust_read_proceeds(msr: u32) -> bool {
+    guard::proceeds_regardless(FAST, msr, false)
+}
+
+/// [`msrguard_rust_read_proceeds`] for a guest write.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_write_proceeds(msr: u32) -> bool {
+    guard::proceeds_regardless(FAST, msr, true)
 }
 
 /// Decides one access from the facts a hook gathered ([`guard::on_access`]).
 ///
 /// Called in atomic context: one bitmap test, at worst a binary search.
 ///
+/// The answer is written through `answer`, not returned: C reads its bytes
+/// in place instead of unpacking a register.
+///
 /// # Safety
 ///
-/// `facts` is valid for reads for the call.
+/// `facts` is valid for reads and `answer` for writes for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) -> AnswerC {
+pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
+    facts: *const FactsC,
+    answer: *mut AnswerC,
+) {
     // SAFETY: Valid for the call, per the function's contract.
     let f = unsafe { &*facts };
     let hook = if f.hook == Hook::ReadCompletion as u8 {
@@ -184,9 +222,8 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) ->
     } else {
         Hook::Decision
     };
-    let answer: Answer = guard::on_access(
+    let a: Answer = guard::on_access(
         TABLE,
-        FAST,
         &Facts {
             hook,
             msr: f.msr,
@@ -198,19 +235,60 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(facts: *const FactsC) ->
             read_completion_armed: f.read_completion_armed != 0,
         },
     );
-    AnswerC {
-        kvm: answer.kvm as u8,
-        zero_read: u8::from(answer.zero_read),
-        record: answer.record as u8,
-        status: answer.status as u8,
-        reason: answer.reason as u8,
-    }
+    let a = AnswerC {
+        kvm: a.kvm as u8,
+        zero_read: u8::from(a.zero_read),
+        record: a.record as u8,
+        status: a.status as u8,
+        reason: a.reason as u8,
+    };
+    // SAFETY: Valid for writes for the call, per the function's contract.
+    unsafe { answer.write(a) };
 }
 
 /// The value an audited read that KVM completed with `kvm_ret` recorded.
 #[no_mangle]
 pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64 {
     guard::completed_read_value(kvm_ret, data)
+}
+
+/// Counts the event `repeat` as a repeat of its VM's previous record if it
+/// is one ([`crate::queue::Queue::push_repeat`]). Returns whether it did;
+/// if not, the caller records the event in full. A repeat is neither
+/// traced (the caller does not take this path while tracing) nor logged.
+///
+/// Called in atomic context: bounded, no allocation, no sleeping.
+///
+/// # Safety
+///
+/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `repeat` is valid for reads for the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
+    guard: *const c_void,
+    repeat: *const RepeatC,
+) -> bool {
+    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
+    // alive until they are disarmed.
+    // SAFETY: `guard` points at that live queue, as said above.
+    let events = unsafe { &*guard.cast::<EventQueue>() };
+    // SAFETY: Valid for the call, per the function's contract.
+    let r = unsafe { &*repeat };
+    let (Some(access_status), Some(reason)) =
+        (AccessStatus::from_u8(r.status), Reason::from_u8(r.reason))
+    else {
+        return false;
+    };
+    let key = RepeatKey {
+        vm_id: r.vm_id,
+        msr: r.msr,
+        is_write: r.is_write != 0,
+        msr_value: r.value,
+        pc: r.pc,
+        access_status,
+        reason,
+    };
+    events.record_repeat(&key, r.now_ns).is_some()
 }
 
 /// Records the event for `access` and fills the counters of `outcome` for
@@ -274,27 +352,27 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
     out.log = u8::from(pushed.log);
 }
 
-/// Fills the names in `outcome` for the trace event and the log line: only
-/// when one of them will show the event, the names cost a lookup each.
+/// Fills `names` for the trace event and the log line: only called when
+/// one of them will show the event, as each name costs a lookup.
 ///
 /// # Safety
 ///
-/// `access` and `outcome` are valid and exclusive for the call.
+/// `access` and `names` are valid and exclusive for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, outcome: *mut OutcomeC) {
+pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, names: *mut NamesC) {
     // SAFETY: Valid for the call, per the function's contract.
     let a = unsafe { &*access };
     // SAFETY: Valid for the call, per the function's contract.
-    let out = unsafe { &mut *outcome };
+    let names = unsafe { &mut *names };
     let status = AccessStatus::from_u8(a.status).map_or("?", AccessStatus::name);
     let reason = Reason::from_u8(a.reason).map_or("?", Reason::name);
-    fill_nul_padded(&mut out.status_name, status);
-    fill_nul_padded(&mut out.reason_name, reason);
-    let name = policy::lookup(TABLE, a.msr)
+    fill_nul_padded(&mut names.status, status);
+    fill_nul_padded(&mut names.reason, reason);
+    let msr = policy::lookup(TABLE, a.msr)
         .map(|e| e.name)
         .or_else(|| msr_names::msr_name(a.msr))
         .unwrap_or("unknown");
-    fill_nul_padded(&mut out.msr_name, name);
+    fill_nul_padded(&mut names.msr, msr);
 }
 
 /// Whether KVM may stop intercepting `msr` for this kind of access.

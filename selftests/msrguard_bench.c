@@ -32,7 +32,7 @@
 struct bench_case {
 	const char *name;
 	const char *access;
-	const char *entry;		/* guest_rdmsr_loop or guest_wrmsr_loop */
+	const char *entry;		/* guest_{rdmsr,wrmsr,wrmsr_new}_loop */
 	uint32_t msr;
 	uint64_t value;			/* written by a WRMSR loop */
 	bool audit;			/* "with" loads msrguard with mode=audit */
@@ -57,6 +57,13 @@ static struct bench_case cases[] = {
 	/* The default policy's write = "ignore": dropped, no fault. */
 	{ .name = "ignored write", .access = "WRMSR 0x1fc POWER_CTL",
 	  .entry = guest_wrmsr_loop, .msr = 0x1fc, .value = 0x2 },
+	/*
+	 * The same with a new value each time: no repeat to coalesce, each
+	 * event a new record, or, once the VM's share of the ring is full
+	 * (nobody reads), a dropped one.
+	 */
+	{ .name = "ignored, new", .access = "WRMSR 0x1fc, a new value each",
+	  .entry = guest_wrmsr_new_loop, .msr = 0x1fc, .value = 0x2 },
 	/* Denied by the default policy, answered by KVM; mode=audit allows it. */
 	{ .name = "audited read", .access = "RDMSR 0x198 PERF_STATUS",
 	  .entry = guest_rdmsr_loop, .msr = 0x198, .audit = true },

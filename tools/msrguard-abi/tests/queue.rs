@@ -125,6 +125,89 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The hooks' first try for a repeat (`push_repeat`, then `push` if it
+    /// was none) leaves the queue exactly as `push` alone: same records,
+    /// same stats, same outcomes.
+    #[test]
+    fn the_repeat_fast_path_changes_nothing(ops in ops(), capacity in 1usize..48) {
+        let mut plain = Queue::new(vec![RecordWire::default(); capacity]);
+        let mut fast = Queue::new(vec![RecordWire::default(); capacity]);
+        let vms = [0xaaaa_0001u32, 0xbbbb_0002];
+        let (mut seen_plain, mut seen_fast) = (Vec::new(), Vec::new());
+        let mut now = 1u64;
+        let mut counter = 0u64;
+        for op in ops {
+            match op {
+                Op::Event(v, distinct, dt) => {
+                    now += dt;
+                    if distinct {
+                        counter += 1;
+                    }
+                    let e = event(vms[v], 0x79, counter, now);
+                    let expected = plain.push(&e);
+                    let got = match fast.push_repeat(&RepeatKey::of(&e), now) {
+                        Some((sequence, repeat)) => PushOutcome {
+                            pushed: Pushed::Coalesced(sequence, repeat),
+                            log: false,
+                        },
+                        None => fast.push(&e),
+                    };
+                    prop_assert_eq!(got, expected);
+                }
+                Op::Read(n) => {
+                    drain(&mut plain, &mut seen_plain, n, now);
+                    drain(&mut fast, &mut seen_fast, n, now);
+                }
+            }
+            prop_assert_eq!(format!("{:?}", fast.stats()), format!("{:?}", plain.stats()));
+        }
+        prop_assert_eq!(seen_fast, seen_plain);
+    }
+}
+
+/// The fast path's coarse clock may read a tick behind the record's time:
+/// still a repeat. A clock set back further, or a repeat after the window,
+/// is not.
+#[test]
+fn repeat_window_with_a_coarse_clock() {
+    let mut q = Queue::new(vec![RecordWire::default(); 16]);
+    let t = 5_000_000_000;
+    q.push(&event(7, 0x79, 1, t));
+    let key = RepeatKey::of(&event(7, 0x79, 1, t));
+    assert_eq!(
+        q.push_repeat(&key, t - 4_000_000),
+        Some((1, 1)),
+        "a tick behind"
+    );
+    assert_eq!(
+        q.push_repeat(&key, t + COALESCE_WINDOW_NS - 1),
+        Some((1, 2))
+    );
+    assert_eq!(
+        q.push_repeat(&key, t - COARSE_CLOCK_SLACK_NS),
+        None,
+        "clock set back"
+    );
+    assert_eq!(
+        q.push_repeat(&key, t + COALESCE_WINDOW_NS),
+        None,
+        "after the window"
+    );
+    let other = RepeatKey {
+        msr_value: 2,
+        ..key
+    };
+    assert_eq!(q.push_repeat(&other, t), None, "another value");
+    assert_eq!(
+        q.push_repeat(&RepeatKey { vm_id: 8, ..key }, t),
+        None,
+        "another VM"
+    );
+    let s = q.stats();
+    assert_eq!((s.generated, s.coalesced, s.queued), (3, 2, 1), "{s:?}");
+}
+
 /// One VM floods with no reader while another does a few accesses: the
 /// quiet VM's events all get in, the flooder's newest are dropped and
 /// reported, and the flooder's first access is kept.

@@ -20,7 +20,7 @@ pub mod kvm;
 use std::fmt;
 use std::fmt::Write as _;
 
-use msrguard_abi::policy::{always_allowed, Action, AllowBitmap, Entry};
+use msrguard_abi::policy::{always_allowed, Action, AllowBitmap, AllowWords, Entry};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -496,7 +496,7 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
         "/// The always-allowed MSRs of [`TABLE`], as bitmaps (see `policy::AllowBitmap`)."
     );
     let _ = writeln!(out, "#[rustfmt::skip]");
-    let _ = writeln!(out, "pub(crate) static FAST: &[AllowBitmap] = &[");
+    let _ = writeln!(out, "pub(crate) static FAST: &[AllowBitmap; 3] = &[");
     for (base, read, write) in allow_bitmaps(entries) {
         let words = |w: &[u64]| {
             w.iter()
@@ -506,7 +506,7 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
         };
         let _ = writeln!(
             out,
-            "    AllowBitmap {{ base: {base:#x}, read: &[{}], write: &[{}] }},",
+            "    AllowBitmap {{ base: {base:#x}, read: [{}], write: [{}] }},",
             words(&read),
             words(&write)
         );
@@ -515,29 +515,25 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
     out
 }
 
-/// [`allow_bitmaps`] as the module's `AllowBitmap`s (the words leaked,
-/// as a `'static` table on the host costs).
+/// [`allow_bitmaps`] as the module's `AllowBitmap`s, for host tests and
+/// benchmarks.
 pub fn allow_bitmaps_static(entries: &[PolicyEntry]) -> Vec<AllowBitmap> {
     allow_bitmaps(entries)
         .into_iter()
-        .map(|(base, read, write)| AllowBitmap {
-            base,
-            read: Box::leak(read.into_boxed_slice()),
-            write: Box::leak(write.into_boxed_slice()),
-        })
+        .map(|(base, read, write)| AllowBitmap { base, read, write })
         .collect()
 }
 
-/// The bitmaps of always-allowed MSRs for [`AllowBitmap::RANGES`]:
+/// The bitmaps of always-allowed MSRs at [`AllowBitmap::BASES`]:
 /// `(base, read words, write words)`, bit set iff [`always_allowed`].
-pub fn allow_bitmaps(entries: &[PolicyEntry]) -> Vec<(u32, Vec<u64>, Vec<u64>)> {
+pub fn allow_bitmaps(entries: &[PolicyEntry]) -> Vec<(u32, AllowWords, AllowWords)> {
     let table: Vec<Entry> = entries.iter().map(PolicyEntry::to_abi).collect();
-    AllowBitmap::RANGES
+    AllowBitmap::BASES
         .iter()
-        .map(|&(base, len)| {
+        .map(|&base| {
             let bits = |is_write| {
-                let mut words = vec![0u64; len.div_ceil(64) as usize];
-                for i in 0..len {
+                let mut words = [0u64; AllowBitmap::WORDS];
+                for i in 0..AllowBitmap::SPAN {
                     if always_allowed(&table, base + i, is_write) {
                         words[(i / 64) as usize] |= 1 << (i % 64);
                     }

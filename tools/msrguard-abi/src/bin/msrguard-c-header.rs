@@ -93,6 +93,36 @@ fn main() {
     ] {
         def(&format!("RECORD_{name}"), (r as u8).to_string());
     }
+    // The names, for the trace event's __print_symbolic().
+    let symbols = |pairs: Vec<(u8, &str)>| {
+        pairs
+            .iter()
+            .map(|(v, n)| format!("{{ {v}, \"{n}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    def(
+        "STATUS_SYMBOLS",
+        symbols(
+            AccessStatus::ALL
+                .iter()
+                .map(|&s| (s as u8, s.name()))
+                .collect(),
+        ),
+    );
+    def(
+        "REASON_SYMBOLS",
+        symbols(Reason::ALL.iter().map(|&r| (r as u8, r.name())).collect()),
+    );
+    def(
+        "MODE_SYMBOLS",
+        symbols(
+            GuestMode::ALL
+                .iter()
+                .map(|&m| (m as u8, m.name()))
+                .collect(),
+        ),
+    );
     def("IOC_STATS", format!("{:#x}u", IOC_STATS));
     def("STATS_SIZE", STATS_SIZE.to_string());
     for (name, off) in [
