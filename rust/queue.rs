@@ -83,7 +83,9 @@ struct VmSlot {
     queued: usize,
     /// Events dropped and not yet reported.
     unreported_drops: u64,
-    /// Sequence number of the VM's newest queued access record (0: none).
+    /// Sequence number of the record of the VM's previous event, the one
+    /// an identical access coalesces into (0: none, or that event was
+    /// dropped or reported).
     last_sequence: u64,
     /// The log rate limit's window start and lines in it.
     log_window_ns: u64,
@@ -332,6 +334,9 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         if self.vms[k].unreported_drops != 0 || !self.may_queue(self.vms[k].queued) {
             let v = &mut self.vms[k];
             v.unreported_drops = v.unreported_drops.saturating_add(1);
+            // The VM's previous event is now this lost one: a later access
+            // identical to its last queued record is not a repeat of it.
+            v.last_sequence = 0;
             self.stats.dropped = self.stats.dropped.wrapping_add(1);
             return PushOutcome {
                 pushed: Pushed::Dropped,

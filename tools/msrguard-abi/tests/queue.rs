@@ -197,3 +197,41 @@ fn log_rate_limit_is_per_vm() {
     assert_eq!(logged as u32, LOG_BURST);
     assert!(q.push(&event(2, 0x79, 0, 200)).log);
 }
+
+/// An access is coalesced only into the record of its VM's previous event:
+/// once an event was dropped in between, an access identical to the last
+/// queued record is a new event after a gap, not a repeat of it (else the
+/// stream reads "A twice, then one dropped" for A, B, A).
+#[test]
+fn no_coalescing_across_a_drop() {
+    let capacity = 16;
+    let mut q = Queue::new(vec![RecordWire::default(); capacity]);
+    // Distinct values until the VM is held at the reserve.
+    let mut last = 0;
+    for i in 0.. {
+        if q.push(&event(1, 0x79, i, 1 + i)).pushed == Pushed::Dropped {
+            break;
+        }
+        last = i;
+    }
+    assert_eq!(q.len(), capacity - q.reserve());
+    // The same as the last queued record, after the dropped one.
+    let p = q.push(&event(1, 0x79, last, 100));
+    assert_eq!(p.pushed, Pushed::Dropped, "coalesced across a dropped event");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        drain(&mut q, &mut seen, capacity, 200);
+    }
+    let records = seen
+        .iter()
+        .filter(|r| r.access_status != AccessStatus::Dropped as u8)
+        .count();
+    let reported: u64 = seen
+        .iter()
+        .filter(|r| r.access_status == AccessStatus::Dropped as u8)
+        .map(|r| r.repeat)
+        .sum();
+    assert_eq!(records, capacity - q.reserve());
+    assert!(seen.iter().all(|r| r.repeat == 0 || r.access_status == AccessStatus::Dropped as u8));
+    assert_eq!(reported, 2);
+}
