@@ -176,14 +176,60 @@ static void long_mode_sregs(struct kvm_sregs *sregs)
 	sregs->efer = 0x500;		/* LMA, LME */
 }
 
+int vm_add_vcpu(struct vm *vm, struct vcpu *vcpu, int id)
+{
+	int ret;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = -1;
+	if (id <= 0 || id >= GUEST_MAX_VCPUS)
+		return -EINVAL;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
+	if (vcpu->fd < 0)
+		goto fail;
+	vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	perror("vm_add_vcpu");
+	vcpu_destroy(vcpu);
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->vm->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
 int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		 uint64_t value, uint32_t count, struct guest_result *res)
 {
+	return vm_run_entry_esi(vm, NULL, entry, msr, value, count, 0, res);
+}
+
+int vm_run_entry_esi(struct vm *vm, struct vcpu *vcpu, const char *entry, uint32_t msr,
+		     uint64_t value, uint32_t count, uint32_t esi, struct guest_result *res)
+{
+	int fd = vcpu ? vcpu->fd : vm->vcpu_fd;
+	struct kvm_run *run = vcpu ? vcpu->run : vm->run;
+	int id = vcpu ? vcpu->id : 0;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 
 	memset(res, 0, sizeof(*res));
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
 	if (vm->mode == GUEST_LONG_MODE) {
 		long_mode_sregs(&sregs);
@@ -193,26 +239,27 @@ int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		flat_segment(&sregs.es);
 		flat_segment(&sregs.ss);
 	}
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = guest_gpa(entry);
-	regs.rsp = GUEST_STACK_TOP;
+	regs.rsp = GUEST_STACK_TOP - id * GUEST_STACK_PER_VCPU;
 	regs.rflags = 0x2;
 	regs.rcx = msr;
 	regs.rax = (uint32_t)value;
 	regs.rdx = value >> 32;
 	regs.rbx = count;
-	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+	regs.rsi = esi;
+	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 
-	if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+	if (ioctl(fd, KVM_RUN, 0) < 0) {
 		res->err = errno;
 		return -errno;
 	}
-	res->exit_reason = vm->run->exit_reason;
-	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+	res->exit_reason = run->exit_reason;
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0)
 		return -errno;
 	res->fault_vector = (uint32_t)regs.rdi;
 	res->value = ((regs.rdx & 0xffffffffull) << 32) | (uint32_t)regs.rax;
