@@ -105,6 +105,8 @@ pub struct Queue<S> {
     head: usize,
     /// Records queued.
     len: usize,
+    /// Of those, drop reports (the stats count access records only).
+    reports: usize,
     /// The oldest `reading` records are being copied out by a reader: they
     /// are not coalesced into.
     reading: usize,
@@ -123,6 +125,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             slots,
             head: 0,
             len: 0,
+            reports: 0,
             reading: 0,
             next_sequence: 1,
             stats: Stats {
@@ -254,6 +257,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             return;
         }
         self.append(Self::drop_report(v.vm_id, v.unreported_drops, timestamp_ns));
+        self.reports += 1;
         let v = &mut self.vms[k];
         v.queued += 1;
         v.unreported_drops = 0;
@@ -384,6 +388,8 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             };
             if rec.access_status != AccessStatus::Dropped as u8 {
                 self.stats.delivered = self.stats.delivered.wrapping_add(1);
+            } else {
+                self.reports = self.reports.saturating_sub(1);
             }
             let start = rec.vm_id as usize % MAX_VMS;
             for j in 0..MAX_VMS {
@@ -417,10 +423,11 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         self.len == 0
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters; `queued` counts access records, so that
+    /// `generated = delivered + queued + coalesced + dropped` at any time.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats;
-        s.queued = self.len as u32;
+        s.queued = self.len.saturating_sub(self.reports) as u32;
         s
     }
 }

@@ -651,7 +651,8 @@ pub struct Stats {
     pub record_size: u32,
     /// Capacity of the event buffer, in records.
     pub capacity: u32,
-    /// Records waiting to be read.
+    /// Access records waiting to be read (queued drop reports are not
+    /// counted: `generated = delivered + queued + coalesced + dropped`).
     pub queued: u32,
     /// 1 in audit mode.
     pub audit: u32,

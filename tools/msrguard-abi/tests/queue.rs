@@ -90,6 +90,14 @@ proptest! {
                 }
                 Op::Read(n) => drain(&mut q, &mut seen, n, now),
             }
+            // The identity holds at every moment, drop reports queued or not.
+            let s = q.stats();
+            prop_assert_eq!(
+                s.generated,
+                s.delivered + u64::from(s.queued) + s.coalesced + s.dropped,
+                "{:?}",
+                s
+            );
         }
         // Drain everything, drop reports included.
         for _ in 0..capacity * 4 + 8 {
@@ -234,4 +242,26 @@ fn no_coalescing_across_a_drop() {
     assert_eq!(records, capacity - q.reserve());
     assert!(seen.iter().all(|r| r.repeat == 0 || r.access_status == AccessStatus::Dropped as u8));
     assert_eq!(reported, 2);
+}
+
+/// The stats identity holds while a drop report is queued: `queued` counts
+/// access records only, as `generated` does.
+#[test]
+fn stats_identity_with_a_queued_drop_report() {
+    let capacity = 16;
+    let mut q = Queue::new(vec![RecordWire::default(); capacity]);
+    for i in 0..20u64 {
+        q.push(&event(1, 0x79, i, 1 + i));
+    }
+    let mut seen = Vec::new();
+    // Reading one record makes room: the drop report is queued.
+    drain(&mut q, &mut seen, 1, 100);
+    let s = q.stats();
+    assert_eq!(s.dropped, 20 - (capacity - q.reserve()) as u64);
+    assert_eq!(q.len(), capacity - q.reserve() - 1 + 1, "the report is queued");
+    assert_eq!(
+        s.generated,
+        s.delivered + u64::from(s.queued) + s.coalesced + s.dropped,
+        "{s:?}"
+    );
 }
