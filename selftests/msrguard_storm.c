@@ -146,8 +146,9 @@ static void guest_fail(struct storm *s, const char *what, int ret, const struct 
 	pthread_mutex_lock(&s->lock);
 	if (!s->guest_error[0])
 		snprintf(s->guest_error, sizeof(s->guest_error),
-			 "%s: ret %d exit %u vector %u", what, ret, res->exit_reason,
-			 res->fault_vector);
+			 "%s: ret %d exit %u vector %u rip %#llx edx:eax %#llx", what, ret,
+			 res->exit_reason, res->fault_vector, (unsigned long long)res->rip,
+			 (unsigned long long)res->value);
 	pthread_mutex_unlock(&s->lock);
 }
 
