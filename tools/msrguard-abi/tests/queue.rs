@@ -225,7 +225,11 @@ fn no_coalescing_across_a_drop() {
     assert_eq!(q.len(), capacity - q.reserve());
     // The same as the last queued record, after the dropped one.
     let p = q.push(&event(1, 0x79, last, 100));
-    assert_eq!(p.pushed, Pushed::Dropped, "coalesced across a dropped event");
+    assert_eq!(
+        p.pushed,
+        Pushed::Dropped,
+        "coalesced across a dropped event"
+    );
     let mut seen = Vec::new();
     for _ in 0..4 {
         drain(&mut q, &mut seen, capacity, 200);
@@ -240,7 +244,9 @@ fn no_coalescing_across_a_drop() {
         .map(|r| r.repeat)
         .sum();
     assert_eq!(records, capacity - q.reserve());
-    assert!(seen.iter().all(|r| r.repeat == 0 || r.access_status == AccessStatus::Dropped as u8));
+    assert!(seen
+        .iter()
+        .all(|r| r.repeat == 0 || r.access_status == AccessStatus::Dropped as u8));
     assert_eq!(reported, 2);
 }
 
@@ -258,7 +264,11 @@ fn stats_identity_with_a_queued_drop_report() {
     drain(&mut q, &mut seen, 1, 100);
     let s = q.stats();
     assert_eq!(s.dropped, 20 - (capacity - q.reserve()) as u64);
-    assert_eq!(q.len(), capacity - q.reserve() - 1 + 1, "the report is queued");
+    assert_eq!(
+        q.len(),
+        capacity - q.reserve() - 1 + 1,
+        "the report is queued"
+    );
     assert_eq!(
         s.generated,
         s.delivered + u64::from(s.queued) + s.coalesced + s.dropped,
