@@ -125,6 +125,15 @@ impl Answer {
     };
 }
 
+/// Whether an access of this kind to `msr` proceeds whatever the other
+/// facts are: the policy allows every such access. The decision hooks ask
+/// this first, before they gather any fact, so an allowed access costs one
+/// bitmap test; [`on_access`] answers [`Answer::PROCEED`] to every access
+/// this accepts.
+pub fn proceeds_regardless(fast: &[AllowBitmap], msr: u32, is_write: bool) -> bool {
+    policy::fast_allowed(fast, msr, is_write)
+}
+
 /// Decides one access, from the policy `table` (with `fast`, its bitmaps of
 /// always-allowed MSRs) and the facts a hook gathered.
 ///
@@ -152,11 +161,13 @@ pub fn on_access(table: &[Entry], fast: &[AllowBitmap], facts: &Facts) -> Answer
         };
         // An audited read is recorded by the completion hook when it is
         // armed (with the value read), else now (value unknown: 0).
+        // Both hooks read the same armed flag, so while it changes an
+        // audited read is still recorded once.
         return match (facts.hook, facts.is_write, facts.read_completion_armed) {
             (Hook::Decision, false, true) => Answer::PROCEED,
             (Hook::Decision, _, _) => audit(RecordWhen::Now),
-            (Hook::ReadCompletion, false, _) => audit(RecordWhen::AtCompletion),
-            (Hook::ReadCompletion, true, _) => Answer::PROCEED,
+            (Hook::ReadCompletion, false, true) => audit(RecordWhen::AtCompletion),
+            (Hook::ReadCompletion, _, _) => Answer::PROCEED,
         };
     }
     if facts.hook != Hook::Decision {

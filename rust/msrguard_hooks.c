@@ -187,7 +187,7 @@ asm(
  * kvm_get_msr_ignored_check(vcpu, index, u64 *data, bool host_initiated)
  * kvm_set_msr_ignored_check(vcpu, index, u64 data, bool host_initiated)
  */
-static void notrace decide(struct ftrace_regs *fregs, bool is_write)
+static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 {
 	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)ftrace_regs_get_argument(fregs, 0);
 	u32 msr = (u32)ftrace_regs_get_argument(fregs, 1);
@@ -227,15 +227,24 @@ static void notrace decide(struct ftrace_regs *fregs, bool is_write)
 	ftrace_regs_set_instruction_pointer(fregs, (unsigned long)msrguard_return_stub);
 }
 
+/*
+ * The allowed path is one question, asked before any fact is gathered:
+ * decide() (not inlined, so that its frame is not built here) only runs
+ * for an MSR the policy does not always allow.
+ */
 static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
+	if (likely(msrguard_rust_proceeds_regardless((u32)ftrace_regs_get_argument(fregs, 1), false)))
+		return;
 	decide(fregs, false);
 }
 
 static void notrace set_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
+	if (likely(msrguard_rust_proceeds_regardless((u32)ftrace_regs_get_argument(fregs, 1), true)))
+		return;
 	decide(fregs, true);
 }
 

@@ -76,9 +76,11 @@ impl kernel::InPlaceModule for MsrGuardModule {
         .pin_chain(move |this| {
             let this = this.project();
             // The queue is in place: the hooks may now record into it.
-            // SAFETY: `hooks` is declared before `device`, so it is dropped
+            // `hooks` is declared before `device`, so it is dropped
             // (disarmed) before the queue.
-            *this.hooks = Some(unsafe { shim::Hooks::arm(&this.device.events) }?);
+            // SAFETY: The queue outlives the hooks, as said above.
+            let hooks = unsafe { shim::Hooks::arm(&this.device.events) }?;
+            *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.
             this.device.register()?;
             pr_info!(

@@ -65,17 +65,20 @@ struct msrguard_outcome {
 	u8 queued;		/* a new record (not coalesced, not dropped) */
 	u8 log;			/* the VM's log rate limit allows a line */
 	u8 pad[6];
-	char status_name[16];	/* NUL-terminated names, from the Rust definitions */
+	/* NUL-terminated names (Rust's), filled only if a trace or log shows them. */
+	char status_name[16];
 	char reason_name[16];
 	char msr_name[40];
 };
 static_assert(sizeof(struct msrguard_outcome) == 96);
 
 /* Implemented in Rust. All are bounded and safe in atomic context. */
+bool msrguard_rust_proceeds_regardless(u32 msr, bool is_write);
 struct msrguard_answer msrguard_rust_on_access(const struct msrguard_facts *facts);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,
 			  struct msrguard_outcome *outcome);
+void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_outcome *outcome);
 bool msrguard_rust_may_pass_through(u32 msr, bool is_write);
 
 /* msrguard_hooks.c, called by Rust. */
@@ -89,6 +92,6 @@ bool msrguard_param_audit(void);
 bool msrguard_param_locked(void);
 
 /* msrguard_trace.c. */
-void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o);
+void msrguard_report(const struct msrguard_access *a, struct msrguard_outcome *o);
 
 #endif

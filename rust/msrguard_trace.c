@@ -13,8 +13,12 @@
 #define CREATE_TRACE_POINTS
 #include "msrguard_trace.h"
 
-void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o)
+void msrguard_report(const struct msrguard_access *a, struct msrguard_outcome *o)
 {
+	/* Most repeats of a flood are shown by neither: name nothing for them. */
+	if (!trace_msrguard_access_enabled() && !o->log)
+		return;
+	msrguard_rust_name(a, o);
 	trace_msrguard_access(a, o);
 	/* Rate limited per VM (Rust's answer); coalesced repeats never log. */
 	if (o->log)

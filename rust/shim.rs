@@ -129,9 +129,11 @@ impl Hooks {
     /// it is dropped).
     pub(crate) unsafe fn arm(events: &EventQueue) -> Result<Self> {
         let ptr: *const EventQueue = events;
-        // SAFETY: `ptr` is valid until the returned value is dropped, per
-        // the function's contract; dropping it disarms the hooks.
-        to_result(unsafe { msrguard_hooks_init(ptr.cast()) })?;
+        // `ptr` stays valid until the returned value is dropped (the
+        // function's contract), and dropping it disarms the hooks.
+        // SAFETY: `ptr` outlives the armed hooks, as said above.
+        let ret = unsafe { msrguard_hooks_init(ptr.cast()) };
+        to_result(ret)?;
         // INVARIANT: `msrguard_hooks_init` succeeded.
         Ok(Self(()))
     }
@@ -139,9 +141,9 @@ impl Hooks {
 
 impl Drop for Hooks {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the hooks are armed; this is the
-        // only call of `msrguard_hooks_exit` for them. On return no
-        // handler runs any more.
+        // By the type invariant the hooks are armed, and this is the only
+        // call of `msrguard_hooks_exit` for them; on return no handler runs.
+        // SAFETY: The hooks are armed and disarmed once, as said above.
         unsafe { msrguard_hooks_exit() }
     }
 }
@@ -156,6 +158,14 @@ pub(crate) fn audit() -> bool {
 pub(crate) fn locked() -> bool {
     // SAFETY: Reads a parameter; no preconditions.
     unsafe { msrguard_param_locked() }
+}
+
+/// Whether a guest access proceeds whatever the facts
+/// ([`guard::proceeds_regardless`]): the decision hooks' first question,
+/// and for an allowed MSR their only one.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_proceeds_regardless(msr: u32, is_write: bool) -> bool {
+    guard::proceeds_regardless(FAST, msr, is_write)
 }
 
 /// Decides one access from the facts a hook gathered ([`guard::on_access`]).
@@ -203,8 +213,8 @@ pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data
     guard::completed_read_value(kvm_ret, data)
 }
 
-/// Records the event for `access` and fills `outcome` for the trace event
-/// and log line.
+/// Records the event for `access` and fills the counters of `outcome` for
+/// the trace event and log line (`msrguard_rust_name()` the names).
 ///
 /// Called in atomic context: bounded (one ring insert), no allocation, no
 /// sleeping.
@@ -219,8 +229,9 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
     access: *const AccessC,
     outcome: *mut OutcomeC,
 ) {
-    // SAFETY: The hooks are armed, so the queue given to `Hooks::arm` is
-    // alive (`Hooks` borrows it).
+    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
+    // alive until they are disarmed.
+    // SAFETY: `guard` points at that live queue, as said above.
     let events = unsafe { &*guard.cast::<EventQueue>() };
     // SAFETY: Valid for the call, per the function's contract.
     let a = unsafe { &*access };
@@ -261,8 +272,24 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
         Pushed::Dropped => (0, 0, 0),
     };
     out.log = u8::from(pushed.log);
-    fill_nul_padded(&mut out.status_name, status.name());
-    fill_nul_padded(&mut out.reason_name, reason.name());
+}
+
+/// Fills the names in `outcome` for the trace event and the log line: only
+/// when one of them will show the event, the names cost a lookup each.
+///
+/// # Safety
+///
+/// `access` and `outcome` are valid and exclusive for the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, outcome: *mut OutcomeC) {
+    // SAFETY: Valid for the call, per the function's contract.
+    let a = unsafe { &*access };
+    // SAFETY: Valid for the call, per the function's contract.
+    let out = unsafe { &mut *outcome };
+    let status = AccessStatus::from_u8(a.status).map_or("?", AccessStatus::name);
+    let reason = Reason::from_u8(a.reason).map_or("?", Reason::name);
+    fill_nul_padded(&mut out.status_name, status);
+    fill_nul_padded(&mut out.reason_name, reason);
     let name = policy::lookup(TABLE, a.msr)
         .map(|e| e.name)
         .or_else(|| msr_names::msr_name(a.msr))

@@ -4,17 +4,33 @@
 # base plus scripts/kernel.config, checks every requested option survived,
 # and builds it into the cache. An existing tree for the same key is reused.
 # Prints the tree's path on stdout.
+#
+#   scripts/build-kernel.sh [--flavor test|prod]
+#
+# The "test" flavor (default) is the VM suite's kernel; "prod" turns the
+# debug options off (lib.sh's PROD_OFF_OPTIONS) and is built only by
+# scripts/bench.sh.
 
 . "$(dirname "$0")/lib.sh"
 
-KDIR="$(kernel_dir)"
+flavor=test
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--flavor) flavor="$2"; shift 2 ;;
+	*) die "build-kernel.sh: unknown option $1 (usage: build-kernel.sh [--flavor test|prod])" ;;
+	esac
+done
+KDIR="$(kernel_dir "$flavor")"
+# Log names carry the flavor, except the test flavor's (unchanged).
+sfx=""
+[ "$flavor" = test ] || sfx="-$flavor"
 if [ -f "$KDIR/.msrguard-built" ]; then
 	msg "kernel: reusing $KDIR"
 	echo "$KDIR"
 	exit 0
 fi
 
-# A private apt configuration: the system's sources are never touched.
+# Through a private apt configuration (private_apt).
 fetch_source() {
 	local apt="$MSRGUARD_CACHE/apt"
 	local deb="$MSRGUARD_CACHE/src/${KERNEL_PKG}_${KERNEL_PKG_VERSION}_all.deb"
@@ -22,21 +38,9 @@ fetch_source() {
 		echo "$deb"
 		return
 	fi
-	mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$MSRGUARD_CACHE/src"
-	# Use the mirror the system already uses.
-	local mirror
-	mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-	cat >"$apt/sources.list" <<-EOF
-		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $KERNEL_SUITE main
-	EOF
-	local opts=(-o Dir::Etc::SourceList="$apt/sources.list"
-		-o Dir::Etc::SourceParts=/dev/null
-		-o Dir::State::Lists="$apt/lists"
-		-o Dir::Cache="$apt/cache"
-		-o Debug::NoLocking=1)
-	apt-get "${opts[@]}" update >&2
-	(cd "$MSRGUARD_CACHE/src" && apt-get "${opts[@]}" download "$KERNEL_PKG=$KERNEL_PKG_VERSION" >&2)
+	mkdir -p "$MSRGUARD_CACHE/src"
+	private_apt "$apt" "$KERNEL_SUITE"
+	(cd "$MSRGUARD_CACHE/src" && apt-get "${APT_OPTS[@]}" download "$KERNEL_PKG=$KERNEL_PKG_VERSION" >&2)
 	[ -f "$deb" ] || die "download of $KERNEL_PKG=$KERNEL_PKG_VERSION did not produce $deb"
 	echo "$deb"
 }
@@ -51,12 +55,16 @@ extract_source() {
 	rm -rf "$x"
 }
 
+# The flavor's fragment, as a file for merge_config.sh and check_config.
+FRAGMENT=$(mktemp /tmp/msrguard-kernel-config.XXXXXX)
+trap 'rm -f "$FRAGMENT"' EXIT
+kernel_fragment "$flavor" >"$FRAGMENT"
+
 # Minimal base (allnoconfig), then the fragment, then olddefconfig.
 configure() {
 	local tmp="$1"
 	make -C "$tmp" allnoconfig
-	"$tmp/scripts/kconfig/merge_config.sh" -m -O "$tmp" "$tmp/.config" \
-		"$MSRGUARD_ROOT/scripts/kernel.config"
+	"$tmp/scripts/kconfig/merge_config.sh" -m -O "$tmp" "$tmp/.config" "$FRAGMENT"
 	make -C "$tmp" olddefconfig
 }
 
@@ -78,9 +86,9 @@ check_config() {
 		esac
 		got=$(grep -E "^$opt=" "$config" | cut -d= -f2- || true)
 		[ "$got" = "$want" ] || missing+=("$opt: wanted ${want:-unset}, got ${got:-unset}")
-	done <"$MSRGUARD_ROOT/scripts/kernel.config"
+	done <"$FRAGMENT"
 	if [ ${#missing[@]} -ne 0 ]; then
-		printf 'error: options requested in scripts/kernel.config are not set after olddefconfig:\n' >&2
+		printf 'error: options requested in scripts/kernel.config (flavor %s) are not set after olddefconfig:\n' "$flavor" >&2
 		printf '  %s\n' "${missing[@]}" >&2
 		return 1
 	fi
@@ -91,16 +99,17 @@ check_config() {
 run_logged kernel-fetch fetch_source
 deb=$(fetch_source)
 if [ ! -f "$KDIR/Makefile" ]; then
-	run_logged kernel-extract extract_source "$deb" "$KDIR"
+	run_logged kernel-extract$sfx extract_source "$deb" "$KDIR"
 fi
 if [ ! -f "$KDIR/.config" ]; then
-	run_logged kernel-config configure "$KDIR"
+	run_logged kernel-config$sfx configure "$KDIR"
 fi
 check_config "$KDIR/.config"
-run_logged kernel-rustavailable make -C "$KDIR" rustavailable
-run_logged kernel-build make -C "$KDIR" -j"$(nproc)" bzImage modules
+run_logged kernel-rustavailable$sfx make -C "$KDIR" rustavailable
+run_logged kernel-build$sfx make -C "$KDIR" -j"$(nproc)" bzImage modules
 [ -f "$KDIR/arch/x86/kvm/kvm-amd.ko" ] || die "kernel build produced no kvm-amd.ko"
 touch "$KDIR/.msrguard-built"
-# Old trees with other keys are only disk space; keep the newest two.
-ls -1dt "$MSRGUARD_CACHE"/kernel/linux-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+# Old trees with other keys are only disk space; keep the newest two of
+# this flavor (another flavor's trees have another prefix).
+ls -1dt "$MSRGUARD_CACHE/kernel/$(kernel_prefix "$flavor")"* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 echo "$KDIR"

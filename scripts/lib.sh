@@ -14,6 +14,19 @@ KERNEL_SUITE=trixie-backports
 BINDGEN_VERSION=0.71.1
 VIRTME_NG_VERSION=1.42
 LIBCLANG_PKG=libclang-19-dev
+# Stock Debian kernels the VM suite boots as KVM guests (selftests/distro_guests.sh):
+# "suite package version", two series. The mirror drops a version some time
+# after a newer one replaces it; the cache keeps a fetched one.
+GUEST_KERNELS=(
+	"bookworm linux-image-6.1.0-50-cloud-amd64 6.1.176-1"
+	"trixie linux-image-6.12.117+deb13-cloud-amd64 6.12.117-1"
+)
+# MSRs both of those guests read at boot (seen in audit mode), whose reads
+# the real-guest tests' strict policy ignores (scripts/strict-guest-policy.sh):
+# each must be recorded as an ignored read, and the guest must still boot.
+# Read-only information a hypervisor may hide: the microcode revision
+# (UCODE_REV/PATCH_LEVEL) and ARCH_CAPABILITIES.
+GUEST_STRICT_IGNORE_READS=(0x8b 0x10a)
 
 # Everything expensive lives outside the clone so a fresh clone reuses it.
 # Not under /var: virtme-ng overlays /var in the guest, hiding it.
@@ -73,20 +86,79 @@ build_all() {
 	cargo build --quiet --locked --release -p msrguard || die "tool build failed"
 }
 
-rustc_version() { rustc --version | awk '{print $2}'; }
-
-# The kernel tree's cache key: kernel package version, config fragment,
-# rustc and bindgen versions.
-kernel_key() {
-	local h
-	h=$({
-		echo "$KERNEL_PKG_VERSION"
-		cat "$MSRGUARD_ROOT/scripts/kernel.config"
-		rustc_version
-		echo "$BINDGEN_VERSION"
-	} | sha256sum | cut -c1-16)
-	echo "linux-${KERNEL_PKG_VERSION//[~+]/_}-$h"
+# private_apt DIR SUITE...: points APT_OPTS at an apt configuration of its
+# own under DIR (sources list, lists, cache) for SUITEs of the mirror the
+# system uses, and updates it. The system's apt configuration is never
+# touched.
+private_apt() {
+	local dir="$1" suite mirror
+	shift
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+	mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+	: >"$dir/sources.list"
+	for suite in "$@"; do
+		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >>"$dir/sources.list"
+	done
+	APT_OPTS=(-o Dir::Etc::SourceList="$dir/sources.list"
+		-o Dir::Etc::SourceParts=/dev/null
+		-o Dir::State::Lists="$dir/lists"
+		-o Dir::Cache="$dir/cache"
+		-o Debug::NoLocking=1)
+	apt-get "${APT_OPTS[@]}" update >&2
 }
 
-# Directory of the built kernel tree for the current key.
-kernel_dir() { echo "$MSRGUARD_CACHE/kernel/$(kernel_key)"; }
+rustc_version() { rustc --version | awk '{print $2}'; }
+
+# Kernel flavors: "test" is scripts/kernel.config as it stands (debug
+# options on, for the VM suite); "prod" is the same fragment with the debug
+# options below turned off, for scripts/bench.sh's cost figures.
+PROD_OFF_OPTIONS=(CONFIG_DEBUG_ATOMIC_SLEEP CONFIG_PROVE_LOCKING CONFIG_KFENCE
+	CONFIG_DEBUG_LIST CONFIG_RUST_OVERFLOW_CHECKS)
+
+# kernel_fragment [FLAVOR]: the config fragment a flavor is built from.
+kernel_fragment() {
+	local fragment="$MSRGUARD_ROOT/scripts/kernel.config" o re
+	case "${1:-test}" in
+	test) cat "$fragment" ;;
+	prod)
+		# Drop every line naming an option, then state it off, so the
+		# build's check fails if one of them comes back.
+		re=$(printf '%s|' "${PROD_OFF_OPTIONS[@]}")
+		grep -Ev "^(# )?(${re%|})[= ]" "$fragment"
+		printf '\n# Production flavor: debug options off.\n'
+		for o in "${PROD_OFF_OPTIONS[@]}"; do
+			echo "# $o is not set"
+		done
+		;;
+	*) die "unknown kernel flavor ${1} (test or prod)" ;;
+	esac
+}
+
+# Tree directory names start with a per-flavor prefix, so each flavor's
+# old-tree cleanup only sees its own trees.
+kernel_prefix() {
+	case "${1:-test}" in
+	test) echo "linux-" ;;
+	*) echo "$1-linux-" ;;
+	esac
+}
+
+# A kernel tree's cache key: kernel package version, the flavor's config
+# fragment, rustc and bindgen versions (and the flavor's name, except for
+# "test", whose key predates flavors and must not change).
+kernel_key() {
+	local flavor="${1:-test}" h
+	h=$({
+		echo "$KERNEL_PKG_VERSION"
+		kernel_fragment "$flavor"
+		rustc_version
+		echo "$BINDGEN_VERSION"
+		[ "$flavor" = test ] || echo "$flavor"
+	} | sha256sum | cut -c1-16)
+	echo "$(kernel_prefix "$flavor")${KERNEL_PKG_VERSION//[~+]/_}-$h"
+}
+
+# Directory of the built kernel tree for the current key of a flavor
+# (default: test).
+kernel_dir() { echo "$MSRGUARD_CACHE/kernel/$(kernel_key "${1:-test}")"; }

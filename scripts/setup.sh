@@ -10,10 +10,13 @@ start=$SECONDS
 [ "$(id -u)" -eq 0 ] || die "setup.sh must run as root (it installs Debian packages)"
 
 # Debian build packages: Rust-for-Linux needs libclang >= 17 (bookworm's
-# default is 14); depmod (kmod) is needed by virtme-ng for module trees.
+# default is 14); depmod (kmod) is needed by virtme-ng for module trees;
+# jq checks that the tool's JSON survives it.
 PACKAGES=(
 	"$LIBCLANG_PKG" bc flex bison libelf-dev libssl-dev kmod cpio
-	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make
+	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make jq
+	# KVM selftests: their library links libuuid (through libvfio).
+	uuid-dev
 )
 missing_pkgs=()
 for p in "${PACKAGES[@]}"; do

@@ -4,7 +4,11 @@
 # KVM works inside), runs a command as root in the host's filesystem, and
 # brings its output and exit status back.
 #
-#   scripts/vm-run.sh [--timeout SECONDS] [--append KERNEL_ARGS] -- CMD...
+#   scripts/vm-run.sh [--timeout SECONDS] [--append KERNEL_ARGS]
+#                     [--qemu-opts QEMU_OPTIONS] [--kdir KERNEL_TREE] -- CMD...
+#
+# --qemu-opts adds options to QEMU's (after "-cpu max"); --kdir boots another
+# built tree than the test kernel (scripts/kernel-dir.sh).
 #
 # Exit status: the command's; 124 on timeout; 125 when the VM died before
 # reporting a status; 126 when the guest kernel logged a bug (BUG, WARNING,
@@ -14,18 +18,25 @@
 
 timeout=900
 append=""
+qemu_opts=""
+KDIR=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) timeout="$2"; shift 2 ;;
 	--append) append="$append $2"; shift 2 ;;
+	--qemu-opts) qemu_opts="$qemu_opts $2"; shift 2 ;;
+	--kdir) KDIR="$2"; shift 2 ;;
 	--) shift; break ;;
-	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] -- CMD...)" ;;
+	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] [--qemu-opts OPTS] [--kdir DIR] -- CMD...)" ;;
 	esac
 done
 [ $# -gt 0 ] || die "vm-run.sh: no command given"
 
-KDIR="$(scripts_dir=$(dirname "$0"); "$scripts_dir/kernel-dir.sh")"
-[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+if [ -z "$KDIR" ]; then
+	KDIR="$(scripts_dir=$(dirname "$0"); "$scripts_dir/kernel-dir.sh")"
+	[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+fi
+[ -f "$KDIR/arch/x86/boot/bzImage" ] || die "$KDIR: no arch/x86/boot/bzImage (not a built kernel tree)"
 [ -x "$VENV/bin/vng" ] || die "virtme-ng missing ($VENV): run scripts/setup.sh first"
 export PATH="$VENV/bin:$PATH"
 
@@ -56,7 +67,7 @@ rc=0
 # kvm.ko and kvm-amd.ko load inside.
 KBUILD_OUTPUT="$KDIR" timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
 	--disable-kvm \
-	--qemu-opts="-cpu max" \
+	--qemu-opts="-cpu max$qemu_opts" \
 	--cpus 2 \
 	--memory 3G \
 	--user root \
@@ -68,9 +79,13 @@ KBUILD_OUTPUT="$KDIR" timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
 
 cat "$out/output" 2>/dev/null || true
 elapsed=$((SECONDS - start))
+# The whole console stays for a post-mortem: the tail printed below may not
+# reach the failure.
+console_log="$LOG_DIR/vm-console-$(basename "${1%% *}").log"
+cp "$out/console" "$console_log" 2>/dev/null || true
 
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-	echo "vm-run: TIMEOUT after ${timeout}s; last console lines:" >&2
+	echo "vm-run: TIMEOUT after ${timeout}s; last console lines (all: $console_log):" >&2
 	tail -n 60 "$out/console" >&2
 	exit 124
 fi

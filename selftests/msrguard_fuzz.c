@@ -328,7 +328,7 @@ static void *guest_thread(void *arg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	while (!atomic_load(&guest_stop)) {
 		/* Alternately distinct values and runs of 8 identical ones. */
-		ret = vm_run_entry_esi(&guest, NULL, guest_wrmsr_loop, MSR_UNKNOWN,
+		ret = vm_run_entry_esi(&guest, NULL, guest_wrmsr_steps, MSR_UNKNOWN,
 				       0x10000000u + chunk * GUEST_CHUNK, GUEST_CHUNK,
 				       chunk % 2 ? 7 : 0, &res);
 		if (ret || res.exit_reason != KVM_EXIT_HLT || res.fault_vector != GP_VECTOR) {

@@ -170,7 +170,7 @@ static void *vcpu_thread(void *arg)
 			uint32_t value = j->index ? NOISY_BASE1 + c * (CHUNK / RUN_LEN)
 						  : NOISY_BASE0 + c * CHUNK;
 
-			ret = vm_run_entry_esi(j->vm, j->vcpu, guest_wrmsr_loop, MSR_UNKNOWN, value,
+			ret = vm_run_entry_esi(j->vm, j->vcpu, guest_wrmsr_steps, MSR_UNKNOWN, value,
 					       CHUNK, j->index ? RUN_LEN - 1 : 0, &res);
 			if (!blocked_ok(ret, &res)) {
 				guest_fail(s, "noisy guest", ret, &res);
@@ -187,7 +187,7 @@ static void *vcpu_thread(void *arg)
 
 		while (atomic_load(&s->noisy_done) < due && !s->guest_error[0])
 			usleep(1000);
-		ret = vm_run_entry_esi(j->vm, j->vcpu, guest_wrmsr_loop, MSR_UNKNOWN,
+		ret = vm_run_entry_esi(j->vm, j->vcpu, guest_wrmsr_steps, MSR_UNKNOWN,
 				       QUIET_BASE + j->index * 0x100 + i, 1, 0, &res);
 		if (!blocked_ok(ret, &res)) {
 			guest_fail(s, "quiet guest", ret, &res);

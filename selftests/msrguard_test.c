@@ -1086,8 +1086,8 @@ static void test_tool_events_json(struct suite *s)
 	waitpid(pid, &status, 0);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
 	    json_has(out, "\"msr\":%u,\"msr_name\":\"MSR_IA32_UCODE_WRITE\"", MSR_IA32_UCODE_WRITE) &&
-	    json_has(out, "\"is_write\":true") && json_has(out, "\"msr_value\":4096") &&
-	    json_has(out, "\"access_status\":\"blocked-gp\"") && json_has(out, "\"pc\":%llu", (unsigned long long)pc) &&
+	    json_has(out, "\"is_write\":true") && json_has(out, "\"msr_value\":\"0x1000\"") &&
+	    json_has(out, "\"access_status\":\"blocked-gp\"") && json_has(out, "\"pc\":\"%#llx\"", (unsigned long long)pc) &&
 	    json_has(out, "\"vmm_pid\":%d", getpid()) && json_has(out, "\"guest_mode\":\"real\"") &&
 	    json_has(out, "\"msr\":%u", MSR_UNKNOWN) && json_has(out, "\"reason\":\"unknown-msr\"") &&
 	    json_has(out, "\"id\":12550") && strchr(out, '\n') != strrchr(out, '\n'))
@@ -1113,7 +1113,7 @@ static void test_tool_follow(struct suite *s)
 	kill(pid, SIGINT);
 	waitpid(pid, NULL, 0);
 	close(fd);
-	if (json_has(out, "\"msr\":%u", MSR_IA32_UCODE_WRITE) && json_has(out, "\"msr_value\":%u", 0x4242))
+	if (json_has(out, "\"msr\":%u", MSR_IA32_UCODE_WRITE) && json_has(out, "\"msr_value\":\"%#x\"", 0x4242))
 		ksft_test_result_pass("msrguard events --follow: receives an event produced after it started\n");
 	else
 		ksft_test_result_fail("msrguard events --follow: output: %.600s\n", out);

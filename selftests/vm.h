@@ -18,7 +18,7 @@
 extern const char guest_code_start[], guest_code_end[];
 extern const char guest_rdmsr[], guest_wrmsr[];
 extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
-extern const char guest_rdmsr_loop[], guest_wrmsr_loop[];
+extern const char guest_rdmsr_loop[], guest_wrmsr_loop[], guest_wrmsr_steps[];
 extern const char guest_gp_handler[], guest_ud_handler[];
 extern const char guest_gp_handler64[];
 
@@ -77,7 +77,7 @@ int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		 uint64_t value, uint32_t count, struct guest_result *res);
 
 /*
- * vm_run_entry() with ESI = @esi too (guest_wrmsr_loop's step mask), on
+ * vm_run_entry() with ESI = @esi too (guest_wrmsr_steps's step mask), on
  * vCPU 0 of @vm (@vcpu NULL) or on @vcpu.
  */
 int vm_run_entry_esi(struct vm *vm, struct vcpu *vcpu, const char *entry, uint32_t msr,

@@ -130,6 +130,16 @@ proptest! {
     }
 
     #[test]
+    fn what_proceeds_regardless_proceeds_in_every_state(f in facts_strategy()) {
+        let t = table();
+        let fast = bitmaps(&t);
+        if proceeds_regardless(&fast, f.msr, f.is_write) {
+            prop_assert_eq!(on_access(&t, &fast, &f), Answer::PROCEED);
+            prop_assert!(decide(&t, f.msr, f.is_write, f.value).reason.is_none());
+        }
+    }
+
+    #[test]
     fn audit_never_vetoes_and_records_each_objection_once(f in facts_strategy()) {
         let t = table();
         let fast = bitmaps(&t);
@@ -186,6 +196,16 @@ proptest! {
             a.status,
             if verdict.action == Action::Ignore { AccessStatus::BlockedIgnored } else { AccessStatus::BlockedGp }
         );
+    }
+
+    /// A completion hook that is not (yet, or any more) armed never
+    /// records: the decision hook, which reads the same flag, does.
+    #[test]
+    fn an_unarmed_completion_hook_never_records(f in facts_strategy()) {
+        let t = table();
+        let fast = bitmaps(&t);
+        let f = Facts { hook: Hook::ReadCompletion, read_completion_armed: false, ..f };
+        prop_assert_eq!(on_access(&t, &fast, &f), Answer::PROCEED);
     }
 
     #[test]

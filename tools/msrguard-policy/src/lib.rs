@@ -12,7 +12,9 @@
 //! optional `write_mask` and `reason`. Numbers may be TOML integers or
 //! strings such as `"0xffff_ffff_ffff_ffff"` (TOML integers stop at 2^63-1).
 
+pub mod bypass;
 pub mod cexpr;
+pub mod danger;
 pub mod kvm;
 
 use std::fmt;
@@ -511,6 +513,19 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
     }
     let _ = writeln!(out, "];");
     out
+}
+
+/// [`allow_bitmaps`] as the module's `AllowBitmap`s (the words leaked,
+/// as a `'static` table on the host costs).
+pub fn allow_bitmaps_static(entries: &[PolicyEntry]) -> Vec<AllowBitmap> {
+    allow_bitmaps(entries)
+        .into_iter()
+        .map(|(base, read, write)| AllowBitmap {
+            base,
+            read: Box::leak(read.into_boxed_slice()),
+            write: Box::leak(write.into_boxed_slice()),
+        })
+        .collect()
 }
 
 /// The bitmaps of always-allowed MSRs for [`AllowBitmap::RANGES`]:

@@ -208,20 +208,12 @@ fn rejects_a_linux_name_on_the_wrong_index() {
 /// exactly where the table does, and the fast decision equals the table's.
 #[test]
 fn default_policy_bitmaps_match_the_table() {
-    use msrguard_abi::policy::{always_allowed, decide, decide_fast, AllowBitmap};
+    use msrguard_abi::policy::{always_allowed, decide, decide_fast};
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let entries = msrguard_policy::parse(path, &text).unwrap();
     let table: Vec<_> = entries.iter().map(|e| e.to_abi()).collect();
-    let maps = msrguard_policy::allow_bitmaps(&entries);
-    let fast: Vec<AllowBitmap> = maps
-        .iter()
-        .map(|(base, r, w)| AllowBitmap {
-            base: *base,
-            read: Box::leak(r.clone().into_boxed_slice()),
-            write: Box::leak(w.clone().into_boxed_slice()),
-        })
-        .collect();
+    let fast = msrguard_policy::allow_bitmaps_static(&entries);
     let mut allowed = 0;
     for b in &fast {
         for i in 0..(b.read.len() as u32 * 64) {

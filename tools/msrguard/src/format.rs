@@ -3,11 +3,19 @@
 //! How events, counters and the policy are printed.
 //!
 //! JSON field names are stable (documented in Documentation/msrguard.rst):
-//! id, sequence, timestamp_ns, time, msr, msr_name, is_write, msr_value,
-//! access_status, reason, pc, image_base, image_checksum, image_timestamp,
-//! image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl, guest_mode, vm_id,
-//! nested, repeat (identical accesses coalesced after this one; for an
-//! access_status "dropped" record, the events of vm_id dropped).
+//! schema_version, id, sequence, timestamp_ns, time, msr, msr_name, is_write,
+//! msr_value, access_status, reason, pc, image_base, image_checksum,
+//! image_timestamp, image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl,
+//! guest_mode, vm_id, nested, repeat (identical accesses coalesced after this
+//! one; for an access_status "dropped" record, the events of vm_id dropped).
+//!
+//! JSON numbers are doubles to most consumers (jq 1.6, JavaScript): only
+//! integers below 2^53 survive. So every field that can exceed that is a
+//! string: `msr_value`, `pc` and `image_base` as `"0x..."` (bit patterns and
+//! addresses), `timestamp_ns` in decimal (nanoseconds since the epoch passed
+//! 2^53 in April 1970). `sequence` stays a number: it counts records from 1
+//! per module load and would need centuries to reach 2^53; `repeat` is a
+//! count of guest exits. The rest are 32 bits or less.
 
 use std::fmt::Write as _;
 
@@ -35,28 +43,15 @@ fn text_field(bytes: &[u8]) -> String {
     String::from_utf8_lossy(trim_nul(bytes)).into_owned()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for nanoseconds since the epoch (UTC).
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (RFC 3339, UTC) for nanoseconds since
+/// the epoch.
 pub(crate) fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ns % 1_000_000_000
-    )
+    // jiff reaches year 9999, any u64 of nanoseconds ends in 2554: the
+    // fallback only keeps this total.
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => format!("{t:.9}"),
+        Err(_) => format!("{ns}ns"),
+    }
 }
 
 fn cpl(c: u8) -> String {
@@ -106,21 +101,32 @@ pub(crate) fn text(r: &Record) -> String {
     s
 }
 
+/// Version of the `--json` object's schema. 2: `msr_value`, `pc`,
+/// `image_base` and `timestamp_ns` became strings (they were numbers, which
+/// jq and JavaScript round above 2^53).
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 2;
+
+/// A 64-bit bit pattern or address, as `"0x..."`.
+pub(crate) fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
 /// One JSON object, on one line.
 pub(crate) fn json(r: &Record) -> String {
     json!({
+        "schema_version": JSON_SCHEMA_VERSION,
         "id": EVENT_ID,
         "sequence": r.sequence,
-        "timestamp_ns": r.timestamp_ns,
+        "timestamp_ns": r.timestamp_ns.to_string(),
         "time": utc(r.timestamp_ns),
         "msr": r.msr,
         "msr_name": msr_name(r.msr).unwrap_or(""),
         "is_write": r.is_write,
-        "msr_value": r.msr_value,
+        "msr_value": hex(r.msr_value),
         "access_status": r.access_status.name(),
         "reason": r.reason.name(),
-        "pc": r.pc,
-        "image_base": r.image_base,
+        "pc": hex(r.pc),
+        "image_base": hex(r.image_base),
         "image_checksum": r.image_checksum,
         "image_timestamp": r.image_timestamp,
         "image_name": text_field(&r.image_name),
@@ -241,4 +247,24 @@ pub(crate) fn kvm_msrs(kvm: &msrguard_policy::kvm::KvmMsrs) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_is_rfc3339_with_nanoseconds() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            utc(1_795_626_761_123_456_789),
+            "2026-11-25T17:12:41.123456789Z"
+        );
+        // Leap day, and the largest value a record can hold.
+        assert_eq!(
+            utc(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        assert_eq!(utc(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+    }
 }

@@ -2,12 +2,17 @@
 
 //! `msrguard`: the operator's tool for msrguard.
 //!
-//! - `msrguard events [--follow] [--json] [--journal]`: the events of
-//!   `/dev/msrguard` (or of a file of records, `--device FILE`);
+//! - `msrguard events [--follow] [--json|--raw] [--journal]`: the events of
+//!   `/dev/msrguard` (or of a file of records, `--device FILE`); `--raw`
+//!   saves them as records for `policy suggest`;
 //! - `msrguard stats [--json]`: the module's counters and ABI version;
 //! - `msrguard policy`: the policy the loaded module enforces;
-//! - `msrguard check [--against-kvm KDIR] FILE`: validates a policy file with
-//!   the build's checker, and compares it with the MSRs KVM handles;
+//! - `msrguard policy suggest --policy FILE [--from RECORDS] [--merge]`: a
+//!   policy proposal from audit-mode events;
+//! - `msrguard check [--strict] [--against-kvm KDIR] FILE`: validates a policy
+//!   file with the build's checker, warns where it denies an MSR that a path
+//!   outside msrguard's decision points can set (errors with `--strict`), and
+//!   compares it with the MSRs KVM handles;
 //! - `msrguard kvm-msrs KDIR`: the MSRs KVM handles, from a kernel tree.
 //!
 //! Errors are one line on stderr and a non-zero exit status.
@@ -15,6 +20,7 @@
 mod device;
 mod format;
 mod journal;
+mod suggest;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -43,8 +49,12 @@ enum Command {
         #[arg(long)]
         follow: bool,
         /// One JSON object per event per line.
-        #[arg(long, conflicts_with = "journal")]
+        #[arg(long, conflicts_with_all = ["journal", "raw"])]
         json: bool,
+        /// The records themselves (binary, 128 bytes each), to save to a
+        /// file for `msrguard policy suggest --from FILE`.
+        #[arg(long, conflicts_with = "journal")]
+        raw: bool,
         /// Forward each event to the systemd journal instead of printing it.
         #[arg(long)]
         journal: bool,
@@ -56,12 +66,22 @@ enum Command {
         json: bool,
     },
     /// Print the policy the loaded module enforces.
-    Policy,
+    #[command(args_conflicts_with_subcommands = true)]
+    Policy {
+        #[command(subcommand)]
+        action: Option<PolicyCommand>,
+    },
     /// Check a policy file: `file:line: message` for each problem. With
     /// `--against-kvm KDIR`, also every MSR KVM handles (extracted from the
     /// kernel tree KDIR) that the policy leaves to the default action, and
-    /// every entry for MSRs KVM does not handle.
+    /// every entry for MSRs KVM does not handle. Warns (on stderr) for each
+    /// entry that denies what a path outside msrguard's decision points can
+    /// do to an MSR (Documentation/msrguard.rst, "Accesses outside the
+    /// guard").
     Check {
+        /// Make those warnings errors (non-zero exit).
+        #[arg(long)]
+        strict: bool,
         /// A kernel source tree to compare the policy with.
         #[arg(long, value_name = "KDIR")]
         against_kvm: Option<String>,
@@ -72,6 +92,25 @@ enum Command {
     KvmMsrs {
         /// The kernel source tree.
         kdir: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Propose policy entries for the accesses of an audit run that POLICY
+    /// would veto, as TOML with the evidence in comments. Dangerous MSRs
+    /// (microcode, SMM, power, tracing) are never proposed for writes.
+    Suggest {
+        /// A file of records (`msrguard events --raw > FILE`); without it,
+        /// the events pending on the device are read (and consumed).
+        #[arg(long, value_name = "FILE")]
+        from: Option<String>,
+        /// The policy file the audited module was built with.
+        #[arg(long, value_name = "POLICY")]
+        policy: String,
+        /// Print the whole policy with the proposal applied instead.
+        #[arg(long)]
+        merge: bool,
     },
 }
 
@@ -89,6 +128,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Events {
             follow,
             json,
+            raw,
             journal,
         } => {
             let mut source = Source::open(&cli.device, follow)?;
@@ -99,6 +139,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 };
                 if journal {
                     journal::send(&record)?;
+                } else if raw {
+                    let mut out = stdout.lock();
+                    if out
+                        .write_all(&record.to_bytes())
+                        .and_then(|()| out.flush())
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
                 } else {
                     let mut out = stdout.lock();
                     let text = if json {
@@ -125,18 +174,63 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Policy => {
+        Command::Policy {
+            action:
+                Some(PolicyCommand::Suggest {
+                    from,
+                    policy,
+                    merge,
+                }),
+        } => {
+            let text =
+                std::fs::read_to_string(&policy).map_err(|e| Failure(format!("{policy}: {e}")))?;
+            let mut source = Source::open(from.as_deref().unwrap_or(&cli.device), false)?;
+            let mut records = Vec::new();
+            while let Some(r) = source.next_record()? {
+                records.push(r);
+            }
+            let s = suggest::suggest(&policy, &text, &records).map_err(Failure)?;
+            print!("{}", if merge { &s.merged } else { &s.diff });
+            eprintln!(
+                "{} events: {} new entries, {} changed entries, {} refused by the checker",
+                records.len(),
+                s.new_entries,
+                s.replacements,
+                s.refused
+            );
+            Ok(())
+        }
+        Command::Policy { action: None } => {
             let entries = device::Device::open(&cli.device)?.policy()?;
             print!("{}", format::policy_table(&entries));
             Ok(())
         }
-        Command::Check { file, against_kvm } => {
+        Command::Check {
+            file,
+            against_kvm,
+            strict,
+        } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
             let entries = msrguard_policy::parse(&file, &text).map_err(|diags| {
                 let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
                 Failure(lines.join("\n"))
             })?;
+            let bypasses = msrguard_policy::bypass::check(&file, &entries);
+            if strict && !bypasses.is_empty() {
+                let lines: Vec<String> = bypasses
+                    .iter()
+                    .map(|w| format!("error: {}", w.located()))
+                    .collect();
+                return Err(Failure(format!(
+                    "{}\n{file}: {} denials that paths outside msrguard's decision points bypass (--strict)",
+                    lines.join("\n"),
+                    bypasses.len()
+                )));
+            }
+            for w in &bypasses {
+                eprintln!("{w}");
+            }
             let Some(kdir) = against_kvm else {
                 println!("{file}: {} entries, ok", entries.len());
                 return Ok(());

@@ -133,9 +133,9 @@ fn events_text_is_the_12550_layout() {
 fn events_json_one_object_per_line() {
     let f = two_events();
     let golden = concat!(
-        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":4096,"nested":false,"pc":18446744071579249212,"reason":"write-denied","repeat":0,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":"0x1000","nested":false,"pc":"0xffffffff81062a3c","reason":"write-denied","repeat":0,"schema_version":2,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n",
-        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":0,"image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":0,"nested":false,"pc":18446744071579249212,"reason":"unknown-msr","repeat":0,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":1795626761123456789,"vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":"0x0","nested":false,"pc":"0xffffffff81062a3c","reason":"unknown-msr","repeat":0,"schema_version":2,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n"
     );
     tool()
@@ -144,6 +144,64 @@ fn events_json_one_object_per_line() {
         .assert()
         .success()
         .stdout(golden);
+}
+
+/// What an operator types first: `msrguard events --json | jq`. jq 1.6 (and
+/// JavaScript) hold numbers as doubles, so a 64-bit guest kernel address as
+/// a JSON number comes back rounded; as a string it must come back exactly.
+#[test]
+fn json_64_bit_fields_survive_jq() {
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIP: jq not installed (scripts/setup.sh installs Debian's jq)");
+        return;
+    }
+    let mut r = record(
+        7,
+        0xc000_0080,
+        true,
+        AccessStatus::BlockedGp,
+        Reason::WriteMask,
+    );
+    r.pc = 18_446_744_072_512_353_219;
+    r.msr_value = u64::MAX - 1;
+    r.image_base = 0xffff_f806_1234_5000;
+    let f = records_file(&[r], &[]);
+    let json = tool()
+        .args(["events", "--json", "--device"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let jq = std::process::Command::new("jq")
+        .args([
+            "-r",
+            "[.pc, .msr_value, .image_base, .timestamp_ns, .sequence, .schema_version] | @tsv",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    jq.stdin.as_ref().unwrap().write_all(&json.stdout).unwrap();
+    let out = jq.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "jq failed on {:?}",
+        String::from_utf8_lossy(&json.stdout)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = line.trim_end().split('\t').collect();
+    let hex = |s: &str| u64::from_str_radix(s.strip_prefix("0x").unwrap(), 16).unwrap();
+    assert_eq!(fields[0], "0xffffffffb8a433c3");
+    assert_eq!(hex(fields[0]), r.pc);
+    assert_eq!(hex(fields[1]), r.msr_value);
+    assert_eq!(hex(fields[2]), r.image_base);
+    assert_eq!(fields[3].parse::<u64>().unwrap(), r.timestamp_ns);
+    assert_eq!(fields[4], "7");
+    assert_eq!(fields[5], "2");
 }
 
 #[test]
@@ -196,7 +254,7 @@ fn permission_denied_says_root_is_needed() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("msrguard");
     // SAFETY: geteuid has no preconditions.
-    let mut cmd = if unsafe { libc_geteuid() } == 0 {
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
         // Root reads anything: drop to nobody to see the error users get.
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -213,11 +271,6 @@ fn permission_denied_says_root_is_needed() {
             "permission denied opening {}: reading msrguard needs root\n",
             path.display()
         ));
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 #[test]
@@ -245,4 +298,76 @@ fn check_accepts_the_default_policy_and_reports_errors_by_line() {
         &["check", &path],
         format!("{path}:4: unknown action \"deny\" (want \"allow\", \"gp\" or \"ignore\")\n"),
     );
+}
+
+const DEFAULT_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
+
+/// The checker's warnings for MSRs that paths outside msrguard's decision
+/// points can set: on stderr, the check still passes; `--strict` fails
+/// with the same findings as errors.
+#[test]
+fn check_warns_about_bypassed_denials_and_strict_fails() {
+    let text = std::fs::read_to_string(DEFAULT_POLICY).unwrap();
+    let entries = msrguard_policy::parse(DEFAULT_POLICY, &text).unwrap();
+    let warnings = msrguard_policy::bypass::check(DEFAULT_POLICY, &entries);
+    assert!(
+        !warnings.is_empty(),
+        "the default policy has documented warnings"
+    );
+    let stderr: String = warnings.iter().map(|w| format!("{w}\n")).collect();
+    tool()
+        .args(["check", DEFAULT_POLICY])
+        .assert()
+        .success()
+        .stdout(predicates::str::ends_with("entries, ok\n"))
+        .stderr(stderr);
+    let errors: String = warnings
+        .iter()
+        .map(|w| format!("error: {}\n", w.located()))
+        .collect();
+    fails_with(
+        &["check", "--strict", DEFAULT_POLICY],
+        format!(
+            "{errors}{DEFAULT_POLICY}: {} denials that paths outside msrguard's decision points bypass (--strict)\n",
+            warnings.len()
+        ),
+    );
+}
+
+/// The default policy with every entry a warning names set to allow passes
+/// `--strict`, without a word on stderr.
+#[test]
+fn strict_passes_a_policy_that_denies_nothing_bypassable() {
+    let text = std::fs::read_to_string(DEFAULT_POLICY).unwrap();
+    let entries = msrguard_policy::parse(DEFAULT_POLICY, &text).unwrap();
+    let warned: Vec<usize> = msrguard_policy::bypass::check(DEFAULT_POLICY, &entries)
+        .iter()
+        .filter_map(|w| w.line)
+        .collect();
+    let mut out = String::new();
+    for e in &entries {
+        let allow = warned.contains(&e.line);
+        let (read, write) = if allow {
+            ("allow", "allow")
+        } else {
+            (e.read.name(), e.write.name())
+        };
+        out.push_str(&format!(
+            "[[msr]]\nindex = {:#x}\nlast = {:#x}\nname = \"{}\"\nread = \"{read}\"\nwrite = \"{write}\"\n",
+            e.first, e.last, e.name
+        ));
+        if let (Some(m), false) = (e.write_mask, allow) {
+            out.push_str(&format!("write_mask = \"{m:#x}\"\n"));
+        }
+        out.push_str(&format!("reason = \"{}\"\n", e.reason.replace('"', "\\\"")));
+    }
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(out.as_bytes()).unwrap();
+    let path = f.path().display().to_string();
+    tool()
+        .args(["check", "--strict", &path])
+        .assert()
+        .success()
+        .stdout(format!("{path}: {} entries, ok\n", entries.len()))
+        .stderr("");
 }

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use msrguard_abi::policy::{lookup, Entry};
+use msrguard_abi::policy::{always_allowed, decide, decide_fast, lookup, Entry};
 
 /// Indices to look up: half near covered MSRs, half anywhere.
 fn indices(table: &[Entry], n: usize) -> Vec<u32> {
@@ -77,6 +77,19 @@ fn main() {
     let linear = time_ns(&idx, 5, |i| {
         table.iter().any(|e| e.first <= i && i <= e.last)
     });
+    // The module's decision: bitmaps of always-allowed MSRs, then the table.
+    let fast = msrguard_policy::allow_bitmaps_static(&entries);
+    let allowed: Vec<u32> = idx
+        .iter()
+        .copied()
+        .filter(|&i| always_allowed(&table, i, false))
+        .collect();
+    let decide_table = time_ns(&allowed, 5, |i| {
+        decide(&table, i, false, 0).reason.is_none()
+    });
+    let decide_bitmap = time_ns(&allowed, 5, |i| {
+        decide_fast(&table, &fast, i, false, 0).reason.is_none()
+    });
     // The three must agree before their speeds mean anything.
     for &i in idx.iter().take(1 << 16) {
         let a = lookup(&table, i).is_some();
@@ -97,5 +110,10 @@ fn main() {
     println!(
         "# bench: linear scan of the ranges:                  {linear:6.2} ns/lookup (generated/linear {:.2})",
         generated / linear
+    );
+    println!(
+        "# bench: allowed RDMSR decision, {} always-allowed indices: table {decide_table:6.2} ns, bitmaps {decide_bitmap:6.2} ns (bitmaps/table {:.2})",
+        allowed.len(),
+        decide_bitmap / decide_table
     );
 }
