@@ -267,6 +267,57 @@ int vm_run_entry_esi(struct vm *vm, struct vcpu *vcpu, const char *entry, uint32
 	return 0;
 }
 
+void vcpu_describe(struct vm *vm, struct vcpu *vcpu, char *buf, size_t len)
+{
+	int fd = vcpu ? vcpu->fd : vm->vcpu_fd;
+	struct kvm_run *run = vcpu ? vcpu->run : vm->run;
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	size_t n = 0;
+	uint64_t a;
+	int i;
+
+#define PUT(...) do { if (n < len) n += snprintf(buf + n, len - n, __VA_ARGS__); } while (0)
+	buf[0] = 0;
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
+		PUT("(no registers: %s)", strerror(errno));
+		return;
+	}
+	PUT("exit %u", run->exit_reason);
+	if (run->exit_reason == KVM_EXIT_IO)
+		PUT(" (io port %#x %s size %u)", run->io.port,
+		    run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.size);
+	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR || run->exit_reason == KVM_EXIT_SHUTDOWN)
+		PUT(" (suberror %u)", run->internal.suberror);
+	PUT("; cs %#x:%#llx ss %#x:%#llx rflags %#llx rax %#llx rbx %#llx rcx %#llx rdx %#llx rsi %#llx rdi %#llx rbp %#llx",
+	    sregs.cs.selector, (unsigned long long)regs.rip, sregs.ss.selector,
+	    (unsigned long long)regs.rsp, (unsigned long long)regs.rflags,
+	    (unsigned long long)regs.rax, (unsigned long long)regs.rbx,
+	    (unsigned long long)regs.rcx, (unsigned long long)regs.rdx,
+	    (unsigned long long)regs.rsi, (unsigned long long)regs.rdi,
+	    (unsigned long long)regs.rbp);
+	if (!ioctl(fd, KVM_GET_VCPU_EVENTS, &ev))
+		PUT("; exception injected %u pending %u nr %u; interrupt injected %u nr %u; nmi injected %u pending %u",
+		    ev.exception.injected, ev.exception.pending, ev.exception.nr,
+		    ev.interrupt.injected, ev.interrupt.nr, ev.nmi.injected, ev.nmi.pending);
+	a = sregs.cs.base + (regs.rip & 0xffff);
+	if (a + 8 <= GUEST_MEM_SIZE) {
+		PUT("; bytes at cs:ip");
+		for (i = 0; i < 8; i++)
+			PUT(" %02x", vm->mem[a + i]);
+	}
+	a = sregs.ss.base + (regs.rsp & 0xffff);
+	if (vm->mode == GUEST_REAL_MODE && a + 16 <= GUEST_MEM_SIZE) {
+		PUT("; stack");
+		for (i = 0; i < 16; i += 2)
+			PUT(" %04x", vm->mem[a + i] | vm->mem[a + i + 1] << 8);
+	}
+	PUT("; code at %#x, #GP handler %#llx", GUEST_CODE_GPA,
+	    (unsigned long long)guest_gpa(guest_gp_handler));
+#undef PUT
+}
+
 int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value)
 {
 	struct {

@@ -7,6 +7,7 @@
 #define MSRGUARD_VM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <linux/kvm.h>
 
@@ -82,6 +83,13 @@ int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
  */
 int vm_run_entry_esi(struct vm *vm, struct vcpu *vcpu, const char *entry, uint32_t msr,
 		     uint64_t value, uint32_t count, uint32_t esi, struct guest_result *res);
+
+/*
+ * After a run that stopped where it should not have: the vCPU's registers,
+ * its pending/injected events, the bytes at CS:IP, its real-mode stack and
+ * the exit's details, into @buf (for a failure message).
+ */
+void vcpu_describe(struct vm *vm, struct vcpu *vcpu, char *buf, size_t len);
 
 /* Adds vCPU @id (1..GUEST_MAX_VCPUS-1) to @vm: 0 or a negative errno. */
 int vm_add_vcpu(struct vm *vm, struct vcpu *vcpu, int id);
