@@ -26,10 +26,26 @@ rust/msrguard_abi.h: FORCE
 modules: rust/policy_table.rs rust/msrguard_abi.h
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
+# msrguard.ko into $(INSTALL_MOD_PATH)/lib/modules/<the tree's release>/
+# (kbuild's directory for external modules), then depmod, as kbuild does.
+modules_install: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+# The module, then the tool into $(DESTDIR)$(PREFIX)/bin, the systemd unit
+# (pointing at that tool), and the modprobe.d and modules-load.d files.
+PREFIX ?= /usr
+install: modules_install
+	cargo install --quiet --locked --no-track --force --path tools/msrguard --root $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)/usr/lib/systemd/system $(DESTDIR)/etc/modprobe.d $(DESTDIR)/etc/modules-load.d
+	sed 's|^ExecStart=/usr/bin/msrguard|ExecStart=$(PREFIX)/bin/msrguard|' packaging/systemd/msrguard-events.service \
+		>$(DESTDIR)/usr/lib/systemd/system/msrguard-events.service
+	install -m 0644 packaging/modprobe.d/msrguard.conf $(DESTDIR)/etc/modprobe.d/msrguard.conf
+	install -m 0644 packaging/modules-load.d/msrguard.conf $(DESTDIR)/etc/modules-load.d/msrguard.conf
+
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	rm -f rust/policy_table.rs rust/msrguard_abi.h
 
 FORCE:
 
-.PHONY: all modules clean FORCE
+.PHONY: all modules modules_install install clean FORCE

@@ -3,7 +3,8 @@
 # Checks packaging/: the systemd unit with `systemd-analyze verify` (in a
 # scratch root holding the unit, the tool at the unit's ExecStart path and
 # the host's system units), and that the modprobe.d/modules-load.d files
-# name the module and parameters msrguard.ko really has.
+# name the module and parameters msrguard.ko really has; `make install`
+# into a scratch root.
 # Usage: scripts/check-packaging.sh [TOOL [MODULE.ko]]
 
 . "$(dirname "$0")/lib.sh"
@@ -64,5 +65,38 @@ else
 	done < <(sed -n 's/^#\?options \([^ ]*\) \(.*\)/\1 \2/p' packaging/modprobe.d/msrguard.conf)
 	[ "$n" -gt 0 ] || { echo "FAIL modprobe.d/msrguard.conf has no options line"; fail=1; }
 	[ "$fail" -ne 0 ] || echo "ok modprobe.d: $n options, each a parameter of $name"
+fi
+# make modules_install / make install into a scratch root: each file where
+# a user expects it, the module known to depmod, the tool runnable.
+if [ ! -f "$ko" ]; then
+	echo "SKIP make install: no $ko (make)"
+else
+	inst=$(mktemp -d)
+	release=$(modinfo -F vermagic "$ko" | cut -d' ' -f1)
+	if make -s install DESTDIR="$inst" INSTALL_MOD_PATH="$inst" >"$LOG_DIR/make-install.log" 2>&1; then
+		missing=""
+		for f in "lib/modules/$release/updates/msrguard.ko" usr/bin/msrguard \
+			usr/lib/systemd/system/msrguard-events.service \
+			etc/modprobe.d/msrguard.conf etc/modules-load.d/msrguard.conf; do
+			[ -e "$inst/$f" ] || missing="$missing $f"
+		done
+		if [ -n "$missing" ]; then
+			echo "FAIL make install: missing$missing"
+			fail=1
+		elif ! grep -q "^updates/msrguard.ko:" "$inst/lib/modules/$release/modules.dep"; then
+			echo "FAIL make modules_install: depmod does not list updates/msrguard.ko"
+			fail=1
+		elif ! "$inst/usr/bin/msrguard" --version >/dev/null; then
+			echo "FAIL make install: the installed tool does not run"
+			fail=1
+		else
+			echo "ok make install: module in lib/modules/$release/updates (depmod), tool, unit, modprobe.d, modules-load.d"
+		fi
+	else
+		tail -n 20 "$LOG_DIR/make-install.log"
+		echo "FAIL make install (log: $LOG_DIR/make-install.log)"
+		fail=1
+	fi
+	rm -rf "$inst"
 fi
 exit "$fail"

@@ -14,7 +14,7 @@
 	.section .rodata.guest, "a"
 	.globl guest_code_start, guest_code_end
 	.globl guest_rdmsr, guest_wrmsr, guest_rdmsr_fep, guest_wrmsr_fep
-	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_new_loop
+	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_new_loop, guest_wrmsr_steps
 	.globl guest_gp_handler, guest_ud_handler
 	.globl guest_gp_handler64, guest_rdmsr_after_nops
 
@@ -64,6 +64,23 @@ guest_wrmsr_new_loop:
 	decl %ebx
 	jnz guest_wrmsr_new_loop
 	hlt
+
+/*
+ * EBX times WRMSR of ECX with EDX:EAX, one exit each (a vetoed one's #GP is
+ * skipped by the handler). EAX advances by one after each access that
+ * leaves a remaining count with no bit of ESI set: ESI = 0 gives EBX
+ * distinct values, ESI = 2^k - 1 runs of 2^k identical ones (for an EBX
+ * that is a multiple of 2^k).
+ */
+guest_wrmsr_steps:
+	wrmsr
+	decl %ebx
+	jz 2f
+	testl %esi, %ebx
+	jnz guest_wrmsr_steps
+	incl %eax
+	jmp guest_wrmsr_steps
+2:	hlt
 
 /*
  * RDMSR two bytes past the entry: a Pc taken from the RIP KVM last wrote

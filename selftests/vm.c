@@ -176,14 +176,60 @@ static void long_mode_sregs(struct kvm_sregs *sregs)
 	sregs->efer = 0x500;		/* LMA, LME */
 }
 
+int vm_add_vcpu(struct vm *vm, struct vcpu *vcpu, int id)
+{
+	int ret;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = -1;
+	if (id <= 0 || id >= GUEST_MAX_VCPUS)
+		return -EINVAL;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, id);
+	if (vcpu->fd < 0)
+		goto fail;
+	vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	perror("vm_add_vcpu");
+	vcpu_destroy(vcpu);
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->vm->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
 int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		 uint64_t value, uint32_t count, struct guest_result *res)
 {
+	return vm_run_entry_esi(vm, NULL, entry, msr, value, count, 0, res);
+}
+
+int vm_run_entry_esi(struct vm *vm, struct vcpu *vcpu, const char *entry, uint32_t msr,
+		     uint64_t value, uint32_t count, uint32_t esi, struct guest_result *res)
+{
+	int fd = vcpu ? vcpu->fd : vm->vcpu_fd;
+	struct kvm_run *run = vcpu ? vcpu->run : vm->run;
+	int id = vcpu ? vcpu->id : 0;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 
 	memset(res, 0, sizeof(*res));
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
 	if (vm->mode == GUEST_LONG_MODE) {
 		long_mode_sregs(&sregs);
@@ -193,31 +239,83 @@ int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		flat_segment(&sregs.es);
 		flat_segment(&sregs.ss);
 	}
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = guest_gpa(entry);
-	regs.rsp = GUEST_STACK_TOP;
+	regs.rsp = GUEST_STACK_TOP - id * GUEST_STACK_PER_VCPU;
 	regs.rflags = 0x2;
 	regs.rcx = msr;
 	regs.rax = (uint32_t)value;
 	regs.rdx = value >> 32;
 	regs.rbx = count;
-	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+	regs.rsi = esi;
+	if (ioctl(fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 
-	if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+	if (ioctl(fd, KVM_RUN, 0) < 0) {
 		res->err = errno;
 		return -errno;
 	}
-	res->exit_reason = vm->run->exit_reason;
-	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+	res->exit_reason = run->exit_reason;
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0)
 		return -errno;
 	res->fault_vector = (uint32_t)regs.rdi;
 	res->value = ((regs.rdx & 0xffffffffull) << 32) | (uint32_t)regs.rax;
 	res->rip = regs.rip;
 	return 0;
+}
+
+void vcpu_describe(struct vm *vm, struct vcpu *vcpu, char *buf, size_t len)
+{
+	int fd = vcpu ? vcpu->fd : vm->vcpu_fd;
+	struct kvm_run *run = vcpu ? vcpu->run : vm->run;
+	struct kvm_vcpu_events ev;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	size_t n = 0;
+	uint64_t a;
+	int i;
+
+#define PUT(...) do { if (n < len) n += snprintf(buf + n, len - n, __VA_ARGS__); } while (0)
+	buf[0] = 0;
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
+		PUT("(no registers: %s)", strerror(errno));
+		return;
+	}
+	PUT("exit %u", run->exit_reason);
+	if (run->exit_reason == KVM_EXIT_IO)
+		PUT(" (io port %#x %s size %u)", run->io.port,
+		    run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", run->io.size);
+	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR || run->exit_reason == KVM_EXIT_SHUTDOWN)
+		PUT(" (suberror %u)", run->internal.suberror);
+	PUT("; cs %#x:%#llx ss %#x:%#llx rflags %#llx rax %#llx rbx %#llx rcx %#llx rdx %#llx rsi %#llx rdi %#llx rbp %#llx",
+	    sregs.cs.selector, (unsigned long long)regs.rip, sregs.ss.selector,
+	    (unsigned long long)regs.rsp, (unsigned long long)regs.rflags,
+	    (unsigned long long)regs.rax, (unsigned long long)regs.rbx,
+	    (unsigned long long)regs.rcx, (unsigned long long)regs.rdx,
+	    (unsigned long long)regs.rsi, (unsigned long long)regs.rdi,
+	    (unsigned long long)regs.rbp);
+	if (!ioctl(fd, KVM_GET_VCPU_EVENTS, &ev))
+		PUT("; exception injected %u pending %u nr %u; interrupt injected %u nr %u; nmi injected %u pending %u",
+		    ev.exception.injected, ev.exception.pending, ev.exception.nr,
+		    ev.interrupt.injected, ev.interrupt.nr, ev.nmi.injected, ev.nmi.pending);
+	a = sregs.cs.base + (regs.rip & 0xffff);
+	if (a + 8 <= GUEST_MEM_SIZE) {
+		PUT("; bytes at cs:ip");
+		for (i = 0; i < 8; i++)
+			PUT(" %02x", vm->mem[a + i]);
+	}
+	a = sregs.ss.base + (regs.rsp & 0xffff);
+	if (vm->mode == GUEST_REAL_MODE && a + 16 <= GUEST_MEM_SIZE) {
+		PUT("; stack");
+		for (i = 0; i < 16; i += 2)
+			PUT(" %04x", vm->mem[a + i] | vm->mem[a + i + 1] << 8);
+	}
+	PUT("; code at %#x, #GP handler %#llx", GUEST_CODE_GPA,
+	    (unsigned long long)guest_gpa(guest_gp_handler));
+#undef PUT
 }
 
 int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value)

@@ -7,6 +7,7 @@
 #define MSRGUARD_VM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <linux/kvm.h>
 
@@ -19,6 +20,7 @@ extern const char guest_code_start[], guest_code_end[];
 extern const char guest_rdmsr[], guest_wrmsr[], guest_rdmsr_after_nops[];
 extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
 extern const char guest_rdmsr_loop[], guest_wrmsr_loop[], guest_wrmsr_new_loop[];
+extern const char guest_wrmsr_steps[];
 extern const char guest_gp_handler[], guest_ud_handler[];
 extern const char guest_gp_handler64[];
 
@@ -34,6 +36,21 @@ struct vm {
 	uint8_t *mem;
 	enum guest_cpu_mode mode;
 };
+
+/*
+ * A further vCPU of a struct vm (which holds vCPU 0), for tests that run
+ * several vCPUs of one VM from several threads. Each has its own real-mode
+ * stack below GUEST_STACK_TOP, so their #GP handlers do not collide.
+ */
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+};
+
+#define GUEST_STACK_PER_VCPU 0x400
+#define GUEST_MAX_VCPUS 8
 
 /* What the guest saw when it halted (or why it stopped). */
 struct guest_result {
@@ -60,6 +77,24 @@ void vm_destroy(struct vm *vm);
  */
 int vm_run_entry(struct vm *vm, const char *entry, uint32_t msr,
 		 uint64_t value, uint32_t count, struct guest_result *res);
+
+/*
+ * vm_run_entry() with ESI = @esi too (guest_wrmsr_steps's step mask), on
+ * vCPU 0 of @vm (@vcpu NULL) or on @vcpu.
+ */
+int vm_run_entry_esi(struct vm *vm, struct vcpu *vcpu, const char *entry, uint32_t msr,
+		     uint64_t value, uint32_t count, uint32_t esi, struct guest_result *res);
+
+/*
+ * After a run that stopped where it should not have: the vCPU's registers,
+ * its pending/injected events, the bytes at CS:IP, its real-mode stack and
+ * the exit's details, into @buf (for a failure message).
+ */
+void vcpu_describe(struct vm *vm, struct vcpu *vcpu, char *buf, size_t len);
+
+/* Adds vCPU @id (1..GUEST_MAX_VCPUS-1) to @vm: 0 or a negative errno. */
+int vm_add_vcpu(struct vm *vm, struct vcpu *vcpu, int id);
+void vcpu_destroy(struct vcpu *vcpu);
 
 /*
  * Makes later vm_run_entry() calls start in @mode: long mode uses identity
