@@ -28,8 +28,9 @@ modules: rust/policy_table.rs rust/msrguard_abi.h
 
 # msrguard.ko into $(INSTALL_MOD_PATH)/lib/modules/<the tree's release>/
 # (kbuild's directory for external modules), then depmod, as kbuild does.
+# INSTALL_MOD_PATH defaults to DESTDIR, so a staged install stays staged.
 modules_install: modules
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(or $(INSTALL_MOD_PATH),$(DESTDIR)) modules_install
 
 # The module, then the tool into $(DESTDIR)$(PREFIX)/bin, the systemd unit
 # (pointing at that tool), and the modprobe.d and modules-load.d files.

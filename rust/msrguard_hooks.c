@@ -60,9 +60,12 @@ static siphash_key_t vm_id_key;
 /*
  * Per CPU, what a repeated event needs and costs more to compute than the
  * rest of its recording: the identifier of the last VM the CPU recorded an
- * event for (a flood comes from one VM), and the coarse clock of the
- * current tick. Exact, not a guess: the id is a function of the pointer,
- * and the coarse clock only moves with the tick.
+ * event for (a flood comes from one VM; exact, as the id is a function of
+ * the pointer), and the coarse clock read in the current jiffy. That may
+ * lag the precise clock by up to two ticks (jiffies moves before the wall
+ * time is updated) or by a clock_settime() until the next jiffy: the queue
+ * allows for the lag (COARSE_CLOCK_SLACK_NS); beyond it, an event takes
+ * the full path, nothing is lost.
  */
 struct record_cache {
 	const struct kvm *kvm;
@@ -341,6 +344,10 @@ static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigne
 	bool host_initiated = (u8)ftrace_regs_get_argument(fregs, 3);
 	struct read_call *c = entry_data;
 	struct msrguard_answer ans;
+
+	/* As on the decision hook: an allowed read is one question. */
+	if (likely(msrguard_rust_read_proceeds(msr)))
+		return 1;
 
 	ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated, &ans);
 	if (ans.record != MSRGUARD_RECORD_AT_COMPLETION)

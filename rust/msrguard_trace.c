@@ -15,7 +15,7 @@
 
 void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o)
 {
-	struct msrguard_names names;
+	struct msrguard_names names = {};
 
 	/* Most repeats of a flood are shown by neither: name nothing for them. */
 	if (!trace_msrguard_access_enabled() && !o->log)

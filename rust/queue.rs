@@ -47,9 +47,10 @@ pub const MAX_VMS: usize = 64;
 /// coalesced into it.
 pub const COALESCE_WINDOW_NS: u64 = 1_000_000_000;
 
-/// How far behind a record's time a coarse clock may read (a tick at HZ=100):
-/// see [`Queue::push_repeat`].
-pub const COARSE_CLOCK_SLACK_NS: u64 = 10_000_000;
+/// How far behind a record's time a coarse clock may read: two ticks at
+/// HZ=100, with room to spare (see [`Queue::push_repeat`]). A clock set back
+/// further ends coalescing.
+pub const COARSE_CLOCK_SLACK_NS: u64 = 50_000_000;
 
 /// Kernel log lines per VM per [`LOG_INTERVAL_NS`].
 pub const LOG_BURST: u32 = 10;
@@ -83,12 +84,19 @@ pub struct PushOutcome {
 /// rest of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RepeatKey {
+    /// The VM ([`Record::vm_id`]).
     pub vm_id: u32,
+    /// MSR index.
     pub msr: u32,
+    /// WRMSR, else RDMSR.
     pub is_write: bool,
+    /// The value written, or the value an audited read got.
     pub msr_value: u64,
+    /// Guest RIP of the instruction.
     pub pc: u64,
+    /// What became of the access.
     pub access_status: AccessStatus,
+    /// Why the policy objected.
     pub reason: Reason,
 }
 
@@ -311,6 +319,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         }
     }
 
+    /// Counts an event in `generated` and its status's counter.
     #[inline(always)]
     fn count_generated(&mut self, status: AccessStatus) {
         let stats = &mut self.stats;

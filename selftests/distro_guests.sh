@@ -29,6 +29,8 @@ MARKER=MSRGUARD-GUEST-USERSPACE-OK
 BOOT_TIMEOUT=240
 BAD_LOG_RE='unchecked MSR access|Call Trace'
 WORK=$(mktemp -d /tmp/msrguard-guests.XXXXXX)
+# Set by bounded() when a process survives SIGKILL (see there).
+host_stuck=""
 # No rmmod when the host is stuck: it would wait for the stuck thread.
 trap 'rm -rf "$WORK"; [ -n "$host_stuck" ] || rmmod msrguard 2>/dev/null || true' EXIT
 
@@ -69,14 +71,13 @@ fi
 # CMD's), and the host counts as stuck (nothing more may run: an rmmod
 # would wait for the stuck thread too). Not timeout(1), which waits for such
 # a process forever.
-host_stuck=""
 bounded() {
 	local limit="$1" start=$SECONDS pid rc=0 t
 	shift
 	"$@" &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$limit" ]; do
-		sleep 1
+		sleep 0.2
 	done
 	if ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid" || rc=$?
@@ -92,7 +93,7 @@ bounded() {
 		echo "# $host_stuck: stuck in the kernel. Its threads:"
 		for t in /proc/"$pid"/task/*; do
 			echo "# thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)), $(grep '^State' "$t/status" 2>/dev/null)"
-			comment <"$t/stack" 2>/dev/null || true
+			comment 2>/dev/null <"$t/stack" || true
 		done
 		echo "# the kernel log's last lines:"
 		dmesg | tail -n 80 | comment

@@ -128,7 +128,8 @@ proptest! {
 proptest! {
     /// The hooks' first try for a repeat (`push_repeat`, then `push` if it
     /// was none) leaves the queue exactly as `push` alone: same records,
-    /// same stats, same outcomes.
+    /// same stats, same outcomes. (With a coarse clock behind the precise
+    /// one, the window ends that much later: `repeat_window_with_a_coarse_clock`.)
     #[test]
     fn the_repeat_fast_path_changes_nothing(ops in ops(), capacity in 1usize..48) {
         let mut plain = Queue::new(vec![RecordWire::default(); capacity]);

@@ -496,7 +496,10 @@ pub fn generate(source_name: &str, entries: &[PolicyEntry]) -> String {
         "/// The always-allowed MSRs of [`TABLE`], as bitmaps (see `policy::AllowBitmap`)."
     );
     let _ = writeln!(out, "#[rustfmt::skip]");
-    let _ = writeln!(out, "pub(crate) static FAST: &[AllowBitmap; 3] = &[");
+    let _ = writeln!(
+        out,
+        "pub(crate) static FAST: &[AllowBitmap; AllowBitmap::BASES.len()] = &["
+    );
     for (base, read, write) in allow_bitmaps(entries) {
         let words = |w: &[u64]| {
             w.iter()
