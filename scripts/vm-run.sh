@@ -11,7 +11,9 @@
 # built tree than the test kernel (scripts/kernel-dir.sh).
 #
 # Exit status: the command's; 124 on timeout; 125 when the VM died before
-# reporting a status; 126 when the guest kernel logged a bug (BUG, WARNING,
+# reporting a status or hung at boot twice (a boot that does not reach the
+# command within MSRGUARD_VM_BOOT_TIMEOUT seconds, default 300, is retried
+# once); 126 when the guest kernel logged a bug (BUG, WARNING,
 # lockdep, KFENCE, Oops, Call Trace), which is printed.
 
 . "$(dirname "$0")/lib.sh"
@@ -59,23 +61,48 @@ echo \$? >"$out/status"
 dmesg >"$out/dmesg"
 EOF
 
+# A boot that never reaches the command is retried once: under TCG on a
+# loaded machine the test kernel has been seen to stop for good early in
+# boot (last console line "vgaarb: loaded"), before anything of ours runs.
+# The command's own run is never retried. $out/output appears when the
+# command starts.
+boot_timeout=${MSRGUARD_VM_BOOT_TIMEOUT:-300}
 start=$SECONDS
 rc=0
-# stdin from /dev/null: CI has none, and the runner must behave the same
-# interactively.
-# KBUILD_OUTPUT (not --run) makes vng boot the tree with its modules, so
-# kvm.ko and kvm-amd.ko load inside.
-KBUILD_OUTPUT="$KDIR" timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
-	--disable-kvm \
-	--qemu-opts="-cpu max$qemu_opts" \
-	--cpus 2 \
-	--memory 3G \
-	--user root \
-	--rwdir "$out" \
-	--append "panic_on_warn=0 oops=panic panic=-1 $append" \
-	--verbose \
-	--exec "bash $out/guest.sh" \
-	</dev/null >"$out/console" 2>&1 || rc=$?
+for attempt in 1 2; do
+	rm -f "$out/output" "$out/status" "$out/dmesg"
+	# stdin from /dev/null: CI has none, and the runner must behave the
+	# same interactively. KBUILD_OUTPUT (not --run) makes vng boot the
+	# tree with its modules, so kvm.ko and kvm-amd.ko load inside.
+	# timeout(1) leads its own process group: killing that group ends vng
+	# and its QEMU.
+	KBUILD_OUTPUT="$KDIR" timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
+		--disable-kvm \
+		--qemu-opts="-cpu max$qemu_opts" \
+		--cpus 2 \
+		--memory 3G \
+		--user root \
+		--rwdir "$out" \
+		--append "panic_on_warn=0 oops=panic panic=-1 $append" \
+		--verbose \
+		--exec "bash $out/guest.sh" \
+		</dev/null >"$out/console" 2>&1 &
+	vm=$!
+	boot_start=$SECONDS
+	while kill -0 "$vm" 2>/dev/null && [ ! -e "$out/output" ] &&
+		[ $((SECONDS - boot_start)) -lt "$boot_timeout" ]; do
+		sleep 1
+	done
+	if [ -e "$out/output" ] || ! kill -0 "$vm" 2>/dev/null; then
+		wait "$vm" || rc=$?
+		break
+	fi
+	echo "vm-run: the VM did not start the command within ${boot_timeout}s (attempt $attempt: a hung boot); last console lines:" >&2
+	tail -n 10 "$out/console" >&2
+	kill -KILL -- "-$vm" 2>/dev/null || true
+	wait "$vm" 2>/dev/null || true
+	rc=125
+done
 
 cat "$out/output" 2>/dev/null || true
 elapsed=$((SECONDS - start))
@@ -88,6 +115,10 @@ if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 	echo "vm-run: TIMEOUT after ${timeout}s; last console lines (all: $console_log):" >&2
 	tail -n 60 "$out/console" >&2
 	exit 124
+fi
+if [ ! -e "$out/output" ]; then
+	echo "vm-run: the VM hung at boot twice, before the command started (all: $console_log)" >&2
+	exit 125
 fi
 if [ ! -f "$out/status" ]; then
 	echo "vm-run: the VM ended (vng exit $rc) without reporting a status: kernel crash? last console lines:" >&2

@@ -48,8 +48,20 @@ echo "1..$((CHECKS_PER_KERNEL * ${#KERNELS[@]}))"
 # Reasons the whole suite cannot run: every test is skipped with it.
 why=""
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
+# Under QEMU's TCG (the test VM) nested paging is unreliable: QEMU 7.2 has
+# been seen to resume an L2 guest in the L1's BIOS or host state, with and
+# without msrguard (msrguard_storm.c), which can stop the whole test VM.
+# These guests boot as fast with shadow paging here (34 s against 32 s).
+if [ "$(systemd-detect-virt --vm 2>/dev/null)" = qemu ] &&
+	[ "$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)" = Y ]; then
+	echo "# under QEMU TCG: kvm_amd reloaded with npt=0 (TCG's nested paging is unreliable)"
+	{ modprobe -r kvm_amd && modprobe kvm_amd npt=0; } || true
+fi
 if [ ! -c /dev/kvm ]; then
 	why="no /dev/kvm in the test VM (kvm_amd/kvm_intel did not load)"
+elif [ "$(systemd-detect-virt --vm 2>/dev/null)" = qemu ] &&
+	[ "$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)" = Y ]; then
+	why="under QEMU TCG, kvm_amd could not be reloaded with npt=0"
 elif ! command -v qemu-system-x86_64 >/dev/null; then
 	why="qemu-system-x86_64 not found"
 elif [ -e /sys/module/msrguard ]; then
