@@ -48,6 +48,7 @@
 
 #include "kselftest.h"
 #include "msrguard_abi.h"
+#include "msrguard_stats.h"
 #include "vm.h"
 
 #define MSR_UNKNOWN	0x4b564dffu
@@ -348,44 +349,24 @@ static void on_signal(int sig)
 	(void)sig;
 }
 
-static int get_stats(int fd, uint8_t *stats)
-{
-	return ioctl(fd, MSRGUARD_IOC_STATS, stats) ? -errno : 0;
-}
-
-static uint64_t stat64(const uint8_t *stats, int off)
-{
-	uint64_t v;
-
-	memcpy(&v, stats + off, sizeof(v));
-	return v;
-}
-
-static uint32_t stat32(const uint8_t *stats, int off)
-{
-	uint32_t v;
-
-	memcpy(&v, stats + off, sizeof(v));
-	return v;
-}
 
 static bool stats_consistent(const uint8_t *st)
 {
-	return stat32(st, MSRGUARD_STATS_OFF_ABI_VERSION) == MSRGUARD_ABI_VERSION &&
-	       stat32(st, MSRGUARD_STATS_OFF_RECORD_SIZE) == MSRGUARD_RECORD_SIZE &&
-	       stat32(st, MSRGUARD_STATS_OFF_CAPACITY) == RING_RECORDS &&
-	       stat64(st, MSRGUARD_STATS_OFF_GENERATED) ==
-		       stat64(st, MSRGUARD_STATS_OFF_DELIVERED) +
-			       stat32(st, MSRGUARD_STATS_OFF_QUEUED) +
-			       stat64(st, MSRGUARD_STATS_OFF_COALESCED) +
-			       stat64(st, MSRGUARD_STATS_OFF_DROPPED);
+	return stats_u32(st, MSRGUARD_STATS_OFF_ABI_VERSION) == MSRGUARD_ABI_VERSION &&
+	       stats_u32(st, MSRGUARD_STATS_OFF_RECORD_SIZE) == MSRGUARD_RECORD_SIZE &&
+	       stats_u32(st, MSRGUARD_STATS_OFF_CAPACITY) == RING_RECORDS &&
+	       stats_u64(st, MSRGUARD_STATS_OFF_GENERATED) ==
+		       stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED) +
+			       stats_u32(st, MSRGUARD_STATS_OFF_QUEUED) +
+			       stats_u64(st, MSRGUARD_STATS_OFF_COALESCED) +
+			       stats_u64(st, MSRGUARD_STATS_OFF_DROPPED);
 }
 
 static uint32_t queued_now(int fd)
 {
 	uint8_t st[MSRGUARD_STATS_SIZE];
 
-	return get_stats(fd, st) ? 0 : stat32(st, MSRGUARD_STATS_OFF_QUEUED);
+	return get_stats(fd, st) ? 0 : stats_u32(st, MSRGUARD_STATS_OFF_QUEUED);
 }
 
 /* Commands do_vfs_ioctl() handles itself (FIOCLEX, FIONBIO, FIFREEZE, ...): not ours to fuzz. */
@@ -910,17 +891,17 @@ static void test_accounting(pthread_t guest_tid)
 		snprintf(why, sizeof(why), "guest generated %llu events, read %llu records + %llu repeats + %llu reported drops",
 			 (unsigned long long)generated, (unsigned long long)all.records,
 			 (unsigned long long)all.repeats, (unsigned long long)all.reported_drops);
-	if (!why[0] && (!stats_consistent(st) || stat32(st, MSRGUARD_STATS_OFF_QUEUED) ||
-			stat64(st, MSRGUARD_STATS_OFF_GENERATED) != generated ||
-			stat64(st, MSRGUARD_STATS_OFF_DELIVERED) != all.records ||
-			stat64(st, MSRGUARD_STATS_OFF_COALESCED) != all.repeats ||
-			stat64(st, MSRGUARD_STATS_OFF_DROPPED) != all.reported_drops))
+	if (!why[0] && (!stats_consistent(st) || stats_u32(st, MSRGUARD_STATS_OFF_QUEUED) ||
+			stats_u64(st, MSRGUARD_STATS_OFF_GENERATED) != generated ||
+			stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED) != all.records ||
+			stats_u64(st, MSRGUARD_STATS_OFF_COALESCED) != all.repeats ||
+			stats_u64(st, MSRGUARD_STATS_OFF_DROPPED) != all.reported_drops))
 		snprintf(why, sizeof(why), "stats: generated %llu delivered %llu queued %u coalesced %llu dropped %llu",
-			 (unsigned long long)stat64(st, MSRGUARD_STATS_OFF_GENERATED),
-			 (unsigned long long)stat64(st, MSRGUARD_STATS_OFF_DELIVERED),
-			 stat32(st, MSRGUARD_STATS_OFF_QUEUED),
-			 (unsigned long long)stat64(st, MSRGUARD_STATS_OFF_COALESCED),
-			 (unsigned long long)stat64(st, MSRGUARD_STATS_OFF_DROPPED));
+			 (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_GENERATED),
+			 (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED),
+			 stats_u32(st, MSRGUARD_STATS_OFF_QUEUED),
+			 (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_COALESCED),
+			 (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_DROPPED));
 	if (!why[0] && failed)
 		snprintf(why, sizeof(why), "%s", failure);
 	if (why[0])

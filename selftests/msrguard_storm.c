@@ -44,6 +44,7 @@
 
 #include "kselftest.h"
 #include "msrguard_abi.h"
+#include "msrguard_stats.h"
 #include "vm.h"
 
 /* In no range KVM knows, and denied by the default policy: #GP, an event. */
@@ -358,26 +359,6 @@ struct tally {
 	uint64_t generated, records, repeats, reports, reported_drops;
 };
 
-static int get_stats(int fd, uint8_t *stats)
-{
-	return ioctl(fd, MSRGUARD_IOC_STATS, stats) ? -errno : 0;
-}
-
-static uint64_t stat64(const uint8_t *stats, int off)
-{
-	uint64_t v;
-
-	memcpy(&v, stats + off, sizeof(v));
-	return v;
-}
-
-static uint32_t stat32(const uint8_t *stats, int off)
-{
-	uint32_t v;
-
-	memcpy(&v, stats + off, sizeof(v));
-	return v;
-}
 
 #define CHECK(cond, ...)							\
 	do {									\
@@ -471,12 +452,12 @@ static bool check_run(struct storm *s, struct tally *t, const uint8_t *stats, ch
 {
 	bool quiet_seen[2 * QUIET_PER_VCPU] = { false };
 	uint64_t first_noisy = UINT64_MAX, total;
-	uint64_t generated = stat64(stats, MSRGUARD_STATS_OFF_GENERATED);
-	uint64_t delivered = stat64(stats, MSRGUARD_STATS_OFF_DELIVERED);
-	uint64_t coalesced = stat64(stats, MSRGUARD_STATS_OFF_COALESCED);
-	uint64_t dropped = stat64(stats, MSRGUARD_STATS_OFF_DROPPED);
-	uint64_t blocked = stat64(stats, MSRGUARD_STATS_OFF_BLOCKED_GP);
-	uint32_t queued = stat32(stats, MSRGUARD_STATS_OFF_QUEUED);
+	uint64_t generated = stats_u64(stats, MSRGUARD_STATS_OFF_GENERATED);
+	uint64_t delivered = stats_u64(stats, MSRGUARD_STATS_OFF_DELIVERED);
+	uint64_t coalesced = stats_u64(stats, MSRGUARD_STATS_OFF_COALESCED);
+	uint64_t dropped = stats_u64(stats, MSRGUARD_STATS_OFF_DROPPED);
+	uint64_t blocked = stats_u64(stats, MSRGUARD_STATS_OFF_BLOCKED_GP);
+	uint32_t queued = stats_u32(stats, MSRGUARD_STATS_OFF_QUEUED);
 	int i;
 
 	CHECK(!s->guest_error[0], "%s", s->guest_error);

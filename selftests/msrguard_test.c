@@ -33,6 +33,8 @@
 
 #include "kselftest.h"
 #include "guard.h"
+#include "guard_suite.h"
+#include "msrguard_stats.h"
 
 static const char *module_path;
 static const char *testpolicy_path;
@@ -48,24 +50,6 @@ static int load_module(const char *params)
 static int unload_module(void)
 {
 	return unload_msrguard();
-}
-
-static int get_stats(int fd, uint8_t *stats)
-{
-	return ioctl(fd, MSRGUARD_IOC_STATS, stats) ? -errno : 0;
-}
-
-static uint64_t stat_u64(const uint8_t *stats, int off)
-{
-	return le(stats + off, 8);
-}
-
-static void report_case(int ret, const char *name, const char *why)
-{
-	if (ret)
-		ksft_test_result_fail("%s: %s\n", name, why);
-	else
-		ksft_test_result_pass("%s\n", name);
 }
 
 /* ---- Phases ------------------------------------------------------------- */
@@ -115,65 +99,7 @@ static void test_baseline(struct suite *s)
 		ksft_test_result_fail("baseline without msrguard: KVM_RUN failed\n");
 		return;
 	}
-	s->misc_enable = r4.value;
-	if (r1.fault_vector || r1.value != PAT_RESET || r2.fault_vector || r3.fault_vector ||
-	    r4.fault_vector)
-		ksft_test_result_fail("baseline without msrguard: PAT %#llx/%u, UCODE_WRITE %u, FS_BASE %u, MISC_ENABLE %u\n",
-				      (unsigned long long)r1.value, r1.fault_vector, r2.fault_vector,
-				      r3.fault_vector, r4.fault_vector);
-	else
-		ksft_test_result_pass("baseline without msrguard: KVM accepts WRMSR UCODE_WRITE, RDMSR FS_BASE, PAT reads %#llx\n",
-				      (unsigned long long)r1.value);
-}
-
-static void test_guard_cases(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_exit_cases(s, cases);
-	char why[512];
-
-	for (i = 0; i < n; i++)
-		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
-}
-
-static void test_emulator_path(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_emulator_cases(cases);
-	char why[512];
-
-	for (i = 0; i < n; i++) {
-		if (!fep_enabled()) {
-			ksft_test_result_skip("%s: kvm.force_emulation_prefix is off\n", cases[i].name);
-			continue;
-		}
-		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
-	}
-}
-
-/* The same checks with the guest in 64-bit long mode. */
-static void test_long_mode(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_long_mode_cases(cases);
-	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
-	char why[512];
-	int ret;
-
-	ret = vm_create(&l.vm);
-	if (!ret) {
-		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
-		if (ret)
-			vm_destroy(&l.vm);
-	}
-	if (ret) {
-		for (i = 0; i < n; i++)
-			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
-		return;
-	}
-	for (i = 0; i < n; i++)
-		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
-	vm_destroy(&l.vm);
+	report_baseline(s, &r1, &r2, &r3, &r4);
 }
 
 static void test_audit_mode(struct suite *s)
@@ -316,9 +242,9 @@ static void test_stats(struct suite *s)
 		ksft_test_result_fail("stats ioctl: %s\n", strerror(-ret));
 		return;
 	}
-	gen0 = stat_u64(st, MSRGUARD_STATS_OFF_GENERATED);
-	gp0 = stat_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP);
-	del0 = stat_u64(st, MSRGUARD_STATS_OFF_DELIVERED);
+	gen0 = stats_u64(st, MSRGUARD_STATS_OFF_GENERATED);
+	gp0 = stats_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP);
+	del0 = stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED);
 	/* Distinct values: no two events coalesce. */
 	guest_access(s, guest_wrmsr, MSR_UNKNOWN, 1, &res);
 	guest_access(s, guest_wrmsr, MSR_UNKNOWN, 2, &res);
@@ -326,9 +252,9 @@ static void test_stats(struct suite *s)
 	get_stats(s->fd, st);
 	if (le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4) == MSRGUARD_ABI_VERSION &&
 	    le(st + MSRGUARD_STATS_OFF_RECORD_SIZE, 4) == MSRGUARD_RECORD_SIZE &&
-	    stat_u64(st, MSRGUARD_STATS_OFF_GENERATED) == gen0 + 2 &&
-	    stat_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP) == gp0 + 2 &&
-	    stat_u64(st, MSRGUARD_STATS_OFF_DELIVERED) == del0 + 2 &&
+	    stats_u64(st, MSRGUARD_STATS_OFF_GENERATED) == gen0 + 2 &&
+	    stats_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP) == gp0 + 2 &&
+	    stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED) == del0 + 2 &&
 	    le(st + MSRGUARD_STATS_OFF_QUEUED, 4) == 0)
 		ksft_test_result_pass("stats ioctl: ABI version, record size and counters\n");
 	else
@@ -336,7 +262,7 @@ static void test_stats(struct suite *s)
 				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4),
 				      (unsigned long long)le(st + MSRGUARD_STATS_OFF_RECORD_SIZE, 4),
 				      (unsigned long long)gen0,
-				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_GENERATED));
+				      (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_GENERATED));
 }
 
 /* Bad parameters fail the load cleanly (and leave nothing behind). */
@@ -388,15 +314,15 @@ static void test_drop_count(struct suite *s)
 		}
 	}
 	close(fd);
-	if (stat_u64(st, MSRGUARD_STATS_OFF_GENERATED) == 20 &&
-	    stat_u64(st, MSRGUARD_STATS_OFF_DROPPED) == 20 - kept_max &&
+	if (stats_u64(st, MSRGUARD_STATS_OFF_GENERATED) == 20 &&
+	    stats_u64(st, MSRGUARD_STATS_OFF_DROPPED) == 20 - kept_max &&
 	    got == (int)kept_max && reports == 1 && reported == 20 - kept_max && in_order)
 		ksft_test_result_pass("overflow: 20 events into 8 slots: the oldest %d kept in order, then one drop report for the other %llu\n",
 				      got, (unsigned long long)reported);
 	else
 		ksft_test_result_fail("overflow: generated %llu dropped %llu (expected %llu), read %d records and %d reports of %llu (in order %d)\n",
-				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_GENERATED),
-				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_DROPPED),
+				      (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_GENERATED),
+				      (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_DROPPED),
 				      (unsigned long long)(20 - kept_max), got, reports,
 				      (unsigned long long)reported, in_order);
 	unload_module();
@@ -419,12 +345,12 @@ static void test_coalescing(struct suite *s)
 		repeat = e.repeat;
 	}
 	get_stats(s->fd, st);
-	if (got == 1 && repeat == 4 && stat_u64(st, MSRGUARD_STATS_OFF_COALESCED) >= 4)
+	if (got == 1 && repeat == 4 && stats_u64(st, MSRGUARD_STATS_OFF_COALESCED) >= 4)
 		ksft_test_result_pass("coalescing: 5 identical unknown-MSR reads are one record with repeat=4\n");
 	else
 		ksft_test_result_fail("coalescing: %d records, last repeat %llu, coalesced %llu\n", got,
 				      (unsigned long long)repeat,
-				      (unsigned long long)stat_u64(st, MSRGUARD_STATS_OFF_COALESCED));
+				      (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_COALESCED));
 }
 
 /* msrguard before kvm: hooks arm when kvm loads, disarm when it goes. */

@@ -20,17 +20,10 @@
 
 #include "kselftest.h"
 #include "guard.h"
+#include "guard_suite.h"
 
 static const char *module_path;
 static const char *testpolicy_path;
-
-static void report_case(int ret, const char *name, const char *why)
-{
-	if (ret)
-		ksft_test_result_fail("%s: %s\n", name, why);
-	else
-		ksft_test_result_pass("%s\n", name);
-}
 
 static bool file_exists(const char *path)
 {
@@ -97,15 +90,7 @@ static void test_baseline(struct suite *s)
 		ksft_test_result_fail("baseline: FS_BASE passed through (no run)\n");
 		return;
 	}
-	s->misc_enable = r4.value;
-	if (r1.fault_vector || r1.value != PAT_RESET || r2.fault_vector || r3.fault_vector ||
-	    r4.fault_vector)
-		ksft_test_result_fail("baseline without msrguard: PAT %#llx/%u, UCODE_WRITE %u, FS_BASE %u, MISC_ENABLE %u\n",
-				      (unsigned long long)r1.value, r1.fault_vector, r2.fault_vector,
-				      r3.fault_vector, r4.fault_vector);
-	else
-		ksft_test_result_pass("baseline without msrguard: KVM accepts WRMSR UCODE_WRITE, RDMSR FS_BASE, PAT reads %#llx\n",
-				      (unsigned long long)r1.value);
+	report_baseline(s, &r1, &r2, &r3, &r4);
 	if (fs_exits == 0 && pat_exits == 1)
 		ksft_test_result_pass("baseline: VMX passes RDMSR FS_BASE through (no kvm_msr trace), RDMSR PAT exits (one)\n");
 	else
@@ -128,16 +113,6 @@ static void test_hooks_armed(void)
 				      get, set, vmx, svm);
 }
 
-static void test_guard_cases(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_exit_cases(s, cases);
-	char why[512];
-
-	for (i = 0; i < n; i++)
-		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
-}
-
 /*
  * VMX reads RIP lazily from the VMCS. Started at an entry two NOPs before
  * the RDMSR, the RIP KVM wrote last (the entry) is not the access's address:
@@ -155,44 +130,6 @@ static void test_rip_from_vmcs(struct suite *s)
 	report_case(run_guard_case(s, &c, why, sizeof(why)), c.name, why);
 }
 
-static void test_emulator_path(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_emulator_cases(cases);
-	char why[512];
-
-	for (i = 0; i < n; i++) {
-		if (!fep_enabled()) {
-			ksft_test_result_skip("%s: kvm.force_emulation_prefix is off\n", cases[i].name);
-			continue;
-		}
-		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
-	}
-}
-
-static void test_long_mode(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_long_mode_cases(cases);
-	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
-	char why[512];
-	int ret;
-
-	ret = vm_create(&l.vm);
-	if (!ret) {
-		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
-		if (ret)
-			vm_destroy(&l.vm);
-	}
-	if (ret) {
-		for (i = 0; i < n; i++)
-			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
-		return;
-	}
-	for (i = 0; i < n; i++)
-		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
-	vm_destroy(&l.vm);
-}
 
 /*
  * The test policy denies FS_BASE, which VMX passes through (see the

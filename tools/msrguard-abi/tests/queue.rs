@@ -59,6 +59,32 @@ struct Tally {
     reported_drops: u64,
 }
 
+/// The VMs of the ops.
+const VMS: [u32; 2] = [0xaaaa_0001, 0xbbbb_0002];
+
+/// What the ops do, in order, with the time each happens at.
+enum Step {
+    /// VM index and its event.
+    Event(usize, Record),
+    /// A read of up to n records.
+    Read(usize, u64),
+}
+
+/// The ops as steps: time advances, and each distinct event gets a new value.
+fn steps(ops: Vec<Op>) -> Vec<Step> {
+    let (mut now, mut counter) = (1u64, 0u64);
+    ops.into_iter()
+        .map(|op| match op {
+            Op::Event(v, distinct, dt) => {
+                now += dt;
+                counter += u64::from(distinct);
+                Step::Event(v, event(VMS[v], 0x79, counter, now))
+            }
+            Op::Read(n) => Step::Read(n, now),
+        })
+        .collect()
+}
+
 fn drain(q: &mut Queue<Vec<RecordWire>>, seen: &mut Vec<RecordWire>, n: usize, now: u64) {
     let mut out = vec![RecordWire::default(); n];
     let k = q.peek(&mut out);
@@ -73,22 +99,17 @@ proptest! {
     #[test]
     fn every_event_is_accounted_for(ops in ops(), capacity in 1usize..48) {
         let mut q = Queue::new(vec![RecordWire::default(); capacity]);
-        let vms = [0xaaaa_0001u32, 0xbbbb_0002];
         let mut tally = [Tally::default(), Tally::default()];
         let mut seen = Vec::new();
         let mut now = 1u64;
-        let mut counter = 0u64;
-        for op in ops {
-            match op {
-                Op::Event(v, distinct, dt) => {
-                    now += dt;
-                    if distinct {
-                        counter += 1;
-                    }
+        for step in steps(ops) {
+            match step {
+                Step::Event(v, e) => {
+                    now = e.timestamp_ns;
                     tally[v].generated += 1;
-                    q.push(&event(vms[v], 0x79, counter, now));
+                    q.push(&e);
                 }
-                Op::Read(n) => drain(&mut q, &mut seen, n, now),
+                Step::Read(n, t) => drain(&mut q, &mut seen, n, t),
             }
             // The identity holds at every moment, drop reports queued or not.
             let s = q.stats();
@@ -106,7 +127,7 @@ proptest! {
         prop_assert!(q.is_empty());
         for (i, r) in seen.iter().enumerate() {
             prop_assert_eq!(r.sequence, i as u64 + 1, "sequences are gap-free in delivery order");
-            let v = vms.iter().position(|&id| id == r.vm_id).unwrap();
+            let v = VMS.iter().position(|&id| id == r.vm_id).unwrap();
             if r.access_status == AccessStatus::Dropped as u8 {
                 tally[v].reported_drops += r.repeat;
             } else {
@@ -134,20 +155,12 @@ proptest! {
     fn the_repeat_fast_path_changes_nothing(ops in ops(), capacity in 1usize..48) {
         let mut plain = Queue::new(vec![RecordWire::default(); capacity]);
         let mut fast = Queue::new(vec![RecordWire::default(); capacity]);
-        let vms = [0xaaaa_0001u32, 0xbbbb_0002];
         let (mut seen_plain, mut seen_fast) = (Vec::new(), Vec::new());
-        let mut now = 1u64;
-        let mut counter = 0u64;
-        for op in ops {
-            match op {
-                Op::Event(v, distinct, dt) => {
-                    now += dt;
-                    if distinct {
-                        counter += 1;
-                    }
-                    let e = event(vms[v], 0x79, counter, now);
+        for step in steps(ops) {
+            match step {
+                Step::Event(_, e) => {
                     let expected = plain.push(&e);
-                    let got = match fast.push_repeat(&RepeatKey::of(&e), now) {
+                    let got = match fast.push_repeat(&RepeatKey::of(&e), e.timestamp_ns) {
                         Some((sequence, repeat)) => PushOutcome {
                             pushed: Pushed::Coalesced(sequence, repeat),
                             log: false,
@@ -156,7 +169,7 @@ proptest! {
                     };
                     prop_assert_eq!(got, expected);
                 }
-                Op::Read(n) => {
+                Step::Read(n, now) => {
                     drain(&mut plain, &mut seen_plain, n, now);
                     drain(&mut fast, &mut seen_fast, n, now);
                 }

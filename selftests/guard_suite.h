@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The guard tests both the TCG suite (msrguard_test) and the VMX one
+ * (msrguard_vmx_test) run, as static functions: kselftest.h keeps its
+ * counters per file, so these report through the including program's.
+ * Include after kselftest.h and guard.h.
+ */
+#ifndef MSRGUARD_GUARD_SUITE_H
+#define MSRGUARD_GUARD_SUITE_H
+
+#include <string.h>
+
+static void report_case(int ret, const char *name, const char *why)
+{
+	if (ret)
+		ksft_test_result_fail("%s: %s\n", name, why);
+	else
+		ksft_test_result_pass("%s\n", name);
+}
+
+/*
+ * Without msrguard, KVM accepts what the guard cases show msrguard refusing:
+ * @pat (RDMSR PAT), @ucode (WRMSR UCODE_WRITE), @fs (RDMSR FS_BASE) and
+ * @misc (RDMSR MISC_ENABLE, whose value the cases need).
+ */
+static void report_baseline(struct suite *s, const struct guest_result *pat,
+			    const struct guest_result *ucode, const struct guest_result *fs,
+			    const struct guest_result *misc)
+{
+	s->misc_enable = misc->value;
+	if (pat->fault_vector || pat->value != PAT_RESET || ucode->fault_vector ||
+	    fs->fault_vector || misc->fault_vector)
+		ksft_test_result_fail("baseline without msrguard: PAT %#llx/%u, UCODE_WRITE %u, FS_BASE %u, MISC_ENABLE %u\n",
+				      (unsigned long long)pat->value, pat->fault_vector,
+				      ucode->fault_vector, fs->fault_vector, misc->fault_vector);
+	else
+		ksft_test_result_pass("baseline without msrguard: KVM accepts WRMSR UCODE_WRITE, RDMSR FS_BASE, PAT reads %#llx\n",
+				      (unsigned long long)pat->value);
+}
+
+/* The guard cases on the exit path. */
+static void test_guard_cases(struct suite *s)
+{
+	struct guard_case cases[GUARD_MAX_CASES];
+	size_t i, n = guard_exit_cases(s, cases);
+	char why[512];
+
+	for (i = 0; i < n; i++)
+		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
+}
+
+/* The guard cases through KVM's instruction emulator (forced emulation). */
+static void test_emulator_path(struct suite *s)
+{
+	struct guard_case cases[GUARD_MAX_CASES];
+	size_t i, n = guard_emulator_cases(cases);
+	char why[512];
+
+	for (i = 0; i < n; i++) {
+		if (!fep_enabled()) {
+			ksft_test_result_skip("%s: kvm.force_emulation_prefix is off\n", cases[i].name);
+			continue;
+		}
+		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
+	}
+}
+
+/* The same checks with the guest in 64-bit long mode. */
+static void test_long_mode(struct suite *s)
+{
+	struct guard_case cases[GUARD_MAX_CASES];
+	size_t i, n = guard_long_mode_cases(cases);
+	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
+	char why[512];
+	int ret;
+
+	ret = vm_create(&l.vm);
+	if (!ret) {
+		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
+		if (ret)
+			vm_destroy(&l.vm);
+	}
+	if (ret) {
+		for (i = 0; i < n; i++)
+			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
+	vm_destroy(&l.vm);
+}
+
+#endif
