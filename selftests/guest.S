@@ -14,7 +14,7 @@
 	.section .rodata.guest, "a"
 	.globl guest_code_start, guest_code_end
 	.globl guest_rdmsr, guest_wrmsr, guest_rdmsr_fep, guest_wrmsr_fep
-	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_new_loop, guest_wrmsr_steps
+	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_steps
 	.globl guest_gp_handler, guest_ud_handler
 	.globl guest_gp_handler64, guest_rdmsr_after_nops
 
@@ -55,14 +55,6 @@ guest_wrmsr_loop:
 	wrmsr
 	decl %ebx
 	jnz guest_wrmsr_loop
-	hlt
-
-/* The same with EAX incremented after each WRMSR: every access differs. */
-guest_wrmsr_new_loop:
-	wrmsr
-	incl %eax
-	decl %ebx
-	jnz guest_wrmsr_new_loop
 	hlt
 
 /*

@@ -32,7 +32,7 @@
 struct bench_case {
 	const char *name;
 	const char *access;
-	const char *entry;		/* guest_{rdmsr,wrmsr,wrmsr_new}_loop */
+	const char *entry;		/* guest_{rdmsr,wrmsr}_loop, guest_wrmsr_steps */
 	uint32_t msr;
 	uint64_t value;			/* written by a WRMSR loop */
 	bool audit;			/* "with" loads msrguard with mode=audit */
@@ -58,12 +58,13 @@ static struct bench_case cases[] = {
 	{ .name = "ignored write", .access = "WRMSR 0x1fc POWER_CTL",
 	  .entry = guest_wrmsr_loop, .msr = 0x1fc, .value = 0x2 },
 	/*
-	 * The same with a new value each time: no repeat to coalesce, each
-	 * event a new record, or, once the VM's share of the ring is full
-	 * (nobody reads), a dropped one.
+	 * The same with a new value each time (guest_wrmsr_steps with ESI 0,
+	 * as vm_run_entry() sets it): no repeat to coalesce, each event a new
+	 * record, or, once the VM's share of the ring is full (nobody reads),
+	 * a dropped one.
 	 */
 	{ .name = "ignored, new", .access = "WRMSR 0x1fc, a new value each",
-	  .entry = guest_wrmsr_new_loop, .msr = 0x1fc, .value = 0x2 },
+	  .entry = guest_wrmsr_steps, .msr = 0x1fc, .value = 0x2 },
 	/* Denied by the default policy, answered by KVM; mode=audit allows it. */
 	{ .name = "audited read", .access = "RDMSR 0x198 PERF_STATUS",
 	  .entry = guest_rdmsr_loop, .msr = 0x198, .audit = true },

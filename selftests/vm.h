@@ -19,7 +19,7 @@
 extern const char guest_code_start[], guest_code_end[];
 extern const char guest_rdmsr[], guest_wrmsr[], guest_rdmsr_after_nops[];
 extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
-extern const char guest_rdmsr_loop[], guest_wrmsr_loop[], guest_wrmsr_new_loop[];
+extern const char guest_rdmsr_loop[], guest_wrmsr_loop[];
 extern const char guest_wrmsr_steps[];
 extern const char guest_gp_handler[], guest_ud_handler[];
 extern const char guest_gp_handler64[];
