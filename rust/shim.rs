@@ -85,6 +85,10 @@ pub(crate) struct AccessC {
     flags: u8,
     pad: [u8; 2],
     vmm_comm: [u8; COMM_LEN],
+    image_base: u64,
+    image_checksum: u32,
+    image_timestamp: u32,
+    image_name: [u8; IMAGE_NAME_LEN],
 }
 
 /// An access that may repeat its VM's previous one (`struct msrguard_repeat`).
@@ -124,7 +128,7 @@ pub(crate) struct NamesC {
 // The same sizes as msrguard_shim.h asserts.
 const _: () = assert!(size_of::<FactsC>() == 24);
 const _: () = assert!(size_of::<AnswerC>() == 5);
-const _: () = assert!(size_of::<AccessC>() == 64);
+const _: () = assert!(size_of::<AccessC>() == 120);
 const _: () = assert!(size_of::<RepeatC>() == 40);
 const _: () = assert!(size_of::<OutcomeC>() == 24);
 const _: () = assert!(size_of::<NamesC>() == 72);
@@ -330,10 +334,10 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
         access_status: status,
         reason,
         pc: a.pc,
-        image_base: 0,
-        image_checksum: 0,
-        image_timestamp: 0,
-        image_name: [0; IMAGE_NAME_LEN],
+        image_base: a.image_base,
+        image_checksum: a.image_checksum,
+        image_timestamp: a.image_timestamp,
+        image_name: a.image_name,
         vmm_pid: a.vmm_pid,
         vmm_comm: a.vmm_comm,
         vcpu_id: a.vcpu_id,
