@@ -218,8 +218,14 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 	};
 
 	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
-	/* Reading guest memory waits for process context (msrguard_image.c). */
-	if (!msrguard_image_defer(vcpu, &a))
+	/*
+	 * While a trace event is enabled, repeats come here too (record()):
+	 * one shares the image of the queued record it repeats, no lookup.
+	 * Otherwise reading guest memory waits for process context
+	 * (msrguard_image.c).
+	 */
+	if ((trace_msrguard_access_enabled() && msrguard_rust_repeat_image(guard_ctx, r, &a)) ||
+	    !msrguard_image_defer(vcpu, &a))
 		msrguard_record_now(&a);
 }
 

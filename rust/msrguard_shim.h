@@ -115,6 +115,8 @@ bool msrguard_rust_write_proceeds(u32 msr);
 void msrguard_rust_on_access(const struct msrguard_facts *facts, struct msrguard_answer *answer);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
 bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat);
+bool msrguard_rust_repeat_image(void *guard, const struct msrguard_repeat *repeat,
+				struct msrguard_access *access);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,
 			  struct msrguard_outcome *outcome);
 void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);
