@@ -195,6 +195,17 @@ static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u6
 }
 
 /*
+ * Whether the image holding @a's Pc can be looked up: only guest virtual
+ * addresses are walked (paging on), and a guest with protected state has
+ * no Pc. Inline: other new records do not pay a call.
+ */
+static __always_inline bool image_attributable(struct kvm_vcpu *vcpu,
+					       const struct msrguard_access *a)
+{
+	return a->pc && !vcpu->arch.guest_state_protected && (vcpu->arch.cr0 & X86_CR0_PG);
+}
+
+/*
  * A new record: every field gathered, queued, traced and logged; for a
  * paging guest once the image holding Pc is known (msrguard_image.c).
  */
@@ -225,7 +236,7 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 	 * (msrguard_image.c).
 	 */
 	if ((trace_msrguard_access_enabled() && msrguard_rust_repeat_image(guard_ctx, r, &a)) ||
-	    !msrguard_image_defer(vcpu, &a))
+	    !image_attributable(vcpu, &a) || !msrguard_image_defer(vcpu, &a))
 		msrguard_record_now(&a);
 }
 

@@ -321,8 +321,7 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 	struct pending *p;
 	bool found;
 
-	if (!READ_ONCE(image_scan_pages) || !a->pc || vcpu->arch.guest_state_protected ||
-	    !(vcpu->arch.cr0 & X86_CR0_PG))
+	if (!READ_ONCE(image_scan_pages))
 		return false;
 	atomic64_inc(&image_lookups);
 	/* A cache hit needs no guest read: recorded now, as without attribution. */

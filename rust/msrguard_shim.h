@@ -141,6 +141,7 @@ void msrguard_record_now(const struct msrguard_access *a);
 /*
  * msrguard_image.c: records @a once its image fields are known (true), or
  * leaves that to the caller (false), with @a's fields filled on a cache hit.
+ * Only for an access of a guest with paging on and a Pc (the caller checks).
  */
 struct kvm_vcpu;
 bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a);
