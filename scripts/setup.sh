@@ -17,6 +17,8 @@ PACKAGES=(
 	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make jq
 	# KVM selftests: their library links libuuid (through libvfio).
 	uuid-dev
+	# scripts/test-dkms.sh builds msrguard through packaging/dkms/dkms.conf.
+	dkms
 )
 missing_pkgs=()
 for p in "${PACKAGES[@]}"; do
