@@ -7,9 +7,8 @@
 KDIR ?= $(shell $(CURDIR)/scripts/kernel-dir.sh)
 POLICY ?= policy/default.toml
 
-ifeq ($(KDIR),)
-$(error no built kernel tree: run scripts/setup.sh, or pass KDIR=/path/to/built/linux)
-endif
+# Checked where a target needs it: `make in-tree` needs no built tree.
+need_kdir = $(if $(KDIR),,$(error no built kernel tree: run scripts/setup.sh, or pass KDIR=/path/to/built/linux))
 
 all: modules
 
@@ -24,12 +23,20 @@ rust/msrguard_abi.h: FORCE
 	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
 modules: rust/policy_table.rs rust/msrguard_abi.h
+	$(need_kdir)
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+# msrguard as drivers/virt/msrguard/ of the kernel source tree KSRC, with
+# the policy POLICY compiled in; then enable CONFIG_MSRGUARD=m there.
+in-tree: rust/policy_table.rs rust/msrguard_abi.h
+	$(if $(KSRC),,$(error usage: make in-tree KSRC=/path/to/linux [POLICY=FILE]))
+	scripts/in-tree.sh $(KSRC)
 
 # msrguard.ko into $(INSTALL_MOD_PATH)/lib/modules/<the tree's release>/
 # (kbuild's directory for external modules), then depmod, as kbuild does.
 # INSTALL_MOD_PATH defaults to DESTDIR, so a staged install stays staged.
 modules_install: modules
+	$(need_kdir)
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(or $(INSTALL_MOD_PATH),$(DESTDIR)) modules_install
 
 # The module, then the tool into $(DESTDIR)$(PREFIX)/bin, the systemd unit
@@ -44,9 +51,10 @@ install: modules_install
 	install -m 0644 packaging/modules-load.d/msrguard.conf $(DESTDIR)/etc/modules-load.d/msrguard.conf
 
 clean:
+	$(need_kdir)
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	rm -f rust/policy_table.rs rust/msrguard_abi.h
 
 FORCE:
 
-.PHONY: all modules modules_install install clean FORCE
+.PHONY: all modules in-tree modules_install install clean FORCE

@@ -38,3 +38,4 @@ exec_path=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root/usr/lib/systemd/system
 dpkg-deb -f "$deb" Package Version Depends | sed 's/^/  /'
 [ "$fail" -eq 0 ] || die "Debian package check failed"
 echo "ok $deb: $(dpkg-deb -c "$deb" | grep -vc '/$') files in place, tool runs, unit's ExecStart packaged"
+echo "$deb"

@@ -18,6 +18,8 @@ PACKAGES=(
 	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make jq
 	# KVM selftests: their library links libuuid (through libvfio).
 	uuid-dev
+	# scripts/test-dkms.sh builds msrguard through packaging/dkms/dkms.conf.
+	dkms
 	gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
 )
 missing_pkgs=()

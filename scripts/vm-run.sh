@@ -5,10 +5,14 @@
 # brings its output and exit status back.
 #
 #   scripts/vm-run.sh [--timeout SECONDS] [--append KERNEL_ARGS]
-#                     [--qemu-opts QEMU_OPTIONS] [--kdir KERNEL_TREE] -- CMD...
+#                     [--qemu-opts QEMU_OPTIONS] [--kdir KERNEL_TREE]
+#                     [--rwdir DIR]... -- CMD...
 #
 # --qemu-opts adds options to QEMU's (after "-cpu max"); --kdir boots another
-# built tree than the test kernel (scripts/kernel-dir.sh).
+# built tree than the test kernel (scripts/kernel-dir.sh). The host's
+# filesystem is read-only in the guest, except each --rwdir DIR (written
+# through to the host) and /etc, /usr and /var (overlays: what the guest
+# writes there is discarded).
 #
 # Exit status: the command's; 124 on timeout; 125 when the VM died before
 # reporting a status or hung at boot twice (a boot that does not reach the
@@ -22,14 +26,16 @@ timeout=900
 append=""
 qemu_opts=""
 KDIR=""
+vng_dirs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) timeout="$2"; shift 2 ;;
 	--append) append="$append $2"; shift 2 ;;
 	--qemu-opts) qemu_opts="$qemu_opts $2"; shift 2 ;;
 	--kdir) KDIR="$2"; shift 2 ;;
+	--rwdir) vng_dirs+=(--rwdir "$2"); shift 2 ;;
 	--) shift; break ;;
-	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] [--qemu-opts OPTS] [--kdir DIR] -- CMD...)" ;;
+	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] [--qemu-opts OPTS] [--kdir DIR] [--rwdir DIR] -- CMD...)" ;;
 	esac
 done
 [ $# -gt 0 ] || die "vm-run.sh: no command given"
@@ -82,7 +88,7 @@ for attempt in 1 2; do
 		--cpus 2 \
 		--memory 3G \
 		--user root \
-		--rwdir "$out" \
+		--rwdir "$out" ${vng_dirs[@]+"${vng_dirs[@]}"} \
 		--append "panic_on_warn=0 oops=panic panic=-1 $append" \
 		--verbose \
 		--exec "bash $out/guest.sh" \

@@ -1,0 +1,50 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Places msrguard in a kernel source tree as drivers/virt/msrguard/, with
+# its Kconfig entry (CONFIG_MSRGUARD), so it is built with the kernel. Run
+# through `make in-tree KSRC=/path/to/linux [POLICY=FILE]`, which first
+# generates the policy table and the record constants (the kernel build
+# does not run cargo). Running it again updates the copy; files that did
+# not change keep their timestamps, so the kernel rebuilds only msrguard.
+#
+#   scripts/in-tree.sh KSRC
+
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 1 ] || die "usage: make in-tree KSRC=/path/to/linux"
+ksrc="$1"
+[ -f "$ksrc/drivers/virt/Kconfig" ] && [ -f "$ksrc/drivers/virt/Makefile" ] ||
+	die "$ksrc: not a kernel source tree (no drivers/virt/Kconfig and Makefile)"
+grep -q '^if VIRT_DRIVERS$' "$ksrc/drivers/virt/Kconfig" ||
+	die "$ksrc/drivers/virt/Kconfig: no 'if VIRT_DRIVERS' block to add msrguard to"
+for f in rust/policy_table.rs rust/msrguard_abi.h; do
+	[ -f "$MSRGUARD_ROOT/$f" ] || die "$f missing: run this through 'make in-tree', which generates it"
+done
+
+dst="$ksrc/drivers/virt/msrguard"
+mkdir -p "$dst/rust"
+
+# put SRC DST: copies only when the content differs.
+put() {
+	cmp -s "$1" "$2" || install -m 0644 "$1" "$2"
+}
+put "$MSRGUARD_ROOT/Kbuild" "$dst/Makefile"
+put "$MSRGUARD_ROOT/packaging/in-tree/Kconfig" "$dst/Kconfig"
+declare -A wanted=()
+for f in "$MSRGUARD_ROOT"/rust/*.rs "$MSRGUARD_ROOT"/rust/*.c "$MSRGUARD_ROOT"/rust/*.h; do
+	put "$f" "$dst/rust/${f##*/}"
+	wanted[${f##*/}]=1
+done
+# A source file msrguard no longer has must not linger in the tree.
+for f in "$dst"/rust/*.rs "$dst"/rust/*.c "$dst"/rust/*.h; do
+	[ -n "${wanted[${f##*/}]:-}" ] || rm -f "$f"
+done
+
+# Hook it into drivers/virt, once.
+line='source "drivers/virt/msrguard/Kconfig"'
+grep -qxF "$line" "$ksrc/drivers/virt/Kconfig" ||
+	sed -i "/^if VIRT_DRIVERS\$/a $line" "$ksrc/drivers/virt/Kconfig"
+line='obj-$(CONFIG_MSRGUARD)	+= msrguard/'
+grep -qxF "$line" "$ksrc/drivers/virt/Makefile" || echo "$line" >>"$ksrc/drivers/virt/Makefile"
+
+msg "msrguard is $dst; enable CONFIG_VIRT_DRIVERS and CONFIG_MSRGUARD=m, then build the kernel"

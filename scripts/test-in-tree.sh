@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Tests the in-tree path (`make in-tree`): a copy of the cached test kernel
+# tree gets msrguard as drivers/virt/msrguard/, is configured with
+# CONFIG_MSRGUARD=m and built as a whole; then the VM suite runs against
+# the modules that build produced, booting that tree's own kernel. The copy
+# lives in the cache (keyed like the kernel), so later runs rebuild only
+# msrguard.
+#
+#   scripts/test-in-tree.sh TOOL
+#
+# Prints the suite's TAP output; exits with its status.
+
+. "$(dirname "$0")/lib.sh"
+cd "$MSRGUARD_ROOT"
+
+[ $# -eq 1 ] || die "usage: $0 TOOL"
+tool="$1"
+KDIR="$(scripts/kernel-dir.sh)"
+[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+
+tree="$MSRGUARD_CACHE/in-tree/$(kernel_key)/linux"
+if [ ! -f "$tree/.msrguard-copied" ]; then
+	rm -rf "$tree"
+	mkdir -p "$tree"
+	run_logged in-tree-copy cp -a "$KDIR/." "$tree/" >&2 || die "cannot copy $KDIR"
+	rm -f "$tree/.msrguard-built"
+	touch "$tree/.msrguard-copied"
+fi
+
+# Not /tmp: the VM has a /tmp of its own.
+work="$MSRGUARD_CACHE/in-tree/$(kernel_key)/modules"
+rm -rf "$work"
+mkdir -p "$work"
+
+# build_with POLICY OUT: msrguard with POLICY into the tree, the tree built,
+# its msrguard.ko copied to OUT.
+build_with() {
+	make -s in-tree KSRC="$tree" POLICY="$1" >&2 || die "make in-tree POLICY=$1 failed"
+	(
+		cd "$tree"
+		scripts/config --enable VIRT_DRIVERS --disable VMGENID --module MSRGUARD
+		make -s olddefconfig
+	) >&2 || die "configuring $tree failed"
+	grep -qx 'CONFIG_MSRGUARD=m' "$tree/.config" ||
+		die "$tree/.config: CONFIG_MSRGUARD=m did not survive olddefconfig: $(grep MSRGUARD "$tree/.config" || echo absent)"
+	# The whole tree, not a single directory: the new option changes the
+	# kernel's configuration, which vmlinux must match.
+	run_logged "in-tree-build-${1##*/}" make -C "$tree" -j"$(nproc)" >&2 || die "building $tree with CONFIG_MSRGUARD=m failed"
+	local ko="$tree/drivers/virt/msrguard/msrguard.ko"
+	[ -f "$ko" ] || die "the kernel build made no $ko"
+	[ "$(modinfo -F intree "$ko")" = Y ] || die "$ko is not marked as an in-tree module"
+	cp "$ko" "$2"
+}
+
+# Both policies the suite loads, each built inside the tree; the default
+# one last, so the tree and rust/policy_table.rs end on the default policy.
+build_with selftests/test-policy.toml "$work/msrguard-testpolicy.ko"
+build_with policy/default.toml "$work/msrguard.ko"
+cmp -s "$work/msrguard.ko" "$work/msrguard-testpolicy.ko" && die "the two in-tree builds made the same module"
+echo "ok in-tree: CONFIG_MSRGUARD=m, drivers/virt/msrguard/msrguard.ko built with the kernel (intree: Y) for both policies" >&2
+
+scripts/vm-run.sh --kdir "$tree" --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+	selftests/msrguard_test "$work/msrguard.ko" "$work/msrguard-testpolicy.ko" "$tool"
