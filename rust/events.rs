@@ -76,6 +76,12 @@ impl EventQueue {
         self.ring.lock().push_repeat(key, now_ns)
     }
 
+    /// The queued record the event `key` repeats, if any
+    /// ([`Queue::repeated_record`]). Safe in atomic context.
+    pub(crate) fn repeated_record(&self, key: &RepeatKey, now_ns: u64) -> Option<RecordWire> {
+        self.ring.lock().repeated_record(key, now_ns)
+    }
+
     /// Queues an event (or coalesces or drops it, per [`Queue::push`]) and
     /// wakes readers if a record was queued. Safe in atomic context.
     pub(crate) fn record(&self, record: &Record) -> PushOutcome {

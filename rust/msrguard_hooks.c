@@ -194,7 +194,21 @@ static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u6
 	put_cpu_ptr(&record_cache);
 }
 
-/* A new record: every field gathered, queued, traced and logged. */
+/*
+ * Whether the image holding @a's Pc can be looked up: only guest virtual
+ * addresses are walked (paging on), and a guest with protected state has
+ * no Pc. Inline: other new records do not pay a call.
+ */
+static __always_inline bool image_attributable(struct kvm_vcpu *vcpu,
+					       const struct msrguard_access *a)
+{
+	return a->pc && !vcpu->arch.guest_state_protected && (vcpu->arch.cr0 & X86_CR0_PG);
+}
+
+/*
+ * A new record: every field gathered, queued, traced and logged; for a
+ * paging guest once the image holding Pc is known (msrguard_image.c).
+ */
 static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
 {
 	struct msrguard_access a = {
@@ -213,11 +227,26 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
 			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
 	};
-	struct msrguard_outcome out = {};
 
 	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
-	msrguard_rust_record(guard_ctx, &a, &out);
-	msrguard_report(&a, &out);
+	/*
+	 * While a trace event is enabled, repeats come here too (record()):
+	 * one shares the image of the queued record it repeats, no lookup.
+	 * Otherwise reading guest memory waits for process context
+	 * (msrguard_image.c).
+	 */
+	if ((trace_msrguard_access_enabled() && msrguard_rust_repeat_image(guard_ctx, r, &a)) ||
+	    !image_attributable(vcpu, &a) || !msrguard_image_defer(vcpu, &a))
+		msrguard_record_now(&a);
+}
+
+/* Queues @a's record, then its trace event and log line. */
+void msrguard_record_now(const struct msrguard_access *a)
+{
+	struct msrguard_outcome out = {};
+
+	msrguard_rust_record(guard_ctx, a, &out);
+	msrguard_report(a, &out);
 }
 
 /*

@@ -13,6 +13,8 @@
 //! - `queue` holds the event buffer's rules (`core`-only, shared);
 //! - `events` and `device` are `/dev/msrguard`;
 //! - `guard` decides what happens to each access (`core`-only, shared);
+//! - `pe` finds the PE image holding an address (`core`-only, shared), over
+//!   the guest memory `image` reads through the C side;
 //! - `shim` binds the C side, which hooks KVM and applies the decisions.
 
 use kernel::prelude::*;
@@ -21,8 +23,15 @@ mod device;
 mod events;
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod guard;
+mod image;
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod msr_names;
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates, whose tests use its bounds"
+)]
+mod pe;
 #[expect(
     dead_code,
     unreachable_pub,

@@ -55,8 +55,24 @@ struct msrguard_access {
 	u8 flags;		/* MSRGUARD_FLAG_* */
 	u8 pad[2];
 	char vmm_comm[16];
+	/* The image holding pc (msrguard_image.c), or zeros and "". */
+	u64 image_base;
+	u32 image_checksum;
+	u32 image_timestamp;
+	char image_name[40];	/* NUL-terminated */
 };
-static_assert(sizeof(struct msrguard_access) == 64);
+static_assert(sizeof(struct msrguard_access) == 120);
+
+/* A PE image found in guest memory (pe::Image). */
+struct msrguard_image {
+	u64 base;
+	u32 size;
+	u32 checksum;
+	u32 timestamp;
+	char name[40];		/* NUL-terminated */
+	u32 pad;
+};
+static_assert(sizeof(struct msrguard_image) == 64);
 
 /* An access that may repeat its VM's previous one: what coalescing compares. */
 struct msrguard_repeat {
@@ -99,16 +115,36 @@ bool msrguard_rust_write_proceeds(u32 msr);
 void msrguard_rust_on_access(const struct msrguard_facts *facts, struct msrguard_answer *answer);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
 bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat);
+bool msrguard_rust_repeat_image(void *guard, const struct msrguard_repeat *repeat,
+				struct msrguard_access *access);
 void msrguard_rust_record(void *guard, const struct msrguard_access *access,
 			  struct msrguard_outcome *outcome);
 void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);
 bool msrguard_rust_may_pass_through(u32 msr, bool is_write);
+/*
+ * Searches guest memory, through @read, for the PE image holding @pc
+ * (rust/pe.rs); fills @out if one is found. Process context: @read may sleep.
+ */
+bool msrguard_rust_find_image(u64 pc, u32 max_pages,
+			      bool (*read)(void *ctx, u64 va, u8 *buf, u32 len), void *ctx,
+			      struct msrguard_image *out);
 
 /* msrguard_hooks.c, called by Rust. */
 int msrguard_hooks_init(void *guard);
 void msrguard_hooks_exit(void);
 /* msrguard_hooks.c, called by the parameters: arms what audit mode needs. */
 int msrguard_hooks_set_audit(bool audit);
+
+/* msrguard_hooks.c: queues @a's record, trace event and log line. */
+void msrguard_record_now(const struct msrguard_access *a);
+
+/*
+ * msrguard_image.c: records @a once its image fields are known (true), or
+ * leaves that to the caller (false), with @a's fields filled on a cache hit.
+ * Only for an access of a guest with paging on and a Pc (the caller checks).
+ */
+struct kvm_vcpu;
+bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a);
 
 /* msrguard_params.c. */
 bool msrguard_param_audit(void);

@@ -7,6 +7,7 @@
 #define pr_fmt(fmt) "msrguard: " fmt
 
 #include <linux/printk.h>
+#include <linux/sprintf.h>
 
 #include "msrguard_shim.h"
 
@@ -16,6 +17,8 @@
 void msrguard_report(const struct msrguard_access *a, const struct msrguard_outcome *o)
 {
 	struct msrguard_names names = {};
+	/* " image=name+0xoffset", the base when the image has no name. */
+	char image[64] = "";
 
 	/* Most repeats of a flood are shown by neither: name nothing for them. */
 	if (!trace_msrguard_access_enabled() && !o->log)
@@ -23,10 +26,17 @@ void msrguard_report(const struct msrguard_access *a, const struct msrguard_outc
 	msrguard_rust_name(a, &names);
 	trace_msrguard_access(a, o, &names);
 	/* Rate limited per VM (Rust's answer); coalesced repeats never log. */
-	if (o->log)
-		pr_warn("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx reason=%s vm=%08x vmm=%u/%.16s vcpu=%u%s\n",
-			o->sequence, names.status, a->is_write ? "WRMSR" : "RDMSR",
-			a->msr, names.msr, a->value, a->pc, names.reason, a->vm_id,
-			a->vmm_pid, a->vmm_comm, a->vcpu_id,
-			(a->flags & MSRGUARD_FLAG_NESTED) ? " nested" : "");
+	if (!o->log)
+		return;
+	if (a->image_base && a->image_name[0])
+		snprintf(image, sizeof(image), " image=%.40s+%#llx", a->image_name,
+			 a->pc - a->image_base);
+	else if (a->image_base)
+		snprintf(image, sizeof(image), " image=%#llx+%#llx", a->image_base,
+			 a->pc - a->image_base);
+	pr_warn("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx%s reason=%s vm=%08x vmm=%u/%.16s vcpu=%u%s\n",
+		o->sequence, names.status, a->is_write ? "WRMSR" : "RDMSR",
+		a->msr, names.msr, a->value, a->pc, image, names.reason, a->vm_id,
+		a->vmm_pid, a->vmm_comm, a->vcpu_id,
+		(a->flags & MSRGUARD_FLAG_NESTED) ? " nested" : "");
 }

@@ -33,7 +33,7 @@ TRACE_EVENT(msrguard_access,
 		__field(u64, image_base)
 		__field(u32, image_checksum)
 		__field(u32, image_timestamp)
-		__string(image_name, "")
+		__string(image_name, a->image_name)
 		__field(u32, vmm_pid)
 		__array(char, vmm_comm, 16)
 		__field(u32, vcpu_id)
@@ -52,10 +52,9 @@ TRACE_EVENT(msrguard_access,
 		__entry->reason = a->reason;
 		memcpy(__entry->msr_name, names->msr, 40);
 		__entry->pc = a->pc;
-		/* Guest image resolution is not implemented yet. */
-		__entry->image_base = 0;
-		__entry->image_checksum = 0;
-		__entry->image_timestamp = 0;
+		__entry->image_base = a->image_base;
+		__entry->image_checksum = a->image_checksum;
+		__entry->image_timestamp = a->image_timestamp;
 		__assign_str(image_name);
 		__entry->vmm_pid = a->vmm_pid;
 		memcpy(__entry->vmm_comm, a->vmm_comm, 16);

@@ -345,20 +345,25 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             return None;
         }
         let prev = self.queued_mut(last)?;
-        let same = prev.msr == key.msr
-            && prev.is_write == u8::from(key.is_write)
-            && prev.msr_value == key.msr_value
-            && prev.pc == key.pc
-            && prev.access_status == key.access_status as u8
-            && prev.reason == key.reason as u8
-            && Self::within_window(now_ns, prev.timestamp_ns);
-        if !same {
+        if !Self::repeats(prev, key, now_ns) {
             return None;
         }
         prev.repeat = prev.repeat.saturating_add(1);
         let repeat = prev.repeat;
         self.stats.coalesced = self.stats.coalesced.wrapping_add(1);
         Some((last, repeat))
+    }
+
+    /// Whether the event `key` at `now_ns` repeats the queued record `prev`.
+    #[inline(always)]
+    fn repeats(prev: &RecordWire, key: &RepeatKey, now_ns: u64) -> bool {
+        prev.msr == key.msr
+            && prev.is_write == u8::from(key.is_write)
+            && prev.msr_value == key.msr_value
+            && prev.pc == key.pc
+            && prev.access_status == key.access_status as u8
+            && prev.reason == key.reason as u8
+            && Self::within_window(now_ns, prev.timestamp_ns)
     }
 
     /// Whether an event at `now_ns` is close enough to a record first seen
@@ -388,6 +393,20 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         let coalesced = self.coalesce(k, key, now_ns)?;
         self.count_generated(key.access_status);
         Some(coalesced)
+    }
+
+    /// The record the event `key` at `now_ns` would be coalesced into now
+    /// (as [`Self::push_repeat`] would), a copy; nothing is counted. For a
+    /// caller that shows a repeat in full: its fields that `key` leaves out
+    /// (the image holding `pc`) are that record's.
+    pub fn repeated_record(&mut self, key: &RepeatKey, now_ns: u64) -> Option<RecordWire> {
+        let k = self.find_vm(key.vm_id)?;
+        let last = self.vms.get(k)?.last_sequence;
+        if last == 0 {
+            return None;
+        }
+        let prev = self.queued_mut(last)?;
+        Self::repeats(prev, key, now_ns).then_some(*prev)
     }
 
     /// Queues an event (its `sequence`, `repeat` are set here).

@@ -281,13 +281,15 @@ pub struct Record {
     pub reason: Reason,
     /// Guest RIP of the instruction.
     pub pc: u64,
-    /// Base of the guest image containing `pc` (not yet resolved: 0).
+    /// Guest virtual address of the PE image containing `pc` (0: none found;
+    /// see `rust/pe.rs`).
     pub image_base: u64,
-    /// Checksum of that image (not yet resolved: 0).
+    /// That image's `OptionalHeader.CheckSum` (0: none found).
     pub image_checksum: u32,
-    /// Link timestamp of that image (not yet resolved: 0).
+    /// That image's `FileHeader.TimeDateStamp` (0: none found).
     pub image_timestamp: u32,
-    /// Name of that image, NUL-padded (not yet resolved: empty).
+    /// That image's export name, else its PDB file name, NUL-padded (empty:
+    /// none found or no name).
     pub image_name: [u8; IMAGE_NAME_LEN],
     /// Thread group id of the VMM process running the vCPU.
     pub vmm_pid: u32,

@@ -85,6 +85,10 @@ pub(crate) struct AccessC {
     flags: u8,
     pad: [u8; 2],
     vmm_comm: [u8; COMM_LEN],
+    image_base: u64,
+    image_checksum: u32,
+    image_timestamp: u32,
+    image_name: [u8; IMAGE_NAME_LEN],
 }
 
 /// An access that may repeat its VM's previous one (`struct msrguard_repeat`).
@@ -124,7 +128,7 @@ pub(crate) struct NamesC {
 // The same sizes as msrguard_shim.h asserts.
 const _: () = assert!(size_of::<FactsC>() == 24);
 const _: () = assert!(size_of::<AnswerC>() == 5);
-const _: () = assert!(size_of::<AccessC>() == 64);
+const _: () = assert!(size_of::<AccessC>() == 120);
 const _: () = assert!(size_of::<RepeatC>() == 40);
 const _: () = assert!(size_of::<OutcomeC>() == 24);
 const _: () = assert!(size_of::<NamesC>() == 72);
@@ -274,21 +278,61 @@ pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
     let events = unsafe { &*guard.cast::<EventQueue>() };
     // SAFETY: Valid for the call, per the function's contract.
     let r = unsafe { &*repeat };
-    let (Some(access_status), Some(reason)) =
-        (AccessStatus::from_u8(r.status), Reason::from_u8(r.reason))
-    else {
+    let Some(key) = repeat_key(r) else {
         return false;
     };
-    let key = RepeatKey {
+    events.record_repeat(&key, r.now_ns).is_some()
+}
+
+/// What coalescing compares of `r`; None if its status or reason is not one.
+#[inline(always)]
+fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
+    Some(RepeatKey {
         vm_id: r.vm_id,
         msr: r.msr,
         is_write: r.is_write != 0,
         msr_value: r.value,
         pc: r.pc,
-        access_status,
-        reason,
+        access_status: AccessStatus::from_u8(r.status)?,
+        reason: Reason::from_u8(r.reason)?,
+    })
+}
+
+/// If the event `repeat` repeats its VM's queued previous record (the
+/// record it will be coalesced into), copies that record's image fields
+/// into `access` and returns true: the same Pc, so the same image, known
+/// without a lookup. Counts nothing. For the path that shows every repeat
+/// in full (a trace event is enabled).
+///
+/// Called in atomic context: bounded, no allocation, no sleeping.
+///
+/// # Safety
+///
+/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `repeat` is valid for reads and `access` for reads and
+/// writes, exclusively, for the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_repeat_image(
+    guard: *const c_void,
+    repeat: *const RepeatC,
+    access: *mut AccessC,
+) -> bool {
+    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
+    // alive until they are disarmed.
+    // SAFETY: `guard` points at that live queue, as said above.
+    let events = unsafe { &*guard.cast::<EventQueue>() };
+    // SAFETY: Valid for the call, per the function's contract.
+    let r = unsafe { &*repeat };
+    // SAFETY: Valid and exclusive for the call, per the function's contract.
+    let a = unsafe { &mut *access };
+    let Some(prev) = repeat_key(r).and_then(|key| events.repeated_record(&key, r.now_ns)) else {
+        return false;
     };
-    events.record_repeat(&key, r.now_ns).is_some()
+    a.image_base = prev.image_base;
+    a.image_checksum = prev.image_checksum;
+    a.image_timestamp = prev.image_timestamp;
+    a.image_name = prev.image_name;
+    true
 }
 
 /// Records the event for `access` and fills the counters of `outcome` for
@@ -330,10 +374,10 @@ pub(crate) unsafe extern "C" fn msrguard_rust_record(
         access_status: status,
         reason,
         pc: a.pc,
-        image_base: 0,
-        image_checksum: 0,
-        image_timestamp: 0,
-        image_name: [0; IMAGE_NAME_LEN],
+        image_base: a.image_base,
+        image_checksum: a.image_checksum,
+        image_timestamp: a.image_timestamp,
+        image_name: a.image_name,
         vmm_pid: a.vmm_pid,
         vmm_comm: a.vmm_comm,
         vcpu_id: a.vcpu_id,

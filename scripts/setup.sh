@@ -11,7 +11,8 @@ start=$SECONDS
 
 # Debian build packages: Rust-for-Linux needs libclang >= 17 (bookworm's
 # default is 14); depmod (kmod) is needed by virtme-ng for module trees;
-# jq checks that the tool's JSON survives it.
+# jq checks that the tool's JSON survives it; MinGW-w64 builds the real PE
+# images of the image attribution tests (host tests and VM suite).
 PACKAGES=(
 	"$LIBCLANG_PKG" bc flex bison libelf-dev libssl-dev kmod cpio
 	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make jq
@@ -19,6 +20,7 @@ PACKAGES=(
 	uuid-dev
 	# scripts/test-dkms.sh builds msrguard through packaging/dkms/dkms.conf.
 	dkms
+	gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
 )
 missing_pkgs=()
 for p in "${PACKAGES[@]}"; do

@@ -54,6 +54,10 @@ static void decode(const struct msrguard_record *rec, struct event *e)
 	e->mode = rec->guest_mode;
 	e->flags = rec->flags;
 	memcpy(e->comm, rec->vmm_comm, MSRGUARD_COMM_LEN);
+	e->image_base = rec->image_base;
+	e->image_checksum = rec->image_checksum;
+	e->image_timestamp = rec->image_timestamp;
+	memcpy(e->image_name, rec->image_name, MSRGUARD_IMAGE_NAME_LEN);
 }
 
 /* Reads one record without blocking: 1, 0 if none, -errno. */

@@ -43,6 +43,9 @@ struct event {
 	uint32_t msr, pid, vcpu, vm_id;
 	uint8_t is_write, status, reason, mode, flags;
 	char comm[MSRGUARD_COMM_LEN + 1];
+	uint64_t image_base;
+	uint32_t image_checksum, image_timestamp;
+	char image_name[MSRGUARD_IMAGE_NAME_LEN + 1];
 };
 
 enum { NO_EVENT = 0 };

@@ -10,6 +10,8 @@
  * faulting two-byte RDMSR/WRMSR (like the kernel's rdmsr_safe fixups), #UD
  * halts where it is.
  */
+#include "vm.h"
+
 	.code16
 	.section .rodata.guest, "a"
 	.globl guest_code_start, guest_code_end
@@ -17,6 +19,7 @@
 	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_steps
 	.globl guest_gp_handler, guest_ud_handler
 	.globl guest_gp_handler64, guest_rdmsr_after_nops
+	.globl guest_call64, guest_wrmsr_loop64, guest_wrmsr_steps64
 
 guest_code_start:
 
@@ -106,6 +109,31 @@ guest_gp_handler64:
 	addq $8, %rsp		/* drop the error code */
 	addq $2, (%rsp)		/* return RIP: past the 2-byte RDMSR/WRMSR */
 	iretq
+
+/*
+ * Long mode: guest_wrmsr_loop and guest_wrmsr_steps again, for the
+ * benchmarks (in 64-bit code the one-byte DEC encodings are REX prefixes).
+ */
+guest_wrmsr_loop64:
+	wrmsr
+	decl %ebx
+	jnz guest_wrmsr_loop64
+	hlt
+
+guest_wrmsr_steps64:
+	wrmsr
+	decl %ebx
+	jz 2f
+	testl %esi, %ebx
+	jnz guest_wrmsr_steps64
+	incl %eax
+	jmp guest_wrmsr_steps64
+2:	hlt
+
+/* Long mode: calls the function whose address is at GUEST_CALL_TARGET_GPA. */
+guest_call64:
+	call *GUEST_CALL_TARGET_GPA
+	hlt
 	.code16
 
 guest_code_end:

@@ -6,6 +6,10 @@
  * -icount shift=0) one nanosecond is one instruction, so the figures repeat
  * from run to run; without it they are wall-clock time under TCG, and noise.
  *
+ * The long-mode cases run their loop inside what the guest's memory makes a
+ * PE image (a header at page 0 whose SizeOfImage covers the code): with
+ * image attribution (msrguard's default) and without (image_scan_pages=0).
+ *
  * Each case checks that the guest saw what the case claims (the fault it
  * expects, one exit per access) and fails otherwise: a figure for an access
  * that did not exit, or was not vetoed, would measure something else.
@@ -35,7 +39,9 @@ struct bench_case {
 	const char *entry;		/* guest_{rdmsr,wrmsr}_loop, guest_wrmsr_steps */
 	uint32_t msr;
 	uint64_t value;			/* written by a WRMSR loop */
-	bool audit;			/* "with" loads msrguard with mode=audit */
+	const char *params;		/* "with" loads msrguard with these; NULL: none */
+	bool long_mode;			/* paging on, the code in a PE image */
+	enum { IMG_NONE, IMG_OFF, IMG_REPEAT, IMG_NEW } image; /* what "with" claims */
 	uint32_t vector_without;	/* fault the guest sees: 0 or GP_VECTOR */
 	uint32_t vector_with;
 	double ns[2][2];		/* [without, with][best, worst] */
@@ -67,8 +73,59 @@ static struct bench_case cases[] = {
 	  .entry = guest_wrmsr_steps, .msr = 0x1fc, .value = 0x2 },
 	/* Denied by the default policy, answered by KVM; mode=audit allows it. */
 	{ .name = "audited read", .access = "RDMSR 0x198 PERF_STATUS",
-	  .entry = guest_rdmsr_loop, .msr = 0x198, .audit = true },
+	  .entry = guest_rdmsr_loop, .msr = 0x198, .params = "mode=audit" },
+	/*
+	 * A paging guest, whose events are attributed to the image holding Pc:
+	 * a repeat is coalesced before attribution is asked, so the first
+	 * pair should cost the same; each new record (second pair) asks the
+	 * image cache, which answers without a guest read. Each pair's "with"
+	 * has a load of msrguard of its own (the default scan named), so the
+	 * ring is as empty for one as for the other: a ring already full
+	 * drops every event, and no drop is coalesced.
+	 */
+	{ .name = "LM blocked", .access = "WRMSR 0x79, long mode",
+	  .entry = guest_wrmsr_loop64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .params = "image_scan_pages=0", .vector_with = GP_VECTOR, .image = IMG_OFF },
+	{ .name = "LM blocked+img", .access = "WRMSR 0x79, long mode",
+	  .entry = guest_wrmsr_loop64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .params = "image_scan_pages=4096", .vector_with = GP_VECTOR, .image = IMG_REPEAT },
+	{ .name = "LM new", .access = "WRMSR 0x79, a new value each",
+	  .entry = guest_wrmsr_steps64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .params = "image_scan_pages=0", .vector_with = GP_VECTOR, .image = IMG_OFF },
+	{ .name = "LM new+img", .access = "WRMSR 0x79, a new value each",
+	  .entry = guest_wrmsr_steps64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .params = "image_scan_pages=4096", .vector_with = GP_VECTOR, .image = IMG_NEW },
 };
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	while (bytes--) {
+		*p++ = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/*
+ * A PE32+ header at guest physical (and, identity-mapped, virtual) address
+ * 0 whose image spans the guest code: the smallest header rust/pe.rs
+ * accepts (no data directories, so no name).
+ */
+static void put_pe_header(uint8_t *mem)
+{
+	const uint32_t nt = 0x80, opt = nt + 24;
+
+	memcpy(mem, "MZ", 2);
+	put_le(mem + 0x3c, nt, 4);
+	memcpy(mem + nt, "PE\0\0", 4);
+	put_le(mem + nt + 4, 0x8664, 2);		/* Machine: x86-64 */
+	put_le(mem + nt + 8, 0x5eed0001, 4);		/* TimeDateStamp */
+	put_le(mem + nt + 20, 112, 2);			/* SizeOfOptionalHeader */
+	put_le(mem + opt, 0x20b, 2);			/* PE32+ */
+	put_le(mem + opt + 56, 0x10000, 4);		/* SizeOfImage */
+	put_le(mem + opt + 60, 0x400, 4);		/* SizeOfHeaders */
+	put_le(mem + opt + 64, 0x5eed0002, 4);		/* CheckSum */
+	put_le(mem + opt + 108, 0, 4);			/* NumberOfRvaAndSizes */
+}
 
 static double now_ns(void)
 {
@@ -141,6 +198,10 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 	int i, ret;
 
 	ret = vm_create(&vm);
+	if (!ret && c->long_mode) {
+		ret = vm_set_mode(&vm, GUEST_LONG_MODE);
+		put_pe_header(vm.mem);
+	}
 	if (ret) {
 		fprintf(stderr, "bench: %s: VM set-up: %s\n", c->name, strerror(-ret));
 		return false;
@@ -212,18 +273,62 @@ static bool unload(void)
 	return !ret;
 }
 
-/* Measures every case whose "with" runs in @audit mode. */
-static bool measure_with(const char *ko, bool audit, uint32_t exits)
+/* One of msrguard's image attribution counters (module parameters). */
+static uint64_t image_counter(const char *name)
+{
+	char path[128], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/msrguard/parameters/%s", name);
+	f = fopen(path, "re");
+	if (!f)
+		return ~0ull;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strtoull(buf, NULL, 0);
+}
+
+/*
+ * measure() "with" msrguard, then what @c claims of image attribution:
+ * off, no lookup; a repeat, at most one lookup per run (the first access
+ * of each; the rest are coalesced before attribution is asked) and the
+ * image found; a new record each, every one attributed (from the cache).
+ */
+static bool measure_attributed(struct bench_case *c, uint32_t exits)
+{
+	uint64_t lookups = image_counter("image_lookups"), found = image_counter("image_found");
+	bool ok = measure(c, 1, exits);
+
+	lookups = image_counter("image_lookups") - lookups;
+	found = image_counter("image_found") - found;
+	if ((c->image == IMG_OFF && lookups) ||
+	    (c->image == IMG_REPEAT && (lookups > ROUNDS + 1 || !found)) ||
+	    (c->image == IMG_NEW && found < (uint64_t)exits * (ROUNDS + 1))) {
+		fprintf(stderr, "bench: %s: %llu image lookups, %llu found: not what the case claims\n",
+			c->name, (unsigned long long)lookups, (unsigned long long)found);
+		return false;
+	}
+	return ok;
+}
+
+static const char *params_of(const struct bench_case *c)
+{
+	return c->params ? c->params : "";
+}
+
+/* Measures every case whose "with" loads msrguard with @params. */
+static bool measure_with(const char *ko, const char *params, uint32_t exits)
 {
 	bool ok;
 	size_t i;
 
-	if (!load(ko, audit ? "mode=audit" : ""))
+	if (!load(ko, params))
 		return false;
 	ok = true;
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
-		if (cases[i].audit == audit)
-			ok = measure(&cases[i], 1, exits) && ok;
+		if (!strcmp(params_of(&cases[i]), params))
+			ok = measure_attributed(&cases[i], exits) && ok;
 	return unload() && ok;
 }
 
@@ -232,7 +337,7 @@ int main(int argc, char **argv)
 	uint32_t exits = argc > 2 ? strtoul(argv[2], NULL, 0) : 3000;
 	double spread, worst = 0;
 	bool ok = true;
-	size_t i;
+	size_t i, j;
 
 	if (argc < 2 || !exits) {
 		fprintf(stderr, "usage: %s MODULE.ko [EXITS]\n", argv[0]);
@@ -243,7 +348,13 @@ int main(int argc, char **argv)
 	/* Baselines first, with no msrguard loaded at all. */
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
 		ok = measure(&cases[i], 0, exits) && ok;
-	ok = ok && measure_with(argv[1], false, exits) && measure_with(argv[1], true, exits);
+	/* One load of msrguard per distinct parameter string, in case order. */
+	for (i = 0; i < ARRAY_SIZE(cases) && ok; i++) {
+		for (j = 0; j < i && strcmp(params_of(&cases[j]), params_of(&cases[i])); j++)
+			;
+		if (j == i)
+			ok = measure_with(argv[1], params_of(&cases[i]), exits);
+	}
 	if (!ok) {
 		fprintf(stderr, "bench: FAILED: a case did not behave as described; no figures\n");
 		return 1;
@@ -257,8 +368,8 @@ int main(int argc, char **argv)
 		const struct bench_case *c = &cases[i];
 		double w0 = c->ns[0][0], w1 = c->ns[1][0];
 
-		printf("# bench: %-14s %-30s %9.0f %9.0f %7.3f %+8.0f%s\n", c->name, c->access, w0, w1,
-		       w1 / w0, w1 - w0, c->audit ? "  (mode=audit)" : "");
+		printf("# bench: %-14s %-30s %9.0f %9.0f %7.3f %+8.0f%s%s%s\n", c->name, c->access, w0,
+		       w1, w1 / w0, w1 - w0, c->params ? "  (" : "", params_of(c), c->params ? ")" : "");
 		spread = c->ns[0][1] / c->ns[0][0] - 1;
 		worst = spread > worst ? spread : worst;
 		spread = c->ns[1][1] / c->ns[1][0] - 1;

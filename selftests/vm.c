@@ -153,6 +153,31 @@ int vm_set_mode(struct vm *vm, enum guest_cpu_mode mode)
 	return 0;
 }
 
+int vm_map_page(struct vm *vm, uint64_t va, uint64_t gpa)
+{
+	uint64_t table = PML4_GPA, entry;
+	int level;
+
+	for (level = 3; level > 0; level--) {
+		uint64_t slot = table + ((va >> (12 + 9 * level)) & 511) * 8;
+
+		memcpy(&entry, vm->mem + slot, 8);
+		if (!(entry & 1)) {
+			if (!vm->pt_next)
+				vm->pt_next = GUEST_PT_POOL_GPA;
+			if (vm->pt_next >= GUEST_PT_POOL_END)
+				return -ENOMEM;
+			memset(vm->mem + vm->pt_next, 0, 4096);
+			entry = vm->pt_next | 3;
+			vm->pt_next += 4096;
+			put64(vm->mem, slot, entry);
+		}
+		table = entry & ~0xfffull;
+	}
+	put64(vm->mem, table + ((va >> 12) & 511) * 8, gpa == (uint64_t)-1 ? 0 : (gpa | 3));
+	return 0;
+}
+
 static void long_mode_sregs(struct kvm_sregs *sregs)
 {
 	struct kvm_segment code = {

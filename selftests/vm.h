@@ -6,15 +6,23 @@
 #ifndef MSRGUARD_VM_H
 #define MSRGUARD_VM_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <linux/kvm.h>
-
 /* Where guest.S's code is copied, and where the real-mode stack starts. */
 #define GUEST_CODE_GPA 0x1000
 #define GUEST_STACK_TOP 0x8000
 #define GUEST_MEM_SIZE 0x100000
+/* guest_call64 calls the 64-bit address stored here. */
+#define GUEST_CALL_TARGET_GPA 0xe000
+/* Page-table pages vm_map_page() takes, in this guest physical range. */
+#define GUEST_PT_POOL_GPA 0x20000
+#define GUEST_PT_POOL_END 0x30000
+
+/* guest.S includes the addresses above. */
+#ifndef __ASSEMBLER__
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
 
 extern const char guest_code_start[], guest_code_end[];
 extern const char guest_rdmsr[], guest_wrmsr[], guest_rdmsr_after_nops[];
@@ -23,6 +31,7 @@ extern const char guest_rdmsr_loop[], guest_wrmsr_loop[];
 extern const char guest_wrmsr_steps[];
 extern const char guest_gp_handler[], guest_ud_handler[];
 extern const char guest_gp_handler64[];
+extern const char guest_call64[], guest_wrmsr_loop64[], guest_wrmsr_steps64[];
 
 /* The CPU mode vm_run_entry() starts the guest in. */
 enum guest_cpu_mode { GUEST_REAL_MODE, GUEST_LONG_MODE };
@@ -35,6 +44,7 @@ struct vm {
 	size_t run_size;
 	uint8_t *mem;
 	enum guest_cpu_mode mode;
+	uint64_t pt_next;	/* next free page-table page for vm_map_page() */
 };
 
 /*
@@ -104,6 +114,14 @@ void vcpu_destroy(struct vcpu *vcpu);
  */
 int vm_set_mode(struct vm *vm, enum guest_cpu_mode mode);
 
+/*
+ * Long mode only: maps the 4 KiB page at guest virtual @va to guest physical
+ * @gpa (writable, supervisor), or unmaps it if @gpa is -1. Takes page-table
+ * pages from GUEST_PT_POOL_GPA. Effective at the next vm_run_entry() (which
+ * reloads CR3). Returns 0 or -ENOMEM.
+ */
+int vm_map_page(struct vm *vm, uint64_t va, uint64_t gpa);
+
 /* Read one MSR of the vCPU the way a VMM does (KVM_GET_MSRS). */
 int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value);
 
@@ -116,4 +134,5 @@ int unload_kvm(void);		/* kvm_amd, kvm_intel and kvm */
 int load_module_file(const char *path, const char *params);
 int unload_msrguard(void);
 
+#endif /* __ASSEMBLER__ */
 #endif

@@ -149,7 +149,8 @@ proptest! {
 proptest! {
     /// The hooks' first try for a repeat (`push_repeat`, then `push` if it
     /// was none) leaves the queue exactly as `push` alone: same records,
-    /// same stats, same outcomes. (With a coarse clock behind the precise
+    /// same stats, same outcomes; `repeated_record` changes nothing and
+    /// names the record the event is coalesced into. (With a coarse clock behind the precise
     /// one, the window ends that much later: `repeat_window_with_a_coarse_clock`.)
     #[test]
     fn the_repeat_fast_path_changes_nothing(ops in ops(), capacity in 1usize..48) {
@@ -160,6 +161,13 @@ proptest! {
             match step {
                 Step::Event(_, e) => {
                     let expected = plain.push(&e);
+                    // The trace path's look at the record a repeat joins
+                    // counts nothing and names the record push coalesces
+                    // into, if any.
+                    let before = format!("{:?}", fast.stats());
+                    let joins = fast.repeated_record(&RepeatKey::of(&e), e.timestamp_ns);
+                    prop_assert_eq!(format!("{:?}", fast.stats()), before);
+                    let joins = joins.map(|r| r.sequence);
                     let got = match fast.push_repeat(&RepeatKey::of(&e), e.timestamp_ns) {
                         Some((sequence, repeat)) => PushOutcome {
                             pushed: Pushed::Coalesced(sequence, repeat),
@@ -168,6 +176,11 @@ proptest! {
                         None => fast.push(&e),
                     };
                     prop_assert_eq!(got, expected);
+                    let coalesced_into = match got.pushed {
+                        Pushed::Coalesced(sequence, _) => Some(sequence),
+                        _ => None,
+                    };
+                    prop_assert_eq!(joins, coalesced_into);
                 }
                 Step::Read(n, now) => {
                     drain(&mut plain, &mut seen_plain, n, now);

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Image attribution: which PE image in guest memory holds Pc (ImageBase,
+ * ImageChecksum, ImageTimestamp, ImageName of event 12550).
+ *
+ * The hook that records an event runs in atomic context and must not read
+ * guest memory. For a guest with paging on and readable state, it takes a
+ * pre-allocated item, notes the access, the vCPU and a reference on its VM,
+ * and queues task work on the vCPU thread itself (TWA_RESUME): KVM's run
+ * loop runs it (xfer_to_guest_mode_handle_work) before the vCPU re-enters
+ * the guest, in process context, outside kvm->srcu. There the search
+ * (rust/pe.rs) reads guest virtual memory through the vCPU's own page walker
+ * (vcpu->arch.gva_walk) and KVM's memslots under kvm->srcu, copying from the
+ * VMM's memory with copy_from_user(); then the event is recorded, complete.
+ * Without an item, or when task work cannot be queued, the event is recorded
+ * at once with empty image fields. Only a new record gets here (record_new()
+ * in msrguard_hooks.c): a repeat coalesced into its VM's previous record
+ * never asks for its image. A cache hit (an image or a page known to
+ * be in none) is answered in the hook, without task work or guest read.
+ *
+ * Lifetimes: each pending item holds a reference on the module (taken with
+ * try_module_get in the hook: msrguard cannot finish unloading while work is
+ * pending), on the VM (kvm_get_kvm: the VM and so the vCPU outlive the
+ * work) and on kvm.ko (symbol_get of kvm_put_kvm, which drops the VM's).
+ * The work frees its item and drops these references last; a task still
+ * returning from it after module_put is waited for by the
+ * synchronize_rcu_tasks() of msrguard_hooks_exit(). A task that exits with
+ * work pending runs it in do_exit(): without an mm, or outside KVM_RUN, the
+ * work records without image fields.
+ */
+
+#define pr_fmt(fmt) "msrguard: " fmt
+
+#include <linux/atomic.h>
+#include <linux/kvm_host.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/sched.h>
+#include <linux/spinlock.h>
+#include <linux/srcu.h>
+#include <linux/string.h>
+#include <linux/task_work.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+
+/* struct x86_exception, which the page walker fills. */
+#include "kvm_emulate.h"
+
+#include "msrguard_shim.h"
+
+/* ---- Parameters and counters ------------------------------------------ */
+
+/* 4096 pages: the header of an image of up to 16 MiB is found. */
+static unsigned int image_scan_pages = 4096;
+module_param(image_scan_pages, uint, 0644);
+MODULE_PARM_DESC(image_scan_pages,
+		 "Pages searched below Pc for the PE header of the image holding it (0: no image attribution)");
+
+static unsigned int image_cache_ms = 10000;
+module_param(image_cache_ms, uint, 0644);
+MODULE_PARM_DESC(image_cache_ms,
+		 "How long an image found stays cached for its VM, in ms (0: no cache)");
+
+static atomic64_t image_lookups, image_cache_hits, image_found, image_reads, image_not_deferred;
+
+static int counter_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(kp->arg));
+}
+
+static const struct kernel_param_ops counter_ops = {
+	.get = counter_get,
+};
+
+/* Read-only monitoring counters; the VM suite checks the scan bound with them. */
+module_param_cb(image_lookups, &counter_ops, &image_lookups, 0444);
+MODULE_PARM_DESC(image_lookups, "Events for which the image holding Pc was looked up");
+module_param_cb(image_cache_hits, &counter_ops, &image_cache_hits, 0444);
+MODULE_PARM_DESC(image_cache_hits, "Lookups answered by the cache (image or none), without a guest read");
+module_param_cb(image_found, &counter_ops, &image_found, 0444);
+MODULE_PARM_DESC(image_found, "Lookups that found an image (cache hits included)");
+module_param_cb(image_reads, &counter_ops, &image_reads, 0444);
+MODULE_PARM_DESC(image_reads, "Guest page reads done by image searches");
+module_param_cb(image_not_deferred, &counter_ops, &image_not_deferred, 0444);
+MODULE_PARM_DESC(image_not_deferred,
+		 "Events recorded without a lookup: no free work item, or no task work possible");
+
+/* ---- Cache of images found -------------------------------------------- */
+
+#define CACHE_SIZE 64
+
+/*
+ * Images found, per VM (its struct kvm and VMM process), and pages whose
+ * search found none (@none: image.base/size are that page), so that a
+ * guest repeating an access from code in no image (a Linux guest) does not
+ * pay a full search each time. Entries expire after image_cache_ms: a VM
+ * that unloads or loads a driver, or a new VM that gets the address of a
+ * destroyed one, sees a stale entry at most that long.
+ */
+struct cache_entry {
+	const struct kvm *kvm;
+	pid_t tgid;
+	bool none;
+	u64 expires_ns;
+	struct msrguard_image image;
+};
+
+static DEFINE_SPINLOCK(cache_lock);
+static struct cache_entry cache[CACHE_SIZE];
+static unsigned int cache_next;
+
+/* Whether the cache knows @pc; *@found tells whether an image holds it. */
+static bool cache_lookup(const struct kvm *kvm, u64 pc, struct msrguard_image *out, bool *found)
+{
+	u64 now = ktime_get_ns();
+	unsigned long flags;
+	bool hit = false;
+	int i;
+
+	if (!READ_ONCE(image_cache_ms))
+		return false;
+	/* Also called from the hooks, which may run with interrupts off. */
+	spin_lock_irqsave(&cache_lock, flags);
+	for (i = 0; i < CACHE_SIZE; i++) {
+		struct cache_entry *e = &cache[i];
+
+		if (e->kvm == kvm && e->tgid == current->tgid && now < e->expires_ns &&
+		    pc >= e->image.base && pc - e->image.base < e->image.size) {
+			*out = e->image;
+			*found = !e->none;
+			hit = true;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&cache_lock, flags);
+	return hit;
+}
+
+static void cache_insert(const struct kvm *kvm, const struct msrguard_image *image, bool none)
+{
+	unsigned int ms = READ_ONCE(image_cache_ms);
+	unsigned long flags;
+
+	if (!ms)
+		return;
+	spin_lock_irqsave(&cache_lock, flags);
+	cache[cache_next] = (struct cache_entry){
+		.kvm = kvm,
+		.tgid = current->tgid,
+		.none = none,
+		.expires_ns = ktime_get_ns() + (u64)ms * NSEC_PER_MSEC,
+		.image = *image,
+	};
+	cache_next = (cache_next + 1) % CACHE_SIZE;
+	spin_unlock_irqrestore(&cache_lock, flags);
+}
+
+/* ---- Reading guest virtual memory ------------------------------------- */
+
+struct guest_reader {
+	struct kvm_vcpu *vcpu;
+	struct kvm_memslots *slots;
+};
+
+/*
+ * Copies @len bytes at guest virtual address @va: each page through the
+ * vCPU's page walker, KVM's memslots and the VMM's memory. False if any page
+ * is not mapped, not in a memslot, or not readable. Process context, under
+ * kvm->srcu.
+ */
+static bool read_guest(void *ctx, u64 va, u8 *buf, u32 len)
+{
+	struct guest_reader *r = ctx;
+	struct kvm_vcpu *vcpu = r->vcpu;
+	bool long_mode = vcpu->arch.efer & EFER_LMA;
+
+	while (len) {
+		u32 n = min_t(u32, len, PAGE_SIZE - offset_in_page(va));
+		struct kvm_pagewalk *w = &vcpu->arch.gva_walk;
+		struct x86_exception e = {};
+		struct kvm_memory_slot *slot;
+		unsigned long hva;
+		gpa_t gpa;
+		gfn_t gfn;
+
+		/* What the CPU would not translate, the walker is not asked. */
+		if (long_mode ? !__is_canonical_address(va, (vcpu->arch.cr4 & X86_CR4_LA57) ? 57 : 48)
+			      : va > U32_MAX)
+			return false;
+		atomic64_inc(&image_reads);
+		/* A supervisor read: every access msrguard sees is at CPL 0. */
+		gpa = w->gva_to_gpa(vcpu, w, va, 0, &e);
+		if (gpa == INVALID_GPA)
+			return false;
+		gfn = gpa_to_gfn(gpa);
+		slot = __gfn_to_memslot(r->slots, gfn);
+		if (!slot || (slot->flags & KVM_MEMSLOT_INVALID))
+			return false;
+		hva = __gfn_to_hva_memslot(slot, gfn) + offset_in_page(gpa);
+		if (copy_from_user(buf, (const void __user *)hva, n))
+			return false;
+		va += n;
+		buf += n;
+		len -= n;
+	}
+	return true;
+}
+
+static void fill(struct msrguard_access *a, const struct msrguard_image *image)
+{
+	atomic64_inc(&image_found);
+	a->image_base = image->base;
+	a->image_checksum = image->checksum;
+	a->image_timestamp = image->timestamp;
+	memcpy(a->image_name, image->name, sizeof(a->image_name));
+	a->image_name[sizeof(a->image_name) - 1] = '\0';
+}
+
+/* Fills @a's image fields from the image holding a->pc, if one is found. */
+static void attribute(struct kvm_vcpu *vcpu, struct msrguard_access *a)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct msrguard_image image = {};
+	unsigned int max_pages = READ_ONCE(image_scan_pages);
+	bool found;
+	int idx;
+
+	if (!max_pages)
+		return;
+	/* Counted as a lookup by the hook, which missed the cache. */
+	if (cache_lookup(kvm, a->pc, &image, &found)) {
+		atomic64_inc(&image_cache_hits);
+	} else {
+		struct guest_reader r = { .vcpu = vcpu };
+
+		idx = srcu_read_lock(&kvm->srcu);
+		r.slots = kvm_vcpu_memslots(vcpu);
+		found = msrguard_rust_find_image(a->pc, max_pages, read_guest, &r, &image);
+		srcu_read_unlock(&kvm->srcu, idx);
+		if (!found)
+			image = (struct msrguard_image){
+				.base = a->pc & PAGE_MASK,
+				.size = PAGE_SIZE,
+			};
+		cache_insert(kvm, &image, !found);
+	}
+	if (found)
+		fill(a, &image);
+}
+
+/* ---- Deferring the record to the vCPU thread --------------------------- */
+
+#define POOL_SIZE 64
+
+struct pending {
+	struct callback_head work;
+	struct kvm_vcpu *vcpu;
+	void (*put_kvm)(struct kvm *kvm);
+	struct msrguard_access access;
+	bool busy;
+};
+
+static DEFINE_SPINLOCK(pool_lock);
+static struct pending pool[POOL_SIZE];
+
+static struct pending *pool_get(void)
+{
+	struct pending *p = NULL;
+	unsigned long flags;
+	int i;
+
+	/* Hooks may run with interrupts off (SVM's exit fast path). */
+	spin_lock_irqsave(&pool_lock, flags);
+	for (i = 0; i < POOL_SIZE; i++) {
+		if (!pool[i].busy) {
+			p = &pool[i];
+			p->busy = true;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&pool_lock, flags);
+	return p;
+}
+
+static void pool_put(struct pending *p)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&pool_lock, flags);
+	p->busy = false;
+	spin_unlock_irqrestore(&pool_lock, flags);
+}
+
+static void attribute_and_record(struct callback_head *work)
+{
+	struct pending *p = container_of(work, struct pending, work);
+	struct kvm_vcpu *vcpu = p->vcpu;
+	struct kvm *kvm = vcpu->kvm;
+	void (*put_kvm)(struct kvm *kvm);
+
+	/*
+	 * Only inside KVM_RUN is the vCPU loaded (its page walker may read
+	 * lazily cached registers, mark pages dirty for the running vCPU);
+	 * after a user-space exit, or in do_exit(), the record goes without.
+	 */
+	if (current->mm && !(current->flags & PF_EXITING) && READ_ONCE(vcpu->wants_to_run))
+		attribute(vcpu, &p->access);
+	msrguard_record_now(&p->access);
+	put_kvm = p->put_kvm;
+	pool_put(p);
+	put_kvm(kvm);
+	symbol_put(kvm_put_kvm);
+	/* Last: from here on only the return, which msrguard_hooks_exit() waits for. */
+	module_put(THIS_MODULE);
+}
+
+bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
+{
+	void (*get_kvm)(struct kvm *kvm);
+	struct msrguard_image image;
+	struct pending *p;
+	bool found;
+
+	if (!READ_ONCE(image_scan_pages))
+		return false;
+	atomic64_inc(&image_lookups);
+	/* A cache hit needs no guest read: recorded now, as without attribution. */
+	if (cache_lookup(vcpu->kvm, a->pc, &image, &found)) {
+		atomic64_inc(&image_cache_hits);
+		if (found)
+			fill(a, &image);
+		return false;
+	}
+	p = pool_get();
+	if (!p)
+		goto not_deferred;
+	if (!try_module_get(THIS_MODULE))
+		goto no_module;
+	/*
+	 * kvm_get_kvm/kvm_put_kvm through symbol_get(), not by linking:
+	 * msrguard may load before kvm.ko. Each holds a reference on kvm.ko
+	 * until it is put; kvm_put_kvm's stays with the work.
+	 */
+	p->put_kvm = symbol_get(kvm_put_kvm);
+	if (!p->put_kvm)
+		goto no_put;
+	get_kvm = symbol_get(kvm_get_kvm);
+	if (!get_kvm)
+		goto no_get;
+	p->vcpu = vcpu;
+	p->access = *a;
+	init_task_work(&p->work, attribute_and_record);
+	if (task_work_add(current, &p->work, TWA_RESUME))
+		goto no_work;	/* the task is exiting */
+	/*
+	 * The work runs on this task, so not before this hook returns: the
+	 * VM's reference may follow the queueing.
+	 */
+	get_kvm(vcpu->kvm);
+	symbol_put(kvm_get_kvm);
+	return true;
+
+no_work:
+	symbol_put(kvm_get_kvm);
+no_get:
+	symbol_put(kvm_put_kvm);
+no_put:
+	module_put(THIS_MODULE);
+no_module:
+	pool_put(p);
+
+not_deferred:
+	atomic64_inc(&image_not_deferred);
+	return false;
+}
