@@ -32,10 +32,15 @@
 #define pr_fmt(fmt) "msrguard: " fmt
 
 #include <linux/atomic.h>
+#include <linux/highmem.h>
 #include <linux/kvm_host.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/pid.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/spinlock.h>
 #include <linux/srcu.h>
 #include <linux/string.h>
@@ -45,6 +50,8 @@
 
 /* struct x86_exception, which the page walker fills. */
 #include "kvm_emulate.h"
+/* is_guest_mode(). */
+#include "regs.h"
 
 #include "msrguard_shim.h"
 
@@ -52,7 +59,30 @@
 
 /* 4096 pages: the header of an image of up to 16 MiB is found. */
 static unsigned int image_scan_pages = 4096;
-module_param(image_scan_pages, uint, 0644);
+
+/* The most pages one search may read: 256 MiB below Pc. */
+#define IMAGE_SCAN_PAGES_MAX 65536
+
+static int scan_pages_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int pages;
+	int ret = kstrtouint(val, 0, &pages);
+
+	if (ret)
+		return ret;
+	if (pages > IMAGE_SCAN_PAGES_MAX) {
+		pr_err("msrguard: image_scan_pages=%u is more than %u\n", pages, IMAGE_SCAN_PAGES_MAX);
+		return -EINVAL;
+	}
+	WRITE_ONCE(image_scan_pages, pages);
+	return 0;
+}
+
+static const struct kernel_param_ops scan_pages_ops = {
+	.set = scan_pages_set,
+	.get = param_get_uint,
+};
+module_param_cb(image_scan_pages, &scan_pages_ops, &image_scan_pages, 0644);
 MODULE_PARM_DESC(image_scan_pages,
 		 "Pages searched below Pc for the PE header of the image holding it (0: no image attribution)");
 
@@ -87,6 +117,12 @@ MODULE_PARM_DESC(image_not_deferred,
 
 /* ---- Cache of images found -------------------------------------------- */
 
+/* Whether @a came from a nested guest (L2). */
+static bool access_nested(const struct msrguard_access *a)
+{
+	return a->flags & MSRGUARD_FLAG_NESTED;
+}
+
 #define CACHE_SIZE 64
 
 /*
@@ -100,6 +136,8 @@ MODULE_PARM_DESC(image_not_deferred,
 struct cache_entry {
 	const struct kvm *kvm;
 	pid_t tgid;
+	/* L2's images are not L1's: the same address is another image. */
+	bool nested;
 	bool none;
 	u64 expires_ns;
 	struct msrguard_image image;
@@ -110,7 +148,8 @@ static struct cache_entry cache[CACHE_SIZE];
 static unsigned int cache_next;
 
 /* Whether the cache knows @pc; *@found tells whether an image holds it. */
-static bool cache_lookup(const struct kvm *kvm, u64 pc, struct msrguard_image *out, bool *found)
+static bool cache_lookup(const struct kvm *kvm, const struct msrguard_access *a,
+			 struct msrguard_image *out, bool *found)
 {
 	u64 now = ktime_get_ns();
 	unsigned long flags;
@@ -124,8 +163,8 @@ static bool cache_lookup(const struct kvm *kvm, u64 pc, struct msrguard_image *o
 	for (i = 0; i < CACHE_SIZE; i++) {
 		struct cache_entry *e = &cache[i];
 
-		if (e->kvm == kvm && e->tgid == current->tgid && now < e->expires_ns &&
-		    pc >= e->image.base && pc - e->image.base < e->image.size) {
+		if (e->kvm == kvm && e->tgid == current->tgid && e->nested == access_nested(a) &&
+		    now < e->expires_ns && a->pc >= e->image.base && a->pc - e->image.base < e->image.size) {
 			*out = e->image;
 			*found = !e->none;
 			hit = true;
@@ -136,7 +175,8 @@ static bool cache_lookup(const struct kvm *kvm, u64 pc, struct msrguard_image *o
 	return hit;
 }
 
-static void cache_insert(const struct kvm *kvm, const struct msrguard_image *image, bool none)
+static void cache_insert(const struct kvm *kvm, const struct msrguard_access *a,
+			 const struct msrguard_image *image, bool none)
 {
 	unsigned int ms = READ_ONCE(image_cache_ms);
 	unsigned long flags;
@@ -147,6 +187,7 @@ static void cache_insert(const struct kvm *kvm, const struct msrguard_image *ima
 	cache[cache_next] = (struct cache_entry){
 		.kvm = kvm,
 		.tgid = current->tgid,
+		.nested = access_nested(a),
 		.none = none,
 		.expires_ns = ktime_get_ns() + (u64)ms * NSEC_PER_MSEC,
 		.image = *image,
@@ -165,8 +206,8 @@ struct guest_reader {
 /*
  * Copies @len bytes at guest virtual address @va: each page through the
  * vCPU's page walker, KVM's memslots and the VMM's memory. False if any page
- * is not mapped, not in a memslot, or not readable. Process context, under
- * kvm->srcu.
+ * is not mapped, not in a memslot, or not resident as a normal page of the
+ * VMM. Process context, under kvm->srcu.
  */
 static bool read_guest(void *ctx, u64 va, u8 *buf, u32 len)
 {
@@ -174,12 +215,18 @@ static bool read_guest(void *ctx, u64 va, u8 *buf, u32 len)
 	struct kvm_vcpu *vcpu = r->vcpu;
 	bool long_mode = vcpu->arch.efer & EFER_LMA;
 
+	/* The scan is bounded, but a dying VMM should not wait for it. */
+	if (fatal_signal_pending(current))
+		return false;
+	cond_resched();
 	while (len) {
 		u32 n = min_t(u32, len, PAGE_SIZE - offset_in_page(va));
 		struct kvm_pagewalk *w = &vcpu->arch.gva_walk;
 		struct x86_exception e = {};
 		struct kvm_memory_slot *slot;
+		struct page *page;
 		unsigned long hva;
+		void *kaddr;
 		gpa_t gpa;
 		gfn_t gfn;
 
@@ -197,8 +244,17 @@ static bool read_guest(void *ctx, u64 va, u8 *buf, u32 len)
 		if (!slot || (slot->flags & KVM_MEMSLOT_INVALID))
 			return false;
 		hva = __gfn_to_hva_memslot(slot, gfn) + offset_in_page(gpa);
-		if (copy_from_user(buf, (const void __user *)hva, n))
+		/*
+		 * Only a page that is resident and a normal page: no fault (a
+		 * swapped or userfaultfd page would block the vCPU), no read of
+		 * device memory a memslot may map (VFIO BARs: special PTEs).
+		 */
+		if (!get_user_page_fast_only(hva & PAGE_MASK, 0, &page))
 			return false;
+		kaddr = kmap_local_page(page);
+		memcpy(buf, kaddr + offset_in_page(hva), n);
+		kunmap_local(kaddr);
+		put_page(page);
 		va += n;
 		buf += n;
 		len -= n;
@@ -228,7 +284,14 @@ static void attribute(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 	if (!max_pages)
 		return;
 	/* Counted as a lookup by the hook, which missed the cache. */
-	if (cache_lookup(kvm, a->pc, &image, &found)) {
+	/*
+	 * The page walker is the vCPU's current one: if a nested VM-exit (or
+	 * entry) came between the access and now, it would walk the other
+	 * guest's page tables.
+	 */
+	if (access_nested(a) != is_guest_mode(vcpu))
+		return;
+	if (cache_lookup(kvm, a, &image, &found)) {
 		atomic64_inc(&image_cache_hits);
 	} else {
 		struct guest_reader r = { .vcpu = vcpu };
@@ -242,7 +305,7 @@ static void attribute(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 				.base = a->pc & PAGE_MASK,
 				.size = PAGE_SIZE,
 			};
-		cache_insert(kvm, &image, !found);
+		cache_insert(kvm, a, &image, !found);
 	}
 	if (found)
 		fill(a, &image);
@@ -291,6 +354,20 @@ static void pool_put(struct pending *p)
 	spin_unlock_irqrestore(&pool_lock, flags);
 }
 
+/* Whether this thread is inside KVM_RUN of @vcpu (so the vCPU is loaded). */
+static bool vcpu_runs_here(struct kvm_vcpu *vcpu)
+{
+	if (!READ_ONCE(vcpu->wants_to_run))
+		return false;
+	/*
+	 * KVM_RUN stores the pid of the thread that runs the vCPU before it
+	 * sets wants_to_run (x86 keeps stores in order): read them in the
+	 * opposite order, and the pid is that thread's.
+	 */
+	smp_rmb();
+	return rcu_access_pointer(vcpu->pid) == task_pid(current);
+}
+
 static void attribute_and_record(struct callback_head *work)
 {
 	struct pending *p = container_of(work, struct pending, work);
@@ -299,11 +376,14 @@ static void attribute_and_record(struct callback_head *work)
 	void (*put_kvm)(struct kvm *kvm);
 
 	/*
-	 * Only inside KVM_RUN is the vCPU loaded (its page walker may read
-	 * lazily cached registers, mark pages dirty for the running vCPU);
-	 * after a user-space exit, or in do_exit(), the record goes without.
+	 * Only inside this thread's KVM_RUN is the vCPU loaded here (its page
+	 * walker may read lazily cached registers and mark pages dirty for the
+	 * running vCPU). After a user-space exit, the work runs on the way
+	 * back to user space, with vcpu->mutex released: another thread may be
+	 * in KVM_RUN on this vCPU by then. Then, and in do_exit(), the record
+	 * goes without.
 	 */
-	if (current->mm && !(current->flags & PF_EXITING) && READ_ONCE(vcpu->wants_to_run))
+	if (current->mm && !(current->flags & PF_EXITING) && vcpu_runs_here(vcpu))
 		attribute(vcpu, &p->access);
 	msrguard_record_now(&p->access);
 	put_kvm = p->put_kvm;
@@ -325,7 +405,7 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 		return false;
 	atomic64_inc(&image_lookups);
 	/* A cache hit needs no guest read: recorded now, as without attribution. */
-	if (cache_lookup(vcpu->kvm, a->pc, &image, &found)) {
+	if (cache_lookup(vcpu->kvm, a, &image, &found)) {
 		atomic64_inc(&image_cache_hits);
 		if (found)
 			fill(a, &image);

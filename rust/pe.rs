@@ -181,7 +181,7 @@ fn inside(rva: u32, len: u32, size: u32) -> bool {
     rva != 0 && rva.checked_add(len).is_some_and(|end| end <= size)
 }
 
-/// Reads a NUL-terminated printable name at `rva` (at most
+/// Reads a NUL-terminated printable name (no space, no `=`) at `rva` (at most
 /// [`MAX_NAME_READ`] bytes, inside the image), keeps what follows the last
 /// `\` or `/`, truncated to [`NAME_MAX`]. None if there is no NUL, no
 /// character, or a non-printable one.
@@ -215,7 +215,9 @@ fn read_name(
         Some(p) => &full[p + 1..],
         None => full,
     };
-    if file.is_empty() || !file.iter().all(|b| (0x20..0x7f).contains(b)) {
+    // Printed as one word of the log line and the trace event: a space or
+    // '=' in a guest's name would forge fields there.
+    if file.is_empty() || !file.iter().all(|&b| b.is_ascii_graphic() && b != b'=') {
         return None;
     }
     let mut name = [0u8; NAME_MAX + 1];

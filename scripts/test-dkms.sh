@@ -33,7 +33,7 @@ src="$scratch/src/$pkg_name-$version"
 mkdir -p "$src" "$scratch/dkms"
 # The source DKMS gets: the committed files (as a release tarball has them),
 # with dkms.conf at its top, where DKMS looks for it.
-git ls-files -z | xargs -0 cp --parents -t "$src"
+git archive HEAD | tar -x -C "$src"
 cp "$conf" "$src/dkms.conf"
 
 dkms_do() {

@@ -19,8 +19,15 @@ tool="$1"
 KDIR="$(scripts/kernel-dir.sh)"
 [ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
 
-tree="$MSRGUARD_CACHE/in-tree/$(kernel_key)/linux"
-if [ ! -f "$tree/.msrguard-copied" ]; then
+key=$(kernel_key)
+# A copy of an older kernel key is 2.4 GB nobody uses again.
+for old in "$MSRGUARD_CACHE"/in-tree/*; do
+	[ "$old" = "$MSRGUARD_CACHE/in-tree/$key" ] || [ ! -d "$old" ] || rm -rf "$old"
+done
+tree="$MSRGUARD_CACHE/in-tree/$key/linux"
+# The copy is of one build of the tree: a rebuild under the same key (its
+# stamp is newer) is copied again.
+if [ ! -f "$tree/.msrguard-copied" ] || [ "$KDIR/.msrguard-built" -nt "$tree/.msrguard-copied" ]; then
 	rm -rf "$tree"
 	mkdir -p "$tree"
 	run_logged in-tree-copy cp -a "$KDIR/." "$tree/" >&2 || die "cannot copy $KDIR"
@@ -29,7 +36,7 @@ if [ ! -f "$tree/.msrguard-copied" ]; then
 fi
 
 # Not /tmp: the VM has a /tmp of its own.
-work="$MSRGUARD_CACHE/in-tree/$(kernel_key)/modules"
+work="$MSRGUARD_CACHE/in-tree/$key/modules"
 rm -rf "$work"
 mkdir -p "$work"
 

@@ -52,7 +52,8 @@ t_build=$((SECONDS - t))
 msg "packaging: systemd unit (systemd-analyze verify), modprobe.d, modules-load.d"
 scripts/check-packaging.sh "$TOOL" "$MSRGUARD_ROOT/msrguard.ko" || die "packaging check failed"
 msg "Debian package of the tool and the unit (cargo-deb), unpacked and checked"
-DEB=$(scripts/build-deb.sh | tee "$LOG_DIR/build-deb.log" | tail -n 1) || die "Debian package build or check failed"
+DEB=$(scripts/build-deb.sh | tee "$LOG_DIR/build-deb.log" | tail -n 1) ||
+	die "Debian package build or check failed (log: $LOG_DIR/build-deb.log)"
 sed '$d' "$LOG_DIR/build-deb.log"
 
 t=$SECONDS
@@ -175,12 +176,16 @@ for i in "${!step_logs[@]}"; do
 	fi
 	read -r p f <<<"$(run_counts "$name" "$step_rc")"
 	total_p=$((total_p + p)) total_f=$((total_f + f))
-	[ "$f" -eq 0 ] && [ "$step_rc" -eq 0 ] || failed_steps+=("$name (exit $step_rc, $f failed)")
+	if [ "$f" -ne 0 ] || [ "$step_rc" -ne 0 ]; then
+		failed_steps+=("$name (exit $step_rc, $f failed)")
+		# The first failing step's status (124 timeout, 125 VM died, ...).
+		[ -n "${first_rc:-}" ] || first_rc=$((step_rc != 0 ? step_rc : 1))
+	fi
 done
 echo "$total_p passed, $total_f failed"
 if [ ${#failed_steps[@]} -gt 0 ]; then
 	echo "FAILED: ${failed_steps[*]} (logs: $LOG_DIR)" >&2
-	exit 1
+	exit "$first_rc"
 fi
 if [ -n "$vmx_skipped" ]; then
 	msg "all tests that ran passed; the VMX suite was skipped (its SKIP line above says why)"

@@ -141,9 +141,11 @@ phase_enforce() {
 	"$workload" >"$outdir/start.out" || true
 	rmmod msrguard
 	comment <"$outdir/start.out"
-	local vetoed
+	local vetoed accesses
 	vetoed=$(grep -c ' gp$' "$outdir/start.out" || true)
-	if [ "$vetoed" -eq "$(grep -c . "$outdir/start.out")" ]; then
+	accesses=$(grep -c . "$outdir/audit.out" || true)
+	if [ "$accesses" -gt 0 ] && [ "$vetoed" -eq "$accesses" ] &&
+		[ "$(grep -c . "$outdir/start.out")" -eq "$accesses" ]; then
 		pass "the starting policy, enforcing, vetoes all $vetoed accesses of the workload"
 	else
 		fail "the starting policy did not veto every access of the workload"
