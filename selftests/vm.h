@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
+#include "msrguard_host.h"
+
 /* Where guest.S's code is copied, and where the real-mode stack starts. */
 #define GUEST_CODE_GPA 0x1000
 #define GUEST_STACK_TOP 0x8000
@@ -109,11 +111,5 @@ int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value);
 
 /* Write one MSR of the vCPU the way a VMM does (KVM_SET_MSRS). */
 int vm_set_msr(struct vm *vm, uint32_t msr, uint64_t value);
-
-/* Loading modules inside the test VM: 0 or a negative errno. */
-int load_kvm(void);		/* kvm_amd, or kvm_intel */
-int unload_kvm(void);		/* kvm_amd, kvm_intel and kvm */
-int load_module_file(const char *path, const char *params);
-int unload_msrguard(void);
 
 #endif
