@@ -120,8 +120,7 @@ static const struct guard_case cases[] = {
 	{ .name = "fs_base_read_without_msrguard", .policy = POLICY_NONE, .msr = MSR_FS_BASE,
 	  .vmm_sets = FS_BASE_VMM, .check_value = true, .want_value = FS_BASE_VMM },
 	{ .name = "debugctl_lbr_write_without_msrguard", .policy = POLICY_NONE,
-	  .msr = MSR_IA32_DEBUGCTLMSR, .write = true, .value = DEBUGCTLMSR_LBR,
-	  .vector = GP_VECTOR },
+	  .msr = MSR_IA32_DEBUGCTLMSR, .write = true, .value = DEBUGCTLMSR_LBR },
 };
 
 /* ---- The guest ------------------------------------------------------ */
@@ -487,5 +486,73 @@ GUARD_PATH(exit_path, EXIT_PATH)
 GUARD_PATH(emulator, EMULATOR)
 GUARD_PATH(nested, NESTED)
 GUARD_PATH(l1_intercepts, L1_INTERCEPTS)
+
+/*
+ * VMRUN loads L2's DEBUGCTL from L1's VMCB (save.dbgctl), with no WRMSR
+ * for msrguard to decide, when L1 enables LBR virtualization for L2 and the
+ * vCPU has LBRV (tools/msrguard-policy/src/bypass.rs, SVM_VMRUN). L1 asks
+ * for LBR there, which the default policy refuses to a WRMSR
+ * (debugctl_lbr_write); what L2 then reads shows which way it went.
+ */
+static void l2_read_debugctl(void)
+{
+	seen.vector = rdmsr_safe_at(MSR_IA32_DEBUGCTLMSR, &seen.value, &seen.pc, false);
+	vmmcall();
+}
+
+static void l1_vmrun_debugctl(struct svm_test_data *svm)
+{
+	struct vmcb *vmcb = svm->vmcb;
+
+	generic_svm_setup(svm, l2_read_debugctl);
+	vmcb->control.misc_ctl2 |= SVM_MISC2_ENABLE_V_LBR;
+	vmcb->save.dbgctl = DEBUGCTLMSR_LBR;
+	run_guest(vmcb, svm->vmcb_gpa);
+	seen.l1_exit_code = vmcb->control.exit_code;
+	GUEST_DONE();
+}
+
+FIXTURE(vmrun_state) { struct guard g; };
+FIXTURE_SETUP(vmrun_state)
+{
+	static const struct guard_case default_policy = { .name = "default" };
+
+	guard_setup(_metadata, &self->g, &default_policy, NESTED);
+}
+FIXTURE_TEARDOWN(vmrun_state) { guard_teardown(&self->g); }
+
+TEST_F_TIMEOUT(vmrun_state, debugctl_lbr_from_vmcb12, 120)
+{
+	bool lbrv = kvm_cpu_has(X86_FEATURE_LBRV);
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct event e;
+	struct ucall uc;
+	gva_t svm_gva;
+
+	vm = vm_create_with_one_vcpu(&vcpu, l1_vmrun_debugctl);
+	vcpu_alloc_svm(vm, &svm_gva);
+	vcpu_args_set(vcpu, 1, svm_gva);
+	memset(&seen, 0, sizeof(seen));
+	sync_global_to_guest(vm, seen);
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
+	sync_global_from_guest(vm, seen);
+	kvm_vm_free(vm);
+
+	ASSERT_EQ(SVM_EXIT_VMMCALL, seen.l1_exit_code);
+	EXPECT_EQ(0, seen.vector);
+	/* No access reached msrguard's decision points, either way. */
+	EXPECT_EQ(0, next_event(self->g.fd, &e)) TH_LOG("event: msr %#x", e.msr);
+	/* With LBRV: a bypass (documented); without: KVM ignores save.dbgctl. */
+	EXPECT_EQ(lbrv, !!(seen.value & DEBUGCTLMSR_LBR))
+		TH_LOG("vCPU %s LBRV, L2 read DEBUGCTL %#lx", lbrv ? "has" : "has no", seen.value);
+	ksft_print_msg("VMRUN with VMCB12 dbgctl=LBR: %s (vCPU %s LBRV; L2 reads DEBUGCTL %#lx)\n",
+		       seen.value & DEBUGCTLMSR_LBR ? "BYPASS, L2 runs with LBR on" :
+		       "blocked, L2 runs without LBR", lbrv ? "has" : "has no", seen.value);
+}
 
 TEST_HARNESS_MAIN
