@@ -59,6 +59,22 @@ scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
 	"$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
+# The guard table as KVM selftests on the tree's LIBKVM (selftests/kvm/):
+# exit path, emulator, nested L2 through an L1 guest hypervisor.
+t=$SECONDS
+msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
+libkvm_rc=0
+if make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1; then
+	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+		selftests/kvm/run.sh "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" |
+		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
+else
+	tail -n 40 "$LOG_DIR/libkvm-build.log" >&2
+	echo "FAILED: libkvm suite build (log: $LOG_DIR/libkvm-build.log)" | tee "$LOG_DIR/vm-libkvm.log" >&2
+	libkvm_rc=1
+fi
+t_libkvm=$((SECONDS - t))
+
 # Storm and interface fuzz: boots of their own (the suite ends with lock=1,
 # which pins msrguard).
 t=$SECONDS
@@ -125,7 +141,7 @@ msg "benchmarks (figures only; exit costs: scripts/bench.sh)"
 cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-lookup-bench -- policy/default.toml || warn "host lookup benchmark failed"
 t_bench=$((SECONDS - t))
 
-msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, storm+fuzz ${t_storm}s, real guests ${t_guests}s, KVM selftests ${t_kvm}s, VMX suite ${t_vmx}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
+msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, libkvm suite ${t_libkvm}s, storm+fuzz ${t_storm}s, real guests ${t_guests}s, KVM selftests ${t_kvm}s, VMX suite ${t_vmx}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
 # Each VM run's "P passed, F failed" line; a run that failed without a
 # failing test (a crashed VM, a kernel bug in the VM's log, no line at all)
 # counts as one failure, and a failing test fails the run.
@@ -142,6 +158,7 @@ read -r p2 f2 <<<"$(run_counts vm-guests "$guest_rc")"
 read -r p3 f3 <<<"$(run_counts kvm-selftests "$kvm_rc")"
 read -r p4 f4 <<<"$(run_counts vm-storm "$storm_rc")"
 read -r p5 f5 <<<"$(run_counts vm-fuzz "$fuzz_rc")"
+read -r p7 f7 <<<"$(run_counts vm-libkvm "$libkvm_rc")"
 vmx_skipped=
 if [ "$vmx_rc" -eq 4 ]; then
 	p6=0 f6=0 vmx_rc=0 vmx_skipped=1
@@ -152,14 +169,15 @@ fi
 [ "$f1" -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
 [ "$f4" -eq 0 ] || [ "$storm_rc" -ne 0 ] || storm_rc=1
 [ "$f5" -eq 0 ] || [ "$fuzz_rc" -ne 0 ] || fuzz_rc=1
-# Storm and fuzz failures count with the suite's.
-[ "$rc" -ne 0 ] || rc=$((storm_rc != 0 ? storm_rc : fuzz_rc))
+[ "$f7" -eq 0 ] || [ "$libkvm_rc" -ne 0 ] || libkvm_rc=1
+# Storm, fuzz and libkvm-suite failures count with the suite's.
+[ "$rc" -ne 0 ] || rc=$((storm_rc != 0 ? storm_rc : fuzz_rc != 0 ? fuzz_rc : libkvm_rc))
 [ "$f2" -eq 0 ] || [ "$guest_rc" -ne 0 ] || guest_rc=1
 [ "$f3" -eq 0 ] || [ "$kvm_rc" -ne 0 ] || kvm_rc=1
 [ "$f6" -eq 0 ] || [ "$vmx_rc" -ne 0 ] || vmx_rc=1
-echo "$((p1 + p2 + p3 + p4 + p5 + p6)) passed, $((f1 + f2 + f3 + f4 + f5 + f6)) failed"
+echo "$((p1 + p2 + p3 + p4 + p5 + p6 + p7)) passed, $((f1 + f2 + f3 + f4 + f5 + f6 + f7)) failed"
 if [ "$rc" -ne 0 ] || [ "$guest_rc" -ne 0 ] || [ "$kvm_rc" -ne 0 ] || [ "$vmx_rc" -ne 0 ]; then
-	echo "FAILED: VM suite (with storm $storm_rc, fuzz $fuzz_rc) exit status $rc, real guests exit status $guest_rc, KVM selftests comparison exit status $kvm_rc, VMX suite (Bochs) exit status $vmx_rc (logs: $LOG_DIR)" >&2
+	echo "FAILED: VM suite (with storm $storm_rc, fuzz $fuzz_rc, libkvm suite $libkvm_rc) exit status $rc, real guests exit status $guest_rc, KVM selftests comparison exit status $kvm_rc, VMX suite (Bochs) exit status $vmx_rc (logs: $LOG_DIR)" >&2
 	exit $((rc != 0 ? rc : guest_rc != 0 ? guest_rc : kvm_rc != 0 ? kvm_rc : vmx_rc))
 fi
 if [ "$kvm_rc" -ne 0 ]; then
