@@ -34,7 +34,7 @@
 #include "svm_util.h"
 #include "kselftest_harness.h"
 
-#include "msrguard_host.h"
+#include "msrguard_kvm.h"
 
 /* In no range KVM knows: KVM itself answers it with #GP. */
 #define MSR_UNKNOWN		0x4b564dffu
@@ -42,9 +42,6 @@
 #define PAT_RESET		0x0007040600070406ull
 #define PAT_WRITTEN		0x0007040600070106ull
 #define FS_BASE_VMM		0x123456789aull
-
-/* Which msrguard build is loaded for a case. */
-enum policy { POLICY_DEFAULT, POLICY_TEST, POLICY_NONE };
 
 /* What a read of the MSR after the access must return. */
 enum readback { BACK_NONE, BACK_WRITTEN, BACK_OLD };
@@ -243,62 +240,6 @@ static void l1_guest_code(struct svm_test_data *svm)
 }
 
 /* ---- The host ------------------------------------------------------- */
-
-/* Whether this runs under QEMU's TCG (CPUID hypervisor leaf). */
-static bool under_tcg(void)
-{
-	u32 eax, sig[3];
-
-	cpuid(0x40000000, &eax, &sig[0], &sig[1], &sig[2]);
-	return !memcmp(sig, "TCGTCGTCGTCG", 12);
-}
-
-static bool param_is(const char *path, char want)
-{
-	char c = 0;
-	FILE *f = fopen(path, "re");
-
-	if (f) {
-		c = fgetc(f);
-		fclose(f);
-	}
-	return c == want;
-}
-
-/*
- * kvm_amd for nested guests: nested=1, and under QEMU 7.2's TCG without
- * nested paging (its NPT emulation resumes L2 in L1's state; the storm and
- * the distro guests reload the same way).
- */
-static int kvm_for_nested(void)
-{
-	if (access("/sys/module/kvm_amd", F_OK))
-		return -ENODEV;
-	if (param_is("/sys/module/kvm_amd/parameters/nested", 'Y') &&
-	    !(under_tcg() && param_is("/sys/module/kvm_amd/parameters/npt", 'Y')))
-		return 0;
-	ksft_print_msg("reloading kvm_amd with nested=1%s\n", under_tcg() ? " npt=0 (QEMU TCG)" : "");
-	if (system(under_tcg() ? "modprobe -r kvm_amd && modprobe kvm_amd nested=1 npt=0" :
-				 "modprobe -r kvm_amd && modprobe kvm_amd nested=1"))
-		return -EBUSY;
-	return 0;
-}
-
-/* Loads the msrguard build @p with @params (a stale one goes first). */
-static int msrguard_load(enum policy p, const char *params)
-{
-	const char *ko = getenv(p == POLICY_TEST ? "MSRGUARD_TESTPOLICY_KO" : "MSRGUARD_KO");
-	int ret;
-
-	ret = unload_msrguard();
-	if (ret && ret != -ENOENT)
-		return ret;
-	if (p == POLICY_NONE)
-		return 0;
-	if (!ko)
-		return -EINVAL;
-	return load_module_file(ko, params ? params : "");
-}
 
 struct guard {
 	int fd;

@@ -17,8 +17,9 @@ modprobe kvm_amd 2>/dev/null || modprobe kvm_intel
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 rc=0
-for prog in guard_test; do
-	"$here/$prog" "$@" | tee -a "$out" || rc=$?
+# Every program the Makefile builds (PROGS) is a *_test.
+for prog in "$here"/*_test; do
+	"$prog" "$@" | tee -a "$out" || rc=$?
 done
 # kselftest's "# Totals: pass:P fail:F xfail:X xpass:XP skip:S error:E".
 awk '/^# Totals:/ { for (i = 3; i <= NF; i++) { split($i, kv, ":"); n[kv[1]] += kv[2] } }
