@@ -55,8 +55,7 @@ t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" \
-	"$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 t_vm=$((SECONDS - t))
 
 # The guard table as KVM selftests on the tree's LIBKVM (selftests/kvm/):
