@@ -60,10 +60,26 @@ t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" \
-	"$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 ran vm-suite "$rc"
 t_vm=$((SECONDS - t))
+
+# The guard table as KVM selftests on the tree's LIBKVM (selftests/kvm/):
+# exit path, emulator, nested L2 through an L1 guest hypervisor.
+t=$SECONDS
+msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
+libkvm_rc=0
+if make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1; then
+	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+		selftests/kvm/run.sh "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" |
+		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
+else
+	tail -n 40 "$LOG_DIR/libkvm-build.log" >&2
+	echo "FAILED: libkvm suite build (log: $LOG_DIR/libkvm-build.log)" | tee "$LOG_DIR/vm-libkvm.log" >&2
+	libkvm_rc=1
+fi
+ran vm-libkvm "$libkvm_rc"
+t_libkvm=$((SECONDS - t))
 
 # The operator's path: the rollout (Debian package in the VM, journald,
 # audit -> suggest -> enforce), then msrguard built inside the kernel tree
@@ -154,7 +170,7 @@ msg "benchmarks (figures only; exit costs: scripts/bench.sh)"
 cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-lookup-bench -- policy/default.toml || warn "host lookup benchmark failed"
 t_bench=$((SECONDS - t))
 
-msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, operator+in-tree+dkms ${t_operator}s, storm+fuzz ${t_storm}s, real guests ${t_guests}s, KVM selftests ${t_kvm}s, VMX suite ${t_vmx}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
+msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, libkvm suite ${t_libkvm}s, operator+in-tree+dkms ${t_operator}s, storm+fuzz ${t_storm}s, real guests ${t_guests}s, KVM selftests ${t_kvm}s, VMX suite ${t_vmx}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
 # Each VM run's "P passed, F failed" line; a run that failed without a
 # failing test (a crashed VM, a kernel bug in the VM's log, no line at all)
 # counts as one failure, and a failing test fails the run.

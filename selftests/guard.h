@@ -29,24 +29,11 @@
 #define MISC_ENABLE_TURBO_DIS	(1ull << 38)
 
 #define GP_VECTOR 13
-#define DEVICE_PATH "/dev/msrguard"
-#define TRACE_DIR "/sys/kernel/tracing"
 #define FEP_LEN 5 /* ud2; "kvm" */
 
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #endif
-
-/* A record, in the layout of the generated struct msrguard_record. */
-struct event {
-	uint64_t seq, value, pc, repeat;
-	uint32_t msr, pid, vcpu, vm_id;
-	uint8_t is_write, status, reason, mode, flags;
-	char comm[MSRGUARD_COMM_LEN + 1];
-	uint64_t image_base;
-	uint32_t image_checksum, image_timestamp;
-	char image_name[MSRGUARD_IMAGE_NAME_LEN + 1];
-};
 
 enum { NO_EVENT = 0 };
 
@@ -91,20 +78,7 @@ int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_
 int guest_access(struct suite *s, const char *entry, uint32_t msr, uint64_t value,
 		 struct guest_result *res);
 
-/* How many ftrace callbacks sit on @function (tracefs enabled_functions); 0 if none. */
-int ftrace_callbacks(const char *function);
-
 /* Whether kvm.force_emulation_prefix is on. */
 bool fep_enabled(void);
-
-int write_file(const char *path, const char *text);
-uint64_t le(const uint8_t *p, int bytes);
-int open_device(void);
-/* Reads one record without blocking: 1, 0 if none, -errno. */
-int next_event(int fd, struct event *e);
-void drain(int fd);
-void trace_clear(void);
-/* Finds the tracefs line of event @want->seq and checks its 12550 fields. */
-int check_trace(const struct event *want, const char *status_name, char *why, size_t whylen);
 
 #endif

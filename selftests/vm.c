@@ -365,31 +365,3 @@ int vm_set_msr(struct vm *vm, uint32_t msr, uint64_t value)
 
 	return ioctl(vm->vcpu_fd, KVM_SET_MSRS, &msrs) == 1 ? 0 : -EINVAL;
 }
-
-int load_kvm(void)
-{
-	return system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null") ? -ENODEV : 0;
-}
-
-int unload_kvm(void)
-{
-	return system("modprobe -r kvm_amd kvm_intel kvm 2>/dev/null") ? -EBUSY : 0;
-}
-
-int load_module_file(const char *path, const char *params)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(SYS_finit_module, fd, params, 0);
-	ret = ret ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-int unload_msrguard(void)
-{
-	return syscall(SYS_delete_module, "msrguard", O_NONBLOCK) ? -errno : 0;
-}

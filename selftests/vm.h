@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
+#include "msrguard_host.h"
+
 extern const char guest_code_start[], guest_code_end[];
 extern const char guest_rdmsr[], guest_wrmsr[], guest_rdmsr_after_nops[];
 extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
@@ -127,12 +129,6 @@ int vm_get_msr(struct vm *vm, uint32_t msr, uint64_t *value);
 
 /* Write one MSR of the vCPU the way a VMM does (KVM_SET_MSRS). */
 int vm_set_msr(struct vm *vm, uint32_t msr, uint64_t value);
-
-/* Loading modules inside the test VM: 0 or a negative errno. */
-int load_kvm(void);		/* kvm_amd, or kvm_intel */
-int unload_kvm(void);		/* kvm_amd, kvm_intel and kvm */
-int load_module_file(const char *path, const char *params);
-int unload_msrguard(void);
 
 #endif /* __ASSEMBLER__ */
 #endif

@@ -11,6 +11,14 @@ use msrguard_policy::parse;
 const MINIMAL: &str = include_str!("../../../selftests/test-policy.toml");
 const DEFAULT: &str = include_str!("../../../policy/default.toml");
 
+/// The test policy without its DEBUGCTL entry, for tests that bring their own.
+fn minimal_without_debugctl() -> String {
+    let own = "[[msr]]\nindex = 0x1d9\nname = \"MSR_IA32_DEBUGCTLMSR\"\nread = \"allow\"\nwrite = \"allow\"\nreason = \"generic_svm_setup() copies it into the VMCB.\"\n";
+    let minimal = MINIMAL.replacen(own, "", 1);
+    assert_ne!(minimal, MINIMAL, "the test policy's DEBUGCTL entry changed");
+    minimal
+}
+
 fn warnings(text: &str) -> Vec<Warning> {
     let entries = parse("p.toml", text).expect("policy parses");
     check("p.toml", &entries)
@@ -194,8 +202,9 @@ fn allowing_or_masking_enough_silences_the_warning() {
         ("gp", None, true),
     ] {
         let text = format!(
-            "{}{MINIMAL}",
-            entry(0x1d9, "MSR_IA32_DEBUGCTLMSR", "allow", write, mask)
+            "{}{}",
+            entry(0x1d9, "MSR_IA32_DEBUGCTLMSR", "allow", write, mask),
+            minimal_without_debugctl()
         );
         let ws = about(&warnings(&text), 0x1d9);
         assert_eq!(
@@ -207,8 +216,9 @@ fn allowing_or_masking_enough_silences_the_warning() {
     }
     // Only the paths whose bits fall outside the mask are named.
     let text = format!(
-        "{}{MINIMAL}",
-        entry(0x1d9, "MSR_IA32_DEBUGCTLMSR", "allow", "gp", Some(0x8004))
+        "{}{}",
+        entry(0x1d9, "MSR_IA32_DEBUGCTLMSR", "allow", "gp", Some(0x8004)),
+        minimal_without_debugctl()
     );
     let ws = about(&warnings(&text), 0x1d9);
     let want: Vec<_> = table_paths(0x1d9, false, Some(0x8004))

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /dev/msrguard and what a VMM sees, as KVM selftests: the record queue
+ * (non-blocking and short reads, poll, two readers, coalescing, overflow),
+ * the stats ioctl, the kernel log line, and VMMs that take MSR exits
+ * themselves. Each test loads msrguard (MSRGUARD_KO) in its fixture, runs a
+ * guest that does the accesses the test asks for, and unloads msrguard.
+ */
+#include <asm/msr-index.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "kselftest_harness.h"
+
+#include "msrguard_kvm.h"
+#include "msrguard_stats.h"
+
+/* In no range KVM knows: KVM itself answers it with #GP. */
+#define MSR_UNKNOWN	0x4b564dffu
+
+/* The access the guest does next (sync_global_to_guest). */
+static struct {
+	u32 msr;
+	bool write;
+	u64 value;
+} args;
+
+/* One access per GUEST_SYNC, whose argument is the vector the guest saw. */
+static void guest_code(void)
+{
+	u64 val;
+
+	for (;;) {
+		u8 vec = args.write ? wrmsr_safe(args.msr, args.value) : rdmsr_safe(args.msr, &val);
+
+		GUEST_SYNC(vec);
+	}
+}
+
+/* msrguard loaded, its device open, one VM. */
+struct dev {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	int fd;
+};
+
+static void dev_setup(struct __test_metadata *_metadata, struct dev *self, const char *params)
+{
+	self->vm = NULL;
+	self->fd = -1;
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, params))
+		TH_LOG("cannot load msrguard (MSRGUARD_KO in the environment)");
+	self->fd = open_device();
+	ASSERT_LE(0, self->fd) TH_LOG("%s: %s", DEVICE_PATH, strerror(errno));
+	self->vm = vm_create_with_one_vcpu(&self->vcpu, guest_code);
+}
+
+static void dev_teardown(struct dev *self)
+{
+	if (self->vm)
+		kvm_vm_free(self->vm);
+	if (self->fd >= 0)
+		close(self->fd);
+	unload_msrguard();
+}
+
+FIXTURE(device) { struct dev d; };
+FIXTURE_SETUP(device) { dev_setup(_metadata, &self->d, ""); }
+FIXTURE_TEARDOWN(device) { dev_teardown(&self->d); }
+
+/* Runs one access; returns the guest's vector, or -1 with the exit left in vcpu->run. */
+static int guest_access(struct kvm_vcpu *vcpu, u32 msr, bool write, u64 value)
+{
+	struct ucall uc;
+
+	args.msr = msr;
+	args.write = write;
+	args.value = value;
+	sync_global_to_guest(vcpu->vm, args);
+	vcpu_run(vcpu);
+	if (vcpu->run->exit_reason != KVM_EXIT_IO)
+		return -1;
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		return uc.args[1];
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	return -1;
+}
+
+TEST_F(device, empty_queue_read_is_eagain)
+{
+	struct msrguard_record rec;
+
+	EXPECT_EQ(-1, read(self->d.fd, &rec, sizeof(rec)));
+	EXPECT_EQ(EAGAIN, errno);
+}
+
+TEST_F(device, short_read_is_einval_and_keeps_the_record)
+{
+	struct msrguard_record rec;
+	struct event e;
+
+	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, false, 0));
+	EXPECT_EQ(-1, read(self->d.fd, &rec, sizeof(rec) - 1));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	EXPECT_EQ(MSR_UNKNOWN, e.msr);
+}
+
+struct poller {
+	int fd, ret, revents;
+};
+
+static void *poll_thread(void *arg)
+{
+	struct poller *p = arg;
+	struct pollfd pfd = { .fd = p->fd, .events = POLLIN };
+
+	p->ret = poll(&pfd, 1, 10000);
+	p->revents = pfd.revents;
+	return NULL;
+}
+
+TEST_F(device, poll_wakes_when_an_event_arrives)
+{
+	struct pollfd pfd = { .fd = self->d.fd, .events = POLLIN };
+	struct poller p = { .fd = self->d.fd };
+	pthread_t t;
+
+	ASSERT_EQ(0, poll(&pfd, 1, 0)) TH_LOG("readable with an empty queue");
+	ASSERT_EQ(0, pthread_create(&t, NULL, poll_thread, &p));
+	usleep(200 * 1000);
+	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, false, 0));
+	pthread_join(t, NULL);
+	EXPECT_EQ(1, p.ret);
+	EXPECT_TRUE(p.revents & POLLIN);
+}
+
+TEST_F(device, two_readers_share_one_queue)
+{
+	struct msrguard_record buf[2];
+	u64 first = 0, seen = 0;
+	int fd2, i;
+
+	/* Distinct values: no two events coalesce. */
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, i));
+	fd2 = open_device();
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(sizeof(buf), read(self->d.fd, buf, sizeof(buf)));
+	first = buf[0].sequence;
+	seen |= 1ull << 0 | 1ull << (buf[1].sequence - first);
+	ASSERT_EQ(sizeof(buf), read(fd2, buf, sizeof(buf)));
+	for (i = 0; i < 2; i++)
+		seen |= 1ull << (buf[i].sequence - first);
+	close(fd2);
+	EXPECT_EQ(0xf, seen) TH_LOG("each of 4 events read exactly once");
+	EXPECT_EQ(0, next_event(self->d.fd, &(struct event){}));
+}
+
+TEST_F(device, stats_ioctl_counts)
+{
+	u8 st0[MSRGUARD_STATS_SIZE], st[MSRGUARD_STATS_SIZE];
+
+	ASSERT_EQ(0, get_stats(self->d.fd, st0));
+	/* Distinct values: no two events coalesce. */
+	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, 1));
+	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, 2));
+	drain(self->d.fd);
+	ASSERT_EQ(0, get_stats(self->d.fd, st));
+	EXPECT_EQ(MSRGUARD_ABI_VERSION, le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4));
+	EXPECT_EQ(MSRGUARD_RECORD_SIZE, le(st + MSRGUARD_STATS_OFF_RECORD_SIZE, 4));
+	EXPECT_EQ(stats_u64(st0, MSRGUARD_STATS_OFF_GENERATED) + 2,
+		  stats_u64(st, MSRGUARD_STATS_OFF_GENERATED));
+	EXPECT_EQ(stats_u64(st0, MSRGUARD_STATS_OFF_BLOCKED_GP) + 2,
+		  stats_u64(st, MSRGUARD_STATS_OFF_BLOCKED_GP));
+	EXPECT_EQ(stats_u64(st0, MSRGUARD_STATS_OFF_DELIVERED) + 2,
+		  stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED));
+	EXPECT_EQ(0, le(st + MSRGUARD_STATS_OFF_QUEUED, 4));
+}
+
+TEST_F(device, identical_accesses_coalesce)
+{
+	u8 st[MSRGUARD_STATS_SIZE];
+	struct event e;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, false, 0));
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	EXPECT_EQ(4, e.repeat);
+	EXPECT_EQ(0, next_event(self->d.fd, &e));
+	ASSERT_EQ(0, get_stats(self->d.fd, st));
+	EXPECT_LE(4, stats_u64(st, MSRGUARD_STATS_OFF_COALESCED));
+}
+
+TEST_F(device, kernel_log_line_per_event)
+{
+	char cmd[512];
+	struct event e;
+
+	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	snprintf(cmd, sizeof(cmd),
+		 "dmesg | grep -q 'msrguard: seq=%lu blocked-gp WRMSR msr=0x%x (MSR_IA32_UCODE_WRITE) value=0x1000 pc=0x%lx reason=write-denied'",
+		 e.seq, MSR_IA32_UCODE_WRITE, e.pc);
+	EXPECT_EQ(0, system(cmd)) TH_LOG("no kernel log line: %s", cmd);
+}
+
+/* A VMM that asked for filtered-MSR exits (and has no filter) gets the veto as its exit. */
+TEST_F(device, vmm_with_filter_exits_gets_the_veto_as_an_exit)
+{
+	vm_enable_cap(self->d.vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER);
+	ASSERT_EQ(-1, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	EXPECT_EQ(KVM_EXIT_X86_WRMSR, self->d.vcpu->run->exit_reason);
+	EXPECT_EQ(MSR_IA32_UCODE_WRITE, self->d.vcpu->run->msr.index);
+	EXPECT_EQ(KVM_MSR_EXIT_REASON_FILTER, self->d.vcpu->run->msr.reason);
+	EXPECT_EQ(0x1000, self->d.vcpu->run->msr.data);
+}
+
+/*
+ * A VMM like QEMU enables filter exits and installs a filter of its own
+ * (here: reads of PAT). It expects exits for its MSRs only, so
+ * msrguard's vetoes reach its guest as #GP.
+ */
+TEST_F(device, vmm_with_its_own_filter_sees_vetoes_as_gp)
+{
+	u8 deny = 0;
+	struct kvm_msr_filter filter = {
+		.flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+		.ranges[0] = { .flags = KVM_MSR_FILTER_READ, .nmsrs = 1,
+			       .base = MSR_IA32_CR_PAT, .bitmap = &deny },
+	};
+	struct event e;
+
+	vm_enable_cap(self->d.vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER);
+	vm_ioctl(self->d.vm, KVM_X86_SET_MSR_FILTER, &filter);
+	EXPECT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	EXPECT_EQ(MSR_IA32_UCODE_WRITE, e.msr);
+	ASSERT_EQ(-1, guest_access(self->d.vcpu, MSR_IA32_CR_PAT, false, 0));
+	EXPECT_EQ(KVM_EXIT_X86_RDMSR, self->d.vcpu->run->exit_reason);
+}
+
+/* A VMM that asked for every failed MSR access gets msrguard's vetoes too. */
+TEST_F(device, vmm_with_inval_exits_gets_the_veto_as_an_exit)
+{
+	vm_enable_cap(self->d.vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_INVAL);
+	ASSERT_EQ(-1, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	EXPECT_EQ(KVM_EXIT_X86_WRMSR, self->d.vcpu->run->exit_reason);
+	EXPECT_EQ(MSR_IA32_UCODE_WRITE, self->d.vcpu->run->msr.index);
+	EXPECT_EQ(KVM_MSR_EXIT_REASON_INVAL, self->d.vcpu->run->msr.reason);
+}
+
+/* A small buffer overflows: the newest events are dropped, exactly counted. */
+FIXTURE(small_ring) { struct dev d; };
+FIXTURE_SETUP(small_ring) { dev_setup(_metadata, &self->d, "ring_records=8"); }
+FIXTURE_TEARDOWN(small_ring) { dev_teardown(&self->d); }
+
+TEST_F(small_ring, overflow_keeps_the_oldest_and_reports_the_drop)
+{
+	u8 st[MSRGUARD_STATS_SIZE];
+	u64 kept_max, reported = 0;
+	int i, got = 0, reports = 0;
+	struct event e;
+
+	/* Distinct values: no two events coalesce. */
+	for (i = 0; i < 20; i++)
+		ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, i));
+	ASSERT_EQ(0, get_stats(self->d.fd, st));
+	/* One VM alone: it stops where the reserve for other VMs starts. */
+	kept_max = le(st + MSRGUARD_STATS_OFF_CAPACITY, 4) - le(st + MSRGUARD_STATS_OFF_VM_RESERVE, 4);
+	while (next_event(self->d.fd, &e) == 1) {
+		EXPECT_EQ((u64)(got + reports + 1), e.seq);
+		if (e.status == MSRGUARD_STATUS_DROPPED) {
+			reports++;
+			reported += e.repeat;
+		} else {
+			EXPECT_EQ((u64)got, e.value);
+			got++;
+		}
+	}
+	EXPECT_EQ(20, stats_u64(st, MSRGUARD_STATS_OFF_GENERATED));
+	EXPECT_EQ(20 - kept_max, stats_u64(st, MSRGUARD_STATS_OFF_DROPPED));
+	EXPECT_EQ(kept_max, (u64)got);
+	EXPECT_EQ(1, reports);
+	EXPECT_EQ(20 - kept_max, reported);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * msrguard's module lifetime as KVM selftests: load and unload, bad
+ * parameters, the hooks it arms, a reader pinning it, and loading it before
+ * KVM. Each test starts and ends with msrguard unloaded and kvm_amd (or
+ * kvm_intel) loaded. The lock parameter, which pins the module until
+ * reboot, stays in selftests/msrguard_test (its last test).
+ */
+#include <asm/msr-index.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "kselftest_harness.h"
+
+#include "msrguard_kvm.h"
+
+#define MODE_PARAM "/sys/module/msrguard/parameters/mode"
+
+static void guest_code(void)
+{
+	GUEST_SYNC(wrmsr_safe(MSR_IA32_UCODE_WRITE, 0x1000));
+	GUEST_DONE();
+}
+
+/* The vector a new guest sees for WRMSR UCODE_WRITE (KVM accepts it, msrguard refuses). */
+static int ucode_write_vector(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	int vec = -1;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_SYNC)
+		vec = uc.args[1];
+	else if (uc.cmd == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	kvm_vm_free(vm);
+	return vec;
+}
+
+FIXTURE(lifetime) {};
+FIXTURE_SETUP(lifetime)
+{
+	ASSERT_EQ(0, msrguard_load(POLICY_NONE, NULL));
+}
+FIXTURE_TEARDOWN(lifetime)
+{
+	unload_msrguard();
+	if (access("/dev/kvm", F_OK))
+		load_kvm();
+}
+
+TEST_F(lifetime, load_makes_a_0600_device_and_unload_removes_it)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
+	ASSERT_EQ(0, stat(DEVICE_PATH, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+	ASSERT_EQ(0, unload_msrguard());
+	EXPECT_NE(0, stat(DEVICE_PATH, &st));
+	EXPECT_EQ(ENOENT, errno);
+	/* Unloaded means disarmed: KVM accepts the write again. */
+	EXPECT_EQ(0, ucode_write_vector());
+}
+
+TEST_F(lifetime, bad_parameters_fail_the_load_cleanly)
+{
+	EXPECT_EQ(-EINVAL, msrguard_load(POLICY_DEFAULT, "ring_records=0"));
+	EXPECT_EQ(-EINVAL, msrguard_load(POLICY_DEFAULT, "mode=bogus"));
+	EXPECT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
+	EXPECT_EQ(0, unload_msrguard());
+}
+
+/*
+ * One hook on an allowed access: in enforce mode only the decision
+ * ftrace_ops sits on KVM's access functions; audit mode adds the
+ * read-completion fprobe while it lasts; unload leaves nothing behind.
+ */
+TEST_F(lifetime, hooks_one_per_access_function_plus_one_in_audit_none_after_unload)
+{
+	const char *get = "kvm_get_msr_ignored_check", *set = "kvm_set_msr_ignored_check";
+
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
+	EXPECT_EQ(1, ftrace_callbacks(get));
+	EXPECT_EQ(1, ftrace_callbacks(set));
+	ASSERT_EQ(0, write_file(MODE_PARAM, "audit"));
+	EXPECT_EQ(2, ftrace_callbacks(get));
+	ASSERT_EQ(0, write_file(MODE_PARAM, "enforce"));
+	EXPECT_EQ(1, ftrace_callbacks(get));
+	ASSERT_EQ(0, unload_msrguard());
+	EXPECT_EQ(0, ftrace_callbacks(get));
+	EXPECT_EQ(0, ftrace_callbacks(set));
+}
+
+struct blocked_reader {
+	int fd;
+	ssize_t n;
+};
+
+static void *blocking_read(void *arg)
+{
+	struct blocked_reader *r = arg;
+	struct msrguard_record rec;
+
+	r->n = read(r->fd, &rec, sizeof(rec));
+	return NULL;
+}
+
+/* The open file pins the module: rmmod is refused, the reader is unharmed. */
+TEST_F(lifetime, unload_while_a_reader_blocks_is_refused)
+{
+	struct blocked_reader r = { .n = -2 };
+	pthread_t t;
+
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
+	r.fd = open(DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, r.fd);
+	ASSERT_EQ(0, pthread_create(&t, NULL, blocking_read, &r));
+	usleep(200 * 1000);
+	/* delete_module() says "in use" with EWOULDBLOCK (== EAGAIN). */
+	EXPECT_EQ(-EWOULDBLOCK, unload_msrguard());
+	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+	pthread_join(t, NULL);
+	close(r.fd);
+	EXPECT_EQ(MSRGUARD_RECORD_SIZE, r.n);
+}
+
+/* msrguard before kvm: hooks arm when kvm loads, disarm when it goes. */
+TEST_F(lifetime, loaded_before_kvm_vetoes_once_kvm_loads_and_after_a_kvm_reload)
+{
+	struct event e;
+	int fd;
+
+	ASSERT_EQ(0, unload_kvm());
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
+	ASSERT_EQ(0, load_kvm());
+	fd = open_device();
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+	EXPECT_EQ(1, next_event(fd, &e));
+	EXPECT_EQ(MSR_IA32_UCODE_WRITE, e.msr);
+	close(fd);
+	/* kvm goes and comes back while msrguard stays. */
+	ASSERT_EQ(0, unload_kvm());
+	ASSERT_EQ(0, load_kvm());
+	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the libkvm programs share on the host side (msrguard_kvm.c): which
+ * msrguard build to load, and kvm_amd for nested guests. No kselftest
+ * harness here: it may be included once per program only.
+ */
+#ifndef MSRGUARD_KVM_H
+#define MSRGUARD_KVM_H
+
+#include <stdbool.h>
+
+#include "msrguard_host.h"
+
+/* Which msrguard build a test loads (environment: MSRGUARD_KO, MSRGUARD_TESTPOLICY_KO). */
+enum policy { POLICY_DEFAULT, POLICY_TEST, POLICY_NONE };
+
+/* Loads build @p with @params, unloading a stale msrguard first: 0 or -errno. */
+int msrguard_load(enum policy p, const char *params);
+
+/* Whether this runs under QEMU's TCG (CPUID hypervisor leaf). */
+bool under_tcg(void);
+
+/*
+ * kvm_amd for nested guests: nested=1, and under QEMU 7.2's TCG without
+ * nested paging (its NPT emulation resumes L2 in L1's state; the storm and
+ * the distro guests reload the same way). 0 or -errno.
+ */
+int kvm_for_nested(void);
+
+#endif

@@ -1,0 +1,27 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs msrguard's KVM-selftest suite inside the test VM, then prints its
+# totals as "P passed, F failed" for scripts/test.sh.
+#
+#   selftests/kvm/run.sh MODULE.ko TESTPOLICY_MODULE.ko [TEST ARGS...]
+#
+# TEST ARGS go to the kselftest harness (-f FIXTURE, -v VARIANT, -r NAME).
+set -euo pipefail
+
+[ $# -ge 2 ] || { echo "usage: $0 MODULE.ko TESTPOLICY_MODULE.ko [TEST ARGS...]" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+export MSRGUARD_KO=$1 MSRGUARD_TESTPOLICY_KO=$2
+shift 2
+# LIBKVM opens /dev/kvm as the program starts.
+modprobe kvm_amd 2>/dev/null || modprobe kvm_intel
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+rc=0
+# Every program the Makefile builds (PROGS) is a *_test.
+for prog in "$here"/*_test; do
+	"$prog" "$@" | tee -a "$out" || rc=$?
+done
+# kselftest's "# Totals: pass:P fail:F xfail:X xpass:XP skip:S error:E".
+awk '/^# Totals:/ { for (i = 3; i <= NF; i++) { split($i, kv, ":"); n[kv[1]] += kv[2] } }
+     END { printf "%d passed, %d failed\n", n["pass"], n["fail"] + n["error"] + n["xpass"] }' "$out"
+exit "$rc"

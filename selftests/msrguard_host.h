@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The host side of msrguard shared by every test program (msrguard_host.c):
+ * modules, records from /dev/msrguard, tracefs. The record layout comes
+ * from msrguard_abi.h, generated from rust/record.rs.
+ */
+#ifndef MSRGUARD_HOST_H
+#define MSRGUARD_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "msrguard_abi.h"
+
+#define DEVICE_PATH "/dev/msrguard"
+#define TRACE_DIR "/sys/kernel/tracing"
+
+/* A record, in the layout of the generated struct msrguard_record. */
+struct event {
+	uint64_t seq, value, pc, repeat;
+	uint32_t msr, pid, vcpu, vm_id;
+	uint8_t is_write, status, reason, mode, flags;
+	char comm[MSRGUARD_COMM_LEN + 1];
+	uint64_t image_base;
+	uint32_t image_checksum, image_timestamp;
+	char image_name[MSRGUARD_IMAGE_NAME_LEN + 1];
+};
+
+int write_file(const char *path, const char *text);
+uint64_t le(const uint8_t *p, int bytes);
+int open_device(void);
+/* Reads one record without blocking: 1, 0 if none, -errno. */
+int next_event(int fd, struct event *e);
+void drain(int fd);
+void trace_clear(void);
+/* Finds the tracefs line of event @want->seq and checks its 12550 fields. */
+int check_trace(const struct event *want, const char *status_name, char *why, size_t whylen);
+/* How many ftrace callbacks sit on @function (tracefs enabled_functions); 0 if none. */
+int ftrace_callbacks(const char *function);
+
+/* Loading modules inside the test VM: 0 or a negative errno. */
+int load_kvm(void);		/* kvm_amd, or kvm_intel */
+int unload_kvm(void);		/* kvm_amd, kvm_intel and kvm */
+int load_module_file(const char *path, const char *params);
+int unload_msrguard(void);
+
+#endif
