@@ -133,12 +133,17 @@ static bool kvm_intel_nested(void)
 	return c == 'Y' || c == '1';
 }
 
-/* A VM whose vCPU runs L1. */
+/*
+ * A VM whose vCPU runs L1. VMX is enabled in FEATURE_CONTROL by the VMM,
+ * as firmware would: the default policy refuses the guest's own write
+ * (prepare_for_vmx_operation() writes it only while it is unlocked).
+ */
 static struct kvm_vm *l1_create(struct kvm_vcpu **vcpu)
 {
 	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, l1_guest_code);
 	gva_t vmx_gva;
 
+	vcpu_set_msr(*vcpu, MSR_IA32_FEAT_CTL, FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX);
 	vcpu_alloc_vmx(vm, &vmx_gva);
 	vcpu_args_set(*vcpu, 1, vmx_gva);
 	return vm;
