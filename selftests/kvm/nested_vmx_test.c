@@ -6,6 +6,7 @@
  * on; KVM (L0) runs with kvm_intel nested=1. Run by scripts/test-vmx.sh
  * inside Bochs, which emulates VMX; on an SVM host every test skips.
  *
+ * Fixture nested_vmx (the default policy loaded):
  *   l2_access             L1's MSR bitmap is clear: L0 decides for L2. L2
  *                         reads PAT (allowed, no event) and writes the
  *                         microcode trigger (vetoed: #GP reaches L2, the
@@ -25,8 +26,8 @@
  *   entry_list_allowed    the list {PAT, POWER_CTL}: the entry succeeds,
  *                         L2 reads the PAT the list loaded and POWER_CTL
  *                         unchanged; one event (POWER_CTL ignored).
- *   entry_list_without_msrguard  the denied list without msrguard: KVM
- *                         loads all three, L2 reads them back.
+ *   without_msrguard.entry_list_denied  the denied list without msrguard:
+ *                         KVM loads all three, L2 reads them back.
  *
  * MSR names from msr-index.h, exit reasons from asm/vmx.h, msrguard's
  * statuses and flags from the generated msrguard_abi.h.
