@@ -1,15 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Runs msrguard's VMX tests (selftests/msrguard_vmx_test) on Intel VMX:
-# Bochs emulates a VMX CPU with EPT (QEMU's TCG has no VMX), boots the
-# cached test kernel from an ISO whose initramfs holds busybox, kvm,
-# kvm_intel, msrguard and the statically linked test, and brings the TAP
-# output, exit status and kernel log back through the serial port (a file).
+# Runs msrguard's VMX tests on Intel VMX: selftests/msrguard_vmx_test (the
+# guard tables) and then selftests/kvm/nested_vmx_test (an L1 hypervisor
+# built with KVM's selftest library runs an L2, kvm_intel nested=1). Bochs
+# emulates a VMX CPU with EPT (QEMU's TCG has no VMX), boots the cached test
+# kernel from an ISO whose initramfs holds busybox, kvm, kvm_intel, msrguard
+# and the statically linked tests, and brings the TAP output, exit statuses
+# and kernel log back through the serial port (a file). The last line is
+# both programs' "P passed, F failed".
 #
 #   scripts/test-vmx.sh [--timeout SECONDS] [MODULE.ko TESTPOLICY_MODULE.ko]
 #
 # Without the two modules it builds them (default and test policy).
-# Exit status: the test's (1 when the test itself reports a skip: it must
+# Exit status: 0 when both tests pass, else 1 (a skip fails too: they must
 # run here); 4 (KSFT_SKIP) with a "test-vmx: SKIP: reason" line when Bochs
 # cannot be installed or cannot start; 124 on timeout; 125 when the VM died
 # before reporting a status; 126 when the guest kernel logged a bug (BUG,
@@ -19,7 +22,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
 
-timeout=240
+timeout=600
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) timeout="$2"; shift 2 ;;
@@ -71,6 +74,10 @@ else
 	module="$MSRGUARD_ROOT/msrguard.ko" testpolicy="$out/msrguard-testpolicy.ko"
 fi
 make -s -C selftests msrguard_vmx_test >/dev/null || die "msrguard_vmx_test build failed"
+# LIBKVM (from the kernel tree) and the libkvm programs; nested_vmx_test is
+# linked statically for this initramfs (selftests/kvm/libkvm.mk).
+make -s -C selftests/kvm >"$out/libkvm-build.log" 2>&1 ||
+	{ tail -n 30 "$out/libkvm-build.log" >&2; die "selftests/kvm build failed"; }
 
 # The initramfs: busybox, the KVM modules where modprobe finds them, the
 # msrguard modules and the test. Small enough to make each run.
@@ -90,7 +97,7 @@ done
 depmod -b "$root" "$release" 2>/dev/null
 cp "$module" "$root/msrguard.ko"
 cp "$testpolicy" "$root/msrguard-testpolicy.ko"
-cp selftests/msrguard_vmx_test "$root/"
+cp selftests/msrguard_vmx_test selftests/kvm/nested_vmx_test "$root/"
 
 # The results leave through the serial port, between markers, after the
 # test: console loglevel 1 from then on keeps kernel lines out of them (the
@@ -106,6 +113,11 @@ mount -t debugfs debugfs /sys/kernel/debug
 echo "msrguard-vmx: test starts" >/dev/kmsg
 /msrguard_vmx_test /msrguard.ko /msrguard-testpolicy.ko >/tmp/output 2>&1 </dev/null
 status=$?
+# kvm_intel stays loaded (nested=1 is its default); the msrguard builds
+# for the fixtures come from the environment.
+MSRGUARD_KO=/msrguard.ko MSRGUARD_TESTPOLICY_KO=/msrguard-testpolicy.ko \
+	/nested_vmx_test >/tmp/nested 2>&1 </dev/null
+nested_status=$?
 dmesg -n 1
 # Let the console finish the kernel line it may be printing.
 sleep 1
@@ -113,7 +125,9 @@ sleep 1
 	echo
 	echo "@@MSRGUARD-VMX-OUTPUT@@"
 	cat /tmp/output
-	echo "@@MSRGUARD-VMX-STATUS $status@@"
+	echo "@@MSRGUARD-VMX-NESTED@@"
+	cat /tmp/nested
+	echo "@@MSRGUARD-VMX-STATUS $status $nested_status@@"
 	echo "@@MSRGUARD-VMX-DMESG@@"
 	dmesg
 	echo "@@MSRGUARD-VMX-END@@"
@@ -213,14 +227,15 @@ tr -d '\r' <"$out/serial" >"$out/console"
 # What lies between two markers of the serial output.
 between() { sed -n "/^$1/,/^$2/p" "$out/console" | sed '1d;$d'; }
 
-between '@@MSRGUARD-VMX-OUTPUT@@' '@@MSRGUARD-VMX-STATUS'
+between '@@MSRGUARD-VMX-OUTPUT@@' '@@MSRGUARD-VMX-NESTED@@'
+between '@@MSRGUARD-VMX-NESTED@@' '@@MSRGUARD-VMX-STATUS' | tee "$out/nested"
 if [ "$result" = timeout ]; then
 	echo "test-vmx: TIMEOUT after ${timeout}s; last console lines:" >&2
 	tail -n 60 "$out/console" >&2
 	exit 124
 fi
-status=$(sed -n 's/^@@MSRGUARD-VMX-STATUS \([0-9]*\)@@$/\1/p' "$out/console" | head -n 1)
-if [ "$result" != done ] || [ -z "$status" ]; then
+read -r status nested_status < <(sed -n 's/^@@MSRGUARD-VMX-STATUS \([0-9]*\) \([0-9]*\)@@$/\1 \2/p' "$out/console" | head -n 1) || true
+if [ "$result" != done ] || [ -z "${nested_status:-}" ]; then
 	echo "test-vmx: the VM ended ($result) without reporting a status; last console lines:" >&2
 	tail -n 80 "$out/console" >&2
 	echo "test-vmx: last Bochs lines:" >&2
@@ -267,10 +282,23 @@ fi
 if [ -s "$out/dmesg-excluded" ]; then
 	sed 's/^/test-vmx: excluded boot WARNING (Bochs CPUID topology): /' "$out/dmesg-excluded" | head -n 3 >&2
 fi
-# The test program skipping as a whole would mean VMX did not run.
-if [ "$status" -eq 4 ]; then
-	echo "test-vmx: the test exited 4 (skip): counted as a failure, VMX must run here" >&2
-	status=1
+# The totals of both programs: msrguard_vmx_test's "P passed, F failed"
+# line, nested_vmx_test's kselftest "# Totals:" line. A skip in either
+# means VMX did not run where it must: a failure.
+read -r p1 f1 < <(between '@@MSRGUARD-VMX-OUTPUT@@' '@@MSRGUARD-VMX-NESTED@@' |
+	sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' | tail -n 1) || true
+read -r p2 f2 s2 < <(awk '/^# Totals:/ { for (i = 3; i <= NF; i++) { split($i, kv, ":"); n[kv[1]] = kv[2] }
+	print n["pass"], n["fail"] + n["error"] + n["xpass"], n["skip"] }' "$out/nested") || true
+if [ -z "${p1:-}" ] || [ -z "${p2:-}" ]; then
+	echo "test-vmx: a test printed no totals (msrguard_vmx_test: '${p1:-}', nested_vmx_test: '${p2:-}')" >&2
+	p1=${p1:-0} f1=$((${f1:-0} + 1)) p2=${p2:-0} f2=${f2:-0} s2=${s2:-0}
 fi
-echo "test-vmx: test exited $status, Bochs took ${elapsed}s" >&2
-exit "$status"
+if [ "$status" -eq 4 ] || [ "$s2" -ne 0 ] || [ "$nested_status" -eq 4 ]; then
+	echo "test-vmx: a test skipped (statuses $status, $nested_status; nested skips $s2): counted as a failure, VMX must run here" >&2
+	f2=$((f2 + (s2 ? s2 : 1)))
+fi
+rc=0
+[ "$status" -eq 0 ] && [ "$nested_status" -eq 0 ] && [ $((f1 + f2)) -eq 0 ] || rc=1
+echo "test-vmx: msrguard_vmx_test exited $status, nested_vmx_test $nested_status; Bochs took ${elapsed}s" >&2
+echo "$((p1 + p2)) passed, $((f1 + f2)) failed"
+exit "$rc"

@@ -22,3 +22,6 @@ $(MSRGUARD_BINS): %: %.o $(MSRGUARD_SHARED_O) $(LIBKVM_OBJS)
 -include $(wildcard $(MSRGUARD_SRC)/*.d)
 
 .PHONY: msrguard-progs
+
+# Bochs' initramfs (scripts/test-vmx.sh) has no C library: static.
+$(MSRGUARD_SRC)/nested_vmx_test: LDFLAGS += -static

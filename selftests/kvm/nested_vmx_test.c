@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * msrguard and nested Intel VMX, on the kernel tree's KVM selftest library
+ * (vmx.h: vcpu_alloc_vmx, prepare_for_vmx_operation, load_vmcs,
+ * prepare_vmcs). L1 is a guest hypervisor that runs an L2 with MSR bitmaps
+ * on; KVM (L0) runs with kvm_intel nested=1. Run by scripts/test-vmx.sh
+ * inside Bochs, which emulates VMX; on an SVM host every test skips.
+ *
+ * Fixture nested_vmx (the default policy loaded):
+ *   l2_access             L1's MSR bitmap is clear: L0 decides for L2. L2
+ *                         reads PAT (allowed, no event) and writes the
+ *                         microcode trigger (vetoed: #GP reaches L2, the
+ *                         event has the nested flag and L2's Pc).
+ *   l1_intercepts         L1's write bitmap has the microcode trigger: L1
+ *                         gets EXIT_REASON_MSR_WRITE, msrguard records
+ *                         nothing.
+ *   entry_list_denied     VMLAUNCH with a VM-entry MSR-load list {PAT,
+ *                         POWER_CTL, MISC_ENABLE | turbo off}: KVM loads
+ *                         each through kvm_emulate_msr_write and so through
+ *                         msrguard. POWER_CTL's write is dropped ("ignore"),
+ *                         MISC_ENABLE's is refused ("gp", outside its write
+ *                         mask): the VM-entry fails in L1 with
+ *                         EXIT_REASON_MSR_LOAD_FAIL, the exit qualification
+ *                         names entry 3, two nested events with L2's entry
+ *                         RIP as Pc.
+ *   entry_list_allowed    the list {PAT, POWER_CTL}: the entry succeeds,
+ *                         L2 reads the PAT the list loaded and POWER_CTL
+ *                         unchanged; one event (POWER_CTL ignored).
+ *   without_msrguard.entry_list_denied  the denied list without msrguard:
+ *                         KVM loads all three, L2 reads them back.
+ *
+ * MSR names from msr-index.h, exit reasons from asm/vmx.h, msrguard's
+ * statuses and flags from the generated msrguard_abi.h.
+ */
+#include <asm/msr-index.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "vmx.h"
+#include "kselftest_harness.h"
+
+#include "msrguard_kvm.h"
+
+#define PAT_WRITTEN		0x0007040600070106ull
+#define LIST_MAX		3
+
+/* What L1 does (sync_global_to_guest). */
+static struct {
+	bool l1_intercepts;	/* set the MSR's write bit in L1's bitmap */
+	u64 list_gpa;		/* VM-entry MSR-load list, or 0 */
+	u32 list_count;
+	u32 read_msr[LIST_MAX];	/* what L2 reads back (0: nothing) */
+} args;
+
+/* What L1 and L2 saw (sync_global_from_guest). */
+static struct {
+	u8 pat_vector, ucode_vector;
+	u64 pat_value;
+	u64 ucode_pc;		/* L2's WRMSR */
+	u8 read_vector[LIST_MAX];
+	u64 read_value[LIST_MAX];
+	u64 exit_reason, exit_qual, exit_rcx;
+} seen;
+
+/* rdmsr_safe/wrmsr_safe that also give the instruction's address (label 1). */
+static u8 wrmsr_safe_at(u32 msr, u64 val, u64 *pc)
+{
+	u32 a = val, d = val >> 32;
+	u64 ec;
+	u8 vec;
+
+	asm volatile("lea 1f(%%rip), %[pc]\n\t" KVM_ASM_SAFE("wrmsr")
+		     : "+a"(a), "+d"(d), [pc] "=&r"(*pc), KVM_ASM_SAFE_OUTPUTS(vec, ec)
+		     : "c"(msr) : KVM_ASM_SAFE_CLOBBERS);
+	return vec;
+}
+
+static void l2_access(void)
+{
+	seen.pat_vector = rdmsr_safe(MSR_IA32_CR_PAT, &seen.pat_value);
+	seen.ucode_vector = wrmsr_safe_at(MSR_IA32_UCODE_WRITE, 0x1000, &seen.ucode_pc);
+	vmcall();
+}
+
+static void l2_read_list(void)
+{
+	int i;
+
+	for (i = 0; i < LIST_MAX; i++)
+		if (args.read_msr[i])
+			seen.read_vector[i] = rdmsr_safe(args.read_msr[i], &seen.read_value[i]);
+	vmcall();
+}
+
+static void l1_guest_code(struct vmx_pages *vmx)
+{
+	GUEST_ASSERT(prepare_for_vmx_operation(vmx));
+	GUEST_ASSERT(load_vmcs(vmx));
+	prepare_vmcs(vmx, args.list_gpa ? l2_read_list : l2_access);
+	/* MSR bitmaps on: L1 intercepts exactly the MSRs whose bit it sets. */
+	GUEST_ASSERT(!vmwrite(CPU_BASED_VM_EXEC_CONTROL,
+			      vmreadz(CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_USE_MSR_BITMAPS));
+	/* Write bitmap for MSRs 0-0x1fff at byte 0x800. */
+	if (args.l1_intercepts)
+		__set_bit(0x800 * 8 + MSR_IA32_UCODE_WRITE, vmx->msr);
+	if (args.list_gpa) {
+		GUEST_ASSERT(!vmwrite(VM_ENTRY_MSR_LOAD_ADDR, args.list_gpa));
+		GUEST_ASSERT(!vmwrite(VM_ENTRY_MSR_LOAD_COUNT, args.list_count));
+	}
+	GUEST_ASSERT(!vmlaunch());
+	seen.exit_reason = vmreadz(VM_EXIT_REASON);
+	seen.exit_qual = vmreadz(EXIT_QUALIFICATION);
+	/* L2's RCX (the MSR of an MSR exit), saved by vmlaunch(). */
+	seen.exit_rcx = guest_regs.rcx;
+	GUEST_DONE();
+}
+
+/* ---- The host ------------------------------------------------------- */
+
+static bool kvm_intel_nested(void)
+{
+	FILE *f = fopen("/sys/module/kvm_intel/parameters/nested", "re");
+	int c = 0;
+
+	if (f) {
+		c = fgetc(f);
+		fclose(f);
+	}
+	return c == 'Y' || c == '1';
+}
+
+/*
+ * A VM whose vCPU runs L1. VMX is enabled in FEATURE_CONTROL by the VMM,
+ * as firmware would: the default policy refuses the guest's own write
+ * (prepare_for_vmx_operation() writes it only while it is unlocked).
+ */
+static struct kvm_vm *l1_create(struct kvm_vcpu **vcpu)
+{
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, l1_guest_code);
+	gva_t vmx_gva;
+
+	vcpu_set_msr(*vcpu, MSR_IA32_FEAT_CTL, FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX);
+	vcpu_alloc_vmx(vm, &vmx_gva);
+	vcpu_args_set(*vcpu, 1, vmx_gva);
+	return vm;
+}
+
+/*
+ * Runs L1 (and its L2) to GUEST_DONE and frees the VM; @list: the VM-entry
+ * MSR-load list (@count entries), or NULL. Returns L2's entry RIP.
+ */
+static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct kvm_vcpu *vcpu,
+		  const struct vmx_msr_entry *list, u32 count, bool l1_intercepts)
+{
+	struct ucall uc;
+	u32 i;
+
+	memset(&args, 0, sizeof(args));
+	args.l1_intercepts = l1_intercepts;
+	if (list) {
+		gva_t gva = vm_alloc_page(vm);
+
+		memcpy(addr_gva2hva(vm, gva), list, count * sizeof(*list));
+		args.list_gpa = addr_gva2gpa(vm, gva);
+		args.list_count = count;
+		for (i = 0; i < count; i++)
+			args.read_msr[i] = list[i].index;
+	}
+	sync_global_to_guest(vm, args);
+	memset(&seen, 0, sizeof(seen));
+	sync_global_to_guest(vm, seen);
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_DONE:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	sync_global_from_guest(vm, seen);
+	kvm_vm_free(vm);
+	/* As L1 set it: guest code is identity mapped. */
+	return (u64)(list ? l2_read_list : l2_access);
+}
+
+/* Status names as tracefs prints them (from the generated header). */
+static const char *status_name(u8 status)
+{
+	static const struct {
+		u8 status;
+		const char *name;
+	} names[] = { MSRGUARD_STATUS_SYMBOLS };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].status == status)
+			return names[i].name;
+	return "?";
+}
+
+/* @e is exactly this event from L2, on /dev/msrguard and in tracefs. */
+static void check_event(struct __test_metadata *_metadata, const struct event *e, u32 msr,
+			u64 value, u8 status, u8 reason, u64 pc)
+{
+	char why[512];
+
+	EXPECT_EQ(msr, e->msr);
+	EXPECT_EQ(1, e->is_write);
+	EXPECT_EQ(value, e->value);
+	EXPECT_EQ(status, e->status);
+	EXPECT_EQ(reason, e->reason);
+	EXPECT_EQ(pc, e->pc);
+	EXPECT_EQ(MSRGUARD_FLAG_NESTED, e->flags);
+	EXPECT_EQ(MSRGUARD_MODE_LONG, e->mode);
+	EXPECT_EQ((u32)getpid(), e->pid);
+	EXPECT_EQ(0, check_trace(e, status_name(status), why, sizeof(why))) TH_LOG("%s", why);
+}
+
+/* The next event is exactly this one. */
+static void expect_event(struct __test_metadata *_metadata, int fd, u32 msr, u64 value,
+			 u8 status, u8 reason, u64 pc)
+{
+	struct event e;
+
+	ASSERT_EQ(1, next_event(fd, &e)) TH_LOG("no event for msr %#x", msr);
+	check_event(_metadata, &e, msr, value, status, reason, pc);
+}
+
+FIXTURE(nested_vmx) { int fd; bool loaded; };
+
+/* @p: the msrguard build to load (POLICY_NONE: none). */
+static void nested_setup(struct __test_metadata *_metadata, int *fd, bool *loaded,
+			 enum policy p)
+{
+	*fd = -1;
+	*loaded = false;
+	if (access("/sys/module/kvm_intel", F_OK))
+		SKIP(return, "no kvm_intel (not a VMX host; scripts/test-vmx.sh runs this under Bochs)");
+	if (!kvm_intel_nested())
+		SKIP(return, "kvm_intel nested=0");
+	if (!kvm_cpu_has(X86_FEATURE_VMX))
+		SKIP(return, "KVM offers its guests no VMX");
+	ASSERT_EQ(0, msrguard_load(p, NULL))
+		TH_LOG("cannot load msrguard (MSRGUARD_KO in the environment)");
+	if (p == POLICY_NONE)
+		return;
+	*loaded = true;
+	*fd = open_device();
+	ASSERT_LE(0, *fd) TH_LOG("%s: %s", DEVICE_PATH, strerror(errno));
+	ASSERT_EQ(0, write_file(TRACE_DIR "/events/msrguard/msrguard_access/enable", "1"));
+	drain(*fd);
+	trace_clear();
+}
+
+FIXTURE_SETUP(nested_vmx) { nested_setup(_metadata, &self->fd, &self->loaded, POLICY_DEFAULT); }
+FIXTURE_TEARDOWN(nested_vmx)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->loaded)
+		unload_msrguard();
+}
+
+TEST_F_TIMEOUT(nested_vmx, l2_access, 300)
+{
+	struct event e;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l1_create(&vcpu);
+
+	l1_run(_metadata, vm, vcpu, NULL, 0, false);
+	ASSERT_EQ(EXIT_REASON_VMCALL, seen.exit_reason)
+		TH_LOG("L2 ended with exit reason %#lx, not its VMCALL", seen.exit_reason);
+	EXPECT_EQ(0, seen.pat_vector);
+	EXPECT_EQ(GP_VECTOR, seen.ucode_vector);
+	expect_event(_metadata, self->fd, MSR_IA32_UCODE_WRITE, 0x1000,
+		     MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_DENIED, seen.ucode_pc);
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
+}
+
+TEST_F_TIMEOUT(nested_vmx, l1_intercepts, 300)
+{
+	struct event e;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l1_create(&vcpu);
+
+	l1_run(_metadata, vm, vcpu, NULL, 0, true);
+	/* L2's PAT read went to L0 (bit clear), its WRMSR to L1. */
+	EXPECT_EQ(EXIT_REASON_MSR_WRITE, seen.exit_reason);
+	EXPECT_EQ(MSR_IA32_UCODE_WRITE, (u32)seen.exit_rcx);
+	EXPECT_EQ(0, seen.pat_vector);
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("event: msr %#x", e.msr);
+}
+
+/*
+ * {PAT, POWER_CTL, MISC_ENABLE | turbo off}: allowed, "ignore", outside the
+ * default policy's write mask; MISC_ENABLE from the vCPU's own.
+ */
+static void denied_list(struct kvm_vcpu *vcpu, struct vmx_msr_entry list[LIST_MAX])
+{
+	memset(list, 0, LIST_MAX * sizeof(*list));
+	list[0].index = MSR_IA32_CR_PAT;
+	list[0].value = PAT_WRITTEN;
+	list[1].index = MSR_IA32_POWER_CTL;
+	list[1].value = 0x2;
+	list[2].index = MSR_IA32_MISC_ENABLE;
+	list[2].value = vcpu_get_msr(vcpu, MSR_IA32_MISC_ENABLE) |
+			MSR_IA32_MISC_ENABLE_TURBO_DISABLE;
+}
+
+TEST_F_TIMEOUT(nested_vmx, entry_list_denied, 300)
+{
+	struct vmx_msr_entry list[LIST_MAX];
+	struct event e, ev[2], *power, *misc;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l1_create(&vcpu);
+	u64 l2_rip;
+
+	denied_list(vcpu, list);
+	l2_rip = l1_run(_metadata, vm, vcpu, list, LIST_MAX, false);
+	EXPECT_EQ(EXIT_REASON_MSR_LOAD_FAIL | EXIT_REASON_FAILED_VMENTRY, seen.exit_reason)
+		TH_LOG("exit reason %#lx", seen.exit_reason);
+	/* The qualification is the failing entry's number, from 1. */
+	EXPECT_EQ(3, seen.exit_qual);
+	/*
+	 * Two events, in either order: a paging guest's record waits for its
+	 * image lookup, a task_work (msrguard_image.c), and the task_work list
+	 * is LIFO (kernel/task_work.c): two accesses in one KVM_RUN are queued
+	 * last first (seen here: MISC_ENABLE seq 1, POWER_CTL seq 2).
+	 */
+	ASSERT_EQ(1, next_event(self->fd, &ev[0]));
+	ASSERT_EQ(1, next_event(self->fd, &ev[1])) TH_LOG("one event only: msr %#x", ev[0].msr);
+	power = ev[0].msr == MSR_IA32_POWER_CTL ? &ev[0] : &ev[1];
+	misc = power == &ev[0] ? &ev[1] : &ev[0];
+	check_event(_metadata, power, MSR_IA32_POWER_CTL, list[1].value,
+		    MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip);
+	check_event(_metadata, misc, MSR_IA32_MISC_ENABLE, list[2].value,
+		    MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, l2_rip);
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a third event: msr %#x", e.msr);
+}
+
+TEST_F_TIMEOUT(nested_vmx, entry_list_allowed, 300)
+{
+	struct vmx_msr_entry list[LIST_MAX];
+	struct event e;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l1_create(&vcpu);
+	u64 l2_rip;
+
+	denied_list(vcpu, list);
+	l2_rip = l1_run(_metadata, vm, vcpu, list, 2, false);
+	ASSERT_EQ(EXIT_REASON_VMCALL, seen.exit_reason)
+		TH_LOG("exit reason %#lx, qualification %#lx", seen.exit_reason, seen.exit_qual);
+	EXPECT_EQ(0, seen.read_vector[0]);
+	EXPECT_EQ(PAT_WRITTEN, seen.read_value[0]);
+	/* "ignore": the write was dropped, POWER_CTL still reads 0. */
+	EXPECT_EQ(0, seen.read_vector[1]);
+	EXPECT_EQ(0, seen.read_value[1]);
+	expect_event(_metadata, self->fd, MSR_IA32_POWER_CTL, list[1].value,
+		     MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip);
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
+}
+
+/* Without msrguard KVM loads the whole denied list: the refusal above is msrguard's. */
+FIXTURE(without_msrguard) { int fd; bool loaded; };
+FIXTURE_SETUP(without_msrguard)
+{
+	nested_setup(_metadata, &self->fd, &self->loaded, POLICY_NONE);
+}
+FIXTURE_TEARDOWN(without_msrguard) {}
+
+TEST_F_TIMEOUT(without_msrguard, entry_list_denied, 300)
+{
+	struct vmx_msr_entry list[LIST_MAX];
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l1_create(&vcpu);
+	int i;
+
+	denied_list(vcpu, list);
+	l1_run(_metadata, vm, vcpu, list, LIST_MAX, false);
+	ASSERT_EQ(EXIT_REASON_VMCALL, seen.exit_reason)
+		TH_LOG("exit reason %#lx, qualification %#lx", seen.exit_reason, seen.exit_qual);
+	for (i = 0; i < LIST_MAX; i++) {
+		EXPECT_EQ(0, seen.read_vector[i]);
+		EXPECT_EQ(list[i].value, seen.read_value[i]) TH_LOG("msr %#x", list[i].index);
+	}
+}
+
+TEST_HARNESS_MAIN
