@@ -317,6 +317,13 @@ static void attribute(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 
 struct pending {
 	struct callback_head work;
+	/*
+	 * task_work runs LIFO: a thread's later records wait in this chain
+	 * behind the first one, whose work records them all, in order.
+	 */
+	struct pending *next;
+	/* The thread the record waits on; written and read by that thread only. */
+	struct task_struct *task;
 	struct kvm_vcpu *vcpu;
 	void (*put_kvm)(struct kvm *kvm);
 	struct msrguard_access access;
@@ -326,19 +333,32 @@ struct pending {
 static DEFINE_SPINLOCK(pool_lock);
 static struct pending pool[POOL_SIZE];
 
-static struct pending *pool_get(void)
+/*
+ * A free item for this thread, and in *@tail the last item already
+ * waiting on this thread (NULL if none): the new one goes behind it.
+ */
+static struct pending *pool_get(struct pending **tail)
 {
 	struct pending *p = NULL;
 	unsigned long flags;
 	int i;
 
+	*tail = NULL;
 	/* Hooks may run with interrupts off (SVM's exit fast path). */
 	spin_lock_irqsave(&pool_lock, flags);
 	for (i = 0; i < POOL_SIZE; i++) {
-		if (!pool[i].busy) {
-			p = &pool[i];
-			p->busy = true;
-			break;
+		struct pending *q = &pool[i];
+
+		if (!q->busy) {
+			if (!p) {
+				/* Under the lock: others read ->task of busy items. */
+				p = q;
+				p->busy = true;
+				p->task = current;
+				p->next = NULL;
+			}
+		} else if (q != p && q->task == current && !q->next) {
+			*tail = q;
 		}
 	}
 	spin_unlock_irqrestore(&pool_lock, flags);
@@ -368,9 +388,9 @@ static bool vcpu_runs_here(struct kvm_vcpu *vcpu)
 	return rcu_access_pointer(vcpu->pid) == task_pid(current);
 }
 
-static void attribute_and_record(struct callback_head *work)
+/* Records @p's access, then releases @p and what it holds. */
+static void attribute_and_record_one(struct pending *p)
 {
-	struct pending *p = container_of(work, struct pending, work);
 	struct kvm_vcpu *vcpu = p->vcpu;
 	struct kvm *kvm = vcpu->kvm;
 	void (*put_kvm)(struct kvm *kvm);
@@ -394,11 +414,29 @@ static void attribute_and_record(struct callback_head *work)
 	module_put(THIS_MODULE);
 }
 
+static void attribute_and_record(struct callback_head *work)
+{
+	struct pending *p = container_of(work, struct pending, work);
+
+	/*
+	 * The chain behind @p is this thread's only: no hook on this thread
+	 * runs while its task work does, so it cannot grow meanwhile. Each
+	 * item holds its own references, so releasing one keeps the module
+	 * for the next.
+	 */
+	while (p) {
+		struct pending *next = p->next;
+
+		attribute_and_record_one(p);
+		p = next;
+	}
+}
+
 bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 {
 	void (*get_kvm)(struct kvm *kvm);
 	struct msrguard_image image;
-	struct pending *p;
+	struct pending *p, *tail;
 	bool found;
 
 	if (!READ_ONCE(image_scan_pages))
@@ -411,7 +449,7 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 			fill(a, &image);
 		return false;
 	}
-	p = pool_get();
+	p = pool_get(&tail);
 	if (!p)
 		goto not_deferred;
 	if (!try_module_get(THIS_MODULE))
@@ -429,9 +467,14 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 		goto no_get;
 	p->vcpu = vcpu;
 	p->access = *a;
-	init_task_work(&p->work, attribute_and_record);
-	if (task_work_add(current, &p->work, TWA_RESUME))
-		goto no_work;	/* the task is exiting */
+	if (tail) {
+		/* Recorded after the earlier ones, by the first one's work. */
+		tail->next = p;
+	} else {
+		init_task_work(&p->work, attribute_and_record);
+		if (task_work_add(current, &p->work, TWA_RESUME))
+			goto no_work;	/* the task is exiting */
+	}
 	/*
 	 * The work runs on this task, so not before this hook returns: the
 	 * VM's reference may follow the queueing.
