@@ -273,22 +273,6 @@ static bool unload(void)
 	return !ret;
 }
 
-/* One of msrguard's image attribution counters (module parameters). */
-static uint64_t image_counter(const char *name)
-{
-	char path[128], buf[32] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/module/msrguard/parameters/%s", name);
-	f = fopen(path, "re");
-	if (!f)
-		return ~0ull;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return strtoull(buf, NULL, 0);
-}
-
 /*
  * measure() "with" msrguard, then what @c claims of image attribution:
  * off, no lookup; a repeat, at most one lookup per run (the first access
@@ -297,11 +281,11 @@ static uint64_t image_counter(const char *name)
  */
 static bool measure_attributed(struct bench_case *c, uint32_t exits)
 {
-	uint64_t lookups = image_counter("image_lookups"), found = image_counter("image_found");
+	uint64_t lookups = param_u64("image_lookups"), found = param_u64("image_found");
 	bool ok = measure(c, 1, exits);
 
-	lookups = image_counter("image_lookups") - lookups;
-	found = image_counter("image_found") - found;
+	lookups = param_u64("image_lookups") - lookups;
+	found = param_u64("image_found") - found;
 	if ((c->image == IMG_OFF && lookups) ||
 	    (c->image == IMG_REPEAT && (lookups > ROUNDS + 1 || !found)) ||
 	    (c->image == IMG_NEW && found < (uint64_t)exits * (ROUNDS + 1))) {

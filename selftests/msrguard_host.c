@@ -28,6 +28,21 @@ int write_file(const char *path, const char *text)
 	return err;
 }
 
+uint64_t param_u64(const char *name)
+{
+	char path[256], buf[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/msrguard/parameters/%s", name);
+	f = fopen(path, "re");
+	if (!f)
+		return ~0ull;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strtoull(buf, NULL, 0);
+}
+
 uint64_t le(const uint8_t *p, int bytes)
 {
 	uint64_t v = 0;

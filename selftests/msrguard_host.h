@@ -27,6 +27,8 @@ struct event {
 };
 
 int write_file(const char *path, const char *text);
+/* A numeric parameter of the loaded msrguard (~0 if it cannot be read). */
+uint64_t param_u64(const char *name);
 uint64_t le(const uint8_t *p, int bytes);
 int open_device(void);
 /* Reads one record without blocking: 1, 0 if none, -errno. */

@@ -340,21 +340,6 @@ static int pe_load(struct vm *vm, const struct pe_file *f)
 	return ret;
 }
 
-static uint64_t param_u64(const char *name)
-{
-	char path[256], buf[64] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), PARAM_DIR "%s", name);
-	f = fopen(path, "re");
-	if (!f)
-		return ~0ull;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return strtoull(buf, NULL, 0);
-}
-
 static void set_param(const char *name, const char *value)
 {
 	char path[256];

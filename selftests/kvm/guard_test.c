@@ -302,7 +302,6 @@ static void run_case(struct __test_metadata *_metadata, struct guard *g,
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct event e;
-	struct ucall uc;
 	char why[512];
 	gva_t svm_gva;
 	u8 *insn;
@@ -329,16 +328,7 @@ static void run_case(struct __test_metadata *_metadata, struct guard *g,
 	memset(&seen, 0, sizeof(seen));
 	sync_global_to_guest(vm, seen);
 
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
+	run_until_done(vcpu);
 	sync_global_from_guest(vm, seen);
 
 	if (path == L1_INTERCEPTS) {
@@ -473,7 +463,6 @@ TEST_F_TIMEOUT(vmrun_state, debugctl_lbr_from_vmcb12, 120)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct event e;
-	struct ucall uc;
 	gva_t svm_gva;
 
 	vm = vm_create_with_one_vcpu(&vcpu, l1_vmrun_debugctl);
@@ -481,11 +470,7 @@ TEST_F_TIMEOUT(vmrun_state, debugctl_lbr_from_vmcb12, 120)
 	vcpu_args_set(vcpu, 1, svm_gva);
 	memset(&seen, 0, sizeof(seen));
 	sync_global_to_guest(vm, seen);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT_EQ(uc.cmd, UCALL_DONE);
+	run_until_done(vcpu);
 	sync_global_from_guest(vm, seen);
 	kvm_vm_free(vm);
 

@@ -27,4 +27,7 @@ bool under_tcg(void);
  */
 int kvm_for_nested(void);
 
+/* Runs @vcpu until its guest code ends with GUEST_DONE; anything else fails the test. */
+void run_until_done(struct kvm_vcpu *vcpu);
+
 #endif

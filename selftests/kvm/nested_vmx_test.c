@@ -157,7 +157,6 @@ static struct kvm_vm *l1_create(struct kvm_vcpu **vcpu)
 static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct kvm_vcpu *vcpu,
 		  const struct vmx_msr_entry *list, u32 count, bool l1_intercepts)
 {
-	struct ucall uc;
 	u32 i;
 
 	memset(&args, 0, sizeof(args));
@@ -175,16 +174,7 @@ static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct k
 	memset(&seen, 0, sizeof(seen));
 	sync_global_to_guest(vm, seen);
 
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
+	run_until_done(vcpu);
 	sync_global_from_guest(vm, seen);
 	kvm_vm_free(vm);
 	/* As L1 set it: guest code is identity mapped. */
