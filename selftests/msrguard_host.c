@@ -111,6 +111,20 @@ void trace_clear(void)
 }
 
 /* Finds the tracefs line of event @want->seq and checks its 12550 fields. */
+const char *status_name(uint8_t status)
+{
+	static const struct {
+		uint8_t status;
+		const char *name;
+	} names[] = { MSRGUARD_STATUS_SYMBOLS };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].status == status)
+			return names[i].name;
+	return "?";
+}
+
 int check_trace(const struct event *want, const char *status_name, char *why, size_t whylen)
 {
 	char line[1024], key[64], field[128];

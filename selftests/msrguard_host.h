@@ -36,6 +36,8 @@ int next_event(int fd, struct event *e);
 void drain(int fd);
 void trace_clear(void);
 /* Finds the tracefs line of event @want->seq and checks its 12550 fields. */
+/* An access status as tracefs prints it (from the generated header). */
+const char *status_name(uint8_t status);
 int check_trace(const struct event *want, const char *status_name, char *why, size_t whylen);
 /* How many ftrace callbacks sit on @function (tracefs enabled_functions); 0 if none. */
 int ftrace_callbacks(const char *function);

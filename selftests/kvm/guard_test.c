@@ -279,21 +279,6 @@ static void guard_teardown(struct guard *g)
 		unload_msrguard();
 }
 
-/* Status names as tracefs prints them (from the generated header). */
-static const char *status_name(u8 status)
-{
-	static const struct {
-		u8 status;
-		const char *name;
-	} names[] = { MSRGUARD_STATUS_SYMBOLS };
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(names); i++)
-		if (names[i].status == status)
-			return names[i].name;
-	return "?";
-}
-
 static void run_case(struct __test_metadata *_metadata, struct guard *g,
 		     const struct guard_case *c, enum path path)
 {

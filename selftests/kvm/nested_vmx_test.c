@@ -181,21 +181,6 @@ static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct k
 	return (u64)(list ? l2_read_list : l2_access);
 }
 
-/* Status names as tracefs prints them (from the generated header). */
-static const char *status_name(u8 status)
-{
-	static const struct {
-		u8 status;
-		const char *name;
-	} names[] = { MSRGUARD_STATUS_SYMBOLS };
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(names); i++)
-		if (names[i].status == status)
-			return names[i].name;
-	return "?";
-}
-
 /* @e is exactly this event from L2, on /dev/msrguard and in tracefs. */
 static void check_event(struct __test_metadata *_metadata, const struct event *e, u32 msr,
 			u64 value, u8 status, u8 reason, u64 pc)
