@@ -3,9 +3,22 @@
 # scripts/setup.sh (cached outside the clone) is used; with
 # KDIR=/path/to/linux, a fully built, Rust-enabled tree of your own.
 # POLICY selects the policy file compiled in (default: policy/default.toml).
+# MO=DIR builds into DIR (kbuild's output directory for external modules),
+# generated sources included, so builds with different policies do not
+# overwrite each other; without it, ./msrguard.ko. MO= needs a source
+# directory without an in-place build (make clean).
 
-KDIR ?= $(shell $(CURDIR)/scripts/kernel-dir.sh)
+# Resolved once, not at every use, and not for `make in-tree` alone.
+ifeq ($(origin KDIR),undefined)
+ifneq ($(filter-out in-tree,$(or $(MAKECMDGOALS),all)),)
+KDIR := $(shell $(CURDIR)/scripts/kernel-dir.sh)
+endif
+endif
 POLICY ?= policy/default.toml
+# Where the build and its generated sources go (absolute: kbuild runs in KDIR).
+OUT := $(if $(MO),$(abspath $(MO)),$(CURDIR))
+kbuild = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(MO),MO=$(OUT)) MSRGUARD_GEN=$(OUT)
+gen := $(OUT)/rust/policy_table.rs $(OUT)/rust/msrguard_abi.h
 
 # Checked where a target needs it: `make in-tree` needs no built tree.
 need_kdir = $(if $(KDIR),,$(error no built kernel tree: run scripts/setup.sh, or pass KDIR=/path/to/built/linux))
@@ -14,30 +27,32 @@ all: modules
 
 # The generator checks the policy (file:line: errors) and rewrites the table
 # only when it changes, so it runs every time at no cost.
-rust/policy_table.rs: FORCE
+$(OUT)/rust/policy_table.rs: FORCE
+	@mkdir -p $(@D)
 	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@
 
 # The record layout's constants for the C shim, from rust/record.rs.
-rust/msrguard_abi.h: FORCE
+$(OUT)/rust/msrguard_abi.h: FORCE
+	@mkdir -p $(@D)
 	cargo run --quiet --locked --release -p msrguard-abi --bin msrguard-c-header > $@.tmp
 	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
-modules: rust/policy_table.rs rust/msrguard_abi.h
+modules: $(gen)
 	$(need_kdir)
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+	$(kbuild) modules
 
 # msrguard as drivers/virt/msrguard/ of the kernel source tree KSRC, with
 # the policy POLICY compiled in; then enable CONFIG_MSRGUARD=m there.
-in-tree: rust/policy_table.rs rust/msrguard_abi.h
-	$(if $(KSRC),,$(error usage: make in-tree KSRC=/path/to/linux [POLICY=FILE]))
-	scripts/in-tree.sh $(KSRC)
+in-tree: $(gen)
+	$(if $(KSRC),,$(error usage: make in-tree KSRC=/path/to/linux [POLICY=FILE] [MO=DIR]))
+	scripts/in-tree.sh $(KSRC) $(OUT)
 
 # msrguard.ko into $(INSTALL_MOD_PATH)/lib/modules/<the tree's release>/
 # (kbuild's directory for external modules), then depmod, as kbuild does.
 # INSTALL_MOD_PATH defaults to DESTDIR, so a staged install stays staged.
 modules_install: modules
 	$(need_kdir)
-	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(or $(INSTALL_MOD_PATH),$(DESTDIR)) modules_install
+	$(kbuild) INSTALL_MOD_PATH=$(or $(INSTALL_MOD_PATH),$(DESTDIR)) modules_install
 
 # The module, then the tool into $(DESTDIR)$(PREFIX)/bin, the systemd unit
 # (pointing at that tool), and the modprobe.d and modules-load.d files.
@@ -52,8 +67,8 @@ install: modules_install
 
 clean:
 	$(need_kdir)
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
-	rm -f rust/policy_table.rs rust/msrguard_abi.h
+	$(kbuild) clean
+	rm -f $(gen)
 
 FORCE:
 

@@ -38,7 +38,11 @@ mod pe;
     reason = "shared with the host crates, which also use what the module does not"
 )]
 mod policy;
-mod policy_table;
+/// The policy compiled into this module, generated from the policy file
+/// into the build's output directory (see `Kbuild`).
+mod policy_table {
+    include!(concat!(env!("MSRGUARD_GEN"), "/rust/policy_table.rs"));
+}
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod queue;
 #[expect(

@@ -44,22 +44,19 @@ for flavor in $kernels; do
 done
 
 make -s -C selftests msrguard_bench >/dev/null || die "benchmark build failed"
-# The module is built once per kernel tree, each into its own output
-# directory (Kbuild's MO=), so the clone's own msrguard.ko is left alone.
+# The module is built once per kernel tree, each a variant of its own
+# (lib.sh: build_module, kbuild's MO=).
 for flavor in $kernels; do
-	kdir=$(scripts/kernel-dir.sh "$flavor")
-	[ -n "$kdir" ] || die "no built $flavor kernel"
-	mo="$MSRGUARD_CACHE/bench/module-$flavor"
-	mkdir -p "$mo"
-	make -s KDIR="$kdir" MO="$mo" >/dev/null || die "module build against the $flavor kernel failed"
+	kdir=$(need_kernel_tree "$flavor")
+	build_module "bench-$flavor" -s KDIR="$kdir" >/dev/null || die "module build against the $flavor kernel failed"
 done
 
 for flavor in $kernels; do
-	kdir=$(scripts/kernel-dir.sh "$flavor")
+	kdir=$(need_kernel_tree "$flavor")
 	for run in $(seq "$runs"); do
 		echo "# bench: $flavor kernel ($(basename "$kdir")), run $run of $runs"
 		scripts/vm-run.sh --kdir "$kdir" --qemu-opts "-icount shift=0,sleep=off" --timeout 900 -- \
-			selftests/msrguard_bench "$MSRGUARD_CACHE/bench/module-$flavor/msrguard.ko" "$exits" ||
+			selftests/msrguard_bench "$(module_ko "bench-$flavor")" "$exits" ||
 			die "VM benchmark on the $flavor kernel failed"
 	done
 done

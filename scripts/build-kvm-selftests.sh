@@ -10,8 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 
 list="${1:-$MSRGUARD_ROOT/selftests/kvm-selftests.list}"
-KDIR="$("$MSRGUARD_ROOT/scripts/kernel-dir.sh")"
-[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+KDIR="$(need_kernel_tree)"
 
 out="$MSRGUARD_CACHE/kvm-selftests/$(kernel_key)"
 # One test path (as in the kvm Makefile, e.g. x86/msrs_test) per line;

@@ -9,8 +9,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-KDIR="${1:-$("$MSRGUARD_ROOT/scripts/kernel-dir.sh")}"
-[ -n "$KDIR" ] || die "no built kernel tree"
+KDIR="${1:-$(need_kernel_tree)}"
 for m in kvm kvm-amd kvm-intel; do
 	[ -f "$KDIR/arch/x86/kvm/$m.ko" ] || die "$KDIR/arch/x86/kvm/$m.ko not found (KVM must be built as modules)"
 done

@@ -11,7 +11,7 @@
 cd "$MSRGUARD_ROOT"
 
 tool="${1:-$TOOL}"
-ko="${2:-$MSRGUARD_ROOT/msrguard.ko}"
+ko="${2:-$(module_ko default)}"
 unit=packaging/systemd/msrguard-events.service
 fail=0
 
@@ -69,11 +69,12 @@ fi
 # make modules_install / make install into a scratch root: each file where
 # a user expects it, the module known to depmod, the tool runnable.
 if [ ! -f "$ko" ]; then
-	echo "SKIP make install: no $ko (make)"
+	echo "SKIP make install: no $ko (scripts/test.sh builds it)"
 else
 	inst=$(mktemp -d)
 	release=$(modinfo -F vermagic "$ko" | cut -d' ' -f1)
-	if make -s install DESTDIR="$inst" INSTALL_MOD_PATH="$inst" >"$LOG_DIR/make-install.log" 2>&1; then
+	# The default variant's build (make install MO=), not a new in-place one.
+	if build_module default -s install DESTDIR="$inst" INSTALL_MOD_PATH="$inst" >"$LOG_DIR/make-install.log" 2>&1; then
 		missing=""
 		for f in "lib/modules/$release/updates/msrguard.ko" usr/bin/msrguard \
 			usr/lib/systemd/system/msrguard-events.service \

@@ -11,7 +11,7 @@ scripts/setup.sh >/dev/null
 build_all
 msg "booting the demo VM (about 15 s)"
 # The demo leaves msrguard loaded; the tool then shows what it recorded.
-scripts/vm-run.sh --timeout 600 -- "selftests/msrguard_demo '$MSRGUARD_ROOT/msrguard.ko' &&
+scripts/vm-run.sh --timeout 600 -- "selftests/msrguard_demo '$(module_ko default)' &&
 	echo && echo '== msrguard events (what the guard recorded)' && echo &&
 	'$TOOL' events &&
 	echo '== msrguard stats' && '$TOOL' stats"

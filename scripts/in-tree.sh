@@ -7,18 +7,19 @@
 # does not run cargo). Running it again updates the copy; files that did
 # not change keep their timestamps, so the kernel rebuilds only msrguard.
 #
-#   scripts/in-tree.sh KSRC
+#   scripts/in-tree.sh KSRC [GENDIR]    # GENDIR: where make generated them (MO=)
 
 . "$(dirname "$0")/lib.sh"
 
-[ $# -eq 1 ] || die "usage: make in-tree KSRC=/path/to/linux"
-ksrc="$1"
+[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: make in-tree KSRC=/path/to/linux [MO=DIR]"
+ksrc="$1" gen="${2:-$MSRGUARD_ROOT}"
 [ -f "$ksrc/drivers/virt/Kconfig" ] && [ -f "$ksrc/drivers/virt/Makefile" ] ||
 	die "$ksrc: not a kernel source tree (no drivers/virt/Kconfig and Makefile)"
 grep -q '^if VIRT_DRIVERS$' "$ksrc/drivers/virt/Kconfig" ||
 	die "$ksrc/drivers/virt/Kconfig: no 'if VIRT_DRIVERS' block to add msrguard to"
-for f in rust/policy_table.rs rust/msrguard_abi.h; do
-	[ -f "$MSRGUARD_ROOT/$f" ] || die "$f missing: run this through 'make in-tree', which generates it"
+generated=("$gen/rust/policy_table.rs" "$gen/rust/msrguard_abi.h")
+for f in "${generated[@]}"; do
+	[ -f "$f" ] || die "$f missing: run this through 'make in-tree', which generates it"
 done
 
 dst="$ksrc/drivers/virt/msrguard"
@@ -31,7 +32,14 @@ put() {
 put "$MSRGUARD_ROOT/Kbuild" "$dst/Makefile"
 put "$MSRGUARD_ROOT/packaging/in-tree/Kconfig" "$dst/Kconfig"
 declare -A wanted=()
+# The sources, then the generated files from GENDIR (rust/ may hold an
+# in-place build's, of another policy).
 for f in "$MSRGUARD_ROOT"/rust/*.rs "$MSRGUARD_ROOT"/rust/*.c "$MSRGUARD_ROOT"/rust/*.h; do
+	case "${f##*/}" in policy_table.rs | msrguard_abi.h) continue ;; esac
+	put "$f" "$dst/rust/${f##*/}"
+	wanted[${f##*/}]=1
+done
+for f in "${generated[@]}"; do
 	put "$f" "$dst/rust/${f##*/}"
 	wanted[${f##*/}]=1
 done

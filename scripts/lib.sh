@@ -79,9 +79,10 @@ run_logged() {
 	msg "$name took $((SECONDS - start))s"
 }
 
-# Builds msrguard.ko (default policy), the VM programs and the tool.
+# Builds msrguard.ko (default policy, module_ko default), the VM programs
+# and the tool.
 build_all() {
-	make -s -C "$MSRGUARD_ROOT" >/dev/null || die "module build failed"
+	build_module default -s >/dev/null || die "module build failed"
 	make -s -C "$MSRGUARD_ROOT/selftests" >/dev/null || die "selftest and demo build failed"
 	cargo build --quiet --locked --release -p msrguard || die "tool build failed"
 }
@@ -159,6 +160,49 @@ kernel_key() {
 	echo "$(kernel_prefix "$flavor")${KERNEL_PKG_VERSION//[~+]/_}-$h"
 }
 
-# Directory of the built kernel tree for the current key of a flavor
-# (default: test).
+# Directory of the kernel tree for the current key of a flavor (default:
+# test), built or not: where scripts/build-kernel.sh builds it.
 kernel_dir() { echo "$MSRGUARD_CACHE/kernel/$(kernel_key "${1:-test}")"; }
+
+# kernel_tree [FLAVOR]: the built kernel tree the module and the tests are
+# built against, or nothing (with a message on stderr) if it is not built.
+# Every script gets KDIR from here, the Makefiles through
+# scripts/kernel-dir.sh.
+kernel_tree() {
+	local kdir
+	kdir="$(kernel_dir "${1:-test}")"
+	if [ -f "$kdir/.msrguard-built" ]; then
+		echo "$kdir"
+	else
+		echo "msrguard: no built kernel at $kdir" >&2
+	fi
+}
+
+# need_kernel_tree [FLAVOR]: the same, or exits: no built kernel.
+need_kernel_tree() {
+	local kdir
+	kdir="$(kernel_tree "$@")"
+	[ -n "$kdir" ] || die "no built ${1:-test} kernel: run scripts/setup.sh first"
+	echo "$kdir"
+}
+
+# Module variants (default policy, test policy, clippy, ...): each built by
+# kbuild into an output directory of its own (make MO=), so one build never
+# overwrites another's msrguard.ko or policy table. build/ is in the clone
+# (per work tree, git-ignored).
+module_dir() { echo "$MSRGUARD_ROOT/build/$1"; }
+module_ko() { echo "$(module_dir "$1")/msrguard.ko"; }
+
+# build_module VARIANT [MAKE-ARGS...]: builds the variant (e.g. POLICY=FILE,
+# KDIR=DIR, CLIPPY=1) into module_dir VARIANT; output on stdout.
+build_module() {
+	local variant="$1"
+	shift
+	# kbuild refuses MO= while the source directory holds a build of its
+	# own (make without MO=): its objects would be found instead of built.
+	if [ -e "$MSRGUARD_ROOT/modules.order" ]; then
+		warn "removing the in-place module build (make clean): variants are built with MO="
+		make -s -C "$MSRGUARD_ROOT" clean >&2
+	fi
+	make -C "$MSRGUARD_ROOT" MO="$(module_dir "$variant")" "$@"
+}

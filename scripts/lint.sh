@@ -6,12 +6,12 @@
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
 
-KDIR="$("$MSRGUARD_ROOT/scripts/kernel-dir.sh")"
-[ -n "$KDIR" ] || die "no built kernel tree: run scripts/setup.sh"
+KDIR="$(need_kernel_tree)"
 fail=0
 
+# A variant of its own (lib.sh: build_module), rebuilt every time.
 touch rust/msrguard_main.rs
-if make CLIPPY=1 >"$LOG_DIR/lint-clippy-module.log" 2>&1 && ! grep -q '^warning' "$LOG_DIR/lint-clippy-module.log"; then
+if build_module clippy CLIPPY=1 >"$LOG_DIR/lint-clippy-module.log" 2>&1 && ! grep -q '^warning' "$LOG_DIR/lint-clippy-module.log"; then
 	echo "ok: module clippy (make CLIPPY=1)"
 else
 	grep -A8 -E '^(warning|error)' "$LOG_DIR/lint-clippy-module.log" | head -n 60

@@ -16,8 +16,7 @@
 cd "$MSRGUARD_ROOT"
 
 command -v dkms >/dev/null || die "dkms not installed (scripts/setup.sh installs it)"
-KDIR="$(scripts/kernel-dir.sh)"
-[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+KDIR="$(need_kernel_tree)"
 kver=$(make -s -C "$KDIR" kernelrelease)
 conf=packaging/dkms/dkms.conf
 pkg_name=$(sed -n 's/^PACKAGE_NAME="\(.*\)"$/\1/p' "$conf")

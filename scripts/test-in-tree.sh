@@ -17,8 +17,7 @@ cd "$MSRGUARD_ROOT"
 
 [ $# -eq 1 ] || die "usage: $0 TOOL"
 tool="$1"
-KDIR="$(scripts/kernel-dir.sh)"
-[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+KDIR="$(need_kernel_tree)"
 
 key=$(kernel_key)
 # A copy of an older kernel key is 2.4 GB nobody uses again.
@@ -44,7 +43,8 @@ mkdir -p "$work"
 # build_with POLICY OUT: msrguard with POLICY into the tree, the tree built,
 # its msrguard.ko copied to OUT.
 build_with() {
-	make -s in-tree KSRC="$tree" POLICY="$1" >&2 || die "make in-tree POLICY=$1 failed"
+	# The generated sources into a variant's directory, not the clone's rust/.
+	make -s in-tree KSRC="$tree" POLICY="$1" MO="$(module_dir in-tree)" >&2 || die "make in-tree POLICY=$1 failed"
 	(
 		cd "$tree"
 		scripts/config --enable VIRT_DRIVERS --disable VMGENID --module MSRGUARD

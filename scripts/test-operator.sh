@@ -10,7 +10,7 @@
 #   scripts/test-operator.sh DEB TOOL
 #
 # The starting policy is the suite's small test policy
-# (selftests/test-policy.toml, built as selftests/msrguard-testpolicy.ko by
+# (selftests/test-policy.toml, built as the module variant testpolicy by
 # scripts/test.sh). TAP on stdout, ending with "N passed, N failed".
 
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +19,7 @@ cd "$MSRGUARD_ROOT"
 [ $# -eq 2 ] || die "usage: $0 DEB TOOL"
 deb="$1" tool="$2"
 start_policy=selftests/test-policy.toml
-start_ko="$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko"
+start_ko="$(module_ko testpolicy)"
 workload="$MSRGUARD_ROOT/selftests/msrguard_workload"
 for f in "$deb" "$tool" "$start_ko" "$workload"; do
 	[ -r "$f" ] || die "missing $f (scripts/test.sh builds it)"
@@ -74,18 +74,14 @@ else
 	not_ok "host: msrguard policy suggest / msrguard check"
 fi
 learned_ko="$out/msrguard-learned.ko"
-# Built from a copy of the committed sources: the work tree's msrguard.ko
-# (the default policy's) is what the later steps load.
-src="$out/src"
-mkdir -p "$src"
-git archive HEAD | tar -x -C "$src"
-if make -s -C "$src" POLICY="$learned" >"$out/build.log" 2>&1 && cp "$src/msrguard.ko" "$learned_ko"; then
+# A variant of its own: the default policy's msrguard.ko is what the later
+# steps load.
+if build_module learned -s POLICY="$learned" >"$out/build.log" 2>&1 && cp "$(module_ko learned)" "$learned_ko"; then
 	ok "host: msrguard.ko built with the learned policy"
 else
 	tail -n 20 "$out/build.log" | sed 's/^/# /'
 	not_ok "host: building msrguard.ko with the learned policy"
 fi
-rm -rf "$src"
 
 vm_phase "$ENFORCE_CHECKS" enforce --rwdir "$out" -- \
 	selftests/operator_test.sh enforce "$start_ko" "$learned_ko" "$workload" "$out" "$tool"

@@ -58,8 +58,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v bochs >/dev/null || skip "no bochs command after installing the bochs package"
 
-KDIR="$(scripts/kernel-dir.sh)"
-[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+KDIR="$(need_kernel_tree)"
 release="$(cat "$KDIR/include/config/kernel.release")"
 
 out=$(mktemp -d /tmp/msrguard-vmx.XXXXXX)
@@ -68,10 +67,9 @@ trap 'rm -rf "$out"' EXIT
 if [ $# -eq 2 ]; then
 	module="$1" testpolicy="$2"
 else
-	make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
-	cp msrguard.ko "$out/msrguard-testpolicy.ko"
-	make -s >/dev/null || die "module build failed"
-	module="$MSRGUARD_ROOT/msrguard.ko" testpolicy="$out/msrguard-testpolicy.ko"
+	build_module testpolicy -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
+	build_module default -s >/dev/null || die "module build failed"
+	module="$(module_ko default)" testpolicy="$(module_ko testpolicy)"
 fi
 make -s -C selftests msrguard_vmx_test >/dev/null || die "msrguard_vmx_test build failed"
 # LIBKVM (from the kernel tree) and the libkvm programs; nested_vmx_test is

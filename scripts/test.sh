@@ -18,7 +18,7 @@ t_setup=$((SECONDS - t))
 t=$SECONDS
 msg "host tests: cargo test"
 # The KVM extraction test reads the cached kernel tree (it prints SKIP without one).
-KDIR="$(scripts/kernel-dir.sh)"
+KDIR="$(kernel_tree)"
 if ! MSRGUARD_KDIR="$KDIR" cargo test --workspace --locked >"$LOG_DIR/cargo-test.log" 2>&1; then
 	tail -n 60 "$LOG_DIR/cargo-test.log" >&2
 	die "cargo test failed (full log: $LOG_DIR/cargo-test.log)"
@@ -39,18 +39,19 @@ t=$SECONDS
 msg "building msrguard.ko and the VM suite"
 scripts/lint.sh >"$LOG_DIR/lint.log" 2>&1 || { cat "$LOG_DIR/lint.log"; die "lint failed (clippy or rustfmt)"; }
 grep '^ok' "$LOG_DIR/lint.log"
-# The suite also needs a build with the test policy (selftests/test-policy.toml).
-make -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
-cp msrguard.ko selftests/msrguard-testpolicy.ko
-# The real-guest tests' strict policy, derived from the default one.
+# Each module variant once, into its own directory (lib.sh: build_module):
+# the default policy (build_all), the suite's test policy
+# (selftests/test-policy.toml), the real-guest tests' strict policy
+# (derived from the default one).
+build_module testpolicy -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
 scripts/strict-guest-policy.sh selftests/guest-strict-policy.toml
-make -s POLICY=selftests/guest-strict-policy.toml >/dev/null || die "module build (strict guest policy) failed"
-cp msrguard.ko selftests/msrguard-gueststrict.ko
+build_module gueststrict -s POLICY=selftests/guest-strict-policy.toml >/dev/null || die "module build (strict guest policy) failed"
 build_all
+KO=$(module_ko default) TESTPOLICY_KO=$(module_ko testpolicy) GUESTSTRICT_KO=$(module_ko gueststrict)
 t_build=$((SECONDS - t))
 
 msg "packaging: systemd unit (systemd-analyze verify), modprobe.d, modules-load.d"
-scripts/check-packaging.sh "$TOOL" "$MSRGUARD_ROOT/msrguard.ko" || die "packaging check failed"
+scripts/check-packaging.sh "$TOOL" "$KO" || die "packaging check failed"
 msg "Debian package of the tool and the unit (cargo-deb), unpacked and checked"
 DEB=$(scripts/build-deb.sh | tee "$LOG_DIR/build-deb.log" | tail -n 1) ||
 	die "Debian package build or check failed (log: $LOG_DIR/build-deb.log)"
@@ -60,7 +61,7 @@ t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$MSRGUARD_ROOT/msrguard.ko" "$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	selftests/msrguard_test "$KO" "$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 ran vm-suite "$rc"
 t_vm=$((SECONDS - t))
 
@@ -71,7 +72,7 @@ msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
 libkvm_rc=0
 if make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1; then
 	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
-		selftests/kvm/run.sh "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" |
+		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" |
 		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
 else
 	tail -n 40 "$LOG_DIR/libkvm-build.log" >&2
@@ -104,12 +105,12 @@ t_operator=$((SECONDS - t))
 t=$SECONDS
 msg "VM storm: two VMs x two vCPUs, one flooding vetoed accesses, reader absent, slow and fast"
 storm_rc=0
-scripts/vm-run.sh --timeout 600 -- selftests/msrguard_storm "$MSRGUARD_ROOT/msrguard.ko" |
+scripts/vm-run.sh --timeout 600 -- selftests/msrguard_storm "$KO" |
 	tee "$LOG_DIR/vm-storm.log" || storm_rc=$?
 ran vm-storm "$storm_rc"
 msg "VM interface fuzz: random operations on /dev/msrguard"
 fuzz_rc=0
-scripts/vm-run.sh --timeout 600 -- selftests/msrguard_fuzz "$MSRGUARD_ROOT/msrguard.ko" |
+scripts/vm-run.sh --timeout 600 -- selftests/msrguard_fuzz "$KO" |
 	tee "$LOG_DIR/vm-fuzz.log" || fuzz_rc=$?
 ran vm-fuzz "$fuzz_rc"
 t_storm=$((SECONDS - t))
@@ -121,8 +122,8 @@ msg "real guests: stock Debian kernels under KVM, without and with msrguard"
 guest_rc=0
 if guest_args=$(scripts/guest-kernels.sh); then
 	mapfile -t guest_args <<<"$guest_args"
-	scripts/vm-run.sh --timeout 1200 -- selftests/distro_guests.sh "$MSRGUARD_ROOT/msrguard.ko" \
-		"$MSRGUARD_ROOT/selftests/msrguard-gueststrict.ko" "$(IFS=,; echo "${GUEST_STRICT_IGNORE_READS[*]}")" \
+	scripts/vm-run.sh --timeout 1200 -- selftests/distro_guests.sh "$KO" \
+		"$GUESTSTRICT_KO" "$(IFS=,; echo "${GUEST_STRICT_IGNORE_READS[*]}")" \
 		"$TOOL" "${guest_args[@]}" | tee "$LOG_DIR/vm-guests.log" || guest_rc=$?
 else
 	guest_rc=$?
@@ -139,7 +140,7 @@ kvm_rc=0
 if kvm_st=$(scripts/build-kvm-selftests.sh); then
 	msg "KVM selftests without and with msrguard (VM)"
 	scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-		selftests/kvm-selftests-compare.sh "$kvm_st" "$MSRGUARD_ROOT/msrguard.ko" \
+		selftests/kvm-selftests-compare.sh "$kvm_st" "$KO" \
 		"$MSRGUARD_ROOT/selftests/kvm-selftests-expected-diffs.txt" "$TOOL" |
 		tee "$LOG_DIR/kvm-selftests.log" || kvm_rc=$?
 	grep -Eq '^kvm-selftests: [0-9]+ passed, 0 failed' "$LOG_DIR/kvm-selftests.log" || [ "$kvm_rc" -ne 0 ] || kvm_rc=1
@@ -157,7 +158,7 @@ t_kvm=$((SECONDS - t))
 t=$SECONDS
 msg "VMX suite (Bochs: Intel VMX with EPT, KVM inside)"
 vmx_rc=0
-scripts/test-vmx.sh "$MSRGUARD_ROOT/msrguard.ko" "$MSRGUARD_ROOT/selftests/msrguard-testpolicy.ko" |
+scripts/test-vmx.sh "$KO" "$TESTPOLICY_KO" |
 	tee "$LOG_DIR/vmx-suite.log" || vmx_rc=$?
 ran vmx-suite "$vmx_rc"
 t_vmx=$((SECONDS - t))

@@ -9,7 +9,7 @@
 #                     [--rwdir DIR]... -- CMD...
 #
 # --qemu-opts adds options to QEMU's (after "-cpu max"); --kdir boots another
-# built tree than the test kernel (scripts/kernel-dir.sh). The host's
+# built tree than the test kernel (lib.sh: kernel_tree). The host's
 # filesystem is read-only in the guest, except each --rwdir DIR (written
 # through to the host) and /etc, /usr and /var (overlays: what the guest
 # writes there is discarded).
@@ -41,8 +41,7 @@ done
 [ $# -gt 0 ] || die "vm-run.sh: no command given"
 
 if [ -z "$KDIR" ]; then
-	KDIR="$(scripts_dir=$(dirname "$0"); "$scripts_dir/kernel-dir.sh")"
-	[ -n "$KDIR" ] || die "no built kernel: run scripts/setup.sh first"
+	KDIR="$(need_kernel_tree)"
 fi
 [ -f "$KDIR/arch/x86/boot/bzImage" ] || die "$KDIR: no arch/x86/boot/bzImage (not a built kernel tree)"
 [ -x "$VENV/bin/vng" ] || die "virtme-ng missing ($VENV): run scripts/setup.sh first"
