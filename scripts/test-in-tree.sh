@@ -8,15 +8,14 @@
 # lives in the cache (keyed like the kernel), so later runs rebuild only
 # msrguard.
 #
-#   scripts/test-in-tree.sh TOOL
+#   scripts/test-in-tree.sh
 #
 # Prints the suite's TAP output; exits with its status.
 
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
 
-[ $# -eq 1 ] || die "usage: $0 TOOL"
-tool="$1"
+[ $# -eq 0 ] || die "usage: $0"
 KDIR="$(need_kernel_tree)"
 
 key=$(kernel_key)
@@ -65,4 +64,4 @@ build_with policy/default.toml "$work/msrguard.ko"
 echo "ok in-tree: CONFIG_MSRGUARD=m, drivers/virt/msrguard/msrguard.ko built with the kernel (intree: Y)" >&2
 
 scripts/vm-run.sh --kdir "$tree" --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$work/msrguard.ko" "$tool"
+	selftests/msrguard_test "$work/msrguard.ko"

@@ -61,7 +61,7 @@ t=$SECONDS
 msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
 rc=0
 scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$KO" "$TOOL" | tee "$LOG_DIR/vm-suite.log" || rc=$?
+	selftests/msrguard_test "$KO" | tee "$LOG_DIR/vm-suite.log" || rc=$?
 ran vm-suite "$rc"
 t_vm=$((SECONDS - t))
 
@@ -72,7 +72,7 @@ msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
 libkvm_rc=0
 if make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1; then
 	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
-		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" |
+		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" "$TOOL" |
 		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
 else
 	tail -n 40 "$LOG_DIR/libkvm-build.log" >&2
@@ -92,7 +92,7 @@ scripts/test-operator.sh "$DEB" "$TOOL" | tee "$LOG_DIR/operator.log" || op_rc=$
 ran operator "$op_rc"
 msg "in-tree: msrguard as drivers/virt/msrguard (CONFIG_MSRGUARD=m), the VM suite against it"
 intree_rc=0
-scripts/test-in-tree.sh "$TOOL" | tee "$LOG_DIR/in-tree.log" || intree_rc=$?
+scripts/test-in-tree.sh | tee "$LOG_DIR/in-tree.log" || intree_rc=$?
 ran in-tree "$intree_rc"
 msg "DKMS: packaging/dkms/dkms.conf built by dkms, the module it made loaded in the VM"
 dkms_rc=0

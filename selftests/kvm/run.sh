@@ -3,15 +3,15 @@
 # Runs msrguard's KVM-selftest suite inside the test VM, then prints its
 # totals as "P passed, F failed" for scripts/test.sh.
 #
-#   selftests/kvm/run.sh MODULE.ko TESTPOLICY_MODULE.ko [TEST ARGS...]
+#   selftests/kvm/run.sh MODULE.ko TESTPOLICY_MODULE.ko TOOL [TEST ARGS...]
 #
 # TEST ARGS go to the kselftest harness (-f FIXTURE, -v VARIANT, -r NAME).
 set -euo pipefail
 
-[ $# -ge 2 ] || { echo "usage: $0 MODULE.ko TESTPOLICY_MODULE.ko [TEST ARGS...]" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: $0 MODULE.ko TESTPOLICY_MODULE.ko TOOL [TEST ARGS...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
-export MSRGUARD_KO=$1 MSRGUARD_TESTPOLICY_KO=$2
-shift 2
+export MSRGUARD_KO=$1 MSRGUARD_TESTPOLICY_KO=$2 MSRGUARD_TOOL=$3
+shift 3
 # LIBKVM opens /dev/kvm as the program starts.
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel
 out=$(mktemp)
