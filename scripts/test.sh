@@ -69,8 +69,9 @@ t_vm=$((SECONDS - t))
 # exit path, emulator, nested L2 through an L1 guest hypervisor.
 t=$SECONDS
 msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
-libkvm_rc=0
+libkvm_rc=0 libkvm_built=0
 if make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1; then
+	libkvm_built=1
 	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
 		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" "$TOOL" |
 		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
@@ -80,6 +81,17 @@ else
 	libkvm_rc=1
 fi
 ran vm-libkvm "$libkvm_rc"
+# lock=1 pins msrguard until reboot: its test gets a boot of its own.
+msg "libkvm lock test (a boot of its own)"
+lock_rc=0
+if [ "$libkvm_built" = 1 ]; then
+	scripts/vm-run.sh --timeout 300 -- selftests/kvm/run.sh --only lock_test \
+		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-lock.log" || lock_rc=$?
+else
+	echo "FAILED: lock_test not built (log: $LOG_DIR/libkvm-build.log)" | tee "$LOG_DIR/vm-lock.log" >&2
+	lock_rc=1
+fi
+ran vm-lock "$lock_rc"
 t_libkvm=$((SECONDS - t))
 
 # The operator's path: the rollout (Debian package in the VM, journald,
@@ -100,8 +112,8 @@ scripts/test-dkms.sh | tee "$LOG_DIR/dkms.log" || dkms_rc=$?
 ran dkms "$dkms_rc"
 t_operator=$((SECONDS - t))
 
-# Storm and interface fuzz: boots of their own (the suite ends with lock=1,
-# which pins msrguard).
+# Storm and interface fuzz: boots of their own (a flood and random
+# operations should not share a boot with anything they could disturb).
 t=$SECONDS
 msg "VM storm: two VMs x two vCPUs, one flooding vetoed accesses, reader absent, slow and fast"
 storm_rc=0

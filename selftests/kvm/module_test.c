@@ -4,7 +4,7 @@
  * parameters, the hooks it arms, a reader pinning it, and loading it before
  * KVM. Each test starts and ends with msrguard unloaded and kvm_amd (or
  * kvm_intel) loaded. The lock parameter, which pins the module until
- * reboot, stays in selftests/msrguard_test (its last test).
+ * reboot, is lock_test's, in a boot of its own.
  */
 #include <asm/msr-index.h>
 
@@ -22,31 +22,6 @@
 #include "msrguard_kvm.h"
 
 #define MODE_PARAM "/sys/module/msrguard/parameters/mode"
-
-static void guest_code(void)
-{
-	GUEST_SYNC(wrmsr_safe(MSR_IA32_UCODE_WRITE, 0x1000));
-	GUEST_DONE();
-}
-
-/* The vector a new guest sees for WRMSR UCODE_WRITE (KVM accepts it, msrguard refuses). */
-static int ucode_write_vector(void)
-{
-	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm;
-	struct ucall uc;
-	int vec = -1;
-
-	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_SYNC)
-		vec = uc.args[1];
-	else if (uc.cmd == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	kvm_vm_free(vm);
-	return vec;
-}
 
 FIXTURE(lifetime) {};
 FIXTURE_SETUP(lifetime)

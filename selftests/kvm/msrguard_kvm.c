@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <asm/msr-index.h>
+
 #include "kvm_util.h"
 #include "processor.h"
 
@@ -73,4 +75,28 @@ void run_until_done(struct kvm_vcpu *vcpu)
 	default:
 		TEST_FAIL("unexpected ucall %lu", uc.cmd);
 	}
+}
+
+static void ucode_write_guest(void)
+{
+	GUEST_SYNC(wrmsr_safe(MSR_IA32_UCODE_WRITE, 0x1000));
+	GUEST_DONE();
+}
+
+int ucode_write_vector(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	int vec = -1;
+
+	vm = vm_create_with_one_vcpu(&vcpu, ucode_write_guest);
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_SYNC)
+		vec = uc.args[1];
+	else if (uc.cmd == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	kvm_vm_free(vm);
+	return vec;
 }

@@ -30,4 +30,10 @@ int kvm_for_nested(void);
 /* Runs @vcpu until its guest code ends with GUEST_DONE; anything else fails the test. */
 void run_until_done(struct kvm_vcpu *vcpu);
 
+/*
+ * The vector a new guest sees for WRMSR UCODE_WRITE: 0 without msrguard
+ * (KVM accepts it), GP_VECTOR with any of its policies.
+ */
+int ucode_write_vector(void);
+
 #endif
