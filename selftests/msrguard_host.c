@@ -214,5 +214,6 @@ int load_module_file(const char *path, const char *params)
 
 int unload_msrguard(void)
 {
+	unlink(INSTANCE_NOTE);
 	return syscall(SYS_delete_module, "msrguard", O_NONBLOCK) ? -errno : 0;
 }

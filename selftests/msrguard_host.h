@@ -46,6 +46,10 @@ int ftrace_callbacks(const char *function);
 int load_kvm(void);		/* kvm_amd, or kvm_intel */
 int unload_kvm(void);		/* kvm_amd, kvm_intel and kvm */
 int load_module_file(const char *path, const char *params);
+/* Unloads msrguard and forgets a noted instance (INSTANCE_NOTE). */
 int unload_msrguard(void);
+
+/* The msrguard instance a libkvm test may reuse (selftests/kvm/msrguard_kvm.c). */
+#define INSTANCE_NOTE "/run/msrguard-selftest-instance"
 
 #endif

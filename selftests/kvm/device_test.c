@@ -20,30 +20,12 @@
 #include "processor.h"
 #include "kselftest_harness.h"
 
+#include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 #include "msrguard_stats.h"
 
 /* In no range KVM knows: KVM itself answers it with #GP. */
 #define MSR_UNKNOWN	0x4b564dffu
-
-/* The access the guest does next (sync_global_to_guest). */
-static struct {
-	u32 msr;
-	bool write;
-	u64 value;
-} args;
-
-/* One access per GUEST_SYNC, whose argument is the vector the guest saw. */
-static void guest_code(void)
-{
-	u64 val;
-
-	for (;;) {
-		u8 vec = args.write ? wrmsr_safe(args.msr, args.value) : rdmsr_safe(args.msr, &val);
-
-		GUEST_SYNC(vec);
-	}
-}
 
 /* msrguard loaded, its device open, one VM. */
 struct dev {
@@ -60,7 +42,7 @@ static void dev_setup(struct __test_metadata *_metadata, struct dev *self, const
 		TH_LOG("cannot load msrguard (MSRGUARD_KO in the environment)");
 	self->fd = open_device();
 	ASSERT_LE(0, self->fd) TH_LOG("%s: %s", DEVICE_PATH, strerror(errno));
-	self->vm = vm_create_with_one_vcpu(&self->vcpu, guest_code);
+	self->vm = vm_create_with_one_vcpu(&self->vcpu, access_guest);
 }
 
 static void dev_teardown(struct dev *self)
@@ -76,29 +58,6 @@ FIXTURE(device) { struct dev d; };
 FIXTURE_SETUP(device) { dev_setup(_metadata, &self->d, ""); }
 FIXTURE_TEARDOWN(device) { dev_teardown(&self->d); }
 
-/* Runs one access; returns the guest's vector, or -1 with the exit left in vcpu->run. */
-static int guest_access(struct kvm_vcpu *vcpu, u32 msr, bool write, u64 value)
-{
-	struct ucall uc;
-
-	args.msr = msr;
-	args.write = write;
-	args.value = value;
-	sync_global_to_guest(vcpu->vm, args);
-	vcpu_run(vcpu);
-	if (vcpu->run->exit_reason != KVM_EXIT_IO)
-		return -1;
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		return uc.args[1];
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-	return -1;
-}
-
 TEST_F(device, empty_queue_read_is_eagain)
 {
 	struct msrguard_record rec;
@@ -112,7 +71,7 @@ TEST_F(device, short_read_is_einval_and_keeps_the_record)
 	struct msrguard_record rec;
 	struct event e;
 
-	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, false, 0));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
 	EXPECT_EQ(-1, read(self->d.fd, &rec, sizeof(rec) - 1));
 	EXPECT_EQ(EINVAL, errno);
 	ASSERT_EQ(1, next_event(self->d.fd, &e));
@@ -142,7 +101,7 @@ TEST_F(device, poll_wakes_when_an_event_arrives)
 	ASSERT_EQ(0, poll(&pfd, 1, 0)) TH_LOG("readable with an empty queue");
 	ASSERT_EQ(0, pthread_create(&t, NULL, poll_thread, &p));
 	usleep(200 * 1000);
-	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, false, 0));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
 	pthread_join(t, NULL);
 	EXPECT_EQ(1, p.ret);
 	EXPECT_TRUE(p.revents & POLLIN);
@@ -156,7 +115,7 @@ TEST_F(device, two_readers_share_one_queue)
 
 	/* Distinct values: no two events coalesce. */
 	for (i = 0; i < 4; i++)
-		ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, i));
+		ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, true, i, NULL));
 	fd2 = open_device();
 	ASSERT_LE(0, fd2);
 	ASSERT_EQ(sizeof(buf), read(self->d.fd, buf, sizeof(buf)));
@@ -176,8 +135,8 @@ TEST_F(device, stats_ioctl_counts)
 
 	ASSERT_EQ(0, get_stats(self->d.fd, st0));
 	/* Distinct values: no two events coalesce. */
-	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, 1));
-	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, 2));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, true, 1, NULL));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, true, 2, NULL));
 	drain(self->d.fd);
 	ASSERT_EQ(0, get_stats(self->d.fd, st));
 	EXPECT_EQ(MSRGUARD_ABI_VERSION, le(st + MSRGUARD_STATS_OFF_ABI_VERSION, 4));
@@ -198,7 +157,7 @@ TEST_F(device, identical_accesses_coalesce)
 	int i;
 
 	for (i = 0; i < 5; i++)
-		ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, false, 0));
+		ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
 	ASSERT_EQ(1, next_event(self->d.fd, &e));
 	EXPECT_EQ(4, e.repeat);
 	EXPECT_EQ(0, next_event(self->d.fd, &e));
@@ -211,7 +170,7 @@ TEST_F(device, kernel_log_line_per_event)
 	char cmd[512];
 	struct event e;
 
-	ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
 	ASSERT_EQ(1, next_event(self->d.fd, &e));
 	snprintf(cmd, sizeof(cmd),
 		 "dmesg | grep -q 'msrguard: seq=%lu blocked-gp WRMSR msr=0x%x (MSR_IA32_UCODE_WRITE) value=0x1000 pc=0x%lx reason=write-denied'",
@@ -223,7 +182,7 @@ TEST_F(device, kernel_log_line_per_event)
 TEST_F(device, vmm_with_filter_exits_gets_the_veto_as_an_exit)
 {
 	vm_enable_cap(self->d.vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER);
-	ASSERT_EQ(-1, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	ASSERT_EQ(-1, access_in_guest(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
 	EXPECT_EQ(KVM_EXIT_X86_WRMSR, self->d.vcpu->run->exit_reason);
 	EXPECT_EQ(MSR_IA32_UCODE_WRITE, self->d.vcpu->run->msr.index);
 	EXPECT_EQ(KVM_MSR_EXIT_REASON_FILTER, self->d.vcpu->run->msr.reason);
@@ -247,10 +206,10 @@ TEST_F(device, vmm_with_its_own_filter_sees_vetoes_as_gp)
 
 	vm_enable_cap(self->d.vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER);
 	vm_ioctl(self->d.vm, KVM_X86_SET_MSR_FILTER, &filter);
-	EXPECT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	EXPECT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
 	ASSERT_EQ(1, next_event(self->d.fd, &e));
 	EXPECT_EQ(MSR_IA32_UCODE_WRITE, e.msr);
-	ASSERT_EQ(-1, guest_access(self->d.vcpu, MSR_IA32_CR_PAT, false, 0));
+	ASSERT_EQ(-1, access_in_guest(self->d.vcpu, MSR_IA32_CR_PAT, false, 0, NULL));
 	EXPECT_EQ(KVM_EXIT_X86_RDMSR, self->d.vcpu->run->exit_reason);
 }
 
@@ -258,7 +217,7 @@ TEST_F(device, vmm_with_its_own_filter_sees_vetoes_as_gp)
 TEST_F(device, vmm_with_inval_exits_gets_the_veto_as_an_exit)
 {
 	vm_enable_cap(self->d.vm, KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_INVAL);
-	ASSERT_EQ(-1, guest_access(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000));
+	ASSERT_EQ(-1, access_in_guest(self->d.vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
 	EXPECT_EQ(KVM_EXIT_X86_WRMSR, self->d.vcpu->run->exit_reason);
 	EXPECT_EQ(MSR_IA32_UCODE_WRITE, self->d.vcpu->run->msr.index);
 	EXPECT_EQ(KVM_MSR_EXIT_REASON_INVAL, self->d.vcpu->run->msr.reason);
@@ -278,7 +237,7 @@ TEST_F(small_ring, overflow_keeps_the_oldest_and_reports_the_drop)
 
 	/* Distinct values: no two events coalesce. */
 	for (i = 0; i < 20; i++)
-		ASSERT_EQ(GP_VECTOR, guest_access(self->d.vcpu, MSR_UNKNOWN, true, i));
+		ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, true, i, NULL));
 	ASSERT_EQ(0, get_stats(self->d.fd, st));
 	/* One VM alone: it stops where the reserve for other VMs starts. */
 	kept_max = le(st + MSRGUARD_STATS_OFF_CAPACITY, 4) - le(st + MSRGUARD_STATS_OFF_VM_RESERVE, 4);

@@ -19,7 +19,10 @@
  * on /dev/msrguard and in tracefs: status, reason, MSR, value, Pc equal to
  * the address of the guest's RDMSR/WRMSR, and the nested flag for L2. The
  * fixtures load the msrguard build the case names (environment: MSRGUARD_KO,
- * MSRGUARD_TESTPOLICY_KO) and unload it; no test depends on another.
+ * MSRGUARD_TESTPOLICY_KO), or keep the one loaded if it is exactly that
+ * build with those parameters, unchanged since its load
+ * (msrguard_load_or_reuse), drain its queue and clear the trace; no test
+ * depends on another.
  */
 #include <asm/msr-index.h>
 
@@ -34,6 +37,7 @@
 #include "svm_util.h"
 #include "kselftest_harness.h"
 
+#include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 
 /* In no range KVM knows: KVM itself answers it with #GP. */
@@ -140,47 +144,6 @@ static struct {
 	u64 l1_exit_code, l1_exit_info_1, l1_rcx;
 } seen;
 
-/*
- * rdmsr_safe()/wrmsr_safe() and their forced-emulation forms, built from
- * the same KVM_ASM_SAFE macros, that also give the instruction's address
- * (the label "1:" those macros put on it): the event's Pc must be it.
- */
-/* An asm operand list as one macro argument. */
-#define COMMA ,
-
-#define MSR_SAFE_AT(safe, insn, pc_out, vec, outputs, inputs...)			\
-do {										\
-	u64 __ec;								\
-	asm volatile("lea 1f(%%rip), %[pc]\n\t" safe(insn)			\
-		     : outputs, [pc] "=&r"(pc_out), KVM_ASM_SAFE_OUTPUTS(vec, __ec)	\
-		     : inputs : KVM_ASM_SAFE_CLOBBERS);				\
-} while (0)
-
-static u8 rdmsr_safe_at(u32 msr, u64 *val, u64 *pc, bool fep)
-{
-	u32 a, d;
-	u8 vec;
-
-	if (fep)
-		MSR_SAFE_AT(KVM_ASM_SAFE_FEP, "rdmsr", *pc, vec, "=a"(a) COMMA "=d"(d), "c"(msr));
-	else
-		MSR_SAFE_AT(KVM_ASM_SAFE, "rdmsr", *pc, vec, "=a"(a) COMMA "=d"(d), "c"(msr));
-	*val = (u64)a | ((u64)d << 32);
-	return vec;
-}
-
-static u8 wrmsr_safe_at(u32 msr, u64 val, u64 *pc, bool fep)
-{
-	u32 a = val, d = val >> 32;
-	u8 vec;
-
-	if (fep)
-		MSR_SAFE_AT(KVM_ASM_SAFE_FEP, "wrmsr", *pc, vec, "+a"(a) COMMA "+d"(d), "c"(msr));
-	else
-		MSR_SAFE_AT(KVM_ASM_SAFE, "wrmsr", *pc, vec, "+a"(a) COMMA "+d"(d), "c"(msr));
-	return vec;
-}
-
 static void guest_access(void)
 {
 	u64 back_pc;
@@ -259,7 +222,7 @@ static void guard_setup(struct __test_metadata *_metadata, struct guard *g,
 		if (!kvm_cpu_has(X86_FEATURE_SVM))
 			SKIP(return, "no SVM for a guest hypervisor");
 	}
-	ASSERT_EQ(0, msrguard_load(c->policy, c->params))
+	ASSERT_EQ(0, msrguard_load_or_reuse(c->policy, c->params))
 		TH_LOG("cannot load msrguard (MSRGUARD_KO, MSRGUARD_TESTPOLICY_KO in the environment)");
 	g->loaded = c->policy != POLICY_NONE;
 	if (!g->loaded)
@@ -271,12 +234,11 @@ static void guard_setup(struct __test_metadata *_metadata, struct guard *g,
 	trace_clear();
 }
 
+/* msrguard stays loaded for the next test to reuse or replace. */
 static void guard_teardown(struct guard *g)
 {
 	if (g->fd >= 0)
 		close(g->fd);
-	if (g->loaded)
-		unload_msrguard();
 }
 
 static void run_case(struct __test_metadata *_metadata, struct guard *g,

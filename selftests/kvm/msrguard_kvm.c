@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +14,122 @@
 
 #include "msrguard_kvm.h"
 
-int msrguard_load(enum policy p, const char *params)
+/*
+ * What identifies an instance msrguard_load_or_reuse() loaded (noted in
+ * INSTANCE_NOTE): the load's build and parameters, then the instance itself
+ * (where its code sits, its build ID) and every parameter's value right
+ * after the load.
+ */
+#define MODULE_DIR "/sys/module/msrguard/"
+
+static void append_file(char *buf, size_t len, const char *path, bool hex)
 {
-	const char *ko = getenv(p == POLICY_TEST ? "MSRGUARD_TESTPOLICY_KO" : "MSRGUARD_KO");
+	unsigned char data[256];
+	size_t used = strlen(buf);
+	ssize_t n, i;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, data, sizeof(data));
+	if (fd >= 0)
+		close(fd);
+	if (n < 0) {
+		snprintf(buf + used, len - used, "%s: unreadable\n", path);
+		return;
+	}
+	used += snprintf(buf + used, len - used, "%s: ", path);
+	for (i = 0; i < n && used + 3 < len; i++)
+		used += hex ? snprintf(buf + used, len - used, "%02x", data[i]) :
+			      snprintf(buf + used, len - used, "%c", data[i]);
+	snprintf(buf + used, len - used, "\n");
+}
+
+/* The loaded instance's identity and parameter values, or false if none. */
+static bool describe_instance(char *buf, size_t len, const char *ko, const char *params)
+{
+	char path[512];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(buf, len, "build %s\nparams %s\n", ko, params);
+	append_file(buf, len, MODULE_DIR "sections/.text", false);
+	append_file(buf, len, MODULE_DIR "notes/.note.gnu.build-id", true);
+	if (strstr(buf, "unreadable"))
+		return false;
+	dir = opendir(MODULE_DIR "parameters");
+	if (!dir)
+		return false;
+	/* readdir of sysfs lists a module's parameters in a stable order. */
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), MODULE_DIR "parameters/%s", d->d_name);
+		append_file(buf, len, path, false);
+	}
+	closedir(dir);
+	return true;
+}
+
+static int load_fresh(const char *ko, const char *params, bool note)
+{
+	char now[4096];
 	int ret;
 
+	unlink(INSTANCE_NOTE);
 	ret = unload_msrguard();
 	if (ret && ret != -ENOENT)
 		return ret;
-	if (p == POLICY_NONE)
-		return 0;
 	if (!ko)
+		return 0;
+	ret = load_module_file(ko, params);
+	if (!ret && note && describe_instance(now, sizeof(now), ko, params)) {
+		FILE *f = fopen(INSTANCE_NOTE, "we");
+
+		/* Without the note the next test reloads: slower, not wrong. */
+		if (f) {
+			fputs(now, f);
+			fclose(f);
+		}
+	}
+	return ret;
+}
+
+static const char *policy_ko(enum policy p)
+{
+	if (p == POLICY_NONE)
+		return NULL;
+	return getenv(p == POLICY_TEST ? "MSRGUARD_TESTPOLICY_KO" : "MSRGUARD_KO");
+}
+
+int msrguard_load(enum policy p, const char *params)
+{
+	if (p != POLICY_NONE && !policy_ko(p))
 		return -EINVAL;
-	return load_module_file(ko, params ? params : "");
+	return load_fresh(policy_ko(p), params ? params : "", false);
+}
+
+int msrguard_load_or_reuse(enum policy p, const char *params)
+{
+	const char *ko = policy_ko(p);
+	char noted[4096], now[4096];
+	ssize_t n;
+	int fd;
+
+	if (p != POLICY_NONE && !ko)
+		return -EINVAL;
+	params = params ? params : "";
+	if (!ko || getenv("MSRGUARD_FRESH_LOAD"))
+		return load_fresh(ko, params, false);
+	fd = open(INSTANCE_NOTE, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, noted, sizeof(noted) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		noted[n] = '\0';
+		if (describe_instance(now, sizeof(now), ko, params) && !strcmp(noted, now))
+			return 0;
+	}
+	return load_fresh(ko, params, true);
 }
 
 bool under_tcg(void)

@@ -17,6 +17,17 @@ enum policy { POLICY_DEFAULT, POLICY_TEST, POLICY_NONE };
 /* Loads build @p with @params, unloading a stale msrguard first: 0 or -errno. */
 int msrguard_load(enum policy p, const char *params);
 
+/*
+ * The same, but keeps the loaded msrguard if it is what this would load:
+ * the instance msrguard_load_or_reuse() itself loaded (same build, same
+ * load parameters, same code address and build ID) with every parameter's
+ * value unchanged since. Loading and unloading take seconds under TCG and
+ * were most of the guard tests' time; a test that must start from a fresh
+ * module uses msrguard_load(). MSRGUARD_FRESH_LOAD=1 makes this reload
+ * always.
+ */
+int msrguard_load_or_reuse(enum policy p, const char *params);
+
 /* Whether this runs under QEMU's TCG (CPUID hypervisor leaf). */
 bool under_tcg(void);
 

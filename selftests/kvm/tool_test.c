@@ -27,6 +27,7 @@
 #include "processor.h"
 #include "kselftest_harness.h"
 
+#include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 #include "msrguard_stats.h"
 
@@ -35,46 +36,6 @@
 /* The default policy vetoes writes to it (the microcode update trigger). */
 #define UCODE_WRITE	MSR_IA32_UCODE_WRITE
 #define JOURNAL_SOCKET	"/run/systemd/journal/socket"
-
-/* The access the guest does next (sync_global_to_guest). */
-static struct {
-	u32 msr;
-	bool write;
-	u64 value;
-} args;
-
-/* What the guest saw (sync_global_from_guest). */
-static struct {
-	u8 vector;
-	u64 pc;		/* the RDMSR/WRMSR's address */
-} seen;
-
-/*
- * rdmsr_safe()/wrmsr_safe(), from the same KVM_ASM_SAFE macro, that also
- * give the instruction's address (the macro's label "1:"): the tool must
- * print it as the event's Pc.
- */
-#define COMMA ,
-#define MSR_SAFE_AT(insn, pc_out, vec, outputs, inputs...)				\
-do {											\
-	u64 __ec;									\
-	asm volatile("lea 1f(%%rip), %[pc]\n\t" KVM_ASM_SAFE(insn)			\
-		     : outputs, [pc] "=&r"(pc_out), KVM_ASM_SAFE_OUTPUTS(vec, __ec)	\
-		     : inputs : KVM_ASM_SAFE_CLOBBERS);					\
-} while (0)
-
-static void guest_code(void)
-{
-	for (;;) {
-		u32 a = args.value, d = args.value >> 32;
-
-		if (args.write)
-			MSR_SAFE_AT("wrmsr", seen.pc, seen.vector, "+a"(a) COMMA "+d"(d), "c"(args.msr));
-		else
-			MSR_SAFE_AT("rdmsr", seen.pc, seen.vector, "=a"(a) COMMA "=d"(d), "c"(args.msr));
-		GUEST_SYNC(0);
-	}
-}
 
 FIXTURE(tool) {
 	struct kvm_vm *vm;
@@ -90,7 +51,7 @@ FIXTURE_SETUP(tool)
 		SKIP(return, "MSRGUARD_TOOL does not name the msrguard tool (selftests/kvm/run.sh sets it)");
 	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, ""))
 		TH_LOG("cannot load msrguard (MSRGUARD_KO in the environment)");
-	self->vm = vm_create_with_one_vcpu(&self->vcpu, guest_code);
+	self->vm = vm_create_with_one_vcpu(&self->vcpu, access_guest);
 }
 
 FIXTURE_TEARDOWN(tool)
@@ -98,31 +59,6 @@ FIXTURE_TEARDOWN(tool)
 	if (self->vm)
 		kvm_vm_free(self->vm);
 	unload_msrguard();
-}
-
-/* The guest does one access; returns the vector it saw, *@pc its address. */
-static u8 guest_access(struct kvm_vcpu *vcpu, u32 msr, bool write, u64 value, u64 *pc)
-{
-	struct ucall uc;
-
-	args.msr = msr;
-	args.write = write;
-	args.value = value;
-	sync_global_to_guest(vcpu->vm, args);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		break;
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-	sync_global_from_guest(vcpu->vm, seen);
-	if (pc)
-		*pc = seen.pc;
-	return seen.vector;
 }
 
 /* Starts the tool with @args (NULL-terminated); its stdout is *@out. */
@@ -201,8 +137,8 @@ TEST_F(tool, events_json_shows_both_vetoed_accesses)
 	char out[4096];
 	u64 pc;
 
-	ASSERT_EQ(GP_VECTOR, guest_access(self->vcpu, UCODE_WRITE, true, 0x1000, &pc));
-	ASSERT_EQ(GP_VECTOR, guest_access(self->vcpu, MSR_UNKNOWN, false, 0, NULL));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->vcpu, UCODE_WRITE, true, 0x1000, &pc));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->vcpu, MSR_UNKNOWN, false, 0, NULL));
 	EXPECT_EQ(0, run_tool(self->tool, argv, out, sizeof(out)));
 	EXPECT_TRUE(has(out, "\"msr\":%u,\"msr_name\":\"MSR_IA32_UCODE_WRITE\"", UCODE_WRITE));
 	EXPECT_TRUE(has(out, "\"is_write\":true"));
@@ -231,7 +167,7 @@ TEST_F(tool, events_follow_receives_a_later_event)
 	ASSERT_LT(0, pid);
 	/* The tool waits on an empty queue before the access happens. */
 	usleep(500 * 1000);
-	ASSERT_EQ(GP_VECTOR, guest_access(self->vcpu, UCODE_WRITE, true, 0x4242, NULL));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->vcpu, UCODE_WRITE, true, 0x4242, NULL));
 	read_output(fd, out, sizeof(out), 5000, "\n");
 	kill(pid, SIGINT);
 	waitpid(pid, NULL, 0);
@@ -258,7 +194,7 @@ TEST_F(tool, events_journal_sends_a_native_protocol_entry)
 	ASSERT_EQ(0, bind(sock, (struct sockaddr *)&addr, sizeof(addr)))
 		TH_LOG("cannot play journald's socket: %s", strerror(errno));
 	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ASSERT_EQ(GP_VECTOR, guest_access(self->vcpu, UCODE_WRITE, true, 0x1000, &pc));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->vcpu, UCODE_WRITE, true, 0x1000, &pc));
 	EXPECT_EQ(0, run_tool(self->tool, argv, out, sizeof(out)));
 	n = recv(sock, msg, sizeof(msg) - 1, MSG_DONTWAIT);
 	close(sock);

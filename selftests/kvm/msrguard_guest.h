@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Guest code the libkvm programs share: rdmsr_safe()/wrmsr_safe() and their
+ * forced-emulation forms that also give the instruction's address, and a
+ * guest doing one access per GUEST_SYNC for access_in_guest(). In a header,
+ * static: LIBKVM runs a program's own image as its guest, so each program
+ * needs its copy.
+ */
+#ifndef MSRGUARD_GUEST_H
+#define MSRGUARD_GUEST_H
+
+#include "kvm_util.h"
+#include "processor.h"
+
+/* An asm operand list as one macro argument. */
+#define COMMA ,
+
+/*
+ * KVM_ASM_SAFE{,_FEP}(insn) with the address of the label "1:" those macros
+ * put on the instruction: an event's Pc must be it.
+ */
+#define MSR_SAFE_AT(safe, insn, pc_out, vec, outputs, inputs...)			\
+do {										\
+	u64 __ec;								\
+	asm volatile("lea 1f(%%rip), %[pc]\n\t" safe(insn)			\
+		     : outputs, [pc] "=&r"(pc_out), KVM_ASM_SAFE_OUTPUTS(vec, __ec)	\
+		     : inputs : KVM_ASM_SAFE_CLOBBERS);				\
+} while (0)
+
+static inline u8 rdmsr_safe_at(u32 msr, u64 *val, u64 *pc, bool fep)
+{
+	u32 a, d;
+	u8 vec;
+
+	if (fep)
+		MSR_SAFE_AT(KVM_ASM_SAFE_FEP, "rdmsr", *pc, vec, "=a"(a) COMMA "=d"(d), "c"(msr));
+	else
+		MSR_SAFE_AT(KVM_ASM_SAFE, "rdmsr", *pc, vec, "=a"(a) COMMA "=d"(d), "c"(msr));
+	*val = (u64)a | ((u64)d << 32);
+	return vec;
+}
+
+static inline u8 wrmsr_safe_at(u32 msr, u64 val, u64 *pc, bool fep)
+{
+	u32 a = val, d = val >> 32;
+	u8 vec;
+
+	if (fep)
+		MSR_SAFE_AT(KVM_ASM_SAFE_FEP, "wrmsr", *pc, vec, "+a"(a) COMMA "+d"(d), "c"(msr));
+	else
+		MSR_SAFE_AT(KVM_ASM_SAFE, "wrmsr", *pc, vec, "+a"(a) COMMA "+d"(d), "c"(msr));
+	return vec;
+}
+
+/* The access access_guest() does next (sync_global_to_guest). */
+static struct {
+	u32 msr;
+	bool write;
+	u64 value;
+} access_args;
+
+/* The last access's instruction address (sync_global_from_guest). */
+static u64 access_pc;
+
+/* One access per GUEST_SYNC, whose argument is the vector the guest saw. */
+static inline void access_guest(void)
+{
+	for (;;) {
+		u64 val;
+		u8 vec = access_args.write ?
+			 wrmsr_safe_at(access_args.msr, access_args.value, &access_pc, false) :
+			 rdmsr_safe_at(access_args.msr, &val, &access_pc, false);
+
+		GUEST_SYNC(vec);
+	}
+}
+
+/*
+ * Has @vcpu, running access_guest(), do one access: the vector the guest
+ * saw and *@pc the instruction's address, or -1 with the exit (not a ucall)
+ * left in vcpu->run.
+ */
+static inline int access_in_guest(struct kvm_vcpu *vcpu, u32 msr, bool write, u64 value, u64 *pc)
+{
+	struct ucall uc;
+
+	access_args.msr = msr;
+	access_args.write = write;
+	access_args.value = value;
+	sync_global_to_guest(vcpu->vm, access_args);
+	vcpu_run(vcpu);
+	if (vcpu->run->exit_reason != KVM_EXIT_IO)
+		return -1;
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	if (pc) {
+		sync_global_from_guest(vcpu->vm, access_pc);
+		*pc = access_pc;
+	}
+	return uc.args[1];
+}
+
+#endif
