@@ -6,7 +6,8 @@
 # MO=DIR builds into DIR (kbuild's output directory for external modules),
 # generated sources included, so builds with different policies do not
 # overwrite each other; without it, ./msrguard.ko. MO= needs a source
-# directory without an in-place build (make clean).
+# directory without an in-place build (scripts/lib.sh: build_module removes
+# one; make clean would remove the MO= builds under build/ too).
 
 # Resolved once, not at every use, and not for `make in-tree` alone.
 ifeq ($(origin KDIR),undefined)

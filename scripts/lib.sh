@@ -198,11 +198,19 @@ module_ko() { echo "$(module_dir "$1")/msrguard.ko"; }
 build_module() {
 	local variant="$1"
 	shift
-	# kbuild refuses MO= while the source directory holds a build of its
-	# own (make without MO=): its objects would be found instead of built.
-	if [ -e "$MSRGUARD_ROOT/modules.order" ]; then
-		warn "removing the in-place module build (make clean): variants are built with MO="
-		make -s -C "$MSRGUARD_ROOT" clean >&2
+	# An in-place build (make without MO=) in the source directory would be
+	# found instead of the variant's own objects and generated headers
+	# (rust/msrguard_abi.h next to the shim). Its outputs sit in the top
+	# directory and rust/ only; `make clean` would also delete every
+	# variant under build/ (kbuild's clean searches the whole tree).
+	local stale
+	stale=$(find "$MSRGUARD_ROOT" "$MSRGUARD_ROOT/rust" -maxdepth 1 -type f \( \
+		-name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' -o \
+		-name '.*.cmd' -o -name '*.a' -o -name modules.order -o -name Module.symvers -o \
+		-name 'policy_table.rs*' -o -name 'msrguard_abi.h*' \))
+	if [ -n "$stale" ]; then
+		msg "removing the in-place module build: variants are built with MO="
+		xargs rm -f <<<"$stale"
 	fi
 	make -C "$MSRGUARD_ROOT" MO="$(module_dir "$variant")" "$@"
 }

@@ -187,13 +187,15 @@ t_bench=$((SECONDS - t))
 msg "times: set-up ${t_setup}s, cargo test ${t_cargo}s, module+suite build ${t_build}s, VM suite ${t_vm}s, libkvm suite ${t_libkvm}s, operator+in-tree+dkms ${t_operator}s, storm+fuzz ${t_storm}s, real guests ${t_guests}s, KVM selftests ${t_kvm}s, VMX suite ${t_vmx}s, benchmarks ${t_bench}s, total $((SECONDS - total))s"
 # Each VM run's "P passed, F failed" line; a run that failed without a
 # failing test (a crashed VM, a kernel bug in the VM's log, no line at all)
-# counts as one failure, and a failing test fails the run.
+# or that passed nothing (everything skipped) counts as one failure, and a
+# failing test fails the run.
 run_counts() {
 	local line p=0 f=0
 	line=$(grep -E '^(kvm-selftests: )?[0-9]+ passed, [0-9]+ failed' "$LOG_DIR/$1.log" | tail -n 1) || true
 	line=${line#kvm-selftests: }
 	[ -z "$line" ] || read -r p _ f _ <<<"$line"
 	[ "$2" -eq 0 ] || [ "$f" -ne 0 ] || f=1
+	[ "$p" -gt 0 ] || [ "$f" -ne 0 ] || f=1
 	echo "$p $f"
 }
 total_p=0 total_f=0 failed_steps=() vmx_skipped=

@@ -10,7 +10,7 @@
  * address. The record layout comes from msrguard_abi.h, generated from
  * rust/record.rs.
  *
- * What is left here needs this real-mode harness or pins the module: the
+ * What is left here needs this real-mode harness: the
  * guard tables in real mode (events with mode=real and 16-bit Pcs; the same
  * tables run by selftests/msrguard_vmx_test under Bochs), long mode, image
  * attribution. Everything else moved to the KVM-selftest suite in

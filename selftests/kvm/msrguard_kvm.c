@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asm/msr-index.h>
@@ -38,10 +39,11 @@ static void append_file(char *buf, size_t len, const char *path, bool hex)
 		return;
 	}
 	used += snprintf(buf + used, len - used, "%s: ", path);
-	for (i = 0; i < n && used + 3 < len; i++)
+	for (i = 0; i < n && used + 4 < len; i++)
 		used += hex ? snprintf(buf + used, len - used, "%02x", data[i]) :
 			      snprintf(buf + used, len - used, "%c", data[i]);
-	snprintf(buf + used, len - used, "\n");
+	if (used + 1 < len)
+		snprintf(buf + used, len - used, "\n");
 }
 
 /* The loaded instance's identity and parameter values, or false if none. */
@@ -49,9 +51,15 @@ static bool describe_instance(char *buf, size_t len, const char *ko, const char 
 {
 	char path[512];
 	struct dirent *d;
+	struct stat st;
 	DIR *dir;
 
-	snprintf(buf, len, "build %s\nparams %s\n", ko, params);
+	/* The file as it is now: a rebuilt module is not the one loaded. */
+	if (stat(ko, &st))
+		return false;
+	snprintf(buf, len, "build %s inode %lu size %lld mtime %lld.%09ld\nparams %s\n", ko,
+		 (unsigned long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		 st.st_mtim.tv_nsec, params);
 	append_file(buf, len, MODULE_DIR "sections/.text", false);
 	append_file(buf, len, MODULE_DIR "notes/.note.gnu.build-id", true);
 	if (strstr(buf, "unreadable"))
@@ -59,11 +67,17 @@ static bool describe_instance(char *buf, size_t len, const char *ko, const char 
 	dir = opendir(MODULE_DIR "parameters");
 	if (!dir)
 		return false;
-	/* readdir of sysfs lists a module's parameters in a stable order. */
+	/*
+	 * The writable ones: what a test can change. The read-only ones are
+	 * fixed at load (the params above) or counters (image_lookups, ...).
+	 * readdir of sysfs lists them in a stable order.
+	 */
 	while ((d = readdir(dir))) {
 		if (d->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), MODULE_DIR "parameters/%s", d->d_name);
+		if (stat(path, &st) || !(st.st_mode & 0222))
+			continue;
 		append_file(buf, len, path, false);
 	}
 	closedir(dir);
@@ -118,7 +132,7 @@ int msrguard_load_or_reuse(enum policy p, const char *params)
 	if (p != POLICY_NONE && !ko)
 		return -EINVAL;
 	params = params ? params : "";
-	if (!ko || getenv("MSRGUARD_FRESH_LOAD"))
+	if (!ko || !strcmp(getenv("MSRGUARD_FRESH_LOAD") ?: "0", "1"))
 		return load_fresh(ko, params, false);
 	fd = open(INSTANCE_NOTE, O_RDONLY | O_CLOEXEC);
 	n = fd < 0 ? -1 : read(fd, noted, sizeof(noted) - 1);
@@ -160,6 +174,8 @@ int kvm_for_nested(void)
 	    !(under_tcg() && param_is("/sys/module/kvm_amd/parameters/npt", 'Y')))
 		return 0;
 	printf("# reloading kvm_amd with nested=1%s\n", under_tcg() ? " npt=0 (QEMU TCG)" : "");
+	/* msrguard re-arms on the new kvm_amd; a test reloads it all the same. */
+	unlink(INSTANCE_NOTE);
 	if (system(under_tcg() ? "modprobe -r kvm_amd && modprobe kvm_amd nested=1 npt=0" :
 				 "modprobe -r kvm_amd && modprobe kvm_amd nested=1"))
 		return -EBUSY;

@@ -10,13 +10,14 @@
 # TEST ARGS go to the kselftest harness (-f FIXTURE, -v VARIANT, -r NAME).
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 only=
 if [ "${1:-}" = --only ]; then
-	only=$2
+	only=${2:?--only needs a program name}
+	[ -x "$here/$only" ] || { echo "run.sh: no program $here/$only" >&2; exit 2; }
 	shift 2
 fi
 [ $# -ge 3 ] || { echo "usage: $0 [--only PROGRAM] MODULE.ko TESTPOLICY_MODULE.ko TOOL [TEST ARGS...]" >&2; exit 2; }
-here=$(cd "$(dirname "$0")" && pwd)
 export MSRGUARD_KO=$1 MSRGUARD_TESTPOLICY_KO=$2 MSRGUARD_TOOL=$3
 shift 3
 # LIBKVM opens /dev/kvm as the program starts.

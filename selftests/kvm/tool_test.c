@@ -47,8 +47,9 @@ FIXTURE_SETUP(tool)
 {
 	self->vm = NULL;
 	self->tool = getenv("MSRGUARD_TOOL");
-	if (!self->tool || access(self->tool, X_OK))
-		SKIP(return, "MSRGUARD_TOOL does not name the msrguard tool (selftests/kvm/run.sh sets it)");
+	if (!self->tool)
+		SKIP(return, "no MSRGUARD_TOOL in the environment (selftests/kvm/run.sh sets it)");
+	ASSERT_EQ(0, access(self->tool, X_OK)) TH_LOG("MSRGUARD_TOOL=%s: %s", self->tool, strerror(errno));
 	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, ""))
 		TH_LOG("cannot load msrguard (MSRGUARD_KO in the environment)");
 	self->vm = vm_create_with_one_vcpu(&self->vcpu, access_guest);
