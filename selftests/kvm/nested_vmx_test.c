@@ -76,6 +76,7 @@
 /* What L1 does (sync_global_to_guest). */
 static struct {
 	u64 feat_ctl;		/* what the firmware writes to FEATURE_CONTROL */
+	u64 fc_write[3];	/* the feat_ctl test's three writes */
 	bool l1_intercepts;	/* set the MSR's write bit in L1's bitmap */
 	u64 list_gpa;		/* VM-entry MSR-load list, or 0 */
 	u32 list_count;
@@ -163,17 +164,18 @@ static void l1_guest_code(struct vmx_pages *vmx)
 }
 
 /*
- * FEATURE_CONTROL's writes in order: a SENTER enable outside the mask,
- * the firmware's value, then (locked) the same without the lock bit.
+ * FEATURE_CONTROL's writes (args.fc_write) in order. The values come from
+ * args, not from locals: this leaf function's locals would sit in the red
+ * zone below RSP (LIBKVM's guest code is built without -mno-red-zone),
+ * which the #GP's exception frame overwrites.
  */
 static void feat_ctl_guest_code(void)
 {
-	const u64 v[3] = { args.feat_ctl | FEAT_CTL_SENTER_LOCAL, args.feat_ctl,
-			   args.feat_ctl & ~FEAT_CTL_LOCKED };
 	int i;
 
 	for (i = 0; i < 3; i++) {
-		seen.fc_vector[i] = wrmsr_safe_at(MSR_IA32_FEAT_CTL, v[i], &seen.fc_pc[i]);
+		seen.fc_vector[i] = wrmsr_safe_at(MSR_IA32_FEAT_CTL, args.fc_write[i],
+						  &seen.fc_pc[i]);
 		seen.fc_value[i] = rdmsr(MSR_IA32_FEAT_CTL);
 	}
 	GUEST_DONE();
@@ -463,6 +465,10 @@ static void feat_ctl_run(struct __test_metadata *_metadata)
 
 	ASSERT_EQ(vmxon, fw & vmxon) TH_LOG("firmware value %#lx enables no VMXON", fw);
 	ksft_print_msg("firmware's FEATURE_CONTROL: %#lx\n", fw);
+	/* A SENTER enable outside the mask, the firmware's value, then (locked) an unlock. */
+	args.fc_write[0] = fw | FEAT_CTL_SENTER_LOCAL;
+	args.fc_write[1] = fw;
+	args.fc_write[2] = fw & ~FEAT_CTL_LOCKED;
 	sync_global_to_guest(vm, args);
 	memset(&seen, 0, sizeof(seen));
 	sync_global_to_guest(vm, seen);
@@ -487,7 +493,7 @@ TEST_F_TIMEOUT(nested_vmx, feat_ctl, 300)
 
 	feat_ctl_run(_metadata);
 	/* One event: msrguard's veto of the SENTER bit; the #GP after the lock is KVM's. */
-	expect_event(_metadata, self->fd, MSR_IA32_FEAT_CTL, args.feat_ctl | FEAT_CTL_SENTER_LOCAL,
+	expect_event(_metadata, self->fd, MSR_IA32_FEAT_CTL, args.fc_write[0],
 		     MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, seen.fc_pc[0], true);
 	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x value %#lx",
 						      e.msr, e.value);
