@@ -115,6 +115,16 @@ static const struct guard_case cases[] = {
 	  .status = MSRGUARD_STATUS_AUDIT_ALLOWED, .reason = MSRGUARD_REASON_READ_DENIED },
 	{ .name = "pat_write_test_policy", .policy = POLICY_TEST, .msr = MSR_IA32_CR_PAT,
 	  .write = true, .value = PAT_WRITTEN, .back = BACK_WRITTEN },
+	/*
+	 * Guest firmware's FEATURE_CONTROL write (lock, VMXON), inside the
+	 * default policy's mask: on SVM KVM has no such MSR and refuses it
+	 * itself, with or without msrguard (..._without_msrguard), no event.
+	 */
+	{ .name = "feat_ctl_write_kvm_gp", .msr = MSR_IA32_FEAT_CTL, .write = true,
+	  .value = FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX, .vector = GP_VECTOR },
+	{ .name = "feat_ctl_write_without_msrguard", .policy = POLICY_NONE,
+	  .msr = MSR_IA32_FEAT_CTL, .write = true,
+	  .value = FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX, .vector = GP_VECTOR },
 	/* Without msrguard, KVM accepts what the cases above refuse. */
 	{ .name = "ucode_write_without_msrguard", .policy = POLICY_NONE,
 	  .msr = MSR_IA32_UCODE_WRITE, .write = true, .value = 0x1000 },

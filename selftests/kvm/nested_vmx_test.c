@@ -6,6 +6,12 @@
  * on; KVM (L0) runs with kvm_intel nested=1. Run by scripts/test-vmx.sh
  * inside Bochs, which emulates VMX; on an SVM host every test skips.
  *
+ * L1 starts as a QEMU guest's firmware does (SeaBIOS, OVMF): its own WRMSR
+ * of FEATURE_CONTROL with the value QEMU gives the firmware (lock, VMXON
+ * outside SMX, LMCE; fw_cfg etc/msr_feature_control), which the default
+ * policy allows (write_mask) without an event; every test below checks
+ * the exact events, so an event for that write fails it.
+ *
  * Fixture nested_vmx (the default policy loaded):
  *   l2_access             L1's MSR bitmap is clear: L0 decides for L2. L2
  *                         reads PAT (allowed, no event) and writes the
@@ -26,8 +32,16 @@
  *   entry_list_allowed    the list {PAT, POWER_CTL}: the entry succeeds,
  *                         L2 reads the PAT the list loaded and POWER_CTL
  *                         unchanged; one event (POWER_CTL ignored).
+ *   feat_ctl              FEATURE_CONTROL from an L1 without VMX code: a
+ *                         write with a SENTER enable (outside the mask) is
+ *                         vetoed by msrguard (#GP, event); the firmware's
+ *                         write then succeeds without an event; a write
+ *                         after the lock gets #GP from KVM itself, without
+ *                         an event.
  *   without_msrguard.entry_list_denied  the denied list without msrguard:
  *                         KVM loads all three, L2 reads them back.
+ *   without_msrguard.feat_ctl  the same writes without msrguard: the guest
+ *                         sees the same (KVM refuses the SENTER bit too).
  *
  * MSR names from msr-index.h, exit reasons from asm/vmx.h, msrguard's
  * statuses and flags from the generated msrguard_abi.h.
@@ -37,9 +51,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kvm_util.h"
+#include "mce.h"
 #include "processor.h"
 #include "vmx.h"
 #include "kselftest_harness.h"
@@ -48,9 +64,19 @@
 
 #define PAT_WRITTEN		0x0007040600070106ull
 #define LIST_MAX		3
+/*
+ * IA32_FEATURE_CONTROL bit 8, the first SENTER local function enable (SDM
+ * vol. 4, "IA32_FEATURE_CONTROL"; msr-index.h has no name for it): outside
+ * the default policy's write mask, and KVM never accepts it from a guest.
+ */
+#define FEAT_CTL_SENTER_LOCAL	BIT_ULL(8)
+/* CPUID.1:EDX.MCA (the selftests' processor.h defines MCE, not MCA). */
+#define X86_FEATURE_MCA_BIT	KVM_X86_CPU_FEATURE(0x1, 0, EDX, 14)
 
 /* What L1 does (sync_global_to_guest). */
 static struct {
+	u64 feat_ctl;		/* what the firmware writes to FEATURE_CONTROL */
+	u64 fc_write[3];	/* the feat_ctl test's three writes */
 	bool l1_intercepts;	/* set the MSR's write bit in L1's bitmap */
 	u64 list_gpa;		/* VM-entry MSR-load list, or 0 */
 	u32 list_count;
@@ -65,6 +91,9 @@ static struct {
 	u8 read_vector[LIST_MAX];
 	u64 read_value[LIST_MAX];
 	u64 exit_reason, exit_qual, exit_rcx;
+	/* The feat_ctl test's three writes: vector, Pc, FEATURE_CONTROL after. */
+	u8 fc_vector[3];
+	u64 fc_pc[3], fc_value[3];
 } seen;
 
 /* rdmsr_safe/wrmsr_safe that also give the instruction's address (label 1). */
@@ -97,8 +126,22 @@ static void l2_read_list(void)
 	vmcall();
 }
 
+/*
+ * What SeaBIOS' msr_feature_control_setup() and OVMF do with QEMU's value:
+ * WRMSR, on a guest whose FEATURE_CONTROL is still 0 and unlocked. It must
+ * not fault; prepare_for_vmx_operation() then finds VMXON enabled and
+ * writes nothing.
+ */
+static void firmware_feat_ctl(void)
+{
+	GUEST_ASSERT_EQ(0, rdmsr(MSR_IA32_FEAT_CTL));
+	GUEST_ASSERT_EQ(0, wrmsr_safe(MSR_IA32_FEAT_CTL, args.feat_ctl));
+	GUEST_ASSERT_EQ(args.feat_ctl, rdmsr(MSR_IA32_FEAT_CTL));
+}
+
 static void l1_guest_code(struct vmx_pages *vmx)
 {
+	firmware_feat_ctl();
 	GUEST_ASSERT(prepare_for_vmx_operation(vmx));
 	GUEST_ASSERT(load_vmcs(vmx));
 	prepare_vmcs(vmx, args.list_gpa ? l2_read_list : l2_access);
@@ -120,6 +163,24 @@ static void l1_guest_code(struct vmx_pages *vmx)
 	GUEST_DONE();
 }
 
+/*
+ * FEATURE_CONTROL's writes (args.fc_write) in order. The values come from
+ * args, not from locals: this leaf function's locals would sit in the red
+ * zone below RSP (LIBKVM's guest code is built without -mno-red-zone),
+ * which the #GP's exception frame overwrites.
+ */
+static void feat_ctl_guest_code(void)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		seen.fc_vector[i] = wrmsr_safe_at(MSR_IA32_FEAT_CTL, args.fc_write[i],
+						  &seen.fc_pc[i]);
+		seen.fc_value[i] = rdmsr(MSR_IA32_FEAT_CTL);
+	}
+	GUEST_DONE();
+}
+
 /* ---- The host ------------------------------------------------------- */
 
 static bool kvm_intel_nested(void)
@@ -135,16 +196,61 @@ static bool kvm_intel_nested(void)
 }
 
 /*
- * A VM whose vCPU runs L1. VMX is enabled in FEATURE_CONTROL by the VMM,
- * as firmware would: the default policy refuses the guest's own write
- * (prepare_for_vmx_operation() writes it only while it is unlocked).
+ * The machine-check capabilities QEMU gives a vCPU with "lmce=on":
+ * KVM_X86_SETUP_MCE with 10 banks, MCG_CTL_P, MCG_SER_P and MCG_LMCE_P, as
+ * far as KVM supports them (kvm_intel always offers LMCE).
  */
+static void setup_mce_lmce(struct kvm_vm *vm, struct kvm_vcpu *vcpu)
+{
+	u64 supported = 0, mcg_cap = MCG_CTL_P | MCG_SER_P | MCG_LMCE_P | 10;
+
+	kvm_ioctl(vm->kvm_fd, KVM_X86_GET_MCE_CAP_SUPPORTED, &supported);
+	mcg_cap &= supported | MCG_CAP_BANKS_MASK;
+	vcpu_ioctl(vcpu, KVM_X86_SETUP_MCE, &mcg_cap);
+}
+
+/*
+ * The value QEMU gives the firmware (hw/i386/fw_cfg.c,
+ * fw_cfg_build_feature_control), from the vCPU's CPUID and MCG_CAP: VMXON
+ * outside SMX with VMX, LMCE with MCE, MCA and MCG_LMCE_P, SGX and SGX
+ * launch control with theirs; the lock if any; 0 (nothing written) if none.
+ */
+static u64 firmware_value(struct kvm_vcpu *vcpu)
+{
+	u64 v = 0;
+
+	if (vcpu_cpuid_has(vcpu, X86_FEATURE_VMX))
+		v |= FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX;
+	if (vcpu_cpuid_has(vcpu, X86_FEATURE_MCE) && vcpu_cpuid_has(vcpu, X86_FEATURE_MCA_BIT) &&
+	    (vcpu_get_msr(vcpu, MSR_IA32_MCG_CAP) & MCG_LMCE_P))
+		v |= FEAT_CTL_LMCE_ENABLED;
+	if (vcpu_cpuid_has(vcpu, X86_FEATURE_SGX))
+		v |= FEAT_CTL_SGX_ENABLED;
+	if (vcpu_cpuid_has(vcpu, X86_FEATURE_SGX_LC))
+		v |= FEAT_CTL_SGX_LC_ENABLED;
+	return v ? v | FEAT_CTL_LOCKED : 0;
+}
+
+/*
+ * A VM whose vCPU runs @guest_code, set up as QEMU sets up a vCPU with
+ * "-cpu host,lmce=on"; args.feat_ctl is the firmware's value.
+ */
+static struct kvm_vm *firmware_vm_create(struct kvm_vcpu **vcpu, void *guest_code)
+{
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
+
+	setup_mce_lmce(vm, *vcpu);
+	memset(&args, 0, sizeof(args));
+	args.feat_ctl = firmware_value(*vcpu);
+	return vm;
+}
+
+/* A VM whose vCPU runs L1; L1 enables VMX with its firmware's WRMSR. */
 static struct kvm_vm *l1_create(struct kvm_vcpu **vcpu)
 {
-	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, l1_guest_code);
+	struct kvm_vm *vm = firmware_vm_create(vcpu, l1_guest_code);
 	gva_t vmx_gva;
 
-	vcpu_set_msr(*vcpu, MSR_IA32_FEAT_CTL, FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX);
 	vcpu_alloc_vmx(vm, &vmx_gva);
 	vcpu_args_set(*vcpu, 1, vmx_gva);
 	return vm;
@@ -159,7 +265,7 @@ static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct k
 {
 	u32 i;
 
-	memset(&args, 0, sizeof(args));
+	/* args.feat_ctl is l1_create()'s. */
 	args.l1_intercepts = l1_intercepts;
 	if (list) {
 		gva_t gva = vm_alloc_page(vm);
@@ -181,9 +287,12 @@ static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct k
 	return (u64)(list ? l2_read_list : l2_access);
 }
 
-/* @e is exactly this event from L2, on /dev/msrguard and in tracefs. */
+/*
+ * @e is exactly this write event, on /dev/msrguard and in tracefs; from L2
+ * (flag nested) unless @l1.
+ */
 static void check_event(struct __test_metadata *_metadata, const struct event *e, u32 msr,
-			u64 value, u8 status, u8 reason, u64 pc)
+			u64 value, u8 status, u8 reason, u64 pc, bool l1)
 {
 	char why[512];
 
@@ -193,7 +302,7 @@ static void check_event(struct __test_metadata *_metadata, const struct event *e
 	EXPECT_EQ(status, e->status);
 	EXPECT_EQ(reason, e->reason);
 	EXPECT_EQ(pc, e->pc);
-	EXPECT_EQ(MSRGUARD_FLAG_NESTED, e->flags);
+	EXPECT_EQ(l1 ? 0 : MSRGUARD_FLAG_NESTED, e->flags);
 	EXPECT_EQ(MSRGUARD_MODE_LONG, e->mode);
 	EXPECT_EQ((u32)getpid(), e->pid);
 	EXPECT_EQ(0, check_trace(e, status_name(status), why, sizeof(why))) TH_LOG("%s", why);
@@ -201,12 +310,12 @@ static void check_event(struct __test_metadata *_metadata, const struct event *e
 
 /* The next event is exactly this one. */
 static void expect_event(struct __test_metadata *_metadata, int fd, u32 msr, u64 value,
-			 u8 status, u8 reason, u64 pc)
+			 u8 status, u8 reason, u64 pc, bool l1)
 {
 	struct event e;
 
 	ASSERT_EQ(1, next_event(fd, &e)) TH_LOG("no event for msr %#x", msr);
-	check_event(_metadata, &e, msr, value, status, reason, pc);
+	check_event(_metadata, &e, msr, value, status, reason, pc, l1);
 }
 
 FIXTURE(nested_vmx) { int fd; bool loaded; };
@@ -256,7 +365,7 @@ TEST_F_TIMEOUT(nested_vmx, l2_access, 300)
 	EXPECT_EQ(0, seen.pat_vector);
 	EXPECT_EQ(GP_VECTOR, seen.ucode_vector);
 	expect_event(_metadata, self->fd, MSR_IA32_UCODE_WRITE, 0x1000,
-		     MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_DENIED, seen.ucode_pc);
+		     MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_DENIED, seen.ucode_pc, false);
 	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
 }
 
@@ -315,9 +424,9 @@ TEST_F_TIMEOUT(nested_vmx, entry_list_denied, 300)
 	misc = &ev[1];
 	EXPECT_LT(power->seq, misc->seq);
 	check_event(_metadata, power, MSR_IA32_POWER_CTL, list[1].value,
-		    MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip);
+		    MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip, false);
 	check_event(_metadata, misc, MSR_IA32_MISC_ENABLE, list[2].value,
-		    MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, l2_rip);
+		    MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, l2_rip, false);
 	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a third event: msr %#x", e.msr);
 }
 
@@ -339,8 +448,55 @@ TEST_F_TIMEOUT(nested_vmx, entry_list_allowed, 300)
 	EXPECT_EQ(0, seen.read_vector[1]);
 	EXPECT_EQ(0, seen.read_value[1]);
 	expect_event(_metadata, self->fd, MSR_IA32_POWER_CTL, list[1].value,
-		     MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip);
+		     MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip, false);
 	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
+}
+
+/*
+ * FEATURE_CONTROL's three writes (feat_ctl_guest_code) in a VM set up as
+ * QEMU's; what the guest saw, the same with and without msrguard.
+ */
+static void feat_ctl_run(struct __test_metadata *_metadata)
+{
+	const u64 vmxon = FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = firmware_vm_create(&vcpu, feat_ctl_guest_code);
+	u64 fw = args.feat_ctl;
+
+	ASSERT_EQ(vmxon, fw & vmxon) TH_LOG("firmware value %#lx enables no VMXON", fw);
+	ksft_print_msg("firmware's FEATURE_CONTROL: %#lx\n", fw);
+	/* A SENTER enable outside the mask, the firmware's value, then (locked) an unlock. */
+	args.fc_write[0] = fw | FEAT_CTL_SENTER_LOCAL;
+	args.fc_write[1] = fw;
+	args.fc_write[2] = fw & ~FEAT_CTL_LOCKED;
+	sync_global_to_guest(vm, args);
+	memset(&seen, 0, sizeof(seen));
+	sync_global_to_guest(vm, seen);
+	run_until_done(vcpu);
+	sync_global_from_guest(vm, seen);
+	kvm_vm_free(vm);
+
+	/* The SENTER bit: #GP, nothing written. */
+	EXPECT_EQ(GP_VECTOR, seen.fc_vector[0]);
+	EXPECT_EQ(0, seen.fc_value[0]);
+	/* The firmware's value: written. */
+	EXPECT_EQ(0, seen.fc_vector[1]);
+	EXPECT_EQ(fw, seen.fc_value[1]);
+	/* Locked: KVM refuses the guest's write (is_vmx_feature_control_msr_valid). */
+	EXPECT_EQ(GP_VECTOR, seen.fc_vector[2]);
+	EXPECT_EQ(fw, seen.fc_value[2]);
+}
+
+TEST_F_TIMEOUT(nested_vmx, feat_ctl, 300)
+{
+	struct event e;
+
+	feat_ctl_run(_metadata);
+	/* One event: msrguard's veto of the SENTER bit; the #GP after the lock is KVM's. */
+	expect_event(_metadata, self->fd, MSR_IA32_FEAT_CTL, args.fc_write[0],
+		     MSRGUARD_STATUS_BLOCKED_GP, MSRGUARD_REASON_WRITE_MASK, seen.fc_pc[0], true);
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x value %#lx",
+						      e.msr, e.value);
 }
 
 /* Without msrguard KVM loads the whole denied list: the refusal above is msrguard's. */
@@ -366,6 +522,15 @@ TEST_F_TIMEOUT(without_msrguard, entry_list_denied, 300)
 		EXPECT_EQ(0, seen.read_vector[i]);
 		EXPECT_EQ(list[i].value, seen.read_value[i]) TH_LOG("msr %#x", list[i].index);
 	}
+}
+
+/* KVM alone: the same vectors and values (it refuses the SENTER bit too). */
+TEST_F_TIMEOUT(without_msrguard, feat_ctl, 300)
+{
+	struct stat st;
+
+	feat_ctl_run(_metadata);
+	EXPECT_NE(0, stat(DEVICE_PATH, &st));
 }
 
 TEST_HARNESS_MAIN
