@@ -170,7 +170,8 @@ int kvm_for_nested(void)
 {
 	if (access("/sys/module/kvm_amd", F_OK))
 		return -ENODEV;
-	if (param_is("/sys/module/kvm_amd/parameters/nested", 'Y') &&
+	/* nested is an int parameter ("1"), npt a bool ("Y"). */
+	if (param_is("/sys/module/kvm_amd/parameters/nested", '1') &&
 	    !(under_tcg() && param_is("/sys/module/kvm_amd/parameters/npt", 'Y')))
 		return 0;
 	printf("# reloading kvm_amd with nested=1%s\n", under_tcg() ? " npt=0 (QEMU TCG)" : "");
