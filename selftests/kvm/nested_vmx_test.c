@@ -60,6 +60,7 @@
 #include "vmx.h"
 #include "kselftest_harness.h"
 
+#include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 
 #define PAT_WRITTEN		0x0007040600070106ull
@@ -96,23 +97,10 @@ static struct {
 	u64 fc_pc[3], fc_value[3];
 } seen;
 
-/* rdmsr_safe/wrmsr_safe that also give the instruction's address (label 1). */
-static u8 wrmsr_safe_at(u32 msr, u64 val, u64 *pc)
-{
-	u32 a = val, d = val >> 32;
-	u64 ec;
-	u8 vec;
-
-	asm volatile("lea 1f(%%rip), %[pc]\n\t" KVM_ASM_SAFE("wrmsr")
-		     : "+a"(a), "+d"(d), [pc] "=&r"(*pc), KVM_ASM_SAFE_OUTPUTS(vec, ec)
-		     : "c"(msr) : KVM_ASM_SAFE_CLOBBERS);
-	return vec;
-}
-
 static void l2_access(void)
 {
 	seen.pat_vector = rdmsr_safe(MSR_IA32_CR_PAT, &seen.pat_value);
-	seen.ucode_vector = wrmsr_safe_at(MSR_IA32_UCODE_WRITE, 0x1000, &seen.ucode_pc);
+	seen.ucode_vector = wrmsr_safe_at(MSR_IA32_UCODE_WRITE, 0x1000, &seen.ucode_pc, false);
 	vmcall();
 }
 
@@ -175,7 +163,7 @@ static void feat_ctl_guest_code(void)
 
 	for (i = 0; i < 3; i++) {
 		seen.fc_vector[i] = wrmsr_safe_at(MSR_IA32_FEAT_CTL, args.fc_write[i],
-						  &seen.fc_pc[i]);
+						  &seen.fc_pc[i], false);
 		seen.fc_value[i] = rdmsr(MSR_IA32_FEAT_CTL);
 	}
 	GUEST_DONE();
@@ -256,6 +244,17 @@ static struct kvm_vm *l1_create(struct kvm_vcpu **vcpu)
 	return vm;
 }
 
+/* Runs L1 with args to the end, seen filled from the guest, and frees the VM. */
+static void run_l1(struct kvm_vm *vm, struct kvm_vcpu *vcpu)
+{
+	sync_global_to_guest(vm, args);
+	memset(&seen, 0, sizeof(seen));
+	sync_global_to_guest(vm, seen);
+	run_until_done(vcpu);
+	sync_global_from_guest(vm, seen);
+	kvm_vm_free(vm);
+}
+
 /*
  * Runs L1 (and its L2) to GUEST_DONE and frees the VM; @list: the VM-entry
  * MSR-load list (@count entries), or NULL. Returns L2's entry RIP.
@@ -276,13 +275,7 @@ static u64 l1_run(struct __test_metadata *_metadata, struct kvm_vm *vm, struct k
 		for (i = 0; i < count; i++)
 			args.read_msr[i] = list[i].index;
 	}
-	sync_global_to_guest(vm, args);
-	memset(&seen, 0, sizeof(seen));
-	sync_global_to_guest(vm, seen);
-
-	run_until_done(vcpu);
-	sync_global_from_guest(vm, seen);
-	kvm_vm_free(vm);
+	run_l1(vm, vcpu);
 	/* As L1 set it: guest code is identity mapped. */
 	return (u64)(list ? l2_read_list : l2_access);
 }
@@ -469,12 +462,7 @@ static void feat_ctl_run(struct __test_metadata *_metadata)
 	args.fc_write[0] = fw | FEAT_CTL_SENTER_LOCAL;
 	args.fc_write[1] = fw;
 	args.fc_write[2] = fw & ~FEAT_CTL_LOCKED;
-	sync_global_to_guest(vm, args);
-	memset(&seen, 0, sizeof(seen));
-	sync_global_to_guest(vm, seen);
-	run_until_done(vcpu);
-	sync_global_from_guest(vm, seen);
-	kvm_vm_free(vm);
+	run_l1(vm, vcpu);
 
 	/* The SENTER bit: #GP, nothing written. */
 	EXPECT_EQ(GP_VECTOR, seen.fc_vector[0]);
