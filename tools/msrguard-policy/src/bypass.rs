@@ -174,6 +174,12 @@ pub const BYPASSES: &[Bypass] = &[
     // Instructions that write the registers behind these MSRs.
     Bypass { first: 0xc0000100, last: 0xc0000102, name: "MSR_FS_BASE", reads: true, writes: true, bits: ALL, path: SEGMENTS, source: SEGMENTS_SRC, when: "" },
     Bypass { first: 0x808, last: 0x808, name: "X2APIC_TPR", reads: true, writes: true, bits: 0xf0, path: "MOV to/from CR8 (and the CPU's TPR shadow)", source: "regs.c:kvm_set_cr8; lapic.c:kvm_lapic_set_tpr", when: "" },
+    // Hyper-V's synthetic EOI/ICR/TPR MSRs are aliases of the x2APIC ones
+    // (decided as their own index, 0x40000070-72); PV EOI and the PV IPI
+    // hypercalls reach the same effects without a WRMSR.
+    Bypass { first: 0x80b, last: 0x80b, name: "X2APIC_EOI", reads: false, writes: true, bits: ALL, path: "WRMSR of HV_X64_MSR_EOI (0x40000070, decided as that MSR), or PV EOI (a bit in guest memory)", source: "hyperv.c:kvm_hv_set_msr; lapic.c:kvm_hv_vapic_msr_write, apic_sync_pv_eoi_from_guest", when: "with Hyper-V enlightenments or KVM's PV EOI" },
+    Bypass { first: 0x808, last: 0x808, name: "X2APIC_TPR", reads: true, writes: true, bits: ALL, path: "RDMSR/WRMSR of HV_X64_MSR_TPR (0x40000072, decided as that MSR)", source: "hyperv.c:kvm_hv_set_msr, kvm_hv_get_msr; lapic.c:kvm_hv_vapic_msr_write, kvm_hv_vapic_msr_read", when: "with Hyper-V enlightenments" },
+    Bypass { first: 0x830, last: 0x830, name: "X2APIC_ICR", reads: true, writes: true, bits: ALL, path: "WRMSR of HV_X64_MSR_ICR (0x40000071, decided as that MSR), or the PV IPI hypercalls (KVM_HC_SEND_IPI, HvCallSendSyntheticClusterIpi)", source: "hyperv.c:kvm_hv_set_msr, kvm_hv_send_ipi; lapic.c:kvm_hv_vapic_msr_write, kvm_pv_send_ipi", when: "with Hyper-V enlightenments or KVM's PV IPI" },
     // The x2APIC MSRs are the local APIC's registers, also reachable as MMIO
     // in xAPIC mode; x2APIC mode keeps what was written there (not ID, LDR).
     Bypass { first: 0x802, last: 0x803, name: "X2APIC_ID", reads: true, writes: false, bits: 0, path: XAPIC_MMIO, source: XAPIC_MMIO_SRC, when: "" },

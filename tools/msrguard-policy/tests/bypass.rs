@@ -299,3 +299,25 @@ fn a_policy_allowing_every_table_msr_has_no_warnings() {
     text.push_str(&minimal);
     assert_eq!(warnings(&text), vec![]);
 }
+
+/// Hyper-V's synthetic EOI, ICR and TPR MSRs and the PV EOI and IPI paths
+/// reach the x2APIC registers: a policy that denies writes to the x2APIC
+/// ones hears of each.
+#[test]
+fn x2apic_aliases_warn_where_the_x2apic_register_is_denied() {
+    for (index, name, hv) in [
+        (0x80b, "X2APIC_EOI", "HV_X64_MSR_EOI (0x40000070"),
+        (0x830, "X2APIC_ICR", "HV_X64_MSR_ICR (0x40000071"),
+        (0x808, "X2APIC_TPR", "HV_X64_MSR_TPR (0x40000072"),
+    ] {
+        let text = format!("{}{MINIMAL}", entry(index, name, "allow", "gp", None));
+        let ws = warnings(&text);
+        let paths = about(&ws, index);
+        assert!(
+            paths
+                .iter()
+                .any(|&(line, p)| line == Some(1) && p.contains(hv)),
+            "{name}: no warning naming {hv}: {paths:?}"
+        );
+    }
+}
