@@ -21,7 +21,7 @@
 //! From userspace (see `tools/msrguard` for the full tool):
 //!
 //! ```c
-//! unsigned char rec[128];
+//! unsigned char rec[144];
 //! int fd = open("/dev/msrguard", O_RDONLY);
 //! while (read(fd, rec, sizeof(rec)) == sizeof(rec))
 //!         printf("msr %#x\n", *(uint32_t *)(rec + 4));
@@ -37,10 +37,11 @@ use kernel::{
         c_ulong, //
     },
     fs::File,
-    new_mutex,
+    new_condvar, new_mutex,
     prelude::*,
     sync::{
         poll::PollTable,
+        CondVar,
         Mutex, //
     },
     time::{
@@ -76,6 +77,21 @@ use crate::{
 // byte of a value is initialized.
 unsafe impl AsBytes for RecordWire {}
 
+/// A reader's turn to copy records out ([`EventDevice::take_turn`]).
+///
+/// # Invariants
+///
+/// The device's `reader_busy` is true, set by this turn, until it drops.
+struct ReaderTurn<'a>(&'a EventDevice);
+
+impl Drop for ReaderTurn<'_> {
+    fn drop(&mut self) {
+        *self.0.reader_busy.lock() = false;
+        // All: a reader woken alone might leave on a signal, the rest asleep.
+        self.0.reader_turn.notify_all();
+    }
+}
+
 /// Records copied out per read() call at most (bounds the kernel buffer).
 const MAX_BATCH: usize = 64;
 
@@ -85,9 +101,16 @@ pub(crate) struct EventDevice {
     /// Events waiting for readers.
     #[pin]
     pub(crate) events: EventQueue,
-    /// Serializes readers, so that peek-copy-commit is atomic per reader.
+    /// Whether a reader is copying records out: readers take turns, so
+    /// that peek-copy-commit is atomic per reader. The mutex is held only
+    /// to change the flag, never across a copy, so a reader waiting for
+    /// its turn sleeps interruptibly behind one stuck in `copy_to_user`
+    /// (a userfaultfd page that never comes).
     #[pin]
-    readers: Mutex<()>,
+    reader_busy: Mutex<bool>,
+    /// Wakes readers waiting for their turn.
+    #[pin]
+    reader_turn: CondVar,
     /// The `struct miscdevice`; files find `self` from it.
     #[pin]
     misc: Opaque<bindings::miscdevice>,
@@ -107,7 +130,8 @@ impl EventDevice {
     pub(crate) fn new(capacity: usize) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             events <- EventQueue::new(capacity),
-            readers <- new_mutex!((), "msrguard_readers"),
+            reader_busy <- new_mutex!(false, "msrguard_reader_busy"),
+            reader_turn <- new_condvar!("msrguard_reader_turn"),
             misc <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {
                 let mut raw: bindings::miscdevice = pin_init::zeroed();
                 raw.minor = bindings::MISC_DYNAMIC_MINOR as c_int;
@@ -163,6 +187,22 @@ impl EventDevice {
         unsafe { &*kernel::container_of!(misc, EventDevice, misc) }
     }
 
+    /// Waits for this reader's turn to copy records out (`EAGAIN` instead
+    /// if `nonblock`); a signal ends the wait (`ERESTARTSYS`).
+    fn take_turn(&self, nonblock: bool) -> Result<ReaderTurn<'_>> {
+        let mut busy = self.reader_busy.lock();
+        while *busy {
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            if self.reader_turn.wait_interruptible(&mut busy) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        *busy = true;
+        Ok(ReaderTurn(self))
+    }
+
     fn read(&self, nonblock: bool, buf: UserPtr, len: usize) -> Result<usize> {
         if len < RECORD_SIZE {
             return Err(EINVAL);
@@ -181,11 +221,7 @@ impl EventDevice {
             }
             // Held to copy records out, never while waiting for them; a
             // non-blocking reader does not wait behind another's copy.
-            let _reader = if nonblock {
-                self.readers.try_lock().ok_or(EAGAIN)?
-            } else {
-                self.readers.lock()
-            };
+            let _turn = self.take_turn(nonblock)?;
             let n = self.events.peek(&mut batch);
             if n == 0 {
                 if nonblock {

@@ -206,11 +206,50 @@ static __always_inline bool image_attributable(struct kvm_vcpu *vcpu,
 }
 
 /*
+ * Whether this thread is inside KVM_RUN of @vcpu, in a user task that is not
+ * exiting: the vCPU is loaded here and stays so until the thread next goes
+ * back to user space, and the thread holds the vCPU's file, so the VM lives.
+ * Otherwise KVM is accessing an MSR for the guest outside its run: a VMM
+ * ioctl (KVM_SET_MSRS of FEATURE_CONTROL, KVM_SET_NESTED_STATE and
+ * KVM_SET_VCPU_EVENTS leave nested mode, loading L1's VM-exit MSR list) or
+ * the VM's teardown (kvm_destroy_vm() -> vmx_vcpu_free() -> ... ->
+ * nested_vmx_load_msr(), with the VM's reference count already 0, maybe in
+ * a kworker or in do_exit()).
+ */
+bool msrguard_in_vcpu_run(struct kvm_vcpu *vcpu)
+{
+	if (current->flags & (PF_KTHREAD | PF_EXITING) || !current->mm)
+		return false;
+	if (!READ_ONCE(vcpu->wants_to_run))
+		return false;
+	/*
+	 * KVM_RUN stores the pid of the thread that runs the vCPU before it
+	 * sets wants_to_run (x86 keeps stores in order): read them in the
+	 * opposite order, and the pid is that thread's.
+	 */
+	smp_rmb();
+	return rcu_access_pointer(vcpu->pid) == task_pid(current);
+}
+
+/* @comm for a log line: control and non-ASCII bytes as '?' (a VMM names its threads). */
+static void printable_comm(char comm[TASK_COMM_LEN])
+{
+	int i;
+
+	for (i = 0; i < TASK_COMM_LEN && comm[i]; i++)
+		if ((unsigned char)comm[i] < 0x20 || (unsigned char)comm[i] > 0x7e)
+			comm[i] = '?';
+}
+
+/*
  * A new record: every field gathered, queued, traced and logged; for a
- * paging guest once the image holding Pc is known (msrguard_image.c).
+ * paging guest inside its vCPU's run, once the image holding Pc is known
+ * (msrguard_image.c). Outside the run no lookup is deferred: the work
+ * could outlive the vCPU (teardown) or never run (a kworker).
  */
 static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
 {
+	bool in_run = msrguard_in_vcpu_run(vcpu);
 	struct msrguard_access a = {
 		.value = r->value,
 		.pc = r->pc,
@@ -225,10 +264,13 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 		.status = r->status,
 		.reason = r->reason,
 		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
-			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
+			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0) |
+			 (in_run ? 0 : MSRGUARD_FLAG_OUTSIDE_RUN),
 	};
 
+	BUILD_BUG_ON(sizeof(a.vmm_comm) != TASK_COMM_LEN);
 	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
+	printable_comm(a.vmm_comm);
 	/*
 	 * While a trace event is enabled, repeats come here too (record()):
 	 * one shares the image of the queued record it repeats, no lookup.
@@ -236,7 +278,7 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 	 * (msrguard_image.c).
 	 */
 	if ((trace_msrguard_access_enabled() && msrguard_rust_repeat_image(guard_ctx, r, &a)) ||
-	    !image_attributable(vcpu, &a) || !msrguard_image_defer(vcpu, &a))
+	    !in_run || !image_attributable(vcpu, &a) || !msrguard_image_defer(vcpu, &a))
 		msrguard_record_now(&a);
 }
 
@@ -478,6 +520,12 @@ static struct hook_set hook_sets[] = {
 
 /* Serializes arming, disarming and the audit hooks' state. */
 static DEFINE_MUTEX(arm_lock);
+/*
+ * msrguard is going (unload or failed init): nothing is armed any more.
+ * Set under arm_lock before the module notifier goes, so that a KVM module
+ * coming in between is not hooked by a set about to be disarmed.
+ */
+static bool exiting;
 /* mode=audit wants the read-completion fprobe while kvm is armed. */
 static bool audit_wanted;
 
@@ -540,8 +588,18 @@ static int arm_set(struct hook_set *set)
 {
 	int ret = 0, i;
 
+	const char *functions[4];
+
 	if (set->armed)
 		return 0;
+	/* What is hooked is what the guest paths call (msrguard_verify.c). */
+	if (WARN_ON_ONCE(set->nr_hooks > ARRAY_SIZE(functions)))
+		return -EINVAL;
+	for (i = 0; i < set->nr_hooks; i++)
+		functions[i] = set->hooks[i].function;
+	ret = msrguard_verify_hooks(set->module, functions, set->nr_hooks);
+	if (ret)
+		return ret;
 	/* Audit's completion hook first: no audited read goes unseen. */
 	if (set->has_read_completion && audit_wanted)
 		ret = arm_read_completion();
@@ -604,7 +662,7 @@ static int kvm_module_event(struct notifier_block *nb, unsigned long state, void
 		return NOTIFY_DONE;
 
 	mutex_lock(&arm_lock);
-	if (state == MODULE_STATE_COMING)
+	if (state == MODULE_STATE_COMING && !exiting)
 		ret = arm_set(set);
 	else if (state == MODULE_STATE_GOING)
 		disarm_set(set);
@@ -638,14 +696,21 @@ static int module_is_loaded(const struct hook_set *set, bool *loaded)
 	return ret;
 }
 
+/*
+ * Disarms everything, then stops following the KVM modules: in the other
+ * order, a KVM module that goes and comes back in between would keep (or
+ * get, at whatever function now sits at the old address) a hook.
+ */
 static void disarm_all(void)
 {
 	int i;
 
 	mutex_lock(&arm_lock);
+	exiting = true;
 	for (i = ARRAY_SIZE(hook_sets) - 1; i >= 0; i--)
 		disarm_set(&hook_sets[i]);
 	mutex_unlock(&arm_lock);
+	unregister_module_notifier(&kvm_module_nb);
 	/*
 	 * A task may still be between a handler and the return stub (it can
 	 * be preempted there); the stub is in our text, freed after unload.
@@ -684,16 +749,13 @@ int msrguard_hooks_init(void *guard)
 			ret = arm_set(set);
 	}
 	mutex_unlock(&arm_lock);
-	if (ret) {
-		unregister_module_notifier(&kvm_module_nb);
+	if (ret)
 		disarm_all();
-	}
 	return ret;
 }
 
 void msrguard_hooks_exit(void)
 {
-	unregister_module_notifier(&kvm_module_nb);
 	disarm_all();
 	pr_info("kept %lld MSR intercepts the policy does not allow to drop\n",
 		(long long)atomic64_read(&intercepts_kept));

@@ -18,15 +18,19 @@
  * never asks for its image. A cache hit (an image or a page known to
  * be in none) is answered in the hook, without task work or guest read.
  *
- * Lifetimes: each pending item holds a reference on the module (taken with
- * try_module_get in the hook: msrguard cannot finish unloading while work is
- * pending), on the VM (kvm_get_kvm: the VM and so the vCPU outlive the
- * work) and on kvm.ko (symbol_get of kvm_put_kvm, which drops the VM's).
- * The work frees its item and drops these references last; a task still
- * returning from it after module_put is waited for by the
- * synchronize_rcu_tasks() of msrguard_hooks_exit(). A task that exits with
- * work pending runs it in do_exit(): without an mm, or outside KVM_RUN, the
- * work records without image fields.
+ * Lifetimes: a record is deferred only from inside its thread's KVM_RUN of
+ * the vCPU (msrguard_in_vcpu_run()): the thread holds the vCPU's file, so
+ * the VM's reference count is not 0. Accesses KVM makes outside the run (a
+ * VMM ioctl, the VM's teardown, where the count is 0 and the vCPU is about
+ * to be freed) are recorded at once without image fields. Each pending
+ * item holds a reference on the module (taken with try_module_get in the
+ * hook: msrguard cannot finish unloading while work is pending), on the VM
+ * (kvm_get_kvm_safe: the VM and so the vCPU outlive the work) and on
+ * kvm.ko (symbol_get of kvm_put_kvm, which drops the VM's). The work frees
+ * its item and drops these references last; a task still returning from
+ * it after module_put is waited for by the synchronize_rcu_tasks() of
+ * msrguard_hooks_exit(). A task that exits with work pending runs it in
+ * do_exit(): outside KVM_RUN, the work records without image fields.
  */
 
 #define pr_fmt(fmt) "msrguard: " fmt
@@ -52,6 +56,8 @@
 #include "kvm_emulate.h"
 /* is_guest_mode(). */
 #include "regs.h"
+/* is_sev_guest(). */
+#include "svm/svm.h"
 
 #include "msrguard_shim.h"
 
@@ -91,7 +97,8 @@ module_param(image_cache_ms, uint, 0644);
 MODULE_PARM_DESC(image_cache_ms,
 		 "How long an image found stays cached for its VM, in ms (0: no cache)");
 
-static atomic64_t image_lookups, image_cache_hits, image_found, image_reads, image_not_deferred;
+static atomic64_t image_lookups, image_cache_hits, image_found, image_reads, image_not_deferred,
+	image_scans_stopped;
 
 static int counter_get(char *buf, const struct kernel_param *kp)
 {
@@ -114,6 +121,9 @@ MODULE_PARM_DESC(image_reads, "Guest page reads done by image searches");
 module_param_cb(image_not_deferred, &counter_ops, &image_not_deferred, 0444);
 MODULE_PARM_DESC(image_not_deferred,
 		 "Events recorded without a lookup: no free work item, or no task work possible");
+module_param_cb(image_scans_stopped, &counter_ops, &image_scans_stopped, 0444);
+MODULE_PARM_DESC(image_scans_stopped,
+		 "Image searches stopped early (the vCPU's dirty ring at its soft limit, or the VMM dying)");
 
 /* ---- Cache of images found -------------------------------------------- */
 
@@ -201,7 +211,28 @@ static void cache_insert(const struct kvm *kvm, const struct msrguard_access *a,
 struct guest_reader {
 	struct kvm_vcpu *vcpu;
 	struct kvm_memslots *slots;
+	/* The scan stopped early: its "none found" says nothing. */
+	bool stopped;
 };
+
+/*
+ * Whether the vCPU's dirty ring (if the VM has one) has reached its soft
+ * limit. Each page read may set Accessed bits in guest page tables, and
+ * KVM pushes each page-table page it so writes into the running vCPU's
+ * ring; it checks the soft limit only before entering the guest, and a
+ * ring overrun loses dirty pages (a WARN in virt/kvm/dirty_ring.c). Below
+ * the soft limit at least 64 entries are free (kvm_dirty_ring_get_rsvd_
+ * entries), more than one page read can push (one per paging level, about
+ * 30 for an L2 walk through L1's tables): checked before each page.
+ */
+static bool dirty_ring_soft_full(struct kvm_vcpu *vcpu)
+{
+	struct kvm_dirty_ring *ring = &vcpu->dirty_ring;
+
+	if (!READ_ONCE(vcpu->kvm->dirty_ring_size))
+		return false;
+	return READ_ONCE(ring->dirty_index) - READ_ONCE(ring->reset_index) >= ring->soft_limit;
+}
 
 /*
  * Copies @len bytes at guest virtual address @va: each page through the
@@ -215,9 +246,15 @@ static bool read_guest(void *ctx, u64 va, u8 *buf, u32 len)
 	struct kvm_vcpu *vcpu = r->vcpu;
 	bool long_mode = vcpu->arch.efer & EFER_LMA;
 
-	/* The scan is bounded, but a dying VMM should not wait for it. */
-	if (fatal_signal_pending(current))
+	/*
+	 * The scan is bounded, but a dying VMM should not wait for it, and
+	 * the dirty ring must not overflow: stop, the record goes without
+	 * image fields.
+	 */
+	if (r->stopped || fatal_signal_pending(current) || dirty_ring_soft_full(vcpu)) {
+		r->stopped = true;
 		return false;
+	}
 	cond_resched();
 	while (len) {
 		u32 n = min_t(u32, len, PAGE_SIZE - offset_in_page(va));
@@ -300,6 +337,10 @@ static void attribute(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 		r.slots = kvm_vcpu_memslots(vcpu);
 		found = msrguard_rust_find_image(a->pc, max_pages, read_guest, &r, &image);
 		srcu_read_unlock(&kvm->srcu, idx);
+		if (r.stopped && !found) {
+			atomic64_inc(&image_scans_stopped);
+			return;
+		}
 		if (!found)
 			image = (struct msrguard_image){
 				.base = a->pc & PAGE_MASK,
@@ -374,20 +415,6 @@ static void pool_put(struct pending *p)
 	spin_unlock_irqrestore(&pool_lock, flags);
 }
 
-/* Whether this thread is inside KVM_RUN of @vcpu (so the vCPU is loaded). */
-static bool vcpu_runs_here(struct kvm_vcpu *vcpu)
-{
-	if (!READ_ONCE(vcpu->wants_to_run))
-		return false;
-	/*
-	 * KVM_RUN stores the pid of the thread that runs the vCPU before it
-	 * sets wants_to_run (x86 keeps stores in order): read them in the
-	 * opposite order, and the pid is that thread's.
-	 */
-	smp_rmb();
-	return rcu_access_pointer(vcpu->pid) == task_pid(current);
-}
-
 /* Records @p's access, then releases @p and what it holds. */
 static void attribute_and_record_one(struct pending *p)
 {
@@ -403,7 +430,7 @@ static void attribute_and_record_one(struct pending *p)
 	 * in KVM_RUN on this vCPU by then. Then, and in do_exit(), the record
 	 * goes without.
 	 */
-	if (current->mm && !(current->flags & PF_EXITING) && vcpu_runs_here(vcpu))
+	if (msrguard_in_vcpu_run(vcpu))
 		attribute(vcpu, &p->access);
 	msrguard_record_now(&p->access);
 	put_kvm = p->put_kvm;
@@ -432,14 +459,25 @@ static void attribute_and_record(struct callback_head *work)
 	}
 }
 
+/*
+ * Whether @kvm is an SEV guest: its page tables are ciphertext to the host,
+ * and the walker would write Accessed bits into them, corrupting them.
+ * (SEV-ES and later have protected state: the hooks attribute nothing.)
+ */
+static bool memory_encrypted(struct kvm_vcpu *vcpu)
+{
+	/* struct kvm_svm only exists on SVM hosts (kvm_amd). */
+	return boot_cpu_has(X86_FEATURE_SVM) && is_sev_guest(vcpu);
+}
+
 bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 {
-	void (*get_kvm)(struct kvm *kvm);
+	bool (*get_kvm_safe)(struct kvm *kvm);
 	struct msrguard_image image;
 	struct pending *p, *tail;
 	bool found;
 
-	if (!READ_ONCE(image_scan_pages))
+	if (!READ_ONCE(image_scan_pages) || memory_encrypted(vcpu))
 		return false;
 	atomic64_inc(&image_lookups);
 	/* A cache hit needs no guest read: recorded now, as without attribution. */
@@ -455,16 +493,23 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 	if (!try_module_get(THIS_MODULE))
 		goto no_module;
 	/*
-	 * kvm_get_kvm/kvm_put_kvm through symbol_get(), not by linking:
+	 * kvm_get_kvm_safe/kvm_put_kvm through symbol_get(), not by linking:
 	 * msrguard may load before kvm.ko. Each holds a reference on kvm.ko
 	 * until it is put; kvm_put_kvm's stays with the work.
 	 */
 	p->put_kvm = symbol_get(kvm_put_kvm);
 	if (!p->put_kvm)
 		goto no_put;
-	get_kvm = symbol_get(kvm_get_kvm);
-	if (!get_kvm)
+	get_kvm_safe = symbol_get(kvm_get_kvm_safe);
+	if (!get_kvm_safe)
 		goto no_get;
+	/*
+	 * The caller is inside this thread's KVM_RUN of @vcpu, whose file
+	 * holds a reference on the VM: it cannot be 0 here. Checked all the
+	 * same; a failure records now, without image fields.
+	 */
+	if (!get_kvm_safe(vcpu->kvm))
+		goto no_kvm;
 	p->vcpu = vcpu;
 	p->access = *a;
 	if (tail) {
@@ -475,16 +520,14 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 		if (task_work_add(current, &p->work, TWA_RESUME))
 			goto no_work;	/* the task is exiting */
 	}
-	/*
-	 * The work runs on this task, so not before this hook returns: the
-	 * VM's reference may follow the queueing.
-	 */
-	get_kvm(vcpu->kvm);
-	symbol_put(kvm_get_kvm);
+	symbol_put(kvm_get_kvm_safe);
 	return true;
 
 no_work:
-	symbol_put(kvm_get_kvm);
+	/* Not the last reference: this thread's vCPU file holds one. */
+	p->put_kvm(vcpu->kvm);
+no_kvm:
+	symbol_put(kvm_get_kvm_safe);
 no_get:
 	symbol_put(kvm_put_kvm);
 no_put:

@@ -80,6 +80,14 @@ static int lock_set(const char *val, const struct kernel_param *kp)
 	mutex_lock(&param_lock);
 	if (locked && !lock) {
 		ret = -EPERM;
+	} else if (!locked && lock && audit_mode) {
+		/*
+		 * A module locked in audit mode would veto nothing until an
+		 * enforce nobody may have planned (modprobe.d's "mode=audit
+		 * lock=1" refuses to load).
+		 */
+		pr_warn("lock: refusing to lock in audit mode: set mode=enforce first\n");
+		ret = -EPERM;
 	} else if (!locked && lock) {
 		/* The reference is never dropped: no unload until reboot. */
 		__module_get(THIS_MODULE);

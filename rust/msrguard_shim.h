@@ -138,13 +138,23 @@ int msrguard_hooks_set_audit(bool audit);
 /* msrguard_hooks.c: queues @a's record, trace event and log line. */
 void msrguard_record_now(const struct msrguard_access *a);
 
+struct kvm_vcpu;
+/* msrguard_hooks.c: whether this thread is inside KVM_RUN of @vcpu. */
+bool msrguard_in_vcpu_run(struct kvm_vcpu *vcpu);
+
 /*
  * msrguard_image.c: records @a once its image fields are known (true), or
  * leaves that to the caller (false), with @a's fields filled on a cache hit.
- * Only for an access of a guest with paging on and a Pc (the caller checks).
+ * Only for an access of a guest with paging on and a Pc, made inside its
+ * thread's KVM_RUN of @vcpu (the caller checks).
  */
-struct kvm_vcpu;
 bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a);
+
+/*
+ * msrguard_verify.c: 0 if @functions of @module (hooked) have no compiler
+ * clone and every guest entry point reaches them; else logs what differs.
+ */
+int msrguard_verify_hooks(const char *module, const char *const *functions, unsigned int nr);
 
 /* msrguard_params.c. */
 bool msrguard_param_audit(void);

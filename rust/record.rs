@@ -56,6 +56,13 @@ pub const FLAG_NESTED: u8 = 1 << 0;
 /// and `guest_mode` unknown.
 pub const FLAG_STATE_PROTECTED: u8 = 1 << 1;
 
+/// `flags`: KVM made the access for the guest outside the vCPU's run
+/// (`KVM_RUN` on its thread): while the VMM changed the vCPU's state
+/// (`KVM_SET_MSRS` of FEATURE_CONTROL, `KVM_SET_NESTED_STATE`,
+/// `KVM_SET_VCPU_EVENTS`) or destroyed the VM, loading L1's VM-exit MSR
+/// list. `pc` is the vCPU's last RIP; the image fields stay empty.
+pub const FLAG_OUTSIDE_RUN: u8 = 1 << 2;
+
 /// Byte offsets of the record's fields (see the table above).
 pub mod offset {
     /// Offset of `abi_version` (2 bytes).
@@ -301,7 +308,8 @@ pub struct Record {
     pub guest_cpl: u8,
     /// Guest execution mode at the access.
     pub guest_mode: GuestMode,
-    /// [`FLAG_NESTED`], [`FLAG_STATE_PROTECTED`] (version 2).
+    /// [`FLAG_NESTED`], [`FLAG_STATE_PROTECTED`], [`FLAG_OUTSIDE_RUN`]
+    /// (version 2).
     pub flags: u8,
     /// Identical accesses coalesced into this record after the first; for
     /// a [`AccessStatus::Dropped`] report, the events dropped (version 2).

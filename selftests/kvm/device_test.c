@@ -1,19 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * /dev/msrguard and what a VMM sees, as KVM selftests: the record queue
- * (non-blocking and short reads, poll, two readers, coalescing, overflow),
+ * (non-blocking and short reads, poll, two readers, a reader stuck in its
+ * copy holding no other, coalescing, overflow, a printable VMM name),
  * the stats ioctl, the kernel log line, and VMMs that take MSR exits
  * themselves. Each test loads msrguard (MSRGUARD_KO) in its fixture, runs a
  * guest that does the accesses the test asks for, and unloads msrguard.
  */
 #include <asm/msr-index.h>
 
+#include <linux/userfaultfd.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kvm_util.h"
@@ -105,6 +114,149 @@ TEST_F(device, poll_wakes_when_an_event_arrives)
 	pthread_join(t, NULL);
 	EXPECT_EQ(1, p.ret);
 	EXPECT_TRUE(p.revents & POLLIN);
+}
+
+/* A blocking read() of one record into @buf, on a thread of its own. */
+struct blocking_reader {
+	int fd;
+	void *buf;
+	pid_t tid;		/* set once the thread runs */
+	ssize_t ret;
+	int err;
+	bool done;
+};
+
+static void *blocking_read(void *arg)
+{
+	struct blocking_reader *r = arg;
+
+	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	r->ret = read(r->fd, r->buf, sizeof(struct msrguard_record));
+	r->err = errno;
+	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void interrupt(int sig) {}
+
+/* Thread @tid's state letter (R, S, D, ...) from /proc, '?' if unknown. */
+static char thread_state(pid_t tid)
+{
+	char path[64], stat[256], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return '?';
+	p = fgets(stat, sizeof(stat), f);
+	fclose(f);
+	p = p ? strrchr(stat, ')') : NULL;
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* Waits (at most 10 s) until @r's thread has entered read() and sleeps. */
+static char wait_asleep(struct blocking_reader *r)
+{
+	char state = '?';
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		pid_t tid = __atomic_load_n(&r->tid, __ATOMIC_ACQUIRE);
+
+		state = tid ? thread_state(tid) : '?';
+		if (state == 'S' || state == 'D')
+			break;
+		usleep(50 * 1000);
+	}
+	return state;
+}
+
+/*
+ * Reader A copies a record into a userfaultfd page nobody fills: it waits
+ * in copy_to_user with its turn taken. Reader B waits for its turn; a
+ * signal must end that wait (EINTR), as it ends every other wait of a
+ * read(). A turn taken uninterruptibly left B in D state for as long as A
+ * waited.
+ */
+TEST_F(device, reader_stuck_in_its_copy_holds_no_other)
+{
+	struct sigaction sa = { .sa_handler = interrupt };	/* no SA_RESTART */
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_zeropage zero = {};
+	struct blocking_reader a = {}, b = {};
+	struct msrguard_record rec;
+	struct uffd_msg msg;
+	long page = sysconf(_SC_PAGESIZE);
+	pthread_t ta, tb;
+	char state;
+	int uffd, i;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC);
+	ASSERT_LE(0, uffd) TH_LOG("userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	a.buf = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, a.buf);
+	reg.range.start = (unsigned long)a.buf;
+	reg.range.len = page;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
+	a.fd = open(DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	b.fd = open(DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	b.buf = &rec;
+	ASSERT_LE(0, a.fd);
+	ASSERT_LE(0, b.fd);
+	ASSERT_EQ(0, pthread_create(&ta, NULL, blocking_read, &a));
+	/* The fault's message: A is in its copy, turn taken. */
+	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+	ASSERT_EQ(0, pthread_create(&tb, NULL, blocking_read, &b));
+	state = wait_asleep(&b);
+	ASSERT_TRUE(state == 'S' || state == 'D') TH_LOG("second reader's state: %c", state);
+	pthread_kill(tb, SIGUSR1);
+	for (i = 0; i < 200 && !__atomic_load_n(&b.done, __ATOMIC_ACQUIRE); i++)
+		usleep(50 * 1000);
+	EXPECT_TRUE(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
+		TH_LOG("second reader still waiting 10 s after a signal (state %c, was %c)",
+		       thread_state(b.tid), state);
+	EXPECT_EQ(-1, b.ret);
+	EXPECT_EQ(EINTR, b.err);
+
+	/* A's page comes: A gets the record. */
+	zero.range.start = (unsigned long)a.buf;
+	zero.range.len = page;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zero)) TH_LOG("%s", strerror(errno));
+	pthread_join(ta, NULL);
+	EXPECT_EQ(sizeof(rec), a.ret) TH_LOG("first reader: %s", strerror(a.err));
+	EXPECT_EQ(MSR_UNKNOWN, ((struct msrguard_record *)a.buf)->msr);
+	/* B, if the signal did not end its wait, ends on the next one. */
+	while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE)) {
+		pthread_kill(tb, SIGUSR1);
+		usleep(50 * 1000);
+	}
+	pthread_join(tb, NULL);
+	close(a.fd);
+	close(b.fd);
+	close(uffd);
+}
+
+/*
+ * A VMM names its threads: control and non-ASCII bytes of the name reach
+ * neither the record nor the log line (which shares the record's comm).
+ */
+TEST_F(device, vmm_comm_is_printable)
+{
+	char name[16] = "vmm\x1b[2J\xff\x07ok";
+	struct event e;
+
+	ASSERT_EQ(0, prctl(PR_SET_NAME, name));
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	EXPECT_STREQ("vmm?[2J??ok", e.comm);
 }
 
 TEST_F(device, two_readers_share_one_queue)

@@ -3,7 +3,7 @@
  * msrguard's lock parameter as a KVM selftest. lock=1 pins msrguard until
  * reboot, so this program needs a boot where nothing runs after it:
  * scripts/test.sh boots the test VM for it alone, and selftests/kvm/run.sh
- * leaves it out.
+ * leaves it out. Locking in audit mode is refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +31,25 @@ static void read_param(const char *name, char *buf, size_t len)
 		fclose(f);
 	}
 	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/*
+ * Locking in audit mode is refused, at load ("mode=audit lock=1" fails to
+ * load) and later: a locked module that vetoes nothing is not what an
+ * operator who locks wants. First, as it must not leave msrguard locked.
+ */
+TEST(refuses_to_lock_in_audit_mode)
+{
+	char buf[16];
+
+	EXPECT_NE(0, msrguard_load(POLICY_DEFAULT, "mode=audit lock=1"));
+	EXPECT_NE(0, access("/sys/module/msrguard", F_OK))
+		TH_LOG("msrguard loaded with mode=audit lock=1");
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, "mode=audit"));
+	EXPECT_EQ(-EPERM, write_file(PARAM_DIR "lock", "1"));
+	read_param("lock", buf, sizeof(buf));
+	EXPECT_STREQ("N", buf);
+	EXPECT_EQ(0, unload_msrguard());
 }
 
 FIXTURE(lock) {};

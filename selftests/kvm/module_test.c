@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * msrguard's module lifetime as KVM selftests: load and unload, bad
- * parameters, the hooks it arms, a reader pinning it, and loading it before
- * KVM. Each test starts and ends with msrguard unloaded and kvm_amd (or
+ * parameters, the hooks it arms, a reader pinning it, loading it before
+ * KVM, the hook verification refusing injected mismatches, and VMMs
+ * killed with image lookups pending. Each test starts and ends with msrguard unloaded and kvm_amd (or
  * kvm_intel) loaded. The lock parameter, which pins the module until
  * reboot, is lock_test's, in a boot of its own.
  */
@@ -11,14 +12,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm_util.h"
 #include "processor.h"
 #include "kselftest_harness.h"
 
+#include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 
 #define MODE_PARAM "/sys/module/msrguard/parameters/mode"
@@ -132,6 +139,116 @@ TEST_F(lifetime, loaded_before_kvm_vetoes_once_kvm_loads_and_after_a_kvm_reload)
 	ASSERT_EQ(0, unload_kvm());
 	ASSERT_EQ(0, load_kvm());
 	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+}
+
+/* How many kernel log lines contain @text. */
+static int log_lines(const char *text)
+{
+	char cmd[512];
+	int n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "dmesg | grep -cF '%s'", text);
+	f = popen(cmd, "r");
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = -1;
+		pclose(f);
+	}
+	return n;
+}
+
+/* Loading with @params is refused, with one new log line containing @line. */
+static void load_refused(struct __test_metadata *_metadata, const char *params, const char *line)
+{
+	int before = log_lines(line);
+
+	EXPECT_NE(0, msrguard_load(POLICY_DEFAULT, params));
+	EXPECT_NE(0, access("/sys/module/msrguard", F_OK)) TH_LOG("loaded with %s", params);
+	EXPECT_EQ(before + 1, log_lines(line)) TH_LOG("no log line \"%s\"", line);
+}
+
+/*
+ * msrguard verifies what it hooks before arming (msrguard_verify.c): a
+ * clone of a hooked function, or an entry point that does not call it,
+ * refuses the load with a line naming it (each injected with
+ * verify_inject); KVM as built passes, and says so.
+ */
+TEST_F(lifetime, hooks_verified_before_arming)
+{
+	const char *verified = "msrguard: verified (kvm): no clone of a hooked function, "
+			       "every guest MSR entry point calls the hooked ones";
+	int before = log_lines(verified);
+
+	load_refused(_metadata, "verify_inject=clone",
+		     "msrguard: refusing to arm: kvm_get_msr_ignored_check has a compiler clone "
+		     "(kvm_get_msr_ignored_check*)");
+	load_refused(_metadata, "verify_inject=caller",
+		     "msrguard: refusing to arm: kvm_get_msr_common does not call "
+		     "kvm_get_msr_ignored_check (inlined into it?)");
+	/* Refused means nothing stayed hooked: KVM accepts the write. */
+	EXPECT_EQ(0, ucode_write_vector());
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
+	EXPECT_EQ(before + 1, log_lines(verified));
+	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+	EXPECT_EQ(0, unload_msrguard());
+}
+
+/* In no range KVM knows: vetoed, a new record for each value. */
+#define MSR_UNKNOWN	0x4b564dffu
+
+/* Vetoed writes of new values, forever: each record waits for its lookup. */
+static void vetoed_writes_forever(void)
+{
+	u64 i;
+
+	for (i = 0;; i++)
+		wrmsr_safe(MSR_UNKNOWN, i);
+}
+
+/*
+ * A VMM killed (SIGKILL) while its vCPU's records wait for their image
+ * lookups (image_cache_ms=0: every record of this paging guest looks its
+ * image up, from task work on the vCPU thread), 50 times at random
+ * moments: the work runs in do_exit(), holding the VM, and records without
+ * image fields; the VM is destroyed after it. No kernel warning (the VM
+ * runner fails the run on one), nothing leaks: msrguard unloads.
+ */
+TEST_F(lifetime, vmm_killed_with_lookups_pending)
+{
+	u64 lookups, events = 0;
+	struct event e;
+	int fd, i, status;
+
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, "image_cache_ms=0"));
+	fd = open_device();
+	ASSERT_LE(0, fd);
+	srand(time(NULL));
+	for (i = 0; i < 50; i++) {
+		pid_t vmm = fork();
+
+		ASSERT_LE(0, vmm);
+		if (!vmm) {
+			struct kvm_vcpu *vcpu;
+
+			vm_create_with_one_vcpu(&vcpu, vetoed_writes_forever);
+			vcpu_run(vcpu);
+			_exit(1);	/* KVM_RUN ends only on the signal */
+		}
+		usleep(20000 + rand() % 200000);
+		ASSERT_EQ(0, kill(vmm, SIGKILL));
+		ASSERT_EQ(vmm, waitpid(vmm, &status, 0));
+		ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("VMM %d: status %#x", i, status);
+		while (next_event(fd, &e) == 1)
+			events++;
+	}
+	lookups = param_u64("image_lookups");
+	ksft_print_msg("%lu events, %lu image lookups\n", events, lookups);
+	/* The premise: records did wait for lookups. */
+	EXPECT_LT(0, lookups);
+	EXPECT_LT(0, events);
+	close(fd);
+	EXPECT_EQ(0, unload_msrguard());
 }
 
 TEST_HARNESS_MAIN

@@ -38,6 +38,14 @@
  *                         write then succeeds without an event; a write
  *                         after the lock gets #GP from KVM itself, without
  *                         an event.
+ *   teardown_in_l2        L1's VM-exit MSR-load list holds POWER_CTL; the
+ *                         VMM closes the VM's files while the vCPU is in
+ *                         L2, so KVM loads the list during the VM's
+ *                         destruction: one event, flagged outside-run, no
+ *                         image fields, no kernel warning, and msrguard
+ *                         unloads.
+ *   teardown_in_l2_vmm_killed  the VMM killed instead: its memory is gone
+ *                         first, KVM loads nothing; no event, no warning.
  *   without_msrguard.entry_list_denied  the denied list without msrguard:
  *                         KVM loads all three, L2 reads them back.
  *   without_msrguard.feat_ctl  the same writes without msrguard: the guest
@@ -49,9 +57,12 @@
 #include <asm/msr-index.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kvm_util.h"
@@ -81,6 +92,7 @@ static struct {
 	bool l1_intercepts;	/* set the MSR's write bit in L1's bitmap */
 	u64 list_gpa;		/* VM-entry MSR-load list, or 0 */
 	u32 list_count;
+	u64 exit_list_gpa;	/* one-entry VM-exit MSR-load list, or 0 */
 	u32 read_msr[LIST_MAX];	/* what L2 reads back (0: nothing) */
 } args;
 
@@ -101,6 +113,13 @@ static void l2_access(void)
 {
 	seen.pat_vector = rdmsr_safe(MSR_IA32_CR_PAT, &seen.pat_value);
 	seen.ucode_vector = wrmsr_safe_at(MSR_IA32_UCODE_WRITE, 0x1000, &seen.ucode_pc, false);
+	vmcall();
+}
+
+/* L2 stops in L0's VMM, which destroys the VM with the vCPU in L2. */
+static void l2_waits_for_teardown(void)
+{
+	GUEST_SYNC(1);
 	vmcall();
 }
 
@@ -132,7 +151,8 @@ static void l1_guest_code(struct vmx_pages *vmx)
 	firmware_feat_ctl();
 	GUEST_ASSERT(prepare_for_vmx_operation(vmx));
 	GUEST_ASSERT(load_vmcs(vmx));
-	prepare_vmcs(vmx, args.list_gpa ? l2_read_list : l2_access);
+	prepare_vmcs(vmx, args.exit_list_gpa ? l2_waits_for_teardown :
+			  args.list_gpa ? l2_read_list : l2_access);
 	/* MSR bitmaps on: L1 intercepts exactly the MSRs whose bit it sets. */
 	GUEST_ASSERT(!vmwrite(CPU_BASED_VM_EXEC_CONTROL,
 			      vmreadz(CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_USE_MSR_BITMAPS));
@@ -142,6 +162,10 @@ static void l1_guest_code(struct vmx_pages *vmx)
 	if (args.list_gpa) {
 		GUEST_ASSERT(!vmwrite(VM_ENTRY_MSR_LOAD_ADDR, args.list_gpa));
 		GUEST_ASSERT(!vmwrite(VM_ENTRY_MSR_LOAD_COUNT, args.list_count));
+	}
+	if (args.exit_list_gpa) {
+		GUEST_ASSERT(!vmwrite(VM_EXIT_MSR_LOAD_ADDR, args.exit_list_gpa));
+		GUEST_ASSERT(!vmwrite(VM_EXIT_MSR_LOAD_COUNT, 1));
 	}
 	GUEST_ASSERT(!vmlaunch());
 	seen.exit_reason = vmreadz(VM_EXIT_REASON);
@@ -443,6 +467,123 @@ TEST_F_TIMEOUT(nested_vmx, entry_list_allowed, 300)
 	expect_event(_metadata, self->fd, MSR_IA32_POWER_CTL, list[1].value,
 		     MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip, false);
 	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
+}
+
+/*
+ * A VM whose L1 has {POWER_CTL = @value} (a write the default policy
+ * drops: an event) as its VM-exit MSR-load list, run until L2's
+ * GUEST_SYNC: the vCPU is in L2. Destroying the VM now makes KVM leave
+ * nested mode (vmx_vcpu_free -> vmx_leave_nested -> nested_vmx_vmexit ->
+ * load_vmcs12_host_state -> nested_vmx_load_msr): a guest write, made
+ * while the VM's reference count is already 0.
+ */
+static struct kvm_vm *l2_waiting(struct kvm_vcpu **vcpu, u64 value)
+{
+	struct kvm_nested_state *state;
+	struct kvm_vm *vm = l1_create(vcpu);
+	gva_t gva = vm_alloc_page(vm);
+	struct vmx_msr_entry *e = addr_gva2hva(vm, gva);
+	struct ucall uc;
+
+	e->index = MSR_IA32_POWER_CTL;
+	e->reserved = 0;
+	e->value = value;
+	args.exit_list_gpa = addr_gva2gpa(vm, gva);
+	sync_global_to_guest(vm, args);
+	vcpu_run(*vcpu);
+	TEST_ASSERT(get_ucall(*vcpu, &uc) == UCALL_SYNC, "L2 did not reach its GUEST_SYNC (%s)",
+		    uc.cmd == UCALL_ABORT ? (const char *)uc.buffer : exit_reason_str((*vcpu)->run->exit_reason));
+	/* Room for the header and VMCS12, as KVM_CAP_NESTED_STATE says. */
+	state = calloc(1, kvm_check_cap(KVM_CAP_NESTED_STATE));
+	TEST_ASSERT(state, "no memory for the nested state");
+	state->size = kvm_check_cap(KVM_CAP_NESTED_STATE);
+	vcpu_nested_state_get(*vcpu, state);
+	TEST_ASSERT(state->flags & KVM_STATE_NESTED_GUEST_MODE, "the vCPU is not in L2");
+	free(state);
+	return vm;
+}
+
+/* The teardown's event: POWER_CTL dropped, outside the vCPU's run, no image. */
+static void expect_teardown_event(struct __test_metadata *_metadata, int fd, u64 value, pid_t vmm)
+{
+	struct event e;
+
+	ASSERT_EQ(1, next_event(fd, &e)) TH_LOG("no event for the VM-exit list's write");
+	EXPECT_EQ(MSR_IA32_POWER_CTL, e.msr);
+	EXPECT_EQ(1, e.is_write);
+	EXPECT_EQ(value, e.value);
+	EXPECT_EQ(MSRGUARD_STATUS_BLOCKED_IGNORED, e.status);
+	EXPECT_EQ(MSRGUARD_REASON_WRITE_DENIED, e.reason);
+	/* Nested mode is left before the list loads. */
+	EXPECT_EQ(MSRGUARD_FLAG_OUTSIDE_RUN, e.flags);
+	EXPECT_EQ((u32)vmm, e.pid);
+	EXPECT_EQ(0, e.image_base);
+	EXPECT_STREQ("", e.image_name);
+	EXPECT_EQ(0, next_event(fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
+}
+
+/*
+ * The VMM closes the files of a VM whose vCPU is in L2, its memory still
+ * mapped (kvm_vm_release; kvm_vm_free would delete the memslots first, and
+ * KVM could not read L1's list). msrguard took a reference on the VM for
+ * an image lookup although its count was 0 ("refcount_t: addition on 0"),
+ * and queued work that used the freed vCPU and VM when this thread
+ * returned to user space. Now the event is recorded at once, without
+ * image fields; nothing waits; msrguard unloads. scripts/test-vmx.sh fails
+ * the run on any warning in the kernel log.
+ */
+TEST_F_TIMEOUT(nested_vmx, teardown_in_l2, 300)
+{
+	const u64 value = 0x5a17;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l2_waiting(&vcpu, value);
+
+	kvm_vm_release(vm);
+	expect_teardown_event(_metadata, self->fd, value, getpid());
+	close(self->fd);
+	self->fd = -1;
+	EXPECT_EQ(0, unload_msrguard());
+	self->loaded = false;
+}
+
+/*
+ * The VMM killed (SIGKILL) with the vCPU in L2: the VM is destroyed in
+ * do_exit(), after the VMM's memory is gone (exit_mm before exit_files),
+ * so KVM cannot read L1's list and writes nothing (a VMX abort): no event,
+ * no warning, and msrguard unloads.
+ */
+TEST_F_TIMEOUT(nested_vmx, teardown_in_l2_vmm_killed, 300)
+{
+	const u64 value = 0x5a18;
+	int ready[2], status;
+	struct event e;
+	char c;
+	pid_t vmm;
+
+	ASSERT_EQ(0, pipe(ready));
+	vmm = fork();
+	ASSERT_LE(0, vmm);
+	if (!vmm) {
+		struct kvm_vcpu *vcpu;
+
+		close(ready[0]);
+		l2_waiting(&vcpu, value);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	ASSERT_EQ(1, read(ready[0], &c, 1)) TH_LOG("the VMM ended before L2 waited");
+	close(ready[0]);
+	ASSERT_EQ(0, kill(vmm, SIGKILL));
+	ASSERT_EQ(vmm, waitpid(vmm, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) TH_LOG("status %#x", status);
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("event: msr %#x value %#lx", e.msr, e.value);
+	close(self->fd);
+	self->fd = -1;
+	EXPECT_EQ(0, unload_msrguard());
+	self->loaded = false;
 }
 
 /*

@@ -21,7 +21,9 @@ use std::fmt::Write as _;
 
 use msrguard_abi::msr_names::msr_name;
 use msrguard_abi::policy::Action;
-use msrguard_abi::record::{trim_nul, AccessStatus, PolicyEntryWire, Record, Stats, FLAG_NESTED};
+use msrguard_abi::record::{
+    trim_nul, AccessStatus, PolicyEntryWire, Record, Stats, FLAG_NESTED, FLAG_OUTSIDE_RUN,
+};
 use serde_json::json;
 
 /// The Windows event id msrguard's events mirror.
@@ -90,6 +92,7 @@ pub(crate) fn text(r: &Record) -> String {
     line("GuestMode", r.guest_mode.name().to_string());
     line("VmId", format!("{:08x}", r.vm_id));
     line("Nested", (r.flags & FLAG_NESTED != 0).to_string());
+    line("OutsideRun", (r.flags & FLAG_OUTSIDE_RUN != 0).to_string());
     line(
         if r.access_status == AccessStatus::Dropped {
             "EventsDropped"
@@ -137,6 +140,7 @@ pub(crate) fn json(r: &Record) -> String {
         "guest_mode": r.guest_mode.name(),
         "vm_id": format!("{:08x}", r.vm_id),
         "nested": r.flags & FLAG_NESTED != 0,
+        "outside_run": r.flags & FLAG_OUTSIDE_RUN != 0,
         "repeat": r.repeat,
     })
     .to_string()

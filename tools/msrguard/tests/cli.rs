@@ -91,6 +91,7 @@ GuestCpl       : 0
 GuestMode      : long
 VmId           : 12345678
 Nested         : false
+OutsideRun     : false
 Repeat         : 0
 
 Id             : 12550
@@ -114,6 +115,7 @@ GuestCpl       : 0
 GuestMode      : long
 VmId           : 12345678
 Nested         : false
+OutsideRun     : false
 Repeat         : 0
 
 ";
@@ -133,9 +135,9 @@ fn events_text_is_the_12550_layout() {
 fn events_json_one_object_per_line() {
     let f = two_events();
     let golden = concat!(
-        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":"0x1000","nested":false,"pc":"0xffffffff81062a3c","reason":"write-denied","repeat":0,"schema_version":2,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":"0x1000","nested":false,"outside_run":false,"pc":"0xffffffff81062a3c","reason":"write-denied","repeat":0,"schema_version":2,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n",
-        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":"0x0","nested":false,"pc":"0xffffffff81062a3c","reason":"unknown-msr","repeat":0,"schema_version":2,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":"0x0","nested":false,"outside_run":false,"pc":"0xffffffff81062a3c","reason":"unknown-msr","repeat":0,"schema_version":2,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n"
     );
     tool()

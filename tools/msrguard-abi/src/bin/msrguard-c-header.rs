@@ -21,6 +21,7 @@ fn main() {
     def("RECORD_SIZE_V1", RECORD_SIZE_V1.to_string());
     def("FLAG_NESTED", FLAG_NESTED.to_string());
     def("FLAG_STATE_PROTECTED", FLAG_STATE_PROTECTED.to_string());
+    def("FLAG_OUTSIDE_RUN", FLAG_OUTSIDE_RUN.to_string());
     // Image attribution's bounds (rust/pe.rs), which the VM suite checks.
     def("PE_READS_PER_PAGE", pe::READS_PER_PAGE.to_string());
     def("PE_READS_PER_IMAGE", pe::READS_PER_IMAGE.to_string());
