@@ -69,9 +69,13 @@ pub struct Facts {
 pub enum KvmReturn {
     /// Not vetoed: KVM's function runs.
     Proceed = 0,
-    /// Vetoed silently: the function is skipped and reports success (a
-    /// read gets 0, a write is dropped).
-    Succeed = 1,
+    /// Vetoed silently where KVM would succeed, KVM's answer where it
+    /// would not: a guard only takes away ([`after_kvm`]). A read runs
+    /// KVM's function, and only its success becomes a 0; a write runs
+    /// KVM's read of the MSR for the guest instead (KVM refuses the MSR or
+    /// not; a write would change it), and only its success drops the
+    /// write.
+    SucceedIfKvmDoes = 1,
     /// Vetoed: KVM's generic failure (1). The guest gets #GP, or the VMM an
     /// `INVAL` exit if it asked for those.
     Fail = 2,
@@ -95,6 +99,8 @@ pub enum RecordWhen {
     /// When KVM's read function returns, with the value it read
     /// ([`completed_read_value`]).
     AtCompletion = 2,
+    /// Once KVM answered, if it succeeded ([`KvmReturn::SucceedIfKvmDoes`]).
+    IfKvmSucceeds = 3,
 }
 
 /// The one answer a hook applies.
@@ -177,19 +183,56 @@ pub fn on_access(table: &[Entry], facts: &Facts) -> Answer {
     }
 
     let kvm = match (action, reason) {
-        (Action::Ignore, _) => KvmReturn::Succeed,
+        (Action::Ignore, _) => KvmReturn::SucceedIfKvmDoes,
         // An MSR the policy does not know is one KVM does not handle
         // (`msrguard check --against-kvm`): answer as KVM would.
         (_, Reason::Unknown) => KvmReturn::FailUnsupported,
         _ if facts.vmm_takes_filter_exits => KvmReturn::FailFiltered,
         _ => KvmReturn::Fail,
     };
+    let record = if kvm == KvmReturn::SucceedIfKvmDoes {
+        RecordWhen::IfKvmSucceeds
+    } else {
+        RecordWhen::Now
+    };
     Answer {
         kvm,
-        zero_read: !facts.is_write,
-        record: RecordWhen::Now,
+        zero_read: !facts.is_write && kvm != KvmReturn::SucceedIfKvmDoes,
+        record,
         status: policy::status_of(action, false),
         reason,
+    }
+}
+
+/// What an access answered [`KvmReturn::SucceedIfKvmDoes`] finally gets,
+/// once KVM's function answered `kvm_ret` (0: success).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AfterKvm {
+    /// What KVM's access function returns to its caller.
+    pub ret: i32,
+    /// The read's result is replaced by 0.
+    pub zero_read: bool,
+    /// The event is recorded.
+    pub record: bool,
+}
+
+/// The take-away rule: KVM's success becomes the policy's silent veto (a
+/// read of 0, a dropped write, an event); KVM's failure stays KVM's, with
+/// its own code (the same vector, the same user-space exit) and no event,
+/// as without msrguard.
+pub fn after_kvm(kvm_ret: i32, is_write: bool) -> AfterKvm {
+    if kvm_ret == 0 {
+        AfterKvm {
+            ret: 0,
+            zero_read: !is_write,
+            record: true,
+        }
+    } else {
+        AfterKvm {
+            ret: kvm_ret,
+            zero_read: false,
+            record: false,
+        }
     }
 }
 

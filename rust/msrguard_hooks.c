@@ -23,6 +23,7 @@
 #define pr_fmt(fmt) "msrguard: " fmt
 
 #include <linux/atomic.h>
+#include <linux/delay.h>
 #include <linux/fprobe.h>
 #include <linux/ftrace.h>
 #include <linux/jiffies.h>
@@ -39,7 +40,9 @@
 #include <linux/siphash.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
+#include <linux/uaccess.h>
 #include <asm/asm.h>
+#include <asm/ibt.h>
 #include <asm/vmx.h>
 
 /* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
@@ -331,6 +334,135 @@ asm(
 	".size msrguard_return_stub, .-msrguard_return_stub\n"
 );
 
+/* ---- "ignore" only where KVM would succeed ------------------------------ */
+
+/*
+ * KVM's guest read, __kvm_emulate_msr_read() (msrs.h), while kvm is armed:
+ * the wrappers below call it through this pointer. Not the static hooked
+ * function: only an address-taken function (this one is exported) keeps
+ * its ENDBR, which an indirect call needs on a CPU with IBT (arm_set()
+ * checks it is there).
+ */
+static typeof(&__kvm_emulate_msr_read) kvm_guest_read;
+
+/*
+ * The tasks inside a wrapper: their call into KVM reaches the hooked read
+ * function again, whose hook lets it through (current_in_wrapper()). A
+ * wrapper may sleep in KVM: unloading waits until every slot is free.
+ */
+#define WRAPPER_SLOTS 64
+static struct task_struct *in_wrapper[WRAPPER_SLOTS];
+/* Slots taken: while 0 (nearly always), a vetoed read pays one load. */
+static atomic_t wrappers_active = ATOMIC_INIT(0);
+
+/* A slot for current, or -1 if all are taken. */
+static int enter_wrapper(void)
+{
+	int i;
+
+	/* Counted before the slot is taken: the hook never misses it. */
+	atomic_inc(&wrappers_active);
+	for (i = 0; i < WRAPPER_SLOTS; i++)
+		if (!cmpxchg(&in_wrapper[i], NULL, current))
+			return i;
+	atomic_dec(&wrappers_active);
+	return -1;
+}
+
+static void leave_wrapper(int slot)
+{
+	/* After KVM's read: unloading sees the slot free only once it is done. */
+	smp_store_release(&in_wrapper[slot], NULL);
+	atomic_dec(&wrappers_active);
+}
+
+static bool current_in_wrapper(void)
+{
+	int i;
+
+	if (likely(!atomic_read(&wrappers_active)))
+		return false;
+	for (i = 0; i < WRAPPER_SLOTS; i++)
+		if (READ_ONCE(in_wrapper[i]) == current)
+			return true;
+	return false;
+}
+
+static bool any_in_wrapper(void)
+{
+	int i;
+
+	for (i = 0; i < WRAPPER_SLOTS; i++)
+		if (READ_ONCE(in_wrapper[i]))
+			return true;
+	return false;
+}
+
+/* Records the event of an access the guard answered once KVM had. */
+static void record_after_kvm(struct kvm_vcpu *vcpu, u32 msr, bool is_write, u64 value,
+			     bool host_initiated)
+{
+	struct msrguard_answer ans;
+
+	/* The same question as at the decision, asked again: the same answer. */
+	ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
+	record(vcpu, guest_rip(vcpu), msr, is_write, value, ans.status, ans.reason);
+}
+
+/*
+ * KVM's answer to the guest's read of @msr into @data (0: success), by
+ * KVM's own function; 1 (KVM's generic failure: a veto, never a success)
+ * if every wrapper slot is taken.
+ */
+static int kvm_answer(struct kvm_vcpu *vcpu, u32 msr, u64 *data)
+{
+	int slot = enter_wrapper(), ret;
+
+	if (slot < 0)
+		return 1;
+	ret = READ_ONCE(kvm_guest_read)(vcpu, msr, data);
+	leave_wrapper(slot);
+	return ret;
+}
+
+/*
+ * In place of kvm_get_msr_ignored_check() for an "ignore" read (always the
+ * guest's: host-initiated reads are never vetoed): KVM's read runs; its
+ * success becomes a 0 and an event, its failure stays KVM's
+ * (msrguard_rust_after_kvm()). A guard only takes away.
+ */
+static int notrace ignored_read(struct kvm_vcpu *vcpu, u32 msr, u64 *data, bool host_initiated)
+{
+	bool zero_read, record_it;
+	int ret;
+
+	ret = msrguard_rust_after_kvm(kvm_answer(vcpu, msr, data), false, &zero_read, &record_it);
+	if (zero_read)
+		*data = 0;
+	if (record_it)
+		record_after_kvm(vcpu, msr, false, 0, host_initiated);
+	return ret;
+}
+
+/*
+ * In place of kvm_set_msr_ignored_check() for an "ignore" write: KVM's read
+ * of the MSR for the guest stands in for the write (which would change the
+ * MSR): where KVM refuses the MSR, the write fails as KVM fails it; where
+ * KVM has it, the write is dropped, with an event.
+ */
+static int notrace ignored_write(struct kvm_vcpu *vcpu, u32 msr, u64 data, bool host_initiated)
+{
+	bool zero_read, record_it;
+	u64 unused;
+	int ret;
+
+	ret = msrguard_rust_after_kvm(kvm_answer(vcpu, msr, &unused), true, &zero_read,
+				      &record_it);
+	if (record_it)
+		record_after_kvm(vcpu, msr, true, data, host_initiated);
+	return ret;
+}
+
 /*
  * kvm_get_msr_ignored_check(vcpu, index, u64 *data, bool host_initiated)
  * kvm_set_msr_ignored_check(vcpu, index, u64 data, bool host_initiated)
@@ -349,6 +481,12 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 	ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
 	if (ans.kvm == MSRGUARD_KVM_PROCEED && ans.record == MSRGUARD_RECORD_NEVER)
 		return;
+	if (ans.kvm == MSRGUARD_KVM_SUCCEED_IF_KVM_DOES) {
+		/* KVM answers first (ignored_read/ignored_write), then the rule. */
+		ftrace_regs_set_instruction_pointer(fregs, is_write ? (unsigned long)ignored_write
+								    : (unsigned long)ignored_read);
+		return;
+	}
 
 	if (ans.record == MSRGUARD_RECORD_NOW)
 		record(vcpu, guest_rip(vcpu), msr, is_write, value, ans.status, ans.reason);
@@ -356,9 +494,6 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 		*(u64 *)data = 0;
 
 	switch (ans.kvm) {
-	case MSRGUARD_KVM_SUCCEED:
-		ret = 0;
-		break;
 	case MSRGUARD_KVM_FAIL:
 		ret = 1;
 		break;
@@ -384,6 +519,9 @@ static void notrace get_check_hook(unsigned long ip, unsigned long parent_ip,
 				   struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
 	if (likely(msrguard_rust_read_proceeds((u32)ftrace_regs_get_argument(fregs, 1))))
+		return;
+	/* ignored_read/ignored_write asking KVM: KVM answers. */
+	if (current_in_wrapper())
 		return;
 	decide(fregs, false);
 }
@@ -418,6 +556,9 @@ static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigne
 
 	/* As on the decision hook: an allowed read is one question. */
 	if (likely(msrguard_rust_read_proceeds(msr)))
+		return 1;
+	/* A wrapper's read for an "ignore" answer is not the guest's own. */
+	if (current_in_wrapper())
 		return 1;
 
 	ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated, &ans);
@@ -583,6 +724,33 @@ static void disarm_set(struct hook_set *set)
 	pr_info("disarmed (%s)\n", set->module);
 }
 
+/*
+ * The wrappers' way into KVM (kvm_guest_read), checked callable: with IBT,
+ * an indirect call must land on an ENDBR (or it is a #CP, an oops).
+ */
+static int find_guest_read(const char *module)
+{
+	unsigned long addr = msrguard_function_address(module, "__kvm_emulate_msr_read");
+
+	if (!addr) {
+		pr_err("refusing to arm: %s has no function __kvm_emulate_msr_read\n", module);
+		return -ENOENT;
+	}
+#ifdef CONFIG_X86_KERNEL_IBT
+	if (cpu_feature_enabled(X86_FEATURE_IBT)) {
+		u32 insn;
+
+		if (copy_from_kernel_nofault(&insn, (void *)addr, sizeof(insn)) ||
+		    insn != gen_endbr()) {
+			pr_err("refusing to arm: __kvm_emulate_msr_read has no ENDBR: it cannot be called indirectly with IBT\n");
+			return -ENOEXEC;
+		}
+	}
+#endif
+	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))addr);
+	return 0;
+}
+
 /* Arms every hook of @set or none. Caller holds arm_lock. */
 static int arm_set(struct hook_set *set)
 {
@@ -600,6 +768,11 @@ static int arm_set(struct hook_set *set)
 	ret = msrguard_verify_hooks(set->module, functions, set->nr_hooks);
 	if (ret)
 		return ret;
+	if (set->has_read_completion) {
+		ret = find_guest_read(set->module);
+		if (ret)
+			return ret;
+	}
 	/* Audit's completion hook first: no audited read goes unseen. */
 	if (set->has_read_completion && audit_wanted)
 		ret = arm_read_completion();
@@ -712,9 +885,14 @@ static void disarm_all(void)
 	mutex_unlock(&arm_lock);
 	unregister_module_notifier(&kvm_module_nb);
 	/*
-	 * A task may still be between a handler and the return stub (it can
-	 * be preempted there); the stub is in our text, freed after unload.
+	 * A task may still be between a handler and the return stub or a
+	 * wrapper (it can be preempted there); both are in our text, freed
+	 * after unload. Then the wrappers, which may sleep in KVM, and the
+	 * return from the last one.
 	 */
+	synchronize_rcu_tasks();
+	while (any_in_wrapper())
+		msleep(20);
 	synchronize_rcu_tasks();
 }
 

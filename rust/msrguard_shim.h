@@ -114,6 +114,12 @@ bool msrguard_rust_read_proceeds(u32 msr);
 bool msrguard_rust_write_proceeds(u32 msr);
 void msrguard_rust_on_access(const struct msrguard_facts *facts, struct msrguard_answer *answer);
 u64 msrguard_rust_completed_read_value(int kvm_ret, u64 data);
+/*
+ * What an access answered MSRGUARD_KVM_SUCCEED_IF_KVM_DOES returns once
+ * KVM's function returned @kvm_ret, and whether a read's result is zeroed
+ * and the event recorded (guard::after_kvm).
+ */
+int msrguard_rust_after_kvm(int kvm_ret, bool is_write, bool *zero_read, bool *record);
 bool msrguard_rust_repeat(void *guard, const struct msrguard_repeat *repeat);
 bool msrguard_rust_repeat_image(void *guard, const struct msrguard_repeat *repeat,
 				struct msrguard_access *access);
@@ -155,6 +161,9 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a);
  * clone and every guest entry point reaches them; else logs what differs.
  */
 int msrguard_verify_hooks(const char *module, const char *const *functions, unsigned int nr);
+
+/* msrguard_verify.c: where @module's function @name starts (0: no such function). */
+unsigned long msrguard_function_address(const char *module, const char *name);
 
 /* msrguard_params.c. */
 bool msrguard_param_audit(void);

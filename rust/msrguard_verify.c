@@ -311,6 +311,17 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 	return 0;
 }
 
+unsigned long msrguard_function_address(const char *module, const char *name)
+{
+	struct extent *x = kzalloc_obj(*x, GFP_KERNEL);
+	unsigned long addr = 0;
+
+	if (x && lookup(module, name, x))
+		addr = x->start;
+	kfree(x);
+	return addr;
+}
+
 int msrguard_verify_hooks(const char *module, const char *const *functions, unsigned int nr)
 {
 	struct walk *w;

@@ -250,6 +250,28 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
     unsafe { answer.write(a) };
 }
 
+/// What an access answered `SucceedIfKvmDoes` returns once KVM's function
+/// returned `kvm_ret` ([`guard::after_kvm`]); `zero_read` and `record` say
+/// whether a read's result becomes 0 and whether the event is recorded.
+///
+/// # Safety
+///
+/// `zero_read` and `record` are valid for writes for the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_after_kvm(
+    kvm_ret: c_int,
+    is_write: bool,
+    zero_read: *mut bool,
+    record: *mut bool,
+) -> c_int {
+    let after = guard::after_kvm(kvm_ret, is_write);
+    // SAFETY: Valid for writes for the call, per the function's contract.
+    unsafe { zero_read.write(after.zero_read) };
+    // SAFETY: Valid for writes for the call, per the function's contract.
+    unsafe { record.write(after.record) };
+    after.ret
+}
+
 /// The value an audited read that KVM completed with `kvm_ret` recorded.
 #[no_mangle]
 pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64 {

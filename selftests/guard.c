@@ -131,8 +131,19 @@ size_t guard_exit_cases(const struct suite *s, struct guard_case *out)
 		{ "ignore read: RDMSR LASTBRANCHFROMIP returns 0, blocked-ignored event", guest_rdmsr, 0,
 		  MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
 		  MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
+		/*
+		 * "ignore" reads of MSRs KVM refuses to this vCPU (no Intel PT,
+		 * PEBS or DS here, on either vendor): KVM's #GP, no event. A
+		 * guard only takes away.
+		 */
+		{ "ignore read KVM refuses: RDMSR RTIT_CTL gets KVM's #GP, no event", guest_rdmsr, 0,
+		  MSR_IA32_RTIT_CTL, 0, GP_VECTOR, false, 0, NO_EVENT, 0, NULL },
+		{ "ignore read KVM refuses: RDMSR PEBS_ENABLE gets KVM's #GP, no event", guest_rdmsr, 0,
+		  MSR_IA32_PEBS_ENABLE, 0, GP_VECTOR, false, 0, NO_EVENT, 0, NULL },
+		{ "ignore read KVM refuses: RDMSR DS_AREA gets KVM's #GP, no event", guest_rdmsr, 0,
+		  MSR_IA32_DS_AREA, 0, GP_VECTOR, false, 0, NO_EVENT, 0, NULL },
 	};
-	_Static_assert(ARRAY_SIZE(cases) <= GUARD_MAX_CASES, "raise GUARD_MAX_CASES");
+	_Static_assert(ARRAY_SIZE(cases) == GUARD_EXIT_CASES, "GUARD_EXIT_CASES is the count");
 
 	memcpy(out, cases, sizeof(cases));
 	return ARRAY_SIZE(cases);
@@ -155,8 +166,11 @@ size_t guard_emulator_cases(struct guard_case *out)
 		{ "emulator path: ignore RDMSR LASTBRANCHFROMIP returns 0, blocked-ignored event",
 		  guest_rdmsr_fep, FEP_LEN, MSR_IA32_LASTBRANCHFROMIP, 0, 0, true, 0,
 		  MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_READ_DENIED, "blocked-ignored" },
+		{ "emulator path: ignore read KVM refuses: RDMSR RTIT_CTL gets KVM's #GP, no event",
+		  guest_rdmsr_fep, FEP_LEN, MSR_IA32_RTIT_CTL, 0, GP_VECTOR, false, 0, NO_EVENT, 0,
+		  NULL },
 	};
-	_Static_assert(ARRAY_SIZE(cases) <= GUARD_MAX_CASES, "raise GUARD_MAX_CASES");
+	_Static_assert(ARRAY_SIZE(cases) == GUARD_EMULATOR_CASES, "GUARD_EMULATOR_CASES is the count");
 
 	memcpy(out, cases, sizeof(cases));
 	return ARRAY_SIZE(cases);

@@ -20,6 +20,9 @@
 #define MSR_IA32_MISC_ENABLE		0x000001a0
 #define MSR_IA32_POWER_CTL		0x000001fc
 #define MSR_IA32_LASTBRANCHFROMIP	0x000001db
+#define MSR_IA32_PEBS_ENABLE		0x000003f1
+#define MSR_IA32_RTIT_CTL		0x00000570
+#define MSR_IA32_DS_AREA		0x00000600
 #define MSR_FS_BASE			0xc0000100
 /* In no architectural range KVM knows: KVM injects #GP on its own. */
 #define MSR_UNKNOWN			0x4b564dffu
@@ -61,6 +64,9 @@ struct suite {
 
 /* The most cases one of the tables below holds. */
 #define GUARD_MAX_CASES 16
+/* How many guard_exit_cases() and guard_emulator_cases() return. */
+#define GUARD_EXIT_CASES 15
+#define GUARD_EMULATOR_CASES 6
 
 /*
  * The guard tables, run by both programs: the exit path (real mode; uses

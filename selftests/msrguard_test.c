@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 
 	ksft_print_header();
 	/* baseline 1, the real-mode tables, long mode, image attribution */
-	ksft_set_plan(1 + 12 + 5 + 3 + IMAGE_TESTS);
+	ksft_set_plan(1 + GUARD_EXIT_CASES + GUARD_EMULATOR_CASES + 3 + IMAGE_TESTS);
 
 	ret = load_kvm();
 	if (!ret)

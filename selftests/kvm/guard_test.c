@@ -65,6 +65,7 @@ struct guard_case {
 	enum readback back;
 	u8 status;		/* MSRGUARD_STATUS_*, or 0: no event */
 	u8 reason;		/* MSRGUARD_REASON_* */
+	bool amd_only;		/* what KVM answers depends on the vendor: AMD's */
 };
 
 static const struct guard_case cases[] = {
@@ -97,6 +98,18 @@ static const struct guard_case cases[] = {
 	{ .name = "lbr_from_read_ignored", .msr = MSR_IA32_LASTBRANCHFROMIP,
 	  .check_value = true, .want_value = 0,
 	  .status = MSRGUARD_STATUS_BLOCKED_IGNORED, .reason = MSRGUARD_REASON_READ_DENIED },
+	/*
+	 * A guard only takes away: the default policy answers these reads
+	 * with "ignore" (an OS may read them unguarded), but KVM refuses them
+	 * to this vCPU (Intel PT, PEBS and DS on an AMD host): the guest gets
+	 * KVM's own #GP and no event, as without msrguard (below).
+	 */
+	{ .name = "rtit_ctl_read_kvm_gp", .msr = MSR_IA32_RTIT_CTL, .vector = GP_VECTOR,
+	  .amd_only = true },
+	{ .name = "pebs_enable_read_kvm_gp", .msr = MSR_IA32_PEBS_ENABLE, .vector = GP_VECTOR,
+	  .amd_only = true },
+	{ .name = "ds_area_read_kvm_gp", .msr = MSR_IA32_DS_AREA, .vector = GP_VECTOR,
+	  .amd_only = true },
 	{ .name = "audit_ucode_write", .params = "mode=audit", .msr = MSR_IA32_UCODE_WRITE,
 	  .write = true, .value = 0x3000,
 	  .status = MSRGUARD_STATUS_AUDIT_ALLOWED, .reason = MSRGUARD_REASON_WRITE_DENIED },
@@ -130,6 +143,12 @@ static const struct guard_case cases[] = {
 	  .msr = MSR_IA32_UCODE_WRITE, .write = true, .value = 0x1000 },
 	{ .name = "fs_base_read_without_msrguard", .policy = POLICY_NONE, .msr = MSR_FS_BASE,
 	  .vmm_sets = FS_BASE_VMM, .check_value = true, .want_value = FS_BASE_VMM },
+	{ .name = "rtit_ctl_read_without_msrguard", .policy = POLICY_NONE,
+	  .msr = MSR_IA32_RTIT_CTL, .vector = GP_VECTOR, .amd_only = true },
+	{ .name = "pebs_enable_read_without_msrguard", .policy = POLICY_NONE,
+	  .msr = MSR_IA32_PEBS_ENABLE, .vector = GP_VECTOR, .amd_only = true },
+	{ .name = "ds_area_read_without_msrguard", .policy = POLICY_NONE,
+	  .msr = MSR_IA32_DS_AREA, .vector = GP_VECTOR, .amd_only = true },
 	{ .name = "debugctl_lbr_write_without_msrguard", .policy = POLICY_NONE,
 	  .msr = MSR_IA32_DEBUGCTLMSR, .write = true, .value = DEBUGCTLMSR_LBR },
 };
@@ -225,6 +244,9 @@ static void guard_setup(struct __test_metadata *_metadata, struct guard *g,
 	g->fd = -1;
 	if (access("/dev/kvm", F_OK))
 		ASSERT_EQ(0, load_kvm());
+	/* An Intel vCPU may have PT, PEBS or DS, which KVM then answers. */
+	if (c->amd_only && !host_cpu_is_amd)
+		SKIP(return, "what KVM answers for this MSR is AMD's (no Intel PT, PEBS, DS)");
 	if (path == EMULATOR && !kvm_is_forced_emulation_enabled())
 		SKIP(return, "kvm.force_emulation_prefix is off");
 	if (path >= NESTED) {

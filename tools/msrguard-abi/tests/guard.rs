@@ -179,11 +179,12 @@ proptest! {
             prop_assert_eq!(a, Answer::PROCEED);
             return Ok(());
         }
-        prop_assert_eq!(a.record, RecordWhen::Now);
+        let ignore = verdict.action == Action::Ignore;
+        prop_assert_eq!(a.record, if ignore { RecordWhen::IfKvmSucceeds } else { RecordWhen::Now });
         prop_assert_eq!(a.reason, reason);
-        prop_assert_eq!(a.zero_read, !f.is_write);
+        prop_assert_eq!(a.zero_read, !f.is_write && !ignore);
         let expected = match (verdict.action, reason) {
-            (Action::Ignore, _) => KvmReturn::Succeed,
+            (Action::Ignore, _) => KvmReturn::SucceedIfKvmDoes,
             (_, Reason::Unknown) => KvmReturn::FailUnsupported,
             _ if f.vmm_takes_filter_exits => KvmReturn::FailFiltered,
             _ => KvmReturn::Fail,
@@ -202,6 +203,41 @@ proptest! {
         let t = table();
         let f = Facts { hook: Hook::ReadCompletion, read_completion_armed: false, ..f };
         prop_assert_eq!(on_access(&t, &f), Answer::PROCEED);
+    }
+
+    /// A guard only takes away: for every access and every answer KVM
+    /// could give (0: success; 1, KVM_MSR_RET_UNSUPPORTED and _FILTERED:
+    /// failures), what the guest gets with msrguard is KVM's answer, or a
+    /// veto of KVM's success (a failure, a zeroed read, a dropped write).
+    /// Never a success where KVM failed.
+    #[test]
+    fn a_guard_never_turns_kvm_failure_into_success(
+        f in facts_strategy(),
+        kvm_ret in prop_oneof![Just(0), Just(1), Just(0x7ffffffe), Just(0x7fffffff), -5i32..5],
+    ) {
+        let t = table();
+        for f in hooks_seeing(&f) {
+            let a = on_access(&t, &f);
+            let got = match a.kvm {
+                KvmReturn::Proceed => kvm_ret,
+                KvmReturn::SucceedIfKvmDoes => {
+                    let after = after_kvm(kvm_ret, f.is_write);
+                    prop_assert_eq!(after.record, kvm_ret == 0);
+                    prop_assert_eq!(after.zero_read, kvm_ret == 0 && !f.is_write);
+                    after.ret
+                }
+                KvmReturn::Fail | KvmReturn::FailFiltered | KvmReturn::FailUnsupported => {
+                    prop_assert!(!a.zero_read || !f.is_write);
+                    -1
+                }
+            };
+            if kvm_ret != 0 {
+                prop_assert_ne!(got, 0, "{:?}: KVM refused ({}), the guest got success", a, kvm_ret);
+            }
+            if a.kvm == KvmReturn::SucceedIfKvmDoes && kvm_ret != 0 {
+                prop_assert_eq!(got, kvm_ret, "KVM's own answer, not another failure");
+            }
+        }
     }
 
     #[test]

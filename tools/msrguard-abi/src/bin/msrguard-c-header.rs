@@ -85,7 +85,7 @@ fn main() {
     }
     for (name, k) in [
         ("PROCEED", KvmReturn::Proceed),
-        ("SUCCEED", KvmReturn::Succeed),
+        ("SUCCEED_IF_KVM_DOES", KvmReturn::SucceedIfKvmDoes),
         ("FAIL", KvmReturn::Fail),
         ("FAIL_FILTERED", KvmReturn::FailFiltered),
         ("FAIL_UNSUPPORTED", KvmReturn::FailUnsupported),
@@ -96,6 +96,7 @@ fn main() {
         ("NEVER", RecordWhen::Never),
         ("NOW", RecordWhen::Now),
         ("AT_COMPLETION", RecordWhen::AtCompletion),
+        ("IF_KVM_SUCCEEDS", RecordWhen::IfKvmSucceeds),
     ] {
         def(&format!("RECORD_{name}"), (r as u8).to_string());
     }
