@@ -365,25 +365,50 @@ struct pending {
 	struct pending *next;
 	/* The thread the record waits on; written and read by that thread only. */
 	struct task_struct *task;
+	/* The VM the item is for (set under pool_lock: the per-VM cap). */
+	const struct kvm *kvm;
 	struct kvm_vcpu *vcpu;
 	void (*put_kvm)(struct kvm *kvm);
 	struct msrguard_access access;
 	bool busy;
+	/* The first of its thread's chain: it has the task work. */
+	bool head;
+	/* The image fields are known (a cache hit): no lookup. */
+	bool attributed;
+	/* Recorded already (the chain was flushed): the work only releases. */
+	bool recorded;
 };
+
+/*
+ * Items one VM may hold: a VM-entry MSR-load list (up to thousands of
+ * entries, one vCPU, one KVM_RUN) must not take every item from the others.
+ */
+#define POOL_PER_VM (POOL_SIZE / 4)
 
 static DEFINE_SPINLOCK(pool_lock);
 static struct pending pool[POOL_SIZE];
+/*
+ * Busy items (written under pool_lock). A thread with records waiting has
+ * made items busy itself, so it never reads 0 then: a cache hit that reads
+ * 0 is recorded at once without the pool's lock and scan.
+ */
+static unsigned int pool_busy;
 
 /*
- * A free item for this thread, and in *@tail the last item already
- * waiting on this thread (NULL if none): the new one goes behind it.
+ * A free item for this thread and @kvm (NULL if none, or if @kvm holds
+ * POOL_PER_VM already), and in *@head and *@tail the first and the last
+ * item already waiting on this thread (NULL if none): the new one goes
+ * behind the last.
  */
-static struct pending *pool_get(struct pending **tail)
+static struct pending *pool_get(const struct kvm *kvm, struct pending **head,
+				 struct pending **tail)
 {
 	struct pending *p = NULL;
+	unsigned int vm_items = 0;
 	unsigned long flags;
 	int i;
 
+	*head = NULL;
 	*tail = NULL;
 	/* Hooks may run with interrupts off (SVM's exit fast path). */
 	spin_lock_irqsave(&pool_lock, flags);
@@ -391,19 +416,51 @@ static struct pending *pool_get(struct pending **tail)
 		struct pending *q = &pool[i];
 
 		if (!q->busy) {
-			if (!p) {
-				/* Under the lock: others read ->task of busy items. */
+			if (!p)
 				p = q;
-				p->busy = true;
-				p->task = current;
-				p->next = NULL;
-			}
-		} else if (q != p && q->task == current && !q->next) {
-			*tail = q;
+			continue;
 		}
+		vm_items += q->kvm == kvm;
+		if (q->task != current)
+			continue;
+		if (q->head)
+			*head = q;
+		if (!q->next)
+			*tail = q;
+	}
+	if (p && vm_items < POOL_PER_VM) {
+		/* Under the lock: others read ->task and ->kvm of busy items. */
+		WRITE_ONCE(pool_busy, pool_busy + 1);
+		p->busy = true;
+		p->task = current;
+		p->kvm = kvm;
+		p->next = NULL;
+		p->head = false;
+		p->attributed = false;
+		p->recorded = false;
+	} else {
+		p = NULL;
 	}
 	spin_unlock_irqrestore(&pool_lock, flags);
 	return p;
+}
+
+/*
+ * Records this thread's waiting records now, in order, without image
+ * fields: a later record that cannot wait behind them (no item) must not
+ * overtake them. The chain is this thread's: its work, which will only
+ * release the items, runs on this thread, never during a hook.
+ */
+static void flush_chain(struct pending *head)
+{
+	struct pending *q;
+
+	for (q = head; q; q = q->next) {
+		if (q->recorded)
+			continue;
+		msrguard_record_now(&q->access);
+		q->recorded = true;
+	}
 }
 
 static void pool_put(struct pending *p)
@@ -412,6 +469,7 @@ static void pool_put(struct pending *p)
 
 	spin_lock_irqsave(&pool_lock, flags);
 	p->busy = false;
+	WRITE_ONCE(pool_busy, pool_busy - 1);
 	spin_unlock_irqrestore(&pool_lock, flags);
 }
 
@@ -430,9 +488,11 @@ static void attribute_and_record_one(struct pending *p)
 	 * in KVM_RUN on this vCPU by then. Then, and in do_exit(), the record
 	 * goes without.
 	 */
-	if (msrguard_in_vcpu_run(vcpu))
-		attribute(vcpu, &p->access);
-	msrguard_record_now(&p->access);
+	if (!p->recorded) {
+		if (!p->attributed && msrguard_in_vcpu_run(vcpu))
+			attribute(vcpu, &p->access);
+		msrguard_record_now(&p->access);
+	}
 	put_kvm = p->put_kvm;
 	pool_put(p);
 	put_kvm(kvm);
@@ -474,22 +534,37 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 {
 	bool (*get_kvm_safe)(struct kvm *kvm);
 	struct msrguard_image image;
-	struct pending *p, *tail;
-	bool found;
+	struct pending *p, *head, *tail;
+	bool hit, found;
 
 	if (!READ_ONCE(image_scan_pages) || memory_encrypted(vcpu))
 		return false;
 	atomic64_inc(&image_lookups);
-	/* A cache hit needs no guest read: recorded now, as without attribution. */
-	if (cache_lookup(vcpu->kvm, a, &image, &found)) {
+	/* A cache hit needs no guest read. */
+	hit = cache_lookup(vcpu->kvm, a, &image, &found);
+	if (hit) {
 		atomic64_inc(&image_cache_hits);
 		if (found)
 			fill(a, &image);
+	}
+	if (hit && !READ_ONCE(pool_busy))
+		return false;	/* no record waits anywhere: recorded now */
+	p = pool_get(vcpu->kvm, &head, &tail);
+	/* Recorded now, as without attribution, unless earlier ones wait. */
+	if (hit && !tail) {
+		if (p)
+			pool_put(p);
 		return false;
 	}
-	p = pool_get(&tail);
-	if (!p)
+	if (!p) {
+		/* Records never overtake this thread's waiting ones. */
+		if (head)
+			flush_chain(head);
+		if (hit)
+			return false;
 		goto not_deferred;
+	}
+	p->attributed = hit;
 	if (!try_module_get(THIS_MODULE))
 		goto no_module;
 	/*
@@ -516,6 +591,7 @@ bool msrguard_image_defer(struct kvm_vcpu *vcpu, struct msrguard_access *a)
 		/* Recorded after the earlier ones, by the first one's work. */
 		tail->next = p;
 	} else {
+		p->head = true;
 		init_task_work(&p->work, attribute_and_record);
 		if (task_work_add(current, &p->work, TWA_RESUME))
 			goto no_work;	/* the task is exiting */

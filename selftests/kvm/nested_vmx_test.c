@@ -38,6 +38,8 @@
  *                         write then succeeds without an event; a write
  *                         after the lock gets #GP from KVM itself, without
  *                         an event.
+ *   long_entry_list_events_in_order  an 80-entry VM-entry list of dropped
+ *                         writes: 80 events, in the list's order.
  *   teardown_in_l2        L1's VM-exit MSR-load list holds POWER_CTL; the
  *                         VMM closes the VM's files while the vCPU is in
  *                         L2, so KVM loads the list during the VM's
@@ -467,6 +469,44 @@ TEST_F_TIMEOUT(nested_vmx, entry_list_allowed, 300)
 	expect_event(_metadata, self->fd, MSR_IA32_POWER_CTL, list[1].value,
 		     MSRGUARD_STATUS_BLOCKED_IGNORED, MSRGUARD_REASON_WRITE_DENIED, l2_rip, false);
 	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a second event: msr %#x", e.msr);
+}
+
+/*
+ * A VM-entry MSR-load list of ORDER_ENTRIES POWER_CTL writes, each dropped
+ * with an event whose image is looked up (a paging L2): more records, in
+ * one KVM_RUN, than one VM may hold work items for (16 of 64). Every event
+ * arrives, in the list's order: a record that finds no item flushes the
+ * ones waiting before it. Before, records without an item overtook the
+ * waiting ones.
+ */
+#define ORDER_ENTRIES 80
+
+TEST_F_TIMEOUT(nested_vmx, long_entry_list_events_in_order, 300)
+{
+	struct vmx_msr_entry *list;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = l1_create(&vcpu);
+	gva_t gva = vm_alloc_page(vm);
+	u64 last_seq = 0;
+	struct event e;
+	int i;
+
+	list = addr_gva2hva(vm, gva);
+	for (i = 0; i < ORDER_ENTRIES; i++)
+		list[i] = (struct vmx_msr_entry){ .index = MSR_IA32_POWER_CTL, .value = 0x100 + i };
+	args.list_gpa = addr_gva2gpa(vm, gva);
+	args.list_count = ORDER_ENTRIES;
+	run_l1(vm, vcpu);
+	ASSERT_EQ(EXIT_REASON_VMCALL, seen.exit_reason)
+		TH_LOG("exit reason %#lx, qualification %#lx", seen.exit_reason, seen.exit_qual);
+	for (i = 0; i < ORDER_ENTRIES; i++) {
+		ASSERT_EQ(1, next_event(self->fd, &e)) TH_LOG("%d events of %d", i, ORDER_ENTRIES);
+		ASSERT_EQ(0x100 + i, e.value) TH_LOG("event %d of the list is POWER_CTL=%#lx", i,
+						      e.value);
+		EXPECT_LT(last_seq, e.seq);
+		last_seq = e.seq;
+	}
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("an event after the list: msr %#x", e.msr);
 }
 
 /*
