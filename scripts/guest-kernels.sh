@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # Prepares what selftests/distro_guests.sh boots: the pinned Debian kernels
 # of GUEST_KERNELS (scripts/lib.sh), fetched with a private apt
-# configuration, and a busybox initramfs whose /init is
-# selftests/distro-guest-init. Both are cached under $MSRGUARD_CACHE/guests,
-# keyed by version. Prints that script's arguments, one per line:
-# the initramfs, then NAME=VMLINUZ per kernel.
+# configuration with their KVM modules, and a busybox initramfs whose /init
+# is selftests/distro-guest-init, holding those modules and
+# selftests/msr-index-list (static). All are cached
+# under $MSRGUARD_CACHE/guests, keyed by version. Prints that script's
+# arguments, one per line: the initramfs, then NAME=VMLINUZ per kernel.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -14,9 +15,14 @@ mkdir -p "$GUESTS"
 
 # The kernels: only vmlinuz is kept (the package's modules are not needed:
 # the initramfs loads none).
+# The guest's KVM modules, in load order (their only dependencies, as
+# modinfo says of 6.1's and 6.12's: kvm-amd/kvm-intel need kvm, kvm needs
+# irqbypass).
+KVM_MODULES=(virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86/kvm/kvm-intel)
+
 fetch_kernel() {
-	local pkg="$1" version="$2" dir="$3" tmp
-	[ -f "$dir/vmlinuz" ] && return
+	local pkg="$1" version="$2" dir="$3" tmp mods rel m f
+	[ -f "$dir/vmlinuz" ] && [ -d "$dir/modules" ] && return
 	if [ -z "${APT_OPTS+x}" ]; then
 		local suites=() entry suite
 		for entry in "${GUEST_KERNELS[@]}"; do
@@ -30,14 +36,38 @@ fetch_kernel() {
 		die "cannot download $pkg=$version: no longer in the mirror? Pin a current version in GUEST_KERNELS (scripts/lib.sh)"
 	dpkg-deb -x "$tmp"/*.deb "$tmp/x"
 	mkdir -p "$dir"
+	# Uncompressed (busybox's insmod reads them whole): bookworm ships .ko,
+	# trixie .ko.xz under /usr/lib.
+	mods=""
+	for f in "$tmp"/x/lib/modules/* "$tmp"/x/usr/lib/modules/*; do
+		[ -d "$f" ] && mods=$f && break
+	done
+	[ -n "$mods" ] || die "$pkg=$version has no modules directory"
+	rel=${mods##*/}
+	rm -rf "$dir/modules.tmp"
+	mkdir -p "$dir/modules.tmp/$rel"
+	for m in "${KVM_MODULES[@]}"; do
+		f=""
+		for f in "$mods/kernel/$m.ko" "$mods/kernel/$m.ko.xz" "$mods/kernel/$m.ko.zst" ""; do
+			[ -f "$f" ] && break
+		done
+		[ -n "$f" ] || die "$pkg=$version has no module $m"
+		case "$f" in
+		*.xz) xz -dc "$f" ;;
+		*.zst) zstd -dc "$f" ;;
+		*) cat "$f" ;;
+		esac >"$dir/modules.tmp/$rel/${m##*/}.ko"
+	done
 	mv "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz.tmp"
+	rm -rf "$dir/modules"
+	mv "$dir/modules.tmp" "$dir/modules"
 	mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
 	rm -rf "$tmp"
 }
 
 # The initramfs: busybox-static from Debian, keyed by its version and /init.
 make_initramfs() {
-	local init="$MSRGUARD_ROOT/selftests/distro-guest-init" key out tmp
+	local init="$MSRGUARD_ROOT/selftests/distro-guest-init" key out tmp dir
 	if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
 		msg "installing busybox-static"
 		# The system's package lists may be missing or stale on a new machine.
@@ -46,13 +76,22 @@ make_initramfs() {
 	fi
 	key=$({
 		dpkg-query -W -f='${Version}' busybox-static
-		cat "$init"
+		cat "$init" "$MSRGUARD_ROOT/selftests/msr-index-list.c"
+		printf '%s\n' "${GUEST_KERNELS[@]}" "${KVM_MODULES[@]}"
 	} | sha256sum | cut -c1-16)
 	out="$GUESTS/initramfs-$key.cpio.gz"
 	if [ ! -f "$out" ]; then
 		tmp=$(mktemp -d "$GUESTS/tmp.XXXXXX")
-		mkdir -p "$tmp/bin"
+		mkdir -p "$tmp/bin" "$tmp/lib/modules"
 		cp /bin/busybox "$tmp/bin/busybox"
+		# The guest KVM's MSR list, printed by a static program of ours.
+		gcc -static -O2 -Wall -o "$tmp/bin/msr-index-list" \
+			"$MSRGUARD_ROOT/selftests/msr-index-list.c" ||
+			die "cannot build selftests/msr-index-list.c"
+		# Every guest kernel's KVM modules, under its release.
+		for dir in "$@"; do
+			cp -r "$dir"/modules/* "$tmp/lib/modules/"
+		done
 		install -m 0755 "$init" "$tmp/init"
 		(cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) |
 			gzip -9 >"$out.tmp"
@@ -62,10 +101,13 @@ make_initramfs() {
 	echo "$out"
 }
 
-make_initramfs
+dirs=() args=()
 for entry in "${GUEST_KERNELS[@]}"; do
 	read -r _ pkg version <<<"$entry"
 	dir="$GUESTS/${pkg}_${version}"
 	fetch_kernel "$pkg" "$version" "$dir"
-	echo "${pkg#linux-image-}_$version=$dir/vmlinuz"
+	dirs+=("$dir")
+	args+=("${pkg#linux-image-}_$version=$dir/vmlinuz")
 done
+make_initramfs "${dirs[@]}"
+printf '%s\n' "${args[@]}"
