@@ -71,6 +71,16 @@ static struct bench_case cases[] = {
 	 */
 	{ .name = "ignored, new", .access = "WRMSR 0x1fc, a new value each",
 	  .entry = guest_wrmsr_steps, .msr = 0x1fc, .value = 0x2 },
+	/*
+	 * The default policy's read = "ignore", of an MSR KVM answers (0 on
+	 * SVM): KVM's read runs first (a guard only takes away), then 0.
+	 */
+	{ .name = "ignored read", .access = "RDMSR 0x1db LASTBRANCHFROMIP",
+	  .entry = guest_rdmsr_loop, .msr = 0x1db },
+	/* "ignore" of an MSR KVM refuses here (no Intel PT): KVM's #GP, no event. */
+	{ .name = "ignore, KVM #GP", .access = "RDMSR 0x570 RTIT_CTL",
+	  .entry = guest_rdmsr_loop, .msr = 0x570,
+	  .vector_without = GP_VECTOR, .vector_with = GP_VECTOR },
 	/* Denied by the default policy, answered by KVM; mode=audit allows it. */
 	{ .name = "audited read", .access = "RDMSR 0x198 PERF_STATUS",
 	  .entry = guest_rdmsr_loop, .msr = 0x198, .params = "mode=audit" },
