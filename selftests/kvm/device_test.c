@@ -33,9 +33,6 @@
 #include "msrguard_kvm.h"
 #include "msrguard_stats.h"
 
-/* In no range KVM knows: KVM itself answers it with #GP. */
-#define MSR_UNKNOWN	0x4b564dffu
-
 /* msrguard loaded, its device open, one VM. */
 struct dev {
 	struct kvm_vm *vm;

@@ -30,8 +30,6 @@
 
 #include "msrguard_kvm.h"
 
-/* In no range KVM knows: vetoed, a new record for each value. */
-#define MSR_UNKNOWN	0x4b564dffu
 #define ROUNDS		16
 #define REGION_PAGES	512
 /* One page of struct kvm_dirty_gfn: the smallest ring KVM accepts. */

@@ -40,8 +40,6 @@
 #include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 
-/* In no range KVM knows: KVM itself answers it with #GP. */
-#define MSR_UNKNOWN		0x4b564dffu
 /* IA32_PAT's value at reset (SDM, "PAT Initialization"). */
 #define PAT_RESET		0x0007040600070406ull
 #define PAT_WRITTEN		0x0007040600070106ull

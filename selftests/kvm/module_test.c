@@ -194,9 +194,6 @@ TEST_F(lifetime, hooks_verified_before_arming)
 	EXPECT_EQ(0, unload_msrguard());
 }
 
-/* In no range KVM knows: vetoed, a new record for each value. */
-#define MSR_UNKNOWN	0x4b564dffu
-
 /* Vetoed writes of new values, forever: each record waits for its lookup. */
 static void vetoed_writes_forever(void)
 {

@@ -11,6 +11,12 @@
 
 #include "msrguard_host.h"
 
+/*
+ * In no range KVM knows: KVM itself answers it with #GP, and every policy
+ * denies it (a new record for each value written).
+ */
+#define MSR_UNKNOWN	0x4b564dffu
+
 /* Which msrguard build a test loads (environment: MSRGUARD_KO, MSRGUARD_TESTPOLICY_KO). */
 enum policy { POLICY_DEFAULT, POLICY_TEST, POLICY_NONE };
 

@@ -31,8 +31,6 @@
 #include "msrguard_kvm.h"
 #include "msrguard_stats.h"
 
-/* In no range KVM knows: KVM itself answers it with #GP. */
-#define MSR_UNKNOWN	0x4b564dffu
 /* The default policy vetoes writes to it (the microcode update trigger). */
 #define UCODE_WRITE	MSR_IA32_UCODE_WRITE
 #define JOURNAL_SOCKET	"/run/systemd/journal/socket"
