@@ -19,7 +19,7 @@ POLICY ?= policy/default.toml
 # Where the build and its generated sources go (absolute: kbuild runs in KDIR).
 OUT := $(if $(MO),$(abspath $(MO)),$(CURDIR))
 kbuild = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(MO),MO=$(OUT)) MSRGUARD_GEN=$(OUT)
-gen := $(OUT)/rust/policy_table.rs $(OUT)/rust/msrguard_abi.h
+gen := $(OUT)/rust/policy_table.rs $(OUT)/rust/msrguard_abi.h $(OUT)/rust/msrguard_boundary.h
 
 # Checked where a target needs it: `make in-tree` needs no built tree.
 need_kdir = $(if $(KDIR),,$(error no built kernel tree: run scripts/setup.sh, or pass KDIR=/path/to/built/linux))
@@ -32,10 +32,17 @@ $(OUT)/rust/policy_table.rs: FORCE
 	@mkdir -p $(@D)
 	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@
 
-# The record layout's constants for the C shim, from rust/record.rs.
+# The record layout's and the guard's constants (rust/core/record.rs,
+# guard.rs), and the structs the module's C and Rust sides pass each other
+# (rust/core/boundary.rs), for the C side.
 $(OUT)/rust/msrguard_abi.h: FORCE
 	@mkdir -p $(@D)
-	cargo run --quiet --locked --release -p msrguard-abi --bin msrguard-c-header > $@.tmp
+	cargo run --quiet --locked --release -p msrguard-core --bin msrguard-c-header -- abi > $@.tmp
+	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+$(OUT)/rust/msrguard_boundary.h: FORCE
+	@mkdir -p $(@D)
+	cargo run --quiet --locked --release -p msrguard-core --bin msrguard-c-header -- boundary > $@.tmp
 	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
 modules: $(gen)

@@ -6,7 +6,7 @@
 # and that the paths msrguard relies on call them; that their prototypes
 # are checked by the compiler, and a wrong one fails the build. (msrguard
 # checks clones and callers again itself when it arms, on the running
-# kernel: rust/msrguard_verify.c.)
+# kernel: rust/module/kvm/verify.c.)
 # Usage: scripts/check-hooks.sh [KDIR]
 # (No early-exiting `grep -q` in pipes: lib.sh sets pipefail.)
 
@@ -70,19 +70,19 @@ for pair in kvm-amd:svm_set_intercept_for_msr kvm-intel:vmx_set_intercept_for_ms
 		bad "$m.ko asks kvm_msr_allowed from: ${c:-nowhere} (want only $f)"
 done
 # Prototypes: every msrguard build has the compiler check them against the
-# tree (rust/msrguard_kvm_probe.c, Kbuild's always-y); a wrong one must
+# tree (rust/module/kvm/kvm_probe.c, Kbuild's always-y); a wrong one must
 # fail that build, naming the function. Built alone, into a scratch
 # output directory.
 probe_out=$(mktemp -d /tmp/msrguard-probe.XXXXXX)
 probe() {
 	make -C "$KDIR" M="$MSRGUARD_ROOT" MO="$probe_out" MSRGUARD_GEN="$probe_out" "$@" \
-		rust/msrguard_kvm_probe.o >"$probe_out/log" 2>&1
+		rust/module/kvm/kvm_probe.o >"$probe_out/log" 2>&1
 }
 if probe; then ok "the hooked functions have the prototypes msrguard assumes (compiled against $KDIR)"
 else bad "the prototype probe does not build: $(grep -m1 'error' "$probe_out/log")"; fi
-rm -f "$probe_out/rust/msrguard_kvm_probe.o"
+rm -f "$probe_out/rust/module/kvm/kvm_probe.o"
 if probe MSRGUARD_PROBE_INJECT=prototype; then bad "a wrong prototype (injected) did not fail the build"
-elif grep -q 'kvm_get_msr_ignored_check does not have the prototype msrguard_hooks.c assumes: int(struct kvm_vcpu \*, u32, u64, bool)' "$probe_out/log"; then
+elif grep -q 'kvm_get_msr_ignored_check does not have the prototype hooks.c assumes: int(struct kvm_vcpu \*, u32, u64, bool)' "$probe_out/log"; then
 	ok "a wrong prototype (injected) fails the build naming kvm_get_msr_ignored_check"
 else bad "a wrong prototype (injected) failed the build without naming the function: $(grep -m1 'error' "$probe_out/log")"; fi
 rm -rf "$probe_out"

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Derives msrguard's MSR name table from Linux's headers.
 
-Usage: scripts/gen-msr-names.py KDIR > rust/msr_names.rs
+Usage: scripts/gen-msr-names.py KDIR > rust/core/msr_names.rs
 
 Reads arch/x86/include/asm/msr-index.h (MSR_*), arch/x86/include/uapi/asm/
 kvm_para.h (MSR_KVM_*) and include/hyperv/hvgdk_mini.h (HV_X64_MSR_*), and

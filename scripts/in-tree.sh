@@ -17,13 +17,16 @@ ksrc="$1" gen="${2:-$MSRGUARD_ROOT}"
 	die "$ksrc: not a kernel source tree (no drivers/virt/Kconfig and Makefile)"
 grep -q '^if VIRT_DRIVERS$' "$ksrc/drivers/virt/Kconfig" ||
 	die "$ksrc/drivers/virt/Kconfig: no 'if VIRT_DRIVERS' block to add msrguard to"
-generated=("$gen/rust/policy_table.rs" "$gen/rust/msrguard_abi.h")
+generated=("$gen/rust/policy_table.rs" "$gen/rust/msrguard_abi.h" "$gen/rust/msrguard_boundary.h")
 for f in "${generated[@]}"; do
 	[ -f "$f" ] || die "$f missing: run this through 'make in-tree', which generates it"
 done
 
 dst="$ksrc/drivers/virt/msrguard"
-mkdir -p "$dst/rust"
+# The module's sources keep their tiers; the generated files go to rust/,
+# where Kbuild looks for them (MSRGUARD_GEN unset: next to the sources).
+dirs=(rust/core rust/module rust/module/kvm)
+mkdir -p "$dst/rust" "${dirs[@]/#/$dst/}"
 
 # put SRC DST: copies only when the content differs.
 put() {
@@ -32,20 +35,25 @@ put() {
 put "$MSRGUARD_ROOT/Kbuild" "$dst/Makefile"
 put "$MSRGUARD_ROOT/packaging/in-tree/Kconfig" "$dst/Kconfig"
 declare -A wanted=()
-# The sources, then the generated files from GENDIR (rust/ may hold an
-# in-place build's, of another policy).
-for f in "$MSRGUARD_ROOT"/rust/*.rs "$MSRGUARD_ROOT"/rust/*.c "$MSRGUARD_ROOT"/rust/*.h; do
-	case "${f##*/}" in policy_table.rs | msrguard_abi.h) continue ;; esac
-	put "$f" "$dst/rust/${f##*/}"
-	wanted[${f##*/}]=1
+# The sources (the core crate's own Cargo.toml, tests and generator are
+# host-only), then the generated files from GENDIR.
+for d in "${dirs[@]}"; do
+	for f in "$MSRGUARD_ROOT/$d"/*.rs "$MSRGUARD_ROOT/$d"/*.c "$MSRGUARD_ROOT/$d"/*.h; do
+		[ -f "$f" ] && [ "$d/${f##*/}" != rust/core/lib.rs ] || continue
+		put "$f" "$dst/$d/${f##*/}"
+		wanted[$d/${f##*/}]=1
+	done
 done
 for f in "${generated[@]}"; do
 	put "$f" "$dst/rust/${f##*/}"
-	wanted[${f##*/}]=1
+	wanted[rust/${f##*/}]=1
 done
 # A source file msrguard no longer has must not linger in the tree.
-for f in "$dst"/rust/*.rs "$dst"/rust/*.c "$dst"/rust/*.h; do
-	[ -n "${wanted[${f##*/}]:-}" ] || rm -f "$f"
+for d in rust "${dirs[@]}"; do
+	for f in "$dst/$d"/*.rs "$dst/$d"/*.c "$dst/$d"/*.h; do
+		[ -f "$f" ] || continue
+		[ -n "${wanted[$d/${f##*/}]:-}" ] || rm -f "$f"
+	done
 done
 
 # Hook it into drivers/virt, once.

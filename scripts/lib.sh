@@ -200,14 +200,15 @@ build_module() {
 	shift
 	# An in-place build (make without MO=) in the source directory would be
 	# found instead of the variant's own objects and generated headers
-	# (rust/msrguard_abi.h next to the shim). Its outputs sit in the top
-	# directory and rust/ only; `make clean` would also delete every
-	# variant under build/ (kbuild's clean searches the whole tree).
+	# (rust/msrguard_abi.h). Its outputs sit in the top directory, rust/
+	# and the module's directories only; `make clean` would also delete
+	# every variant under build/ (kbuild's clean searches the whole tree).
 	local stale
-	stale=$(find "$MSRGUARD_ROOT" "$MSRGUARD_ROOT/rust" -maxdepth 1 -type f \( \
+	stale=$(find "$MSRGUARD_ROOT" "$MSRGUARD_ROOT/rust" "$MSRGUARD_ROOT/rust/module" \
+		"$MSRGUARD_ROOT/rust/module/kvm" -maxdepth 1 -type f \( \
 		-name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' -o \
 		-name '.*.cmd' -o -name '*.a' -o -name modules.order -o -name Module.symvers -o \
-		-name 'policy_table.rs*' -o -name 'msrguard_abi.h*' \))
+		-name 'policy_table.rs*' -o -name 'msrguard_abi.h*' -o -name 'msrguard_boundary.h*' \))
 	if [ -n "$stale" ]; then
 		msg "removing the in-place module build: variants are built with MO="
 		xargs rm -f <<<"$stale"

@@ -10,7 +10,7 @@ KDIR="$(need_kernel_tree)"
 fail=0
 
 # A variant of its own (lib.sh: build_module), rebuilt every time.
-touch rust/msrguard_main.rs
+touch rust/module/msrguard_main.rs
 if build_module clippy CLIPPY=1 >"$LOG_DIR/lint-clippy-module.log" 2>&1 && ! grep -q '^warning' "$LOG_DIR/lint-clippy-module.log"; then
 	echo "ok: module clippy (make CLIPPY=1)"
 else
@@ -18,14 +18,14 @@ else
 	echo "FAIL: module clippy"
 	fail=1
 fi
-sources=$(ls rust/*.rs | grep -v '^rust/policy_table.rs$')
+sources=$(ls rust/core/*.rs rust/module/*.rs)
 if rustfmt --edition 2021 --config-path "$KDIR/.rustfmt.toml" --check $sources; then
 	echo "ok: module rustfmt (kernel .rustfmt.toml)"
 else
 	echo "FAIL: module rustfmt"
 	fail=1
 fi
-if "$KDIR/scripts/checkpatch.pl" --no-tree --quiet -f rust/msrguard_*.c rust/msrguard_shim.h rust/msrguard_trace.h; then
+if "$KDIR/scripts/checkpatch.pl" --no-tree --quiet -f rust/module/kvm/*.c rust/module/kvm/*.h; then
 	echo "ok: checkpatch (C files)"
 else
 	echo "FAIL: checkpatch (C files)"

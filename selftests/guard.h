@@ -2,7 +2,7 @@
 /*
  * Guard cases and event checks shared by msrguard_test and
  * msrguard_vmx_test (guard.c). The record layout comes from msrguard_abi.h,
- * generated from rust/record.rs.
+ * generated from rust/core/record.rs.
  */
 #ifndef MSRGUARD_GUARD_H
 #define MSRGUARD_GUARD_H

@@ -117,7 +117,7 @@ static void put_le(uint8_t *p, uint64_t v, int bytes)
 
 /*
  * A PE32+ header at guest physical (and, identity-mapped, virtual) address
- * 0 whose image spans the guest code: the smallest header rust/pe.rs
+ * 0 whose image spans the guest code: the smallest header rust/core/pe.rs
  * accepts (no data directories, so no name).
  */
 static void put_pe_header(uint8_t *mem)

@@ -24,7 +24,7 @@
  *     reported drops, and the module's counters agree.
  *
  * Records are decoded only through struct msrguard_record and the
- * constants of msrguard_abi.h, generated from rust/record.rs.
+ * constants of msrguard_abi.h, generated from rust/core/record.rs.
  *
  * Usage: msrguard_fuzz MODULE.ko [SEED [OPS]]
  */
@@ -56,7 +56,7 @@
 #define GP_VECTOR	13
 #define PAGE		4096
 #define RING_RECORDS	128	/* small: the guest overflows it, drops are fuzzed too */
-#define MAX_BATCH	64	/* records per read() at most (rust/device.rs) */
+#define MAX_BATCH	64	/* records per read() at most (rust/module/device.rs) */
 #define GUEST_CHUNK	64	/* accesses per KVM_RUN */
 #define NFDS		6	/* per-thread table of open files */
 #define THREADS		4

@@ -2,7 +2,7 @@
 /*
  * The host side of msrguard shared by every test program (msrguard_host.c):
  * modules, records from /dev/msrguard, tracefs. The record layout comes
- * from msrguard_abi.h, generated from rust/record.rs.
+ * from msrguard_abi.h, generated from rust/core/record.rs.
  */
 #ifndef MSRGUARD_HOST_H
 #define MSRGUARD_HOST_H

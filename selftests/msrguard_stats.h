@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The stats ioctl and its fields, read at the generated header's offsets
- * (msrguard_abi.h, from rust/record.rs): shared by the suite, the storm
+ * (msrguard_abi.h, from rust/core/record.rs): shared by the suite, the storm
  * and the fuzz programs.
  */
 #ifndef MSRGUARD_STATS_H

@@ -21,7 +21,7 @@
  * tcg_without_npt().
  *
  * Records are decoded only through struct msrguard_record and the
- * constants of msrguard_abi.h, generated from rust/record.rs.
+ * constants of msrguard_abi.h, generated from rust/core/record.rs.
  *
  * Usage: msrguard_storm MODULE.ko|none [NOISY_EVENTS_PER_VCPU [absent|slow|fast]]
  * ("none": the same guests under KVM alone, a control; MSRGUARD_STORM_TRACE=1

@@ -8,7 +8,7 @@
  * saw (#GP, value, success) and the exact event read back from
  * /dev/msrguard and from tracefs, with Pc equal to the instruction's
  * address. The record layout comes from msrguard_abi.h, generated from
- * rust/record.rs.
+ * rust/core/record.rs.
  *
  * What is left here needs this real-mode harness: the
  * guard tables in real mode (events with mode=real and 16-bit Pcs; the same

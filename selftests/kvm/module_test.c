@@ -169,7 +169,7 @@ static void load_refused(struct __test_metadata *_metadata, const char *params, 
 }
 
 /*
- * msrguard verifies what it hooks before arming (msrguard_verify.c): a
+ * msrguard verifies what it hooks before arming (rust/module/kvm/verify.c): a
  * clone of a hooked function, or an entry point that does not call it,
  * refuses the load with a line naming it (each injected with
  * verify_inject); KVM as built passes, and says so.

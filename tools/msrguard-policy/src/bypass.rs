@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use msrguard_abi::policy::{decide, Action, Entry};
+use msrguard_core::policy::{decide, Action, Entry};
 
 use crate::PolicyEntry;
 
@@ -275,7 +275,7 @@ pub fn check(file: &str, entries: &[PolicyEntry]) -> Vec<Warning> {
             let name = if a == b.first {
                 b.name
             } else {
-                msrguard_abi::msr_names::msr_name(a).unwrap_or(b.name)
+                msrguard_core::msr_names::msr_name(a).unwrap_or(b.name)
             };
             let bits = match (write, b.bits) {
                 (false, _) | (true, ALL) => String::new(),

@@ -20,7 +20,7 @@ pub mod kvm;
 use std::fmt;
 use std::fmt::Write as _;
 
-use msrguard_abi::policy::{always_allowed, Action, AllowBitmap, AllowWords, Entry};
+use msrguard_core::policy::{always_allowed, Action, AllowBitmap, AllowWords, Entry};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -145,7 +145,7 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
 /// Linux gives another index cannot be used. An index without a Linux name
 /// may have any name that is not another index's.
 fn name_mismatch(first: u32, name: &str) -> Option<String> {
-    use msrguard_abi::msr_names::{msr_names, MSR_NAMES};
+    use msrguard_core::msr_names::{msr_names, MSR_NAMES};
     let own = msr_names(first);
     if own.iter().any(|&(_, n)| n == name) {
         return None;
@@ -409,8 +409,9 @@ fn check_kvm_internal(file: &str, entries: &[PolicyEntry]) -> Vec<Diagnostic> {
     for k in KVM_INTERNAL {
         let (name, who) = (k.name, k.by);
         for msr in k.first..=k.last {
-            let denied_read = k.reads && !msrguard_abi::policy::always_allowed(&table, msr, false);
-            let denied_write = k.writes && !msrguard_abi::policy::always_allowed(&table, msr, true);
+            let denied_read = k.reads && !msrguard_core::policy::always_allowed(&table, msr, false);
+            let denied_write =
+                k.writes && !msrguard_core::policy::always_allowed(&table, msr, true);
             if !denied_read && !denied_write {
                 continue;
             }
@@ -556,7 +557,7 @@ pub fn allow_bitmaps(entries: &[PolicyEntry]) -> Vec<(u32, AllowWords, AllowWord
 /// default action already says `gp`). One line per finding, empty if none.
 pub fn check_against_kvm(kvm: &kvm::KvmMsrs, entries: &[PolicyEntry]) -> Vec<String> {
     let mut out = Vec::new();
-    let name_of = |m: u32| msrguard_abi::msr_names::msr_name(m).unwrap_or("no Linux name");
+    let name_of = |m: u32| msrguard_core::msr_names::msr_name(m).unwrap_or("no Linux name");
     // Covered = union of the policy's entries (sorted, disjoint).
     for (a, z) in kvm.intervals() {
         let mut m = a;

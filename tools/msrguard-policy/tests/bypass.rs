@@ -2,7 +2,7 @@
 //! The table of MSRs settable outside msrguard's decision points, and the
 //! checker's warnings for policies that deny what those paths do.
 
-use msrguard_abi::msr_names::{msr_names, MSR_NAMES};
+use msrguard_core::msr_names::{msr_names, MSR_NAMES};
 use msrguard_policy::bypass::{check, Warning, BYPASSES};
 use msrguard_policy::parse;
 

@@ -2,7 +2,7 @@
 //! The policy parser: the default policy is accepted, and each kind of bad
 //! file is rejected with `file:line: message`.
 
-use msrguard_abi::policy::{decide, Action};
+use msrguard_core::policy::{decide, Action};
 use msrguard_policy::parse;
 
 fn errors(text: &str) -> Vec<String> {
@@ -212,7 +212,7 @@ fn rejects_a_linux_name_on_the_wrong_index() {
 /// exactly where the table does, and the fast decision equals the table's.
 #[test]
 fn default_policy_bitmaps_match_the_table() {
-    use msrguard_abi::policy::{always_allowed, decide, decide_fast};
+    use msrguard_core::policy::{always_allowed, decide, decide_fast};
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let entries = msrguard_policy::parse(path, &text).unwrap();

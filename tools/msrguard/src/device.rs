@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 
-use msrguard_abi::record::{
+use msrguard_core::record::{
     DecodeError, PolicyEntryWire, Record, Stats, ABI_VERSION, IOC_POLICY_ENTRY, IOC_STATS,
     POLICY_ENTRY_SIZE, RECORD_SIZE, STATS_SIZE,
 };

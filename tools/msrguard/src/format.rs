@@ -19,9 +19,9 @@
 
 use std::fmt::Write as _;
 
-use msrguard_abi::msr_names::msr_name;
-use msrguard_abi::policy::Action;
-use msrguard_abi::record::{
+use msrguard_core::msr_names::msr_name;
+use msrguard_core::policy::Action;
+use msrguard_core::record::{
     trim_nul, AccessStatus, PolicyEntryWire, Record, Stats, FLAG_NESTED, FLAG_OUTSIDE_RUN,
 };
 use serde_json::json;
@@ -232,7 +232,7 @@ pub(crate) fn policy_table(entries: &[PolicyEntryWire]) -> String {
 pub(crate) fn kvm_msrs(kvm: &msrguard_policy::kvm::KvmMsrs) -> String {
     let mut out = String::new();
     for (a, z) in kvm.intervals() {
-        let name = msrguard_abi::msr_names::msr_name(a).unwrap_or("-");
+        let name = msrguard_core::msr_names::msr_name(a).unwrap_or("-");
         let span = if a == z {
             format!("{a:#x}")
         } else {

@@ -8,8 +8,8 @@
 //! `0x...`, the counters in decimal, so no consumer rounds them.
 
 use libsystemd::logging::{journal_send, Priority};
-use msrguard_abi::msr_names::msr_name;
-use msrguard_abi::record::{trim_nul, AccessStatus, Record};
+use msrguard_core::msr_names::msr_name;
+use msrguard_core::record::{trim_nul, AccessStatus, Record};
 
 use crate::format::{hex, utc};
 use crate::Failure;
@@ -78,7 +78,7 @@ fn entry(r: &Record) -> (Priority, String, Vec<(&'static str, String)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use msrguard_abi::record::{GuestMode, Reason, COMM_LEN, IMAGE_NAME_LEN};
+    use msrguard_core::record::{GuestMode, Reason, COMM_LEN, IMAGE_NAME_LEN};
 
     #[test]
     fn sixty_four_bit_fields_round_trip_exactly() {

@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use msrguard_abi::msr_names::msr_name;
-use msrguard_abi::policy::{decide, Action, Entry};
-use msrguard_abi::record::{trim_nul, AccessStatus, Record};
+use msrguard_core::msr_names::msr_name;
+use msrguard_core::policy::{decide, Action, Entry};
+use msrguard_core::record::{trim_nul, AccessStatus, Record};
 use msrguard_policy::{danger, PolicyEntry};
 
 use crate::format::utc;
@@ -145,8 +145,8 @@ fn propose(msr: u32, ev: &Evidence, existing: Option<&PolicyEntry>) -> Option<Po
         first: msr,
         last: msr,
         name: msr_name(msr).map_or_else(|| format!("MSR_{msr:X}"), str::to_string),
-        read: msrguard_abi::policy::DEFAULT_ACTION,
-        write: msrguard_abi::policy::DEFAULT_ACTION,
+        read: msrguard_core::policy::DEFAULT_ACTION,
+        write: msrguard_core::policy::DEFAULT_ACTION,
         write_mask: None,
         reason: String::new(),
         line: 0,

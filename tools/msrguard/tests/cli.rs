@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use assert_cmd::Command;
-use msrguard_abi::record::*;
+use msrguard_core::record::*;
 
 fn record(sequence: u64, msr: u32, is_write: bool, status: AccessStatus, reason: Reason) -> Record {
     let mut comm = [0u8; COMM_LEN];

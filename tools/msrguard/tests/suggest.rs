@@ -6,8 +6,8 @@
 use std::io::Write;
 
 use assert_cmd::Command;
-use msrguard_abi::policy::{decide, Action, Entry};
-use msrguard_abi::record::*;
+use msrguard_core::policy::{decide, Action, Entry};
+use msrguard_core::record::*;
 
 const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policy/default.toml");
 /// A guest kernel address above 2^53.

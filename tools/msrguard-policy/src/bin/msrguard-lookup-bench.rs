@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use msrguard_abi::policy::{always_allowed, decide, decide_fast, lookup, Entry};
+use msrguard_core::policy::{always_allowed, decide, decide_fast, lookup, Entry};
 
 /// Indices to look up: half near covered MSRs, half anywhere.
 fn indices(table: &[Entry], n: usize) -> Vec<u32> {

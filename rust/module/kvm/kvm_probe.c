@@ -3,7 +3,7 @@
  * Built with msrguard, never linked into it (Kbuild: always-y): the
  * compiler checks that the KVM functions msrguard hooks have the
  * prototypes its handlers assume, in the very tree msrguard is built
- * against. msrguard_hooks.c reads their arguments from the registers of
+ * against. hooks.c reads their arguments from the registers of
  * the calling convention, zeroes a vetoed read's *data and rewrites the
  * intercept hook's bool: a changed prototype would make it read and write
  * something else. The decision functions are static, so their file is
@@ -23,7 +23,7 @@
 
 #define HOOK_PROTOTYPE(fn, type)						\
 	static_assert(__builtin_types_compatible_p(typeof(fn), type),		\
-		      #fn " does not have the prototype msrguard_hooks.c assumes: " __stringify(type))
+		      #fn " does not have the prototype hooks.c assumes: " __stringify(type))
 
 HOOK_PROTOTYPE(kvm_get_msr_ignored_check, int(struct kvm_vcpu *, u32, DATA_ARG, bool));
 HOOK_PROTOTYPE(kvm_set_msr_ignored_check, int(struct kvm_vcpu *, u32, u64, bool));

@@ -8,7 +8,7 @@ use std::{
     process::Command,
 };
 
-use msrguard_abi::pe::*;
+use msrguard_core::pe::*;
 use proptest::prelude::*;
 
 const CC: &str = "x86_64-w64-mingw32-gcc";

@@ -3,7 +3,7 @@
 //! The event record: the one definition of what `/dev/msrguard` returns.
 //!
 //! This file is `core`-only and is compiled into both the kernel module and
-//! the host crates (`tools/msrguard-abi`), so the module, the tool and the
+//! the host crates (crate `msrguard-core`), so the module, the tool and the
 //! tests cannot disagree about the layout. The layout is documented in
 //! `Documentation/msrguard.rst`; every change bumps [`ABI_VERSION`].
 //!

@@ -6,32 +6,50 @@
 //! compiled into this module (`policy/default.toml`); forbidden accesses are
 //! vetoed through KVM's own failure path and reported through
 //! `/dev/msrguard`, the `msrguard:msrguard_access` trace event and the
-//! kernel log. See `Documentation/msrguard.rst` in the msrguard repository.
+//! kernel log. See `Documentation/msrguard/` in the msrguard repository.
 //!
-//! - `record` and `policy` are `core`-only and shared with the host crates;
-//! - `policy_table` is generated from the policy file at build time;
-//! - `queue` holds the event buffer's rules (`core`-only, shared);
-//! - `events` and `device` are `/dev/msrguard`;
-//! - `guard` decides what happens to each access (`core`-only, shared);
-//! - `pe` finds the PE image holding an address (`core`-only, shared), over
-//!   the guest memory `image` reads through the C side;
-//! - `shim` binds the C side, which hooks KVM and applies the decisions.
+//! The files are in three tiers (`rust/`):
+//!
+//! - `core/`: what decides and what holds the events, without kernel APIs,
+//!   shared with the host crates and tested there (crate `msrguard-core`):
+//!   `record` (the ABI), `policy`, `guard` (what happens to each access),
+//!   `queue` (the event buffer's rules), `pe` (finding the image holding
+//!   an address), `msr_names`, `boundary` (the structs C and Rust pass);
+//! - `module/`: the kernel Rust: this file, `events` and `device`
+//!   (`/dev/msrguard`), `image` (the PE search over guest memory read by the
+//!   C side), `ffi` (the entry points the C side calls);
+//! - `module/kvm/`: the C, only for what Rust cannot do: hooks into KVM,
+//!   guest memory, writable parameters, the trace event.
+//!
+//! `policy_table` is generated from the policy file at build time.
 
 use kernel::prelude::*;
 
+#[path = "../core/boundary.rs"]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+#[expect(
+    dead_code,
+    reason = "the header generator uses the field descriptions, the module only the structs"
+)]
+mod boundary;
 mod device;
 mod events;
+mod ffi;
+#[path = "../core/guard.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod guard;
 mod image;
+#[path = "../core/msr_names.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod msr_names;
+#[path = "../core/pe.rs"]
 #[expect(
     dead_code,
     unreachable_pub,
     reason = "shared with the host crates, whose tests use its bounds"
 )]
 mod pe;
+#[path = "../core/policy.rs"]
 #[expect(
     dead_code,
     unreachable_pub,
@@ -43,15 +61,16 @@ mod policy;
 mod policy_table {
     include!(concat!(env!("MSRGUARD_GEN"), "/rust/policy_table.rs"));
 }
+#[path = "../core/queue.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod queue;
+#[path = "../core/record.rs"]
 #[expect(
     dead_code,
     unreachable_pub,
     reason = "shared with the host crates, which decode what the module encodes"
 )]
 mod record;
-mod shim;
 
 module! {
     type: MsrGuardModule,
@@ -73,7 +92,7 @@ module! {
 #[pin_data(PinnedDrop)]
 struct MsrGuardModule {
     /// The armed KVM hooks; `None` only while the module initializes.
-    hooks: Option<shim::Hooks>,
+    hooks: Option<ffi::Hooks>,
     /// The event queue and its device node.
     #[pin]
     device: device::EventDevice,
@@ -92,7 +111,7 @@ impl kernel::InPlaceModule for MsrGuardModule {
             // `hooks` is declared before `device`, so it is dropped
             // (disarmed) before the queue.
             // SAFETY: The queue outlives the hooks, as said above.
-            let hooks = unsafe { shim::Hooks::arm(&this.device.events) }?;
+            let hooks = unsafe { ffi::Hooks::arm(&this.device.events) }?;
             *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.
             this.device.register()?;

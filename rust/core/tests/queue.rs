@@ -3,8 +3,8 @@
 //! coalescing and drop reports, under random interleavings of two VMs and a
 //! reader.
 
-use msrguard_abi::queue::*;
-use msrguard_abi::record::*;
+use msrguard_core::queue::*;
+use msrguard_core::record::*;
 use proptest::prelude::*;
 
 fn event(vm_id: u32, msr: u32, value: u64, t: u64) -> Record {

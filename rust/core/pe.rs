@@ -3,7 +3,7 @@
 //! Image attribution: the PE image (Windows driver, DLL, UEFI module) in
 //! guest memory that holds an instruction address.
 //!
-//! `core`-only, shared with the host crates (`tools/msrguard-abi`), which
+//! `core`-only, shared with the host crates (crate `msrguard-core`), which
 //! test it on real MinGW-w64 DLLs and on random mutations of their headers.
 //!
 //! The guest controls every byte read here. Every offset is checked against

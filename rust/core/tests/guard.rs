@@ -2,9 +2,9 @@
 //! The guard's state machine (`rust/guard.rs`): every combination of hook,
 //! mode, VMM and policy verdict, against the rules in its documentation.
 
-use msrguard_abi::guard::*;
-use msrguard_abi::policy::*;
-use msrguard_abi::record::{AccessStatus, Reason};
+use msrguard_core::guard::*;
+use msrguard_core::policy::*;
+use msrguard_core::record::{AccessStatus, Reason};
 use proptest::prelude::*;
 
 /// A small policy exercising every action: allow, gp, ignore, write mask.

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Image attribution in the module: [`crate::pe`]'s search over the guest
-//! memory reader of the C side (`msrguard_image.c`), which runs it in
+//! memory reader of the C side (`kvm/image.c`), which runs it in
 //! process context on the vCPU's thread.
 
 use core::ffi::c_void;
 
 use crate::{
+    boundary::ImageC,
     pe::{
         self,
         GuestMemory,
@@ -17,20 +18,6 @@ use crate::{
 
 // The record's name field holds a name and its NUL.
 const _: () = assert!(NAME_MAX + 1 == IMAGE_NAME_LEN);
-
-/// A PE image found (`struct msrguard_image`).
-#[repr(C)]
-pub(crate) struct ImageC {
-    base: u64,
-    size: u32,
-    checksum: u32,
-    timestamp: u32,
-    name: [u8; IMAGE_NAME_LEN],
-    pad: u32,
-}
-
-// The same size as msrguard_shim.h asserts.
-const _: () = assert!(size_of::<ImageC>() == 64);
 
 /// The C reader: copies `len` bytes at guest virtual address `va` into
 /// `buf`, false if it cannot.

@@ -9,12 +9,12 @@
  * and queues task work on the vCPU thread itself (TWA_RESUME): KVM's run
  * loop runs it (xfer_to_guest_mode_handle_work) before the vCPU re-enters
  * the guest, in process context, outside kvm->srcu. There the search
- * (rust/pe.rs) reads guest virtual memory through the vCPU's own page walker
+ * (rust/core/pe.rs) reads guest virtual memory through the vCPU's own page walker
  * (vcpu->arch.gva_walk) and KVM's memslots under kvm->srcu, copying from the
  * VMM's memory with copy_from_user(); then the event is recorded, complete.
  * Without an item, or when task work cannot be queued, the event is recorded
  * at once with empty image fields. Only a new record gets here (record_new()
- * in msrguard_hooks.c): a repeat coalesced into its VM's previous record
+ * in hooks.c): a repeat coalesced into its VM's previous record
  * never asks for its image. A cache hit (an image or a page known to
  * be in none) is answered in the hook, without task work or guest read.
  *
@@ -59,7 +59,7 @@
 /* is_sev_guest(). */
 #include "svm/svm.h"
 
-#include "msrguard_shim.h"
+#include "ffi.h"
 
 /* ---- Parameters and counters ------------------------------------------ */
 

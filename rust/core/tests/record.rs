@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The record layout: round trip, fixed offsets, and rejected inputs.
 
-use msrguard_abi::record::*;
+use msrguard_core::record::*;
 
 fn sample() -> Record {
     let mut comm = [0u8; COMM_LEN];

@@ -9,7 +9,7 @@
 #include <linux/printk.h>
 #include <linux/sprintf.h>
 
-#include "msrguard_shim.h"
+#include "ffi.h"
 
 #define CREATE_TRACE_POINTS
 #include "msrguard_trace.h"

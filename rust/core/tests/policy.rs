@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Policy semantics: lookup against a naive reference, and the decision rules.
 
-use msrguard_abi::policy::*;
-use msrguard_abi::record::Reason;
+use msrguard_core::policy::*;
+use msrguard_core::record::Reason;
 use proptest::prelude::*;
 
 fn entry(first: u32, last: u32, read: Action, write: Action, mask: Option<u64>) -> Entry {

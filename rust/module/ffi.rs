@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C side (`msrguard_hooks.c`, `msrguard_params.c`,
-//! `msrguard_trace.c`): KVM hooks, runtime parameters and the trace event,
-//! and the entry points it calls back into Rust.
-//!
-//! The `#[repr(C)]` types mirror `msrguard_shim.h`; both sides assert the
-//! sizes. The decisions are [`crate::guard`]'s.
+//! The C side (`kvm/hooks.c`, `kvm/params.c`, `kvm/trace.c`): KVM hooks,
+//! runtime parameters and the trace event, and the entry points it calls
+//! back into Rust (declared in `kvm/ffi.h`). The structs passed are
+//! [`crate::boundary`]'s, from which C's are generated. The decisions are
+//! [`crate::guard`]'s.
 
 use core::ffi::c_void;
 
@@ -15,6 +14,14 @@ use kernel::{
 };
 
 use crate::{
+    boundary::{
+        AccessC,
+        AnswerC,
+        FactsC,
+        NamesC,
+        OutcomeC,
+        RepeatC, //
+    },
     events::EventQueue,
     guard::{
         self,
@@ -37,101 +44,9 @@ use crate::{
         AccessStatus,
         GuestMode,
         Reason,
-        Record,
-        COMM_LEN,
-        IMAGE_NAME_LEN, //
+        Record, //
     }, //
 };
-
-/// What a hook knows about one access (`struct msrguard_facts`).
-#[repr(C)]
-pub(crate) struct FactsC {
-    value: u64,
-    msr: u32,
-    hook: u8,
-    is_write: u8,
-    host_initiated: u8,
-    audit: u8,
-    vmm_takes_filter_exits: u8,
-    read_completion_armed: u8,
-    pad: [u8; 2],
-}
-
-/// The guard's answer (`struct msrguard_answer`).
-#[repr(C)]
-pub(crate) struct AnswerC {
-    kvm: u8,
-    zero_read: u8,
-    record: u8,
-    status: u8,
-    reason: u8,
-}
-
-/// An access being recorded (`struct msrguard_access`).
-#[repr(C)]
-pub(crate) struct AccessC {
-    value: u64,
-    pc: u64,
-    timestamp_ns: u64,
-    msr: u32,
-    vcpu_id: u32,
-    vmm_pid: u32,
-    vm_id: u32,
-    is_write: u8,
-    guest_cpl: u8,
-    guest_mode: u8,
-    status: u8,
-    reason: u8,
-    flags: u8,
-    pad: [u8; 2],
-    vmm_comm: [u8; COMM_LEN],
-    image_base: u64,
-    image_checksum: u32,
-    image_timestamp: u32,
-    image_name: [u8; IMAGE_NAME_LEN],
-}
-
-/// An access that may repeat its VM's previous one (`struct msrguard_repeat`).
-#[repr(C)]
-pub(crate) struct RepeatC {
-    value: u64,
-    pc: u64,
-    now_ns: u64,
-    msr: u32,
-    vm_id: u32,
-    is_write: u8,
-    status: u8,
-    reason: u8,
-    pad: [u8; 5],
-}
-
-/// What became of a recorded event, for the trace event and log line
-/// (`struct msrguard_outcome`).
-#[repr(C)]
-pub(crate) struct OutcomeC {
-    sequence: u64,
-    repeat: u64,
-    queued: u8,
-    log: u8,
-    pad: [u8; 6],
-}
-
-/// A recorded event's names, for the trace event and log line
-/// (`struct msrguard_names`).
-#[repr(C)]
-pub(crate) struct NamesC {
-    status: [u8; 16],
-    reason: [u8; 16],
-    msr: [u8; 40],
-}
-
-// The same sizes as msrguard_shim.h asserts.
-const _: () = assert!(size_of::<FactsC>() == 24);
-const _: () = assert!(size_of::<AnswerC>() == 5);
-const _: () = assert!(size_of::<AccessC>() == 120);
-const _: () = assert!(size_of::<RepeatC>() == 40);
-const _: () = assert!(size_of::<OutcomeC>() == 24);
-const _: () = assert!(size_of::<NamesC>() == 72);
 
 extern "C" {
     fn msrguard_hooks_init(guard: *const c_void) -> c_int;

@@ -11,7 +11,7 @@
 #include <linux/mutex.h>
 #include <linux/string.h>
 
-#include "msrguard_shim.h"
+#include "ffi.h"
 
 /* Serializes changes of both parameters. */
 static DEFINE_MUTEX(param_lock);

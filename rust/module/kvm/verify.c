@@ -22,7 +22,7 @@
  *    and fails.
  *
  * The prototypes are the compiler's to check, when msrguard is built
- * against the tree (msrguard_kvm_probe.c). A mismatch refuses to arm with
+ * against the tree (kvm_probe.c). A mismatch refuses to arm with
  * one log line naming it.
  *
  * The intercept hooks (svm/vmx_set_intercept_for_msr) are checked for
@@ -41,7 +41,7 @@
 #include <linux/uaccess.h>
 #include <linux/unaligned.h>
 
-#include "msrguard_shim.h"
+#include "ffi.h"
 
 /*
  * Test only: "clone" makes the clone check match the hooked function

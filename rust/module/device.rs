@@ -58,6 +58,7 @@ use kernel::{
 
 use crate::{
     events::EventQueue,
+    ffi,
     policy_table::TABLE,
     record::{
         fill_nul_padded,
@@ -69,7 +70,6 @@ use crate::{
         RECORD_SIZE,
         STATS_SIZE, //
     },
-    shim,
 };
 
 // SAFETY: `RecordWire` is `repr(C)` with only integer and byte-array fields
@@ -252,8 +252,8 @@ impl EventDevice {
         match cmd {
             IOC_STATS => {
                 let mut stats = self.events.stats();
-                stats.audit = u32::from(shim::audit());
-                stats.locked = u32::from(shim::locked());
+                stats.audit = u32::from(ffi::audit());
+                stats.locked = u32::from(ffi::locked());
                 UserSlice::new(arg, STATS_SIZE)
                     .writer()
                     .write_slice(&stats.to_bytes())?;

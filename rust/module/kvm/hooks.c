@@ -2,7 +2,7 @@
 /*
  * msrguard's KVM hooks: they gather the facts of a guest MSR access, ask
  * Rust (msrguard_rust_on_access()) and apply its answer. Nothing here
- * decides; see rust/guard.rs and Documentation/msrguard.rst.
+ * decides; see rust/core/guard.rs and Documentation/msrguard.rst.
  *
  *  - kvm_get_msr_ignored_check() / kvm_set_msr_ignored_check() (kvm): every
  *    guest MSR access, through any path (exit, emulator, nested VMX MSR
@@ -48,7 +48,7 @@
 /* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
 #include "msrs.h"
 
-#include "msrguard_shim.h"
+#include "ffi.h"
 #include "msrguard_trace.h"
 
 #ifdef CONFIG_PREEMPT_RT
@@ -247,7 +247,7 @@ static void printable_comm(char comm[TASK_COMM_LEN])
 /*
  * A new record: every field gathered, queued, traced and logged; for a
  * paging guest inside its vCPU's run, once the image holding Pc is known
- * (msrguard_image.c). Outside the run no lookup is deferred: the work
+ * (image.c). Outside the run no lookup is deferred: the work
  * could outlive the vCPU (teardown) or never run (a kworker).
  */
 static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
@@ -278,7 +278,7 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 	 * While a trace event is enabled, repeats come here too (record()):
 	 * one shares the image of the queued record it repeats, no lookup.
 	 * Otherwise reading guest memory waits for process context
-	 * (msrguard_image.c).
+	 * (image.c).
 	 */
 	if ((trace_msrguard_access_enabled() && msrguard_rust_repeat_image(guard_ctx, r, &a)) ||
 	    !in_run || !image_attributable(vcpu, &a) || !msrguard_image_defer(vcpu, &a))
@@ -760,7 +760,7 @@ static int arm_set(struct hook_set *set)
 
 	if (set->armed)
 		return 0;
-	/* What is hooked is what the guest paths call (msrguard_verify.c). */
+	/* What is hooked is what the guest paths call (verify.c). */
 	if (WARN_ON_ONCE(set->nr_hooks > ARRAY_SIZE(functions)))
 		return -EINVAL;
 	for (i = 0; i < set->nr_hooks; i++)

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! msrguard's core: what decides and what holds the events, with no kernel
+//! API, so that it is tested on the host. The kernel module compiles these
+//! very files (`rust/module/msrguard_main.rs` names each with `#[path]`), so
+//! module, tool and tests share one definition of the record layout and the
+//! policy semantics.
+//!
+//! - [`boundary`]: the structs the module's C and Rust sides pass each other;
+//! - [`record`]: the event record read from `/dev/msrguard` (the ABI);
+//! - [`policy`]: the policy table's types and lookup;
+//! - [`guard`]: what happens to each access;
+//! - [`queue`]: the event buffer's rules (coalescing, per-VM fairness, drops);
+//! - [`pe`]: finding the PE image that holds an address;
+//! - [`msr_names`]: MSR names from the kernel's `msr-index.h`.
+
+#![no_std]
+
+pub mod boundary;
+pub mod guard;
+pub mod msr_names;
+pub mod pe;
+pub mod policy;
+pub mod queue;
+pub mod record;
