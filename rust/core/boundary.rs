@@ -42,26 +42,32 @@ pub trait CType {
     const C: &'static str;
     /// Array length; 0 for a scalar.
     const LEN: usize;
+    /// All bits zero.
+    const ZERO: Self;
 }
 
 impl CType for u8 {
     const C: &'static str = "u8";
     const LEN: usize = 0;
+    const ZERO: Self = 0;
 }
 
 impl CType for u32 {
     const C: &'static str = "u32";
     const LEN: usize = 0;
+    const ZERO: Self = 0;
 }
 
 impl CType for u64 {
     const C: &'static str = "u64";
     const LEN: usize = 0;
+    const ZERO: Self = 0;
 }
 
 impl<const N: usize> CType for [u8; N] {
     const C: &'static str = "u8";
     const LEN: usize = N;
+    const ZERO: Self = [0; N];
 }
 
 /// Declares a `#[repr(C)]` struct and its [`CStruct`] description. A field
@@ -78,12 +84,19 @@ macro_rules! boundary_struct {
     ) => {
         $(#[$meta])*
         #[repr(C)]
-        #[derive(Clone, Copy, Debug)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub struct $name {
             $(
                 $(#[$fmeta])*
                 pub $field: $ty,
             )*
+        }
+
+        impl $name {
+            /// All fields zero, as C's `= {}`.
+            pub const ZERO: Self = Self {
+                $($field: <$ty as CType>::ZERO,)*
+            };
         }
 
         impl CStruct for $name {
@@ -116,10 +129,9 @@ boundary_struct! {
         pub hook: u8,
         pub is_write: u8,
         pub host_initiated: u8,
-        pub audit: u8,
         pub vmm_takes_filter_exits: u8,
         pub read_completion_armed: u8,
-        pub pad: [u8; 6],
+        pub pad: [u8; 7],
     }
 }
 
@@ -230,8 +242,32 @@ boundary_struct! {
     }
 }
 
+boundary_struct! {
+    /// What the pipeline ([`crate::pipeline`]) needs to know of a new
+    /// event's vCPU thread, gathered by the C side.
+    pub struct EventFactsC as "msrguard_event_facts" {
+        /// The thread (the module's key of its task).
+        pub task: u64,
+        /// The VM (the module's key of its `struct kvm`).
+        pub vm: u64,
+        /// CLOCK_MONOTONIC, for the image cache (0 where `attributable` is
+        /// not: no cache is asked then).
+        pub now_ns: u64,
+        /// How long a lookup's answer stays cached; 0: no cache.
+        pub cache_ttl_ns: u64,
+        /// The thread is inside its KVM_RUN of the vCPU.
+        pub in_run: u8,
+        /// The image holding Pc can be looked up: a Pc, paging on, state
+        /// and memory readable, attribution on.
+        pub attributable: u8,
+        /// A trace event is enabled: it shows every repeat in full.
+        pub tracing: u8,
+        pub pad: [u8; 5],
+    }
+}
+
 /// Every boundary struct, for the header generator and the tests.
-pub const ALL: [(&str, &[CField], usize); 7] = [
+pub const ALL: [(&str, &[CField], usize); 8] = [
     describe::<FactsC>(),
     describe::<AnswerC>(),
     describe::<AccessC>(),
@@ -239,6 +275,7 @@ pub const ALL: [(&str, &[CField], usize); 7] = [
     describe::<RepeatC>(),
     describe::<OutcomeC>(),
     describe::<NamesC>(),
+    describe::<EventFactsC>(),
 ];
 
 const fn describe<T: CStruct>() -> (&'static str, &'static [CField], usize) {

@@ -10,7 +10,11 @@
 //! - [`record`]: the event record read from `/dev/msrguard` (the ABI);
 //! - [`policy`]: the policy table's types and lookup;
 //! - [`guard`]: what happens to each access;
+//! - [`mode`]: the `mode` and `lock` parameters' rules;
 //! - [`queue`]: the event buffer's rules (coalescing, per-VM fairness, drops);
+//! - [`pipeline`]: what happens to a new event: recorded now, or after
+//!   its image is looked up, with [`work_pool`] (records waiting on their
+//!   vCPU thread, in order) and [`image_cache`] (images found per VM);
 //! - [`pe`]: finding the PE image that holds an address;
 //! - [`msr_names`]: MSR names from the kernel's `msr-index.h`.
 
@@ -18,8 +22,12 @@
 
 pub mod boundary;
 pub mod guard;
+pub mod image_cache;
+pub mod mode;
 pub mod msr_names;
 pub mod pe;
+pub mod pipeline;
 pub mod policy;
 pub mod queue;
 pub mod record;
+pub mod work_pool;

@@ -19,6 +19,10 @@ use kernel::{
 };
 
 use crate::{
+    boundary::{
+        AccessC,
+        OutcomeC, //
+    },
     queue::{
         PushOutcome,
         Pushed,
@@ -26,6 +30,9 @@ use crate::{
         RepeatKey, //
     },
     record::{
+        AccessStatus,
+        GuestMode,
+        Reason,
         Record,
         RecordWire,
         Stats, //
@@ -92,6 +99,65 @@ impl EventQueue {
         outcome
     }
 
+    /// If `access` repeats its VM's queued previous record (the record it will
+    /// be coalesced into), copies that record's image fields into it and
+    /// returns true: the same Pc, so the same image, known without a lookup.
+    /// Counts nothing. For the path that shows every repeat in full (a trace
+    /// event is enabled). Atomic context: bounded.
+    pub(crate) fn repeat_image(&self, a: &mut AccessC) -> bool {
+        let Some(prev) = access_key(a).and_then(|key| self.repeated_record(&key, a.timestamp_ns))
+        else {
+            return false;
+        };
+        a.image_base = prev.image_base;
+        a.image_checksum = prev.image_checksum;
+        a.image_timestamp = prev.image_timestamp;
+        a.image_name = prev.image_name;
+        true
+    }
+
+    /// Queues the event of `a` ([`Self::record`]) and returns what became of
+    /// it, for its trace event and log line. Safe in atomic context.
+    pub(crate) fn record_access(&self, a: &AccessC) -> OutcomeC {
+        let mut out = OutcomeC::ZERO;
+        let status = AccessStatus::from_u8(a.status);
+        let reason = Reason::from_u8(a.reason);
+        let (Some(status), Some(reason)) = (status, reason) else {
+            return out;
+        };
+
+        let record = Record {
+            sequence: 0,
+            timestamp_ns: a.timestamp_ns,
+            msr: a.msr,
+            is_write: a.is_write != 0,
+            msr_value: a.value,
+            access_status: status,
+            reason,
+            pc: a.pc,
+            image_base: a.image_base,
+            image_checksum: a.image_checksum,
+            image_timestamp: a.image_timestamp,
+            image_name: a.image_name,
+            vmm_pid: a.vmm_pid,
+            vmm_comm: a.vmm_comm,
+            vcpu_id: a.vcpu_id,
+            guest_cpl: a.guest_cpl,
+            guest_mode: GuestMode::from_u8(a.guest_mode).unwrap_or(GuestMode::Unknown),
+            flags: a.flags,
+            repeat: 0,
+            vm_id: a.vm_id,
+        };
+        let pushed = self.record(&record);
+        (out.sequence, out.repeat, out.queued) = match pushed.pushed {
+            Pushed::Queued(sequence) => (sequence, 0, 1),
+            Pushed::Coalesced(sequence, repeat) => (sequence, repeat, 0),
+            Pushed::Dropped => (0, 0, 0),
+        };
+        out.log = u8::from(pushed.log);
+        out
+    }
+
     /// Copies up to `out.len()` of the oldest records into `out`; they stay
     /// queued until [`Self::commit`] or [`Self::release`]. Returns how many.
     pub(crate) fn peek(&self, out: &mut [RecordWire]) -> usize {
@@ -141,4 +207,18 @@ impl EventQueue {
     pub(crate) fn stats(&self) -> Stats {
         self.ring.lock().stats()
     }
+}
+
+/// The key coalescing compares of `a`; None if its status or reason is
+/// not one.
+fn access_key(a: &AccessC) -> Option<RepeatKey> {
+    Some(RepeatKey {
+        vm_id: a.vm_id,
+        msr: a.msr,
+        is_write: a.is_write != 0,
+        msr_value: a.value,
+        pc: a.pc,
+        access_status: AccessStatus::from_u8(a.status)?,
+        reason: Reason::from_u8(a.reason)?,
+    })
 }

@@ -6,7 +6,13 @@
 //! [`crate::boundary`]'s, from which C's are generated. The decisions are
 //! [`crate::guard`]'s.
 
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    sync::atomic::{
+        AtomicBool,
+        Ordering, //
+    },
+};
 
 use kernel::{
     error::to_result,
@@ -17,9 +23,9 @@ use crate::{
     boundary::{
         AccessC,
         AnswerC,
+        EventFactsC,
         FactsC,
         NamesC,
-        OutcomeC,
         RepeatC, //
     },
     events::EventQueue,
@@ -29,79 +35,218 @@ use crate::{
         Facts,
         Hook, //
     },
+    lookups::{
+        ImageLookups,
+        OnVcpu, //
+    },
+    mode::{
+        self,
+        LockStep,
+        Mode,
+        ModeStep, //
+    },
     msr_names,
+    pipeline,
     policy,
     policy_table::{
         FAST,
         TABLE, //
     },
-    queue::{
-        Pushed,
-        RepeatKey, //
-    },
+    queue::RepeatKey,
     record::{
         fill_nul_padded,
         AccessStatus,
-        GuestMode,
-        Reason,
-        Record, //
+        Reason, //
     }, //
 };
 
 extern "C" {
-    fn msrguard_hooks_init(guard: *const c_void) -> c_int;
+    fn msrguard_hooks_init(ctx: *const c_void) -> c_int;
     fn msrguard_hooks_exit();
-    fn msrguard_param_audit() -> bool;
-    fn msrguard_param_locked() -> bool;
+    fn msrguard_hooks_set_audit(audit: bool) -> c_int;
+    fn msrguard_kvm_event_facts(
+        vcpu: *mut c_void,
+        access: *const AccessC,
+        tracing: bool,
+        facts: *mut EventFactsC,
+    );
+}
+
+/// What the armed hooks record into: the context the C side calls Rust
+/// back with.
+pub(crate) struct Recorder {
+    events: *const EventQueue,
+    lookups: *const ImageLookups,
+}
+
+// SAFETY: `Recorder` only hands out shared references to the queue and the
+// lookups, which are `Sync` (everything in them is behind locks or atomic).
+unsafe impl Send for Recorder {}
+// SAFETY: As above.
+unsafe impl Sync for Recorder {}
+
+impl Recorder {
+    /// The recorder behind the C side's context pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` is the pointer [`Hooks::arm`] gave `msrguard_hooks_init`, and
+    /// the hooks are still armed, or work they queued is running (it holds
+    /// the module, so they are).
+    unsafe fn from_ctx<'a>(ctx: *const c_void) -> &'a Recorder {
+        // SAFETY: `Hooks` owns the recorder until it has disarmed the hooks,
+        // per the function's contract.
+        unsafe { &*ctx.cast::<Recorder>() }
+    }
+
+    fn events(&self) -> &EventQueue {
+        // SAFETY: `Hooks::arm`'s contract: the queue outlives the hooks,
+        // which own `self`.
+        unsafe { &*self.events }
+    }
+
+    fn lookups(&self) -> &ImageLookups {
+        // SAFETY: As in `events`.
+        unsafe { &*self.lookups }
+    }
 }
 
 /// The KVM hooks, armed for as long as this value lives.
 ///
 /// # Invariants
 ///
-/// `msrguard_hooks_init` succeeded and `msrguard_hooks_exit` has not been
-/// called yet.
-pub(crate) struct Hooks(());
+/// `msrguard_hooks_init` succeeded with `recorder` and
+/// `msrguard_hooks_exit` has not been called yet.
+pub(crate) struct Hooks {
+    recorder: KBox<Recorder>,
+}
 
 impl Hooks {
-    /// Arms the hooks, recording into `events`. On error nothing stays
-    /// registered.
+    /// Arms the hooks, recording into `events`, looking images up with
+    /// `lookups`. On error nothing stays registered.
     ///
     /// # Safety
     ///
-    /// `events` outlives the returned value (the hooks record into it until
-    /// it is dropped).
-    pub(crate) unsafe fn arm(events: &EventQueue) -> Result<Self> {
-        let ptr: *const EventQueue = events;
-        // `ptr` stays valid until the returned value is dropped (the
-        // function's contract), and dropping it disarms the hooks.
-        // SAFETY: `ptr` outlives the armed hooks, as said above.
-        let ret = unsafe { msrguard_hooks_init(ptr.cast()) };
+    /// `events` and `lookups` outlive the returned value (the hooks use them
+    /// until it is dropped).
+    pub(crate) unsafe fn arm(events: &EventQueue, lookups: &ImageLookups) -> Result<Self> {
+        let recorder = KBox::new(Recorder { events, lookups }, GFP_KERNEL)?;
+        let ctx: *const Recorder = &*recorder;
+        // `recorder` lives until the returned value is dropped, after the
+        // hooks are disarmed, and what it points at outlives it (the
+        // function's contract).
+        // SAFETY: `ctx` outlives the armed hooks, as said above.
+        let ret = unsafe { msrguard_hooks_init(ctx.cast()) };
         to_result(ret)?;
-        // INVARIANT: `msrguard_hooks_init` succeeded.
-        Ok(Self(()))
+        // INVARIANT: `msrguard_hooks_init` succeeded with `recorder`.
+        Ok(Self { recorder })
     }
 }
 
 impl Drop for Hooks {
     fn drop(&mut self) {
         // By the type invariant the hooks are armed, and this is the only
-        // call of `msrguard_hooks_exit` for them; on return no handler runs.
+        // call of `msrguard_hooks_exit` for them; on return no handler
+        // runs, and `recorder` is freed after this.
         // SAFETY: The hooks are armed and disarmed once, as said above.
-        unsafe { msrguard_hooks_exit() }
+        unsafe { msrguard_hooks_exit() };
+        let _ = &self.recorder;
     }
 }
 
+/// `mode=audit`, and `lock`: written by the parameters' setters below, which
+/// the C side serializes; read anywhere.
+static AUDIT: AtomicBool = AtomicBool::new(false);
+static LOCKED: AtomicBool = AtomicBool::new(false);
+
 /// Whether `mode=audit`.
 pub(crate) fn audit() -> bool {
-    // SAFETY: Reads a parameter; no preconditions.
-    unsafe { msrguard_param_audit() }
+    AUDIT.load(Ordering::Relaxed)
 }
 
 /// Whether the `lock` parameter has been set.
 pub(crate) fn locked() -> bool {
-    // SAFETY: Reads a parameter; no preconditions.
-    unsafe { msrguard_param_locked() }
+    LOCKED.load(Ordering::Relaxed)
+}
+
+/// Whether `mode=audit`, for the parameter's getter.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_audit() -> bool {
+    audit()
+}
+
+/// Whether `lock` is set, for the parameter's getter.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_locked() -> bool {
+    locked()
+}
+
+/// Sets `mode=audit` (`audit`) or `mode=enforce` by [`mode::set_mode`]'s
+/// rules; 0 or a negative errno.
+///
+/// # Safety
+///
+/// The caller serializes the calls of this function and
+/// [`msrguard_rust_set_lock`] (the parameters' mutex).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_set_mode(audit: bool) -> c_int {
+    let now = Mode {
+        audit: self::audit(),
+        locked: locked(),
+    };
+    match mode::set_mode(now, audit) {
+        Err(refusal) => {
+            if let Some(message) = refusal.message() {
+                pr_warn!("{}\n", message);
+            }
+            EPERM.to_errno()
+        }
+        Ok(ModeStep::Nothing) => 0,
+        Ok(ModeStep::ArmThenAudit) => {
+            // SAFETY: Arms or disarms under the hooks' own lock; no
+            // preconditions.
+            let ret = unsafe { msrguard_hooks_set_audit(true) };
+            if ret == 0 {
+                AUDIT.store(true, Ordering::Relaxed);
+            }
+            ret
+        }
+        Ok(ModeStep::EnforceThenDisarm) => {
+            AUDIT.store(false, Ordering::Relaxed);
+            // SAFETY: As above.
+            unsafe { msrguard_hooks_set_audit(false) };
+            0
+        }
+    }
+}
+
+/// Sets `lock` by [`mode::set_lock`]'s rules: 1 if the module is now
+/// locked (the caller pins it for good), 0 if nothing changed, or a
+/// negative errno.
+///
+/// # Safety
+///
+/// As [`msrguard_rust_set_mode`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_set_lock(lock: bool) -> c_int {
+    let now = Mode {
+        audit: audit(),
+        locked: locked(),
+    };
+    match mode::set_lock(now, lock) {
+        Err(refusal) => {
+            if let Some(message) = refusal.message() {
+                pr_warn!("{}\n", message);
+            }
+            EPERM.to_errno()
+        }
+        Ok(LockStep::Nothing) => 0,
+        Ok(LockStep::Lock) => {
+            LOCKED.store(true, Ordering::Relaxed);
+            pr_info!("locked: no unload and no weaker mode until reboot\n");
+            1
+        }
+    }
 }
 
 /// Whether a guest read of `msr` proceeds whatever the facts
@@ -149,7 +294,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
             is_write: f.is_write != 0,
             value: f.value,
             host_initiated: f.host_initiated != 0,
-            audit: f.audit != 0,
+            audit: audit(),
             vmm_takes_filter_exits: f.vmm_takes_filter_exits != 0,
             read_completion_armed: f.read_completion_armed != 0,
         },
@@ -202,17 +347,15 @@ pub(crate) extern "C" fn msrguard_rust_completed_read_value(kvm_ret: c_int, data
 ///
 /// # Safety
 ///
-/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
 /// still armed; `repeat` is valid for reads for the call.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
-    guard: *const c_void,
+    ctx: *const c_void,
     repeat: *const RepeatC,
 ) -> bool {
-    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
-    // alive until they are disarmed.
-    // SAFETY: `guard` points at that live queue, as said above.
-    let events = unsafe { &*guard.cast::<EventQueue>() };
+    // SAFETY: The hooks are armed, per the function's contract.
+    let events = unsafe { Recorder::from_ctx(ctx) }.events();
     // SAFETY: Valid for the call, per the function's contract.
     let r = unsafe { &*repeat };
     let Some(key) = repeat_key(r) else {
@@ -235,102 +378,69 @@ fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
     })
 }
 
-/// If the event `repeat` repeats its VM's queued previous record (the
-/// record it will be coalesced into), copies that record's image fields
-/// into `access` and returns true: the same Pc, so the same image, known
-/// without a lookup. Counts nothing. For the path that shows every repeat
-/// in full (a trace event is enabled).
+/// A new event (not a repeat) of `vcpu`, every field but the image's
+/// gathered by the hook: through [`pipeline::new_event`], recorded now or
+/// after its image is looked up on the vCPU's thread. `tracing`: a trace
+/// event shows every repeat in full.
 ///
 /// Called in atomic context: bounded, no allocation, no sleeping.
 ///
 /// # Safety
 ///
-/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
-/// still armed; `repeat` is valid for reads and `access` for reads and
-/// writes, exclusively, for the call.
+/// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `vcpu` is the `struct kvm_vcpu` of the access, valid for
+/// the call; `access` is valid and exclusive for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_repeat_image(
-    guard: *const c_void,
-    repeat: *const RepeatC,
+pub(crate) unsafe extern "C" fn msrguard_rust_new_event(
+    ctx: *const c_void,
+    vcpu: *mut c_void,
     access: *mut AccessC,
-) -> bool {
-    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
-    // alive until they are disarmed.
-    // SAFETY: `guard` points at that live queue, as said above.
-    let events = unsafe { &*guard.cast::<EventQueue>() };
-    // SAFETY: Valid for the call, per the function's contract.
-    let r = unsafe { &*repeat };
+    tracing: bool,
+) {
+    // SAFETY: The hooks are armed, per the function's contract.
+    let recorder = unsafe { Recorder::from_ctx(ctx) };
     // SAFETY: Valid and exclusive for the call, per the function's contract.
     let a = unsafe { &mut *access };
-    let Some(prev) = repeat_key(r).and_then(|key| events.repeated_record(&key, r.now_ns)) else {
-        return false;
+    let mut facts = EventFactsC::ZERO;
+    // SAFETY: `vcpu` is valid for the call; `a` and `facts` are valid.
+    unsafe { msrguard_kvm_event_facts(vcpu, a, tracing, &mut facts) };
+    let k = OnVcpu {
+        ctx,
+        events: recorder.events(),
+        lookups: recorder.lookups(),
+        vcpu,
     };
-    a.image_base = prev.image_base;
-    a.image_checksum = prev.image_checksum;
-    a.image_timestamp = prev.image_timestamp;
-    a.image_name = prev.image_name;
-    true
+    pipeline::new_event(&k, &facts, a);
 }
 
-/// Records the event for `access` and fills the counters of `outcome` for
-/// the trace event and log line (`msrguard_rust_name()` the names).
+/// The task work of the chain whose head is `head` ([`pipeline::run_chain`]):
+/// its records get their images looked up and are recorded, in order.
 ///
-/// Called in atomic context: bounded (one ring insert), no allocation, no
-/// sleeping.
+/// Called in process context on the vCPU's thread: may sleep.
 ///
 /// # Safety
 ///
-/// `guard` is the pointer given to `msrguard_hooks_init`, whose hooks are
-/// still armed; `access` and `outcome` are valid and exclusive for the call.
+/// `ctx` and `vcpu` are what [`msrguard_rust_new_event`] gave the C side
+/// when it queued the work, which holds the module and the VM; `facts` is
+/// valid for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_record(
-    guard: *const c_void,
-    access: *const AccessC,
-    outcome: *mut OutcomeC,
+pub(crate) unsafe extern "C" fn msrguard_rust_run_chain(
+    ctx: *const c_void,
+    vcpu: *mut c_void,
+    head: u32,
+    facts: *const EventFactsC,
 ) {
-    // The hooks are armed, and `Hooks::arm`'s contract keeps its queue
-    // alive until they are disarmed.
-    // SAFETY: `guard` points at that live queue, as said above.
-    let events = unsafe { &*guard.cast::<EventQueue>() };
+    // SAFETY: The work holds the module, so the hooks are armed.
+    let recorder = unsafe { Recorder::from_ctx(ctx) };
     // SAFETY: Valid for the call, per the function's contract.
-    let a = unsafe { &*access };
-    // SAFETY: Valid for the call, per the function's contract.
-    let out = unsafe { &mut *outcome };
-    let status = AccessStatus::from_u8(a.status);
-    let reason = Reason::from_u8(a.reason);
-    let (Some(status), Some(reason)) = (status, reason) else {
-        return;
+    let facts = unsafe { &*facts };
+    let k = OnVcpu {
+        ctx,
+        events: recorder.events(),
+        lookups: recorder.lookups(),
+        vcpu,
     };
-
-    let record = Record {
-        sequence: 0,
-        timestamp_ns: a.timestamp_ns,
-        msr: a.msr,
-        is_write: a.is_write != 0,
-        msr_value: a.value,
-        access_status: status,
-        reason,
-        pc: a.pc,
-        image_base: a.image_base,
-        image_checksum: a.image_checksum,
-        image_timestamp: a.image_timestamp,
-        image_name: a.image_name,
-        vmm_pid: a.vmm_pid,
-        vmm_comm: a.vmm_comm,
-        vcpu_id: a.vcpu_id,
-        guest_cpl: a.guest_cpl,
-        guest_mode: GuestMode::from_u8(a.guest_mode).unwrap_or(GuestMode::Unknown),
-        flags: a.flags,
-        repeat: 0,
-        vm_id: a.vm_id,
-    };
-    let pushed = events.record(&record);
-    (out.sequence, out.repeat, out.queued) = match pushed.pushed {
-        Pushed::Queued(sequence) => (sequence, 0, 1),
-        Pushed::Coalesced(sequence, repeat) => (sequence, repeat, 0),
-        Pushed::Dropped => (0, 0, 0),
-    };
-    out.log = u8::from(pushed.log);
+    pipeline::run_chain(&k, facts, head as usize);
 }
 
 /// Fills `names` for the trace event and the log line: only called when

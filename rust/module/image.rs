@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Image attribution in the module: [`crate::pe`]'s search over the guest
-//! memory reader of the C side (`kvm/image.c`), which runs it in
+//! memory reader of the C side (`kvm/guest_memory.c`), which runs it in
 //! process context on the vCPU's thread.
 
 use core::ffi::c_void;

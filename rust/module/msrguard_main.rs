@@ -13,11 +13,15 @@
 //! - `core/`: what decides and what holds the events, without kernel APIs,
 //!   shared with the host crates and tested there (crate `msrguard-core`):
 //!   `record` (the ABI), `policy`, `guard` (what happens to each access),
-//!   `queue` (the event buffer's rules), `pe` (finding the image holding
-//!   an address), `msr_names`, `boundary` (the structs C and Rust pass);
+//!   `queue` (the event buffer's rules), `pipeline` (what happens to a new
+//!   event) with `work_pool` and `image_cache`, `mode` (the parameters'
+//!   rules), `pe` (finding the image holding an address), `msr_names`,
+//!   `boundary` (the structs C and Rust pass);
 //! - `module/`: the kernel Rust: this file, `events` and `device`
-//!   (`/dev/msrguard`), `image` (the PE search over guest memory read by the
-//!   C side), `ffi` (the entry points the C side calls);
+//!   (`/dev/msrguard`), `lookups` (the pipeline of a new event over the
+//!   kernel: work pool and image cache under locks), `image` (the PE search
+//!   over guest memory read by the C side), `ffi` (the entry points the C
+//!   side calls, the parameters' state);
 //! - `module/kvm/`: the C, only for what Rust cannot do: hooks into KVM,
 //!   guest memory, writable parameters, the trace event.
 //!
@@ -39,6 +43,13 @@ mod ffi;
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod guard;
 mod image;
+#[path = "../core/image_cache.rs"]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+mod image_cache;
+mod lookups;
+#[path = "../core/mode.rs"]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+mod mode;
 #[path = "../core/msr_names.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod msr_names;
@@ -49,6 +60,13 @@ mod msr_names;
     reason = "shared with the host crates, whose tests use its bounds"
 )]
 mod pe;
+#[path = "../core/pipeline.rs"]
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates; the header generator names the codes"
+)]
+mod pipeline;
 #[path = "../core/policy.rs"]
 #[expect(
     dead_code,
@@ -71,6 +89,13 @@ mod queue;
     reason = "shared with the host crates, which decode what the module encodes"
 )]
 mod record;
+#[path = "../core/work_pool.rs"]
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates, whose tests read the per-VM share"
+)]
+mod work_pool;
 
 module! {
     type: MsrGuardModule,
@@ -88,11 +113,15 @@ module! {
 
 /// The loaded module. Fields are dropped in declaration order: after
 /// [`PinnedDrop`] removed `/dev/msrguard`, the hooks are disarmed before the
-/// queue they record into goes.
+/// lookups and the queue they use go (no lookup is pending then: each holds
+/// the module).
 #[pin_data(PinnedDrop)]
 struct MsrGuardModule {
     /// The armed KVM hooks; `None` only while the module initializes.
     hooks: Option<ffi::Hooks>,
+    /// Records waiting for their image, and the images found.
+    #[pin]
+    lookups: lookups::ImageLookups,
     /// The event queue and its device node.
     #[pin]
     device: device::EventDevice,
@@ -103,15 +132,17 @@ impl kernel::InPlaceModule for MsrGuardModule {
         let capacity = *module_parameters::ring_records.value_ref() as usize;
         try_pin_init!(Self {
             hooks: None,
+            lookups <- lookups::ImageLookups::new(),
             device <- device::EventDevice::new(capacity),
         })
         .pin_chain(move |this| {
             let this = this.project();
-            // The queue is in place: the hooks may now record into it.
-            // `hooks` is declared before `device`, so it is dropped
-            // (disarmed) before the queue.
-            // SAFETY: The queue outlives the hooks, as said above.
-            let hooks = unsafe { ffi::Hooks::arm(&this.device.events) }?;
+            // The queue and the lookups are in place: the hooks may now
+            // use them. `hooks` is declared before both, so it is dropped
+            // (disarmed) before them.
+            // SAFETY: The queue and the lookups outlive the hooks, as said
+            // above.
+            let hooks = unsafe { ffi::Hooks::arm(&this.device.events, &this.lookups) }?;
             *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.
             this.device.register()?;

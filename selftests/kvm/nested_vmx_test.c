@@ -434,7 +434,7 @@ TEST_F_TIMEOUT(nested_vmx, entry_list_denied, 300)
 	EXPECT_EQ(3, seen.exit_qual);
 	/*
 	 * Two events, in the list's order: each waits for its image lookup (a
-	 * paging guest), and rust/module/kvm/image.c keeps a thread's waiting records
+	 * paging guest), and rust/core/pipeline.rs keeps a thread's waiting records
 	 * in order although task_work runs last first.
 	 */
 	ASSERT_EQ(1, next_event(self->fd, &ev[0]));

@@ -15,8 +15,10 @@ use std::process::ExitCode;
 use msrguard_core::boundary;
 use msrguard_core::guard::{Hook, KvmReturn, RecordWhen};
 use msrguard_core::pe;
+use msrguard_core::pipeline::{Counter, Search};
 use msrguard_core::policy::Action;
 use msrguard_core::record::*;
+use msrguard_core::work_pool::POOL_SIZE;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -160,6 +162,17 @@ fn abi() -> String {
         ("IF_KVM_SUCCEEDS", RecordWhen::IfKvmSucceeds),
     ] {
         def(&format!("RECORD_{name}"), (r as u8).to_string());
+    }
+    // Image lookups (rust/core/pipeline.rs, work_pool.rs).
+    def("POOL_SIZE", POOL_SIZE.to_string());
+    for c in Counter::ALL {
+        def(
+            &format!("COUNTER_{}", c.name().to_uppercase()),
+            (c as u8).to_string(),
+        );
+    }
+    for (name, code) in Search::CODES {
+        def(&format!("SEARCH_{name}"), code.to_string());
     }
     // The names, for the trace event's __print_symbolic().
     let symbols = |pairs: Vec<(u8, &str)>| {

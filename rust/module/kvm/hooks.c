@@ -55,7 +55,7 @@
 #error "msrguard records events under spinlocks from ftrace handlers: PREEMPT_RT is not supported"
 #endif
 
-static void *guard_ctx;
+static const void *guard_ctx;
 static bool host_is_vmx;
 /* Key of the VM identifiers: a VM's id says nothing about kernel addresses. */
 static siphash_key_t vm_id_key;
@@ -170,7 +170,6 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is
 		.hook = hook,
 		.is_write = is_write,
 		.host_initiated = host_initiated,
-		.audit = msrguard_param_audit(),
 		.vmm_takes_filter_exits = vmm_takes_filter_exits(vcpu->kvm),
 		.read_completion_armed = READ_ONCE(read_completion_armed),
 	};
@@ -197,43 +196,6 @@ static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u6
 	put_cpu_ptr(&record_cache);
 }
 
-/*
- * Whether the image holding @a's Pc can be looked up: only guest virtual
- * addresses are walked (paging on), and a guest with protected state has
- * no Pc. Inline: other new records do not pay a call.
- */
-static __always_inline bool image_attributable(struct kvm_vcpu *vcpu,
-					       const struct msrguard_access *a)
-{
-	return a->pc && !vcpu->arch.guest_state_protected && (vcpu->arch.cr0 & X86_CR0_PG);
-}
-
-/*
- * Whether this thread is inside KVM_RUN of @vcpu, in a user task that is not
- * exiting: the vCPU is loaded here and stays so until the thread next goes
- * back to user space, and the thread holds the vCPU's file, so the VM lives.
- * Otherwise KVM is accessing an MSR for the guest outside its run: a VMM
- * ioctl (KVM_SET_MSRS of FEATURE_CONTROL, KVM_SET_NESTED_STATE and
- * KVM_SET_VCPU_EVENTS leave nested mode, loading L1's VM-exit MSR list) or
- * the VM's teardown (kvm_destroy_vm() -> vmx_vcpu_free() -> ... ->
- * nested_vmx_load_msr(), with the VM's reference count already 0, maybe in
- * a kworker or in do_exit()).
- */
-bool msrguard_in_vcpu_run(struct kvm_vcpu *vcpu)
-{
-	if (current->flags & (PF_KTHREAD | PF_EXITING) || !current->mm)
-		return false;
-	if (!READ_ONCE(vcpu->wants_to_run))
-		return false;
-	/*
-	 * KVM_RUN stores the pid of the thread that runs the vCPU before it
-	 * sets wants_to_run (x86 keeps stores in order): read them in the
-	 * opposite order, and the pid is that thread's.
-	 */
-	smp_rmb();
-	return rcu_access_pointer(vcpu->pid) == task_pid(current);
-}
-
 /* @comm for a log line: control and non-ASCII bytes as '?' (a VMM names its threads). */
 static void printable_comm(char comm[TASK_COMM_LEN])
 {
@@ -245,14 +207,12 @@ static void printable_comm(char comm[TASK_COMM_LEN])
 }
 
 /*
- * A new record: every field gathered, queued, traced and logged; for a
- * paging guest inside its vCPU's run, once the image holding Pc is known
- * (image.c). Outside the run no lookup is deferred: the work
- * could outlive the vCPU (teardown) or never run (a kworker).
+ * A new record: every field but the image's gathered, then Rust's
+ * (msrguard_rust_new_event(): recorded now, or once the image holding Pc
+ * is looked up on the vCPU's thread).
  */
 static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
 {
-	bool in_run = msrguard_in_vcpu_run(vcpu);
 	struct msrguard_access a = {
 		.value = r->value,
 		.pc = r->pc,
@@ -267,31 +227,13 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 		.status = r->status,
 		.reason = r->reason,
 		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
-			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0) |
-			 (in_run ? 0 : MSRGUARD_FLAG_OUTSIDE_RUN),
+			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
 	};
 
 	BUILD_BUG_ON(sizeof(a.vmm_comm) != TASK_COMM_LEN);
 	memcpy(a.vmm_comm, current->comm, sizeof(a.vmm_comm));
 	printable_comm(a.vmm_comm);
-	/*
-	 * While a trace event is enabled, repeats come here too (record()):
-	 * one shares the image of the queued record it repeats, no lookup.
-	 * Otherwise reading guest memory waits for process context
-	 * (image.c).
-	 */
-	if ((trace_msrguard_access_enabled() && msrguard_rust_repeat_image(guard_ctx, r, &a)) ||
-	    !in_run || !image_attributable(vcpu, &a) || !msrguard_image_defer(vcpu, &a))
-		msrguard_record_now(&a);
-}
-
-/* Queues @a's record, then its trace event and log line. */
-void msrguard_record_now(const struct msrguard_access *a)
-{
-	struct msrguard_outcome out = {};
-
-	msrguard_rust_record(guard_ctx, a, &out);
-	msrguard_report(a, &out);
+	msrguard_rust_new_event(guard_ctx, vcpu, &a, trace_msrguard_access_enabled());
 }
 
 /*
@@ -896,7 +838,7 @@ static void disarm_all(void)
 	synchronize_rcu_tasks();
 }
 
-int msrguard_hooks_init(void *guard)
+int msrguard_hooks_init(const void *guard)
 {
 	int ret, i;
 

@@ -51,7 +51,7 @@ enum Command {
         /// One JSON object per event per line.
         #[arg(long, conflicts_with_all = ["journal", "raw"])]
         json: bool,
-        /// The records themselves (binary, 128 bytes each), to save to a
+        /// The records themselves (binary, 144 bytes each), to save to a
         /// file for `msrguard policy suggest --from FILE`.
         #[arg(long, conflicts_with = "journal")]
         raw: bool,

@@ -373,3 +373,14 @@ fn strict_passes_a_policy_that_denies_nothing_bypassable() {
         .stdout(format!("{path}: {} entries, ok\n", entries.len()))
         .stderr("");
 }
+
+/// The help says what `--raw` writes: records of the current layout.
+#[test]
+fn raw_help_gives_the_record_size() {
+    let out = tool().args(["events", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains(&format!("{RECORD_SIZE} bytes each")),
+        "events --help does not give the record size {RECORD_SIZE}:\n{help}"
+    );
+}
