@@ -19,6 +19,12 @@
 # command within MSRGUARD_VM_BOOT_TIMEOUT seconds, default 300, is retried
 # once); 126 when the guest kernel logged a bug (BUG, WARNING,
 # lockdep, KFENCE, Oops, Call Trace), which is printed.
+#
+# Evidence of a VM that dies without a word: the guest's kernel log is
+# streamed to the host while the command runs (what reached the log before
+# the end survives even if the console lost it), and QEMU logs guest
+# errors and CPU resets (a triple fault shows as a reset with the CPU's
+# state). Both are kept in LOG_DIR and their tails printed.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -61,6 +67,7 @@ fi
 # the status and the kernel log.
 cat >"$out/guest.sh" <<EOF
 cd "$PWD"
+dmesg -w >"$out/dmesg.live" 2>&1 &
 bash "$out/argv" >"$out/output" 2>&1 </dev/null
 echo \$? >"$out/status"
 dmesg >"$out/dmesg"
@@ -75,7 +82,7 @@ boot_timeout=${MSRGUARD_VM_BOOT_TIMEOUT:-300}
 start=$SECONDS
 rc=0
 for attempt in 1 2; do
-	rm -f "$out/output" "$out/status" "$out/dmesg"
+	rm -f "$out/output" "$out/status" "$out/dmesg" "$out/dmesg.live" "$out/qemu.log"
 	# stdin from /dev/null: CI has none, and the runner must behave the
 	# same interactively. KBUILD_OUTPUT (not --run) makes vng boot the
 	# tree with its modules, so kvm.ko and kvm-amd.ko load inside.
@@ -83,7 +90,7 @@ for attempt in 1 2; do
 	# and its QEMU.
 	KBUILD_OUTPUT="$KDIR" timeout --kill-after=30 "$timeout" "$VENV/bin/vng" \
 		--disable-kvm \
-		--qemu-opts="-cpu max$qemu_opts" \
+		--qemu-opts="-cpu max -d guest_errors,cpu_reset -D $out/qemu.log$qemu_opts" \
 		--cpus 2 \
 		--memory 3G \
 		--user root \
@@ -126,8 +133,15 @@ if [ ! -e "$out/output" ]; then
 	exit 125
 fi
 if [ ! -f "$out/status" ]; then
+	name=$(basename "${1%% *}")
+	cp "$out/dmesg.live" "$LOG_DIR/vm-dmesg-$name.log" 2>/dev/null || true
+	cp "$out/qemu.log" "$LOG_DIR/vm-qemu-$name.log" 2>/dev/null || true
 	echo "vm-run: the VM ended (vng exit $rc) without reporting a status: kernel crash? last console lines:" >&2
 	tail -n 80 "$out/console" >&2
+	echo "vm-run: last lines of the guest's kernel log as streamed (all: $LOG_DIR/vm-dmesg-$name.log):" >&2
+	tail -n 40 "$out/dmesg.live" >&2 2>/dev/null || echo "(none)" >&2
+	echo "vm-run: QEMU's guest errors and CPU resets (all: $LOG_DIR/vm-qemu-$name.log):" >&2
+	grep -E -A3 'Triple fault|CPU Reset|invalid|unimplemented' "$out/qemu.log" 2>/dev/null | tail -n 40 >&2 || echo "(none)" >&2
 	exit 125
 fi
 status=$(cat "$out/status")

@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The VM runner's own test: a guest that dies without a word (a reset, no
+# panic, nothing on the console) must end as 125 with the evidence kept:
+# the guest's kernel log as streamed until the reset and QEMU's log of the
+# CPU reset. Prints TAP and "P passed, F failed".
+
+. "$(dirname "$0")/lib.sh"
+cd "$MSRGUARD_ROOT"
+
+marker="msrguard-vm-runner-marker-$$"
+# Not /tmp: the VM has a /tmp of its own; the host's files are visible.
+guest="$LOG_DIR/vm-silent-death.sh"
+# The marker reaches the kernel log, then the machine restarts at once:
+# reboot(2) with LINUX_REBOOT_CMD_RESTART, no sync, no shutdown, as a guest
+# kernel that resets the CPU would.
+cat >"$guest" <<EOS
+echo "$marker" >/dev/kmsg
+sleep 2
+python3 -c 'import ctypes; ctypes.CDLL(None).syscall(169, 0xfee1dead, 672274793, 0x01234567)'
+sleep 60
+EOS
+# vm-run.sh names its logs after the command (here: bash).
+name=bash
+rm -f "$LOG_DIR/vm-dmesg-$name.log" "$LOG_DIR/vm-qemu-$name.log"
+
+echo "TAP version 13"
+echo "1..3"
+pass=0 fail=0
+check() {
+	if eval "$2"; then
+		pass=$((pass + 1)); echo "ok $((pass + fail)) $1"
+	else
+		fail=$((fail + 1)); echo "not ok $((pass + fail)) $1"
+	fi
+}
+rc=0
+scripts/vm-run.sh --timeout 300 -- bash "$guest" >"$LOG_DIR/vm-runner-run.log" 2>&1 || rc=$?
+check "a silent death ends as 125 (got $rc)" '[ "$rc" -eq 125 ]'
+check "the guest's kernel log up to the death is kept" \
+	'grep -q "$marker" "$LOG_DIR/vm-dmesg-$name.log" 2>/dev/null'
+check "QEMU's log of the CPU reset is kept" \
+	'grep -q "CPU Reset" "$LOG_DIR/vm-qemu-$name.log" 2>/dev/null'
+[ "$fail" -eq 0 ] || sed 's/^/# /' "$LOG_DIR/vm-runner-run.log"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
