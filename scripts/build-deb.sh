@@ -26,7 +26,8 @@ dpkg-deb -x "$deb" "$root"
 fail=0
 for f in usr/bin/msrguard usr/lib/systemd/system/msrguard-events.service \
 	usr/lib/modules-load.d/msrguard.conf etc/modprobe.d/msrguard.conf \
-	usr/share/doc/msrguard/msrguard.rst usr/share/msrguard/default-policy.toml; do
+	usr/share/doc/msrguard/index.rst usr/share/doc/msrguard/admin-guide.rst \
+	usr/share/msrguard/default-policy.toml; do
 	[ -e "$root/$f" ] || { echo "FAIL $deb lacks /$f"; fail=1; }
 done
 # The packaged tool runs, and checks the packaged policy.
@@ -35,6 +36,9 @@ done
 # The unit starts what the package installs.
 exec_path=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root/usr/lib/systemd/system/msrguard-events.service")
 [ -x "$root$exec_path" ] || { echo "FAIL the unit's ExecStart $exec_path is not in the package"; fail=1; }
+# The unit's documentation is in the package.
+doc=$(sed -n 's|^Documentation=file:\(.*\)|\1|p' "$root/usr/lib/systemd/system/msrguard-events.service")
+[ -n "$doc" ] && [ -f "$root$doc" ] || { echo "FAIL the unit's Documentation ${doc:-(none)} is not in the package"; fail=1; }
 dpkg-deb -f "$deb" Package Version Depends | sed 's/^/  /'
 [ "$fail" -eq 0 ] || die "Debian package check failed"
 echo "ok $deb: $(dpkg-deb -c "$deb" | grep -vc '/$') files in place, tool runs, unit's ExecStart packaged"

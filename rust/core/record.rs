@@ -5,7 +5,7 @@
 //! This file is `core`-only and is compiled into both the kernel module and
 //! the host crates (crate `msrguard-core`), so the module, the tool and the
 //! tests cannot disagree about the layout. The layout is documented in
-//! `Documentation/msrguard.rst`; every change bumps [`ABI_VERSION`].
+//! `Documentation/msrguard/abi.rst`; every change bumps [`ABI_VERSION`].
 //!
 //! A record is [`RECORD_SIZE`] bytes, little-endian, fields at fixed offsets
 //! ([`RecordWire`], whose offsets are asserted against this table):

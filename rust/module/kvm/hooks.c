@@ -2,7 +2,7 @@
 /*
  * msrguard's KVM hooks: they gather the facts of a guest MSR access, ask
  * Rust (msrguard_rust_on_access()) and apply its answer. Nothing here
- * decides; see rust/core/guard.rs and Documentation/msrguard.rst.
+ * decides; see rust/core/guard.rs and Documentation/msrguard/design.rst.
  *
  *  - kvm_get_msr_ignored_check() / kvm_set_msr_ignored_check() (kvm): every
  *    guest MSR access, through any path (exit, emulator, nested VMX MSR

@@ -8,7 +8,7 @@
 //! VM-exit state loads, VMLOAD, RSM, SEV-ES's EFER trap, XRSTORS, RDPMC,
 //! instructions that write MSR-backed registers directly, KVM's fast path.
 //! [`BYPASSES`] lists them, each with the KVM source that makes it (Linux
-//! 7.3); `Documentation/msrguard.rst` ("Accesses outside the guard") gives
+//! 7.3); `Documentation/msrguard/design.rst` ("Accesses outside the guard") gives
 //! the reasoning and the paths that are not MSR-specific (the VMM, INIT,
 //! TDX). [`check`] warns for each policy entry that denies what one of
 //! these paths can do: the policy cannot stop it.

@@ -105,7 +105,7 @@ fn cited_sources_exist_in_the_kernel_tree() {
 }
 
 /// What the default policy gets, each acceptable for the reason given in
-/// Documentation/msrguard.rst ("What the default policy cannot stop"):
+/// Documentation/msrguard/admin-guide.rst ("What the default policy cannot stop"):
 /// SMBASE (only the guest's own SMM code relocates it), DEBUGCTL's LBR,
 /// FREEZE_LBRS_ON_PMI and RTM_DEBUG bits and the LBR from/to MSRs (nested
 /// paths, only when the VMM gives the guest LBRs, LBRV, or RTM).

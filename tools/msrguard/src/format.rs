@@ -2,7 +2,7 @@
 
 //! How events, counters and the policy are printed.
 //!
-//! JSON field names are stable (documented in Documentation/msrguard.rst):
+//! JSON field names are stable (documented in Documentation/msrguard/abi.rst):
 //! schema_version, id, sequence, timestamp_ns, time, msr, msr_name, is_write,
 //! msr_value, access_status, reason, pc, image_base, image_checksum,
 //! image_timestamp, image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl,

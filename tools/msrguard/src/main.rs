@@ -76,7 +76,7 @@ enum Command {
     /// kernel tree KDIR) that the policy leaves to the default action, and
     /// every entry for MSRs KVM does not handle. Warns (on stderr) for each
     /// entry that denies what a path outside msrguard's decision points can
-    /// do to an MSR (Documentation/msrguard.rst, "Accesses outside the
+    /// do to an MSR (Documentation/msrguard/design.rst, "Accesses outside the
     /// guard").
     Check {
         /// Make those warnings errors (non-zero exit).
