@@ -101,6 +101,29 @@ pub struct RepeatKey {
 }
 
 impl RepeatKey {
+    /// The key of an event as the C side hands it over (`status` and
+    /// `reason` as their ABI bytes); None if either is not one.
+    #[inline(always)]
+    pub fn from_c(
+        vm_id: u32,
+        msr: u32,
+        is_write: u8,
+        msr_value: u64,
+        pc: u64,
+        status: u8,
+        reason: u8,
+    ) -> Option<Self> {
+        Some(Self {
+            vm_id,
+            msr,
+            is_write: is_write != 0,
+            msr_value,
+            pc,
+            access_status: AccessStatus::from_u8(status)?,
+            reason: Reason::from_u8(reason)?,
+        })
+    }
+
     /// The key of `record`'s event.
     pub fn of(record: &Record) -> Self {
         Self {

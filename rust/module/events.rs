@@ -105,8 +105,10 @@ impl EventQueue {
     /// Counts nothing. For the path that shows every repeat in full (a trace
     /// event is enabled). Atomic context: bounded.
     pub(crate) fn repeat_image(&self, a: &mut AccessC) -> bool {
-        let Some(prev) = access_key(a).and_then(|key| self.repeated_record(&key, a.timestamp_ns))
-        else {
+        let Some(prev) = RepeatKey::from_c(
+            a.vm_id, a.msr, a.is_write, a.value, a.pc, a.status, a.reason,
+        )
+        .and_then(|key| self.repeated_record(&key, a.timestamp_ns)) else {
             return false;
         };
         a.image_base = prev.image_base;
@@ -207,18 +209,4 @@ impl EventQueue {
     pub(crate) fn stats(&self) -> Stats {
         self.ring.lock().stats()
     }
-}
-
-/// The key coalescing compares of `a`; None if its status or reason is
-/// not one.
-fn access_key(a: &AccessC) -> Option<RepeatKey> {
-    Some(RepeatKey {
-        vm_id: a.vm_id,
-        msr: a.msr,
-        is_write: a.is_write != 0,
-        msr_value: a.value,
-        pc: a.pc,
-        access_status: AccessStatus::from_u8(a.status)?,
-        reason: Reason::from_u8(a.reason)?,
-    })
 }

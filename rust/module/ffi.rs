@@ -181,6 +181,22 @@ pub(crate) extern "C" fn msrguard_rust_locked() -> bool {
     locked()
 }
 
+/// A refused parameter change: its log line, if it has one, and `EPERM`.
+fn refused(refusal: mode::Refusal) -> c_int {
+    if let Some(message) = refusal.message() {
+        pr_warn!("{}\n", message);
+    }
+    EPERM.to_errno()
+}
+
+/// The parameters' state now.
+fn mode_now() -> Mode {
+    Mode {
+        audit: audit(),
+        locked: locked(),
+    }
+}
+
 /// Sets `mode=audit` (`audit`) or `mode=enforce` by [`mode::set_mode`]'s
 /// rules; 0 or a negative errno.
 ///
@@ -190,17 +206,8 @@ pub(crate) extern "C" fn msrguard_rust_locked() -> bool {
 /// [`msrguard_rust_set_lock`] (the parameters' mutex).
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_set_mode(audit: bool) -> c_int {
-    let now = Mode {
-        audit: self::audit(),
-        locked: locked(),
-    };
-    match mode::set_mode(now, audit) {
-        Err(refusal) => {
-            if let Some(message) = refusal.message() {
-                pr_warn!("{}\n", message);
-            }
-            EPERM.to_errno()
-        }
+    match mode::set_mode(mode_now(), audit) {
+        Err(refusal) => refused(refusal),
         Ok(ModeStep::Nothing) => 0,
         Ok(ModeStep::ArmThenAudit) => {
             // SAFETY: Arms or disarms under the hooks' own lock; no
@@ -229,17 +236,8 @@ pub(crate) unsafe extern "C" fn msrguard_rust_set_mode(audit: bool) -> c_int {
 /// As [`msrguard_rust_set_mode`].
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_set_lock(lock: bool) -> c_int {
-    let now = Mode {
-        audit: audit(),
-        locked: locked(),
-    };
-    match mode::set_lock(now, lock) {
-        Err(refusal) => {
-            if let Some(message) = refusal.message() {
-                pr_warn!("{}\n", message);
-            }
-            EPERM.to_errno()
-        }
+    match mode::set_lock(mode_now(), lock) {
+        Err(refusal) => refused(refusal),
         Ok(LockStep::Nothing) => 0,
         Ok(LockStep::Lock) => {
             LOCKED.store(true, Ordering::Relaxed);
@@ -367,15 +365,9 @@ pub(crate) unsafe extern "C" fn msrguard_rust_repeat(
 /// What coalescing compares of `r`; None if its status or reason is not one.
 #[inline(always)]
 fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
-    Some(RepeatKey {
-        vm_id: r.vm_id,
-        msr: r.msr,
-        is_write: r.is_write != 0,
-        msr_value: r.value,
-        pc: r.pc,
-        access_status: AccessStatus::from_u8(r.status)?,
-        reason: Reason::from_u8(r.reason)?,
-    })
+    RepeatKey::from_c(
+        r.vm_id, r.msr, r.is_write, r.value, r.pc, r.status, r.reason,
+    )
 }
 
 /// A new event (not a repeat) of `vcpu`, every field but the image's
