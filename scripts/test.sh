@@ -36,8 +36,9 @@ while [ $# -gt 0 ]; do
 	--list)
 		for s in "${steps[@]}"; do printf '%-14s %s\n' "${s%%:*}" "${s#*:}"; done
 		exit 0 ;;
-	--only) only="$2"; shift 2 ;;
-	--only=*) only="${1#--only=}"; shift ;;
+	--only) [ $# -ge 2 ] && [ -n "$2" ] || die "--only needs a step (scripts/test.sh --list)"
+		only="$2"; shift 2 ;;
+	--only=?*) only="${1#--only=}"; shift ;;
 	*) die "usage: scripts/test.sh [--list] [--only STEP[,STEP...]]" ;;
 	esac
 done

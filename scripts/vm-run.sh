@@ -24,7 +24,8 @@
 # streamed to the host while the command runs (what reached the log before
 # the end survives even if the console lost it), and QEMU logs guest
 # errors and CPU resets (a triple fault shows as a reset with the CPU's
-# state). Both are kept in LOG_DIR and their tails printed.
+# state; every boot and power-off also logs some). Both are kept in
+# LOG_DIR and their tails printed.
 
 . "$(dirname "$0")/lib.sh"
 

@@ -34,6 +34,8 @@ pub trait CStruct {
     const C_FIELDS: &'static [CField];
     /// `sizeof`.
     const C_SIZE: usize;
+    /// `_Alignof`.
+    const C_ALIGN: usize;
 }
 
 /// How a Rust field type is spelled in C (kernel types).
@@ -113,6 +115,7 @@ macro_rules! boundary_struct {
                 )*
             ];
             const C_SIZE: usize = core::mem::size_of::<$name>();
+            const C_ALIGN: usize = core::mem::align_of::<$name>();
         }
     };
     (@ctype $ty:ty) => { <$ty as CType>::C };
@@ -266,8 +269,21 @@ boundary_struct! {
     }
 }
 
+/// A boundary struct as the header generator and the tests see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Described {
+    /// `struct NAME` in C.
+    pub name: &'static str,
+    /// The fields, in declaration order.
+    pub fields: &'static [CField],
+    /// `sizeof`.
+    pub size: usize,
+    /// `_Alignof`.
+    pub align: usize,
+}
+
 /// Every boundary struct, for the header generator and the tests.
-pub const ALL: [(&str, &[CField], usize); 8] = [
+pub const ALL: [Described; 8] = [
     describe::<FactsC>(),
     describe::<AnswerC>(),
     describe::<AccessC>(),
@@ -278,6 +294,11 @@ pub const ALL: [(&str, &[CField], usize); 8] = [
     describe::<EventFactsC>(),
 ];
 
-const fn describe<T: CStruct>() -> (&'static str, &'static [CField], usize) {
-    (T::C_NAME, T::C_FIELDS, T::C_SIZE)
+const fn describe<T: CStruct>() -> Described {
+    Described {
+        name: T::C_NAME,
+        fields: T::C_FIELDS,
+        size: T::C_SIZE,
+        align: T::C_ALIGN,
+    }
 }

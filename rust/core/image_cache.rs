@@ -126,12 +126,14 @@ impl<S: DerefMut<Target = [Entry]>> ImageCache<S> {
                 true,
             ),
         };
-        self.entries[self.next] = Entry {
-            owner,
-            none,
-            expires_ns: now_ns.saturating_add(ttl_ns),
-            image,
-        };
+        if let Some(entry) = self.entries.get_mut(self.next) {
+            *entry = Entry {
+                owner,
+                none,
+                expires_ns: now_ns.saturating_add(ttl_ns),
+                image,
+            };
+        }
         self.next = (self.next + 1) % len;
     }
 }

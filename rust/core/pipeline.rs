@@ -45,21 +45,26 @@ pub enum Search {
 }
 
 impl Search {
+    const FOUND: u8 = 0;
+    const NOT_FOUND: u8 = 1;
+    const STOPPED: u8 = 2;
+    const NOT_SEARCHED: u8 = 3;
+
     /// How the C side reports a search: `MSRGUARD_SEARCH_<name>`.
     pub const CODES: [(&'static str, u8); 4] = [
-        ("FOUND", 0),
-        ("NOT_FOUND", 1),
-        ("STOPPED", 2),
-        ("NOT_SEARCHED", 3),
+        ("FOUND", Self::FOUND),
+        ("NOT_FOUND", Self::NOT_FOUND),
+        ("STOPPED", Self::STOPPED),
+        ("NOT_SEARCHED", Self::NOT_SEARCHED),
     ];
 
     /// The search the C side reported as `code`, `image` if found. An
     /// unknown code says nothing, as a stopped search.
     pub fn from_code(code: u8, image: ImageC) -> Search {
         match code {
-            0 => Search::Found(image),
-            1 => Search::NotFound,
-            3 => Search::NotSearched,
+            Self::FOUND => Search::Found(image),
+            Self::NOT_FOUND => Search::NotFound,
+            Self::NOT_SEARCHED => Search::NotSearched,
             _ => Search::Stopped,
         }
     }
@@ -119,7 +124,7 @@ pub trait Kernel {
     /// Runs `f` on the cache, under its lock (atomic context).
     fn with_cache<R>(&self, f: impl FnOnce(&mut ImageCache<Self::CacheEntries>) -> R) -> R;
     /// Queues the record of `access`, then its trace event and log line.
-    /// Called with the pool locked when a chain is flushed.
+    /// Never called with the pool or the cache locked.
     fn record(&self, access: &AccessC);
     /// While a trace event shows every repeat in full: if `access` repeats
     /// its VM's queued previous record, copies that record's image fields
@@ -172,7 +177,23 @@ fn cached<K: Kernel>(k: &K, facts: &EventFactsC, access: &mut AccessC) -> Option
 /// Where a new event goes, decided under the pool's lock.
 enum Next {
     RecordNow,
-    Waits { item: usize, head: bool },
+    /// Recorded now, after the thread's chain headed by `head`.
+    FlushThenRecordNow {
+        head: usize,
+    },
+    Waits {
+        item: usize,
+        head: bool,
+    },
+}
+
+/// Records, in order, the records of the chain headed by `head` not
+/// recorded yet; one at a time, each outside the pool's lock (trace event
+/// and log line included).
+fn flush<K: Kernel>(k: &K, head: usize) {
+    while let Some(access) = k.with_pool(|pool| pool.next_to_flush(head)) {
+        k.record(&access);
+    }
 }
 
 /// A new event (not a repeat), every field but the image's gathered by the
@@ -217,11 +238,11 @@ pub fn new_event<K: Kernel>(k: &K, facts: &EventFactsC, access: &mut AccessC) {
             }
         }
         // This record cannot wait, and must not overtake the thread's
-        // waiting ones: they are recorded now, without images.
-        if let Some(chain) = chain {
-            pool.flush(chain, |a| k.record(a));
+        // waiting ones: they are recorded first, without images.
+        match chain {
+            Some(chain) => Next::FlushThenRecordNow { head: chain.head },
+            None => Next::RecordNow,
         }
-        Next::RecordNow
     });
     match next {
         Next::Waits { head: false, .. } => {}
@@ -231,7 +252,10 @@ pub fn new_event<K: Kernel>(k: &K, facts: &EventFactsC, access: &mut AccessC) {
             k.count(Counter::NotDeferred);
             k.record(access);
         }
-        Next::RecordNow => {
+        Next::RecordNow | Next::FlushThenRecordNow { .. } => {
+            if let Next::FlushThenRecordNow { head } = next {
+                flush(k, head);
+            }
             if !complete {
                 k.count(Counter::NotDeferred);
             }

@@ -13,7 +13,7 @@
 //!   Task work runs last-in first-out, so a thread has one chain of items:
 //!   the first (the head) has the task work, and records the later ones,
 //!   which wait behind it, in order. A record that cannot wait (no free
-//!   item) has the chain recorded first ([`WorkPool::flush`]).
+//!   item) has the chain recorded first ([`WorkPool::next_to_flush`]).
 //! - Fairness: one VM holds at most [`WorkPool::per_vm`] items, so that a
 //!   VM-entry MSR-load list (thousands of entries from one vCPU) cannot
 //!   take every item from the other VMs.
@@ -157,7 +157,14 @@ impl<S: DerefMut<Target = [Item]>> WorkPool<S> {
             }
         }
         let i = free.filter(|_| vm_items < self.per_vm)?;
-        self.items[i] = Item {
+        let tail = match chain {
+            Some(chain) => Some(self.items.get_mut(chain.tail)?),
+            None => None,
+        };
+        if let Some(tail) = tail {
+            tail.next = Some(i);
+        }
+        *self.items.get_mut(i)? = Item {
             busy: true,
             task,
             vm,
@@ -167,29 +174,26 @@ impl<S: DerefMut<Target = [Item]>> WorkPool<S> {
             recorded: false,
             access: *access,
         };
-        if let Some(chain) = chain {
-            self.items[chain.tail].next = Some(i);
-        }
         self.busy += 1;
         Some(i)
     }
 
-    /// Calls `record` with each record of `chain` not recorded yet, in
-    /// order, and marks it recorded: its work will only free it.
-    pub fn flush(&mut self, chain: Chain, mut record: impl FnMut(&AccessC)) {
-        let mut next = Some(chain.head);
+    /// The first record of the chain headed by `head` not recorded yet,
+    /// now marked recorded (its work will only free it); None when every
+    /// one is. The caller records it, without this pool's lock: a chain is
+    /// its thread's, and only that thread flushes it or runs its work.
+    pub fn next_to_flush(&mut self, head: usize) -> Option<AccessC> {
+        let mut next = Some(head);
         // A chain has at most as many items as the pool.
         for _ in 0..self.items.len() {
-            let Some(i) = next else {
-                return;
-            };
-            let item = &mut self.items[i];
-            if !item.recorded {
-                record(&item.access);
+            let item = self.items.get_mut(next?)?;
+            if item.busy && !item.recorded {
                 item.recorded = true;
+                return Some(item.access);
             }
             next = item.next;
         }
+        None
     }
 
     /// What the work needs of busy item `i`. None if `i` is not busy.
@@ -212,8 +216,8 @@ impl<S: DerefMut<Target = [Item]>> WorkPool<S> {
         };
         let next = item.next;
         *item = Item::FREE;
-        if let Some(n) = next {
-            self.items[n].head = true;
+        if let Some(next) = next.and_then(|n| self.items.get_mut(n)) {
+            next.head = true;
         }
         self.busy -= 1;
         true

@@ -136,6 +136,8 @@ impl Kernel for OnVcpu<'_> {
         let Ok(item) = u32::try_from(item) else {
             return false;
         };
+        // `pipeline::new_event` asks this only for an event whose facts say
+        // the thread is inside its KVM_RUN of `vcpu`, as the C side requires.
         // SAFETY: `ctx` and `vcpu` are what the C side handed the hook
         // calling this, valid for its call; the C side checks `item`.
         unsafe { msrguard_kvm_queue_work(self.ctx, self.vcpu, item) }
@@ -143,6 +145,9 @@ impl Kernel for OnVcpu<'_> {
 
     fn search(&self, access: &AccessC) -> Search {
         let mut image = ImageC::ZERO;
+        // `pipeline::run_chain` (task work, process context) asks this only
+        // when its facts say the thread is still inside its KVM_RUN of
+        // `vcpu`, loaded here, as the C side requires.
         // SAFETY: `vcpu` is the task work's, whose VM it holds; `access`
         // and `image` are valid for the call.
         let code = unsafe { msrguard_kvm_search(self.vcpu, access, &mut image) };
@@ -150,7 +155,9 @@ impl Kernel for OnVcpu<'_> {
     }
 
     fn count(&self, counter: Counter) {
-        COUNTERS[counter as usize].fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = COUNTERS.get(counter as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

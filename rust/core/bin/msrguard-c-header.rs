@@ -41,7 +41,13 @@ fn main() -> ExitCode {
 /// The boundary structs as C, each field's offset and the size asserted.
 fn boundary() -> String {
     let mut out = String::new();
-    for (cname, fields, size) in boundary::ALL {
+    for boundary::Described {
+        name: cname,
+        fields,
+        size,
+        align,
+    } in boundary::ALL
+    {
         out.push_str(&format!("struct {cname} {{\n"));
         for f in fields {
             if f.len == 0 {
@@ -59,7 +65,8 @@ fn boundary() -> String {
             ));
         }
         out.push_str(&format!(
-            "static_assert(sizeof(struct {cname}) == {size});\n\n"
+            "static_assert(sizeof(struct {cname}) == {size});\n\
+             static_assert(__alignof__(struct {cname}) == {align});\n\n"
         ));
     }
     format!(

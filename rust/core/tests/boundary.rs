@@ -10,7 +10,10 @@ use msrguard_core::record::{COMM_LEN, IMAGE_NAME_LEN};
 /// pads differently on one side, and no uninitialised byte crosses.
 #[test]
 fn fields_tile_each_struct() {
-    for (name, fields, size) in boundary::ALL {
+    for boundary::Described {
+        name, fields, size, ..
+    } in boundary::ALL
+    {
         let mut end = 0;
         for f in fields {
             assert_eq!(f.offset, end, "{name}.{}: a gap before it", f.name);
@@ -22,11 +25,11 @@ fn fields_tile_each_struct() {
 
 #[test]
 fn names_are_unique_c_identifiers() {
-    let mut structs: Vec<&str> = boundary::ALL.iter().map(|s| s.0).collect();
+    let mut structs: Vec<&str> = boundary::ALL.iter().map(|s| s.name).collect();
     structs.sort_unstable();
     structs.dedup();
     assert_eq!(structs.len(), boundary::ALL.len());
-    for (name, fields, _) in boundary::ALL {
+    for boundary::Described { name, fields, .. } in boundary::ALL {
         assert!(name.starts_with("msrguard_"), "{name}");
         for f in fields {
             assert!(

@@ -10,6 +10,7 @@ use std::{
 
 use msrguard_core::pe::*;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 const CC: &str = "x86_64-w64-mingw32-gcc";
 const OBJDUMP: &str = "x86_64-w64-mingw32-objdump";
@@ -462,7 +463,15 @@ fn mingw_image() -> Option<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        // Next to this file, where the regressions are committed (the
+        // default would look for them relative to a source root it guesses).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/pe.proptest-regressions"
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     /// Random byte mutations of a real DLL's headers, export and debug
     /// data: never a panic, never more reads than the bound, and a result

@@ -13,6 +13,7 @@ use msrguard_core::pipeline::{self, Counter, Kernel, Search};
 use msrguard_core::record::FLAG_OUTSIDE_RUN;
 use msrguard_core::work_pool::{Item, WorkPool, POOL_SIZE};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// Guest images of the model: every VM has these (base, size).
 const IMAGES: [(u64, u32); 2] = [(0x1000_0000, 0x4000), (0x2000_0000, 0x2000)];
@@ -46,6 +47,8 @@ struct Model {
     /// Task work queued: (task, head item).
     work: RefCell<Vec<(u64, usize)>>,
     current: Cell<u64>,
+    /// The pool's lock is held (records are never made under it).
+    pool_locked: Cell<bool>,
     current_vm: Cell<u64>,
     /// queue_work fails (an exiting task).
     exiting: Cell<bool>,
@@ -71,11 +74,14 @@ impl Kernel for Model {
     type CacheEntries = Vec<Entry>;
 
     fn pool_idle(&self) -> bool {
-        self.with_pool(|p| p.busy() == 0)
+        self.pool.borrow().as_ref().unwrap().busy() == 0
     }
 
     fn with_pool<R>(&self, f: impl FnOnce(&mut WorkPool<Vec<Item>>) -> R) -> R {
-        f(self.pool.borrow_mut().as_mut().unwrap())
+        self.pool_locked.set(true);
+        let r = f(self.pool.borrow_mut().as_mut().unwrap());
+        self.pool_locked.set(false);
+        r
     }
 
     fn with_cache<R>(&self, f: impl FnOnce(&mut ImageCache<Vec<Entry>>) -> R) -> R {
@@ -83,6 +89,7 @@ impl Kernel for Model {
     }
 
     fn record(&self, access: &AccessC) {
+        assert!(!self.pool_locked.get(), "recorded under the pool's lock");
         self.recorded.borrow_mut().push(*access);
     }
 
@@ -186,7 +193,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        // Next to this file, where the regressions are committed (the
+        // default would look for them relative to a source root it guesses).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/pipeline.proptest-regressions"
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     /// Whatever the interleaving, each event is recorded exactly once; a
     /// thread's records keep the order its hooks made them in; an image is

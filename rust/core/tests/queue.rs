@@ -6,6 +6,7 @@
 use msrguard_core::queue::*;
 use msrguard_core::record::*;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn event(vm_id: u32, msr: u32, value: u64, t: u64) -> Record {
     Record {
@@ -93,6 +94,14 @@ fn drain(q: &mut Queue<Vec<RecordWire>>, seen: &mut Vec<RecordWire>, n: usize, n
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        // Next to this file, where the regressions are committed (the
+        // default would look for them relative to a source root it guesses).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/queue.proptest-regressions"
+        ))),
+        ..ProptestConfig::default()
+    })]
     /// Every event is delivered, coalesced into a delivered record, or
     /// reported dropped, per VM; sequences are gap-free; a VM that never
     /// exceeds its quota loses nothing.
@@ -147,6 +156,14 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig {
+        // Next to this file, where the regressions are committed (the
+        // default would look for them relative to a source root it guesses).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/queue.proptest-regressions"
+        ))),
+        ..ProptestConfig::default()
+    })]
     /// The hooks' first try for a repeat (`push_repeat`, then `push` if it
     /// was none) leaves the queue exactly as `push` alone: same records,
     /// same stats, same outcomes; `repeated_record` changes nothing and

@@ -377,7 +377,11 @@ bool msrguard_kvm_queue_work(const void *ctx, struct kvm_vcpu *vcpu, u32 item)
 	if (item >= ARRAY_SIZE(chain_work))
 		return false;
 	w = &chain_work[item];
-	if (!try_module_get(THIS_MODULE))
+	/*
+	 * Not while msrguard initializes: a module whose init fails is freed
+	 * whatever its reference count, and the work would run freed code.
+	 */
+	if (READ_ONCE(THIS_MODULE->state) != MODULE_STATE_LIVE || !try_module_get(THIS_MODULE))
 		return false;
 	/*
 	 * kvm_get_kvm_safe/kvm_put_kvm through symbol_get(), not by linking:
