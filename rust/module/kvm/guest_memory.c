@@ -381,8 +381,11 @@ bool msrguard_kvm_queue_work(const void *ctx, struct kvm_vcpu *vcpu, u32 item)
 	 * Not while msrguard initializes: a module whose init fails is freed
 	 * whatever its reference count, and the work would run freed code.
 	 */
-	if ((THIS_MODULE && READ_ONCE(THIS_MODULE->state) != MODULE_STATE_LIVE) ||
-	    !try_module_get(THIS_MODULE))
+#ifdef MODULE
+	if (READ_ONCE(THIS_MODULE->state) != MODULE_STATE_LIVE)
+		return false;
+#endif
+	if (!try_module_get(THIS_MODULE))
 		return false;
 	/*
 	 * kvm_get_kvm_safe/kvm_put_kvm through symbol_get(), not by linking:
