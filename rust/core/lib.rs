@@ -15,6 +15,7 @@
 //! - [`pipeline`]: what happens to a new event: recorded now, or after
 //!   its image is looked up, with [`work_pool`] (records waiting on their
 //!   vCPU thread, in order) and [`image_cache`] (images found per VM);
+//! - [`vms`]: the VMs known, each with an id never reused;
 //! - [`pe`]: finding the PE image that holds an address;
 //! - [`msr_names`]: MSR names from the kernel's `msr-index.h`.
 
@@ -30,4 +31,5 @@ pub mod pipeline;
 pub mod policy;
 pub mod queue;
 pub mod record;
+pub mod vms;
 pub mod work_pool;

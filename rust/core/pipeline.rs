@@ -143,7 +143,14 @@ pub trait Kernel {
 
 fn owner(facts: &EventFactsC, access: &AccessC) -> ImageOwner {
     ImageOwner {
-        vm: facts.vm,
+        // The VM's id is never another VM's; the address of an untracked
+        // VM (id 0) may be, after its destruction, for at most a cache
+        // entry's lifetime. (Ids are below 2^32, kernel addresses above.)
+        vm: if access.vm_id != 0 {
+            u64::from(access.vm_id)
+        } else {
+            facts.vm
+        },
         tgid: access.vmm_pid,
         nested: access.flags & crate::record::FLAG_NESTED != 0,
     }

@@ -58,6 +58,7 @@ use crate::{
         AccessStatus,
         Reason, //
     }, //
+    vm_table::Vms,
 };
 
 extern "C" {
@@ -77,6 +78,7 @@ extern "C" {
 pub(crate) struct Recorder {
     events: *const EventQueue,
     lookups: *const ImageLookups,
+    vms: *const Vms,
 }
 
 // SAFETY: `Recorder` only hands out shared references to the queue and the
@@ -109,6 +111,11 @@ impl Recorder {
         // SAFETY: As in `events`.
         unsafe { &*self.lookups }
     }
+
+    fn vms(&self) -> &Vms {
+        // SAFETY: As in `events`.
+        unsafe { &*self.vms }
+    }
 }
 
 /// The KVM hooks, armed for as long as this value lives.
@@ -123,14 +130,25 @@ pub(crate) struct Hooks {
 
 impl Hooks {
     /// Arms the hooks, recording into `events`, looking images up with
-    /// `lookups`. On error nothing stays registered.
+    /// `lookups`, knowing VMs by `vms`. On error nothing stays registered.
     ///
     /// # Safety
     ///
-    /// `events` and `lookups` outlive the returned value (the hooks use them
-    /// until it is dropped).
-    pub(crate) unsafe fn arm(events: &EventQueue, lookups: &ImageLookups) -> Result<Self> {
-        let recorder = KBox::new(Recorder { events, lookups }, GFP_KERNEL)?;
+    /// `events`, `lookups` and `vms` outlive the returned value (the hooks
+    /// use them until it is dropped).
+    pub(crate) unsafe fn arm(
+        events: &EventQueue,
+        lookups: &ImageLookups,
+        vms: &Vms,
+    ) -> Result<Self> {
+        let recorder = KBox::new(
+            Recorder {
+                events,
+                lookups,
+                vms,
+            },
+            GFP_KERNEL,
+        )?;
         let ctx: *const Recorder = &*recorder;
         // `recorder` lives until the returned value is dropped, after the
         // hooks are disarmed, and what it points at outlives it (the
@@ -368,6 +386,42 @@ fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
     RepeatKey::from_c(
         r.vm_id, r.msr, r.is_write, r.value, r.pc, r.status, r.reason,
     )
+}
+
+/// KVM created the VM `kvm` (`kvm_arch_init_vm` succeeded): it gets its id.
+///
+/// # Safety
+///
+/// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const c_void) {
+    // SAFETY: The hooks are armed, per the function's contract.
+    unsafe { Recorder::from_ctx(ctx) }.vms().created(kvm);
+}
+
+/// KVM destroyed the VM `kvm` (`kvm_arch_destroy_vm` returned): its id is
+/// never used again.
+///
+/// # Safety
+///
+/// As [`msrguard_rust_vm_created`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const c_void) {
+    // SAFETY: The hooks are armed, per the function's contract.
+    unsafe { Recorder::from_ctx(ctx) }.vms().destroyed(kvm);
+}
+
+/// The id of the VM `kvm` (0 if untracked): assigned at its creation, or
+/// now for a VM that existed before msrguard loaded. Atomic context.
+///
+/// # Safety
+///
+/// As [`msrguard_rust_vm_created`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const c_void) -> u32 {
+    // SAFETY: The hooks are armed, per the function's contract.
+    unsafe { Recorder::from_ctx(ctx) }.vms().id_of(kvm)
 }
 
 /// A new event (not a repeat) of `vcpu`, every field but the image's

@@ -89,6 +89,14 @@ mod queue;
     reason = "shared with the host crates, which decode what the module encodes"
 )]
 mod record;
+mod vm_table;
+#[path = "../core/vms.rs"]
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates, whose tests read the counts"
+)]
+mod vms;
 #[path = "../core/work_pool.rs"]
 #[expect(
     dead_code,
@@ -122,6 +130,9 @@ struct MsrGuardModule {
     /// Records waiting for their image, and the images found.
     #[pin]
     lookups: lookups::ImageLookups,
+    /// The VMs known, with their ids.
+    #[pin]
+    vms: vm_table::Vms,
     /// The event queue and its device node.
     #[pin]
     device: device::EventDevice,
@@ -133,6 +144,7 @@ impl kernel::InPlaceModule for MsrGuardModule {
         try_pin_init!(Self {
             hooks: None,
             lookups <- lookups::ImageLookups::new(),
+            vms <- vm_table::Vms::new(),
             device <- device::EventDevice::new(capacity),
         })
         .pin_chain(move |this| {
@@ -142,7 +154,7 @@ impl kernel::InPlaceModule for MsrGuardModule {
             // (disarmed) before them.
             // SAFETY: The queue and the lookups outlive the hooks, as said
             // above.
-            let hooks = unsafe { ffi::Hooks::arm(&this.device.events, &this.lookups) }?;
+            let hooks = unsafe { ffi::Hooks::arm(&this.device.events, &this.lookups, &this.vms) }?;
             *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.
             this.device.register()?;

@@ -2,7 +2,8 @@
 /*
  * /dev/msrguard and what a VMM sees, as KVM selftests: the record queue
  * (non-blocking and short reads, poll, two readers, a reader stuck in its
- * copy holding no other, coalescing, overflow, a printable VMM name),
+ * copy holding no other, coalescing, overflow, a printable VMM name, VM
+ * ids never reused),
  * the stats ioctl, the kernel log line, and VMMs that take MSR exits
  * themselves. Each test loads msrguard (MSRGUARD_KO) in its fixture, runs a
  * guest that does the accesses the test asks for, and unloads msrguard.
@@ -312,6 +313,38 @@ TEST_F(device, identical_accesses_coalesce)
 	EXPECT_EQ(0, next_event(self->d.fd, &e));
 	ASSERT_EQ(0, get_stats(self->d.fd, st));
 	EXPECT_LE(4, stats_u64(st, MSRGUARD_STATS_OFF_COALESCED));
+}
+
+/*
+ * A VM's id is given when KVM creates it, counting up, and never to another
+ * VM while msrguard is loaded, even one KVM puts where a destroyed VM was.
+ */
+TEST_F(device, vm_ids_count_up_and_are_never_reused)
+{
+	uint32_t first, prev;
+	struct event e;
+	int i;
+
+	/* The fixture's VM, created first. */
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	ASSERT_NE(0, e.vm_id);
+	first = prev = e.vm_id;
+	for (i = 0; i < 16; i++) {
+		struct kvm_vcpu *vcpu;
+		struct kvm_vm *vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+
+		ASSERT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_UNKNOWN, false, 0, NULL));
+		kvm_vm_free(vm);
+		ASSERT_EQ(1, next_event(self->d.fd, &e));
+		EXPECT_GT(e.vm_id, prev) TH_LOG("VM %d (created after VM id %#x) has id %#x", i,
+						 prev, e.vm_id);
+		prev = e.vm_id;
+	}
+	/* The first VM, still alive, keeps its id. */
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, true, 1, NULL));
+	ASSERT_EQ(1, next_event(self->d.fd, &e));
+	EXPECT_EQ(first, e.vm_id);
 }
 
 TEST_F(device, kernel_log_line_per_event)

@@ -13,6 +13,7 @@
 #include "msrguard_abi.h"
 #include "msrguard_boundary.h"
 
+struct kvm;
 struct kvm_vcpu;
 
 /* Implemented in Rust (rust/module/ffi.rs, lookups.rs, image.rs). */
@@ -42,6 +43,14 @@ void msrguard_rust_new_event(const void *ctx, struct kvm_vcpu *vcpu, struct msrg
 /* Process context, on the vCPU's thread: may sleep. */
 void msrguard_rust_run_chain(const void *ctx, struct kvm_vcpu *vcpu, u32 head,
 			     const struct msrguard_event_facts *facts);
+/*
+ * VMs, @kvm their struct kvm: created (kvm_arch_init_vm succeeded),
+ * destroyed (kvm_arch_destroy_vm returned), and the id of one (0 if
+ * untracked), assigned at creation and never reused; atomic context.
+ */
+void msrguard_rust_vm_created(const void *ctx, const struct kvm *kvm);
+void msrguard_rust_vm_destroyed(const void *ctx, const struct kvm *kvm);
+u32 msrguard_rust_vm_id(const void *ctx, const struct kvm *kvm);
 /* A recorded event's names, for its trace event and log line. */
 void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);
 /* MSRGUARD_COUNTER_* @which of the image lookups. */

@@ -37,7 +37,6 @@
 #include <linux/rcupdate_wait.h>
 #include <linux/random.h>
 #include <linux/sched.h>
-#include <linux/siphash.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
@@ -57,14 +56,19 @@
 
 static const void *guard_ctx;
 static bool host_is_vmx;
-/* Key of the VM identifiers: a VM's id says nothing about kernel addresses. */
-static siphash_key_t vm_id_key;
+/*
+ * Bumped each time KVM destroys a VM: a CPU's cached VM id (below) is only
+ * good for the generation it was looked up in, as a new VM may get the
+ * destroyed one's address.
+ */
+static atomic_t vm_generation = ATOMIC_INIT(0);
 
 /*
  * Per CPU, what a repeated event needs and costs more to compute than the
- * rest of its recording: the identifier of the last VM the CPU recorded an
- * event for (a flood comes from one VM; exact, as the id is a function of
- * the pointer), and the coarse clock read in the current jiffy. That may
+ * rest of its recording: the id of the last VM the CPU recorded an event
+ * for (a flood comes from one VM; Rust's table has it, looked up again
+ * after any VM's destruction), and the coarse clock read in the current
+ * jiffy. That may
  * lag the precise clock by up to two ticks (jiffies moves before the wall
  * time is updated) or by a clock_settime() until the next jiffy: the queue
  * allows for the lag (COARSE_CLOCK_SLACK_NS); beyond it, an event takes
@@ -72,6 +76,7 @@ static siphash_key_t vm_id_key;
  */
 struct record_cache {
 	const struct kvm *kvm;
+	int generation;
 	u32 vm_id;
 	unsigned long tick;
 	u64 coarse_ns;
@@ -177,15 +182,17 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is
 	msrguard_rust_on_access(&facts, ans);
 }
 
-/* The VM's identifier (a keyed hash of its struct kvm) and the coarse clock. */
+/* The VM's id (Rust's VM table) and the coarse clock. */
 static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u64 *coarse_ns)
 {
 	struct record_cache *cache = get_cpu_ptr(&record_cache);
+	int generation = atomic_read(&vm_generation);
 	unsigned long tick = READ_ONCE(jiffies);
 
-	if (cache->kvm != kvm) {
-		cache->vm_id = (u32)siphash_1u64((u64)(unsigned long)kvm, &vm_id_key);
+	if (cache->kvm != kvm || cache->generation != generation) {
+		cache->vm_id = msrguard_rust_vm_id(guard_ctx, kvm);
 		cache->kvm = kvm;
+		cache->generation = generation;
 	}
 	if (cache->tick != tick) {
 		cache->coarse_ns = ktime_get_coarse_real_ns();
@@ -532,6 +539,81 @@ static struct fprobe read_completion = {
 	.entry_data_size = sizeof(struct read_call),
 };
 
+/* ---- VM lifetimes -------------------------------------------------------- */
+
+/*
+ * kvm_arch_init_vm(kvm, type) and kvm_arch_destroy_vm(kvm), both global in
+ * kvm.ko: every VM KVM creates passes the first (a later failure of
+ * kvm_create_vm() passes the second), and every VM it destroys the second,
+ * after its vCPUs (whose teardown may still load MSRs for the guest) are
+ * gone. Rust's VM table gives each VM its id at creation and forgets it
+ * when its destruction returns.
+ */
+static int notrace vm_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+			    struct ftrace_regs *fregs, void *entry_data)
+{
+	*(struct kvm **)entry_data = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
+	return 0;
+}
+
+static void notrace vm_init_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+				 struct ftrace_regs *fregs, void *entry_data)
+{
+	if (!(int)ftrace_regs_get_return_value(fregs))
+		msrguard_rust_vm_created(guard_ctx, *(struct kvm **)entry_data);
+}
+
+static void notrace vm_destroy_exit(struct fprobe *fp, unsigned long entry_ip,
+				    unsigned long ret_ip, struct ftrace_regs *fregs,
+				    void *entry_data)
+{
+	msrguard_rust_vm_destroyed(guard_ctx, *(struct kvm **)entry_data);
+	/* After the table forgot it: no CPU keeps using the old id. */
+	atomic_inc(&vm_generation);
+}
+
+static struct fprobe vm_init = {
+	.entry_handler = vm_entry,
+	.exit_handler = vm_init_exit,
+	.entry_data_size = sizeof(struct kvm *),
+};
+
+static struct fprobe vm_destroy = {
+	.entry_handler = vm_entry,
+	.exit_handler = vm_destroy_exit,
+	.entry_data_size = sizeof(struct kvm *),
+};
+
+/* Whether vm_init and vm_destroy are registered (written under arm_lock). */
+static bool vm_lifetimes_armed;
+
+static int arm_vm_lifetimes(void)
+{
+	int ret = register_fprobe(&vm_init, "kvm_arch_init_vm", NULL);
+
+	if (ret) {
+		pr_err("cannot hook kvm_arch_init_vm for VM ids (%d)\n", ret);
+		return ret;
+	}
+	ret = register_fprobe(&vm_destroy, "kvm_arch_destroy_vm", NULL);
+	if (ret) {
+		pr_err("cannot hook kvm_arch_destroy_vm for VM ids (%d)\n", ret);
+		unregister_fprobe(&vm_init);
+		return ret;
+	}
+	vm_lifetimes_armed = true;
+	return 0;
+}
+
+static void disarm_vm_lifetimes(void)
+{
+	if (!vm_lifetimes_armed)
+		return;
+	unregister_fprobe(&vm_destroy);
+	unregister_fprobe(&vm_init);
+	vm_lifetimes_armed = false;
+}
+
 /* ---- Intercepts -------------------------------------------------------- */
 
 /*
@@ -660,8 +742,10 @@ static void disarm_set(struct hook_set *set)
 		return;
 	for (i = 0; i < set->nr_hooks; i++)
 		detach(&set->hooks[i]);
-	if (set->has_read_completion)
+	if (set->has_read_completion) {
 		disarm_read_completion();
+		disarm_vm_lifetimes();
+	}
 	set->armed = false;
 	pr_info("disarmed (%s)\n", set->module);
 }
@@ -715,8 +799,11 @@ static int arm_set(struct hook_set *set)
 		if (ret)
 			return ret;
 	}
-	/* Audit's completion hook first: no audited read goes unseen. */
-	if (set->has_read_completion && audit_wanted)
+	/* VMs first: every VM created from now on gets its id at creation. */
+	if (set->has_read_completion)
+		ret = arm_vm_lifetimes();
+	/* Audit's completion hook next: no audited read goes unseen. */
+	if (set->has_read_completion && audit_wanted && !ret)
 		ret = arm_read_completion();
 	for (i = 0; i < set->nr_hooks && !ret; i++) {
 		ret = attach(&set->hooks[i]);
@@ -726,8 +813,10 @@ static int arm_set(struct hook_set *set)
 	if (ret) {
 		while (i--)
 			detach(&set->hooks[i]);
-		if (set->has_read_completion)
+		if (set->has_read_completion) {
 			disarm_read_completion();
+			disarm_vm_lifetimes();
+		}
 		return ret;
 	}
 	set->armed = true;
@@ -844,7 +933,6 @@ int msrguard_hooks_init(const void *guard)
 
 	guard_ctx = guard;
 	host_is_vmx = boot_cpu_has(X86_FEATURE_VMX);
-	get_random_bytes(&vm_id_key, sizeof(vm_id_key));
 
 	ret = register_module_notifier(&kvm_module_nb);
 	if (ret)

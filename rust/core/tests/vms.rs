@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The VM table (`rust/core/vms.rs`) against a model: ids assigned in
+//! creation order and never reused, lookups stable while a VM lives, the
+//! capacity respected, deletion never losing another VM.
+
+use std::collections::{HashMap, HashSet};
+
+use msrguard_core::vms::{VmSlot, VmTable, VM_SLOTS};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Created(u64),
+    Destroyed(u64),
+    IdOf(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    // Addresses that collide often in a small table.
+    let key = (1u64..24).prop_map(|k| 0xffff_8880_0000_0000 + k * 0x1000);
+    prop_oneof![
+        3 => key.clone().prop_map(Op::Created),
+        2 => key.clone().prop_map(Op::Destroyed),
+        3 => key.prop_map(Op::IdOf),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 1024,
+        // Next to this file, where the regressions are committed.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/vms.proptest-regressions"
+        ))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn ids_are_unique_and_stable(slots in 2usize..12, ops in prop::collection::vec(op(), 1..300)) {
+        let mut t = VmTable::new(vec![VmSlot::FREE; slots]);
+        let mut model: HashMap<u64, u32> = HashMap::new();
+        let mut given: HashSet<u32> = HashSet::new();
+        let mut last = 0u32;
+        for op in ops {
+            match op {
+                Op::Created(k) => {
+                    model.remove(&k);
+                    let id = t.created(k);
+                    if model.len() < t.capacity() {
+                        prop_assert!(id > last, "ids count up: {} after {}", id, last);
+                        prop_assert!(given.insert(id), "id {} given twice", id);
+                        last = id;
+                        model.insert(k, id);
+                    } else {
+                        prop_assert_eq!(id, 0, "a full table tracks nothing more");
+                    }
+                }
+                Op::Destroyed(k) => {
+                    prop_assert_eq!(t.destroyed(k), model.remove(&k));
+                }
+                Op::IdOf(k) => {
+                    let id = t.id_of(k);
+                    match model.get(&k) {
+                        Some(&want) => prop_assert_eq!(id, want),
+                        None if model.len() < t.capacity() => {
+                            prop_assert!(id > last && given.insert(id));
+                            last = id;
+                            model.insert(k, id);
+                        }
+                        None => prop_assert_eq!(id, 0),
+                    }
+                }
+            }
+            prop_assert_eq!(t.live(), model.len());
+            // Every live VM is still found (no probe broken by a deletion).
+            for (&k, &id) in &model {
+                prop_assert_eq!(t.id_of(k), id);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_new_vm_at_a_freed_address_gets_a_new_id() {
+    let mut t = VmTable::new(vec![VmSlot::FREE; VM_SLOTS]);
+    let a = t.created(0xffff_c900_0010_0000);
+    assert_eq!(t.destroyed(0xffff_c900_0010_0000), Some(a));
+    let b = t.created(0xffff_c900_0010_0000);
+    assert!(b > a);
+    assert_eq!(t.id_of(0xffff_c900_0010_0000), b);
+}
+
+#[test]
+fn a_vm_from_before_load_is_adopted_once() {
+    let mut t = VmTable::new(vec![VmSlot::FREE; VM_SLOTS]);
+    let a = t.id_of(0xffff_c900_0020_0000);
+    assert_eq!(a, 1);
+    assert_eq!(t.id_of(0xffff_c900_0020_0000), a);
+    assert_eq!(t.created(0xffff_c900_0030_0000), 2);
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VMs msrguard knows, each with its id. `core`-only: the module keeps
+//! the table under a spinlock and fills it from KVM's VM creation and
+//! destruction (`rust/module/vms.rs`), the host tests it.
+//!
+//! - A VM's id is assigned when KVM creates it (or, for a VM that existed
+//!   before msrguard loaded, at its first event), counting up from 1, and
+//!   is never given to another VM while the module is loaded: a new VM at
+//!   a destroyed one's address gets a new id, so its events, its share of
+//!   the event queue and its cached images are its own.
+//! - The table is fixed (no allocation after load): beyond
+//!   [`VmTable::capacity`] live VMs, a VM is untracked and its id is 0.
+//! - Open addressing with linear probing, deletion by backward shift: a
+//!   lookup probes a few slots; every operation is bounded by the table.
+
+use core::ops::DerefMut;
+
+/// Slots the module has: VMs tracked at once.
+pub const VM_SLOTS: usize = 1024;
+
+/// One slot: a VM (its key, never 0) and its id, or free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmSlot {
+    key: u64,
+    id: u32,
+}
+
+impl VmSlot {
+    /// A free slot, to fill the storage with.
+    pub const FREE: Self = Self { key: 0, id: 0 };
+}
+
+/// The table, over storage the caller allocates (`[VmSlot::FREE; N]`).
+pub struct VmTable<S> {
+    slots: S,
+    /// The id the next VM gets.
+    next_id: u32,
+    live: usize,
+}
+
+impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
+    /// An empty table of `slots.len()` slots.
+    pub fn new(mut slots: S) -> Self {
+        slots.fill(VmSlot::FREE);
+        Self {
+            slots,
+            next_id: 1,
+            live: 0,
+        }
+    }
+
+    /// VMs it can track at once: one slot stays free, so that every probe
+    /// ends.
+    pub fn capacity(&self) -> usize {
+        self.slots.len().saturating_sub(1)
+    }
+
+    /// Live VMs tracked.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    fn home(&self, key: u64) -> usize {
+        // Keys are addresses: mix the bits that differ between them.
+        let h = (key >> 4) ^ (key >> 17) ^ (key >> 31);
+        (h as usize) % self.slots.len().max(1)
+    }
+
+    /// The slot holding `key`, or the free slot where it would go.
+    fn probe(&self, key: u64) -> Option<(usize, bool)> {
+        let len = self.slots.len();
+        let mut i = self.home(key);
+        for _ in 0..len {
+            let slot = self.slots.get(i)?;
+            if slot.key == key {
+                return Some((i, true));
+            }
+            if slot.key == 0 {
+                return Some((i, false));
+            }
+            i = (i + 1) % len;
+        }
+        None
+    }
+
+    fn take_id(&mut self) -> u32 {
+        let id = self.next_id;
+        // 0 means untracked: after 2^32 - 1 VMs, count from 1 again.
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        id
+    }
+
+    fn insert(&mut self, key: u64) -> u32 {
+        if key == 0 || self.live >= self.capacity() {
+            return 0;
+        }
+        let Some((i, false)) = self.probe(key) else {
+            return 0;
+        };
+        let id = self.take_id();
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = VmSlot { key, id };
+            self.live += 1;
+            return id;
+        }
+        0
+    }
+
+    /// KVM created the VM `key`: its new id (0 if the table is full). A
+    /// stale entry of the same key (a destruction not seen) is replaced.
+    pub fn created(&mut self, key: u64) -> u32 {
+        self.destroyed(key);
+        self.insert(key)
+    }
+
+    /// KVM destroyed the VM `key`: its slot is freed. Returns its id, if
+    /// it was tracked.
+    pub fn destroyed(&mut self, key: u64) -> Option<u32> {
+        let (mut hole, true) = self.probe(key)? else {
+            return None;
+        };
+        let id = self.slots.get(hole)?.id;
+        let len = self.slots.len();
+        // Backward shift: move up each following entry that may not sit
+        // past the hole, so that no probe stops early at it.
+        let mut i = hole;
+        for _ in 0..len {
+            i = (i + 1) % len;
+            let slot = *self.slots.get(i)?;
+            if slot.key == 0 {
+                break;
+            }
+            let home = self.home(slot.key);
+            // Whether `home` lies cyclically in (hole, i]: then the entry
+            // stays where it is.
+            let stays = if hole <= i {
+                hole < home && home <= i
+            } else {
+                hole < home || home <= i
+            };
+            if !stays {
+                *self.slots.get_mut(hole)? = slot;
+                hole = i;
+            }
+        }
+        *self.slots.get_mut(hole)? = VmSlot::FREE;
+        self.live -= 1;
+        Some(id)
+    }
+
+    /// The id of the VM `key`: its own, or for a VM msrguard has not seen
+    /// created (it existed before msrguard loaded) a new one now; 0 if it
+    /// is untracked (the table is full).
+    pub fn id_of(&mut self, key: u64) -> u32 {
+        match self.probe(key) {
+            Some((i, true)) => self.slots.get(i).map_or(0, |s| s.id),
+            _ => self.insert(key),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VMs msrguard knows ([`crate::vms`]): the table under a spinlock,
+//! filled from KVM's VM creation and destruction, which the C side hooks
+//! (`kvm/hooks.c`).
+
+use core::ffi::c_void;
+
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    sync::SpinLock, //
+};
+
+use crate::vms::{
+    VmSlot,
+    VmTable,
+    VM_SLOTS, //
+};
+
+/// The VM table.
+#[pin_data]
+pub(crate) struct Vms {
+    #[pin]
+    table: SpinLock<VmTable<KVec<VmSlot>>>,
+}
+
+impl Vms {
+    /// An empty table, allocated now: the hooks never allocate.
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            table <- new_spinlock!(VmTable::new(free_slots()?), "msrguard_vms"),
+        })
+    }
+
+    /// KVM created the VM `kvm`: its id (0 if untracked).
+    pub(crate) fn created(&self, kvm: *const c_void) -> u32 {
+        self.table.lock().created(kvm as u64)
+    }
+
+    /// KVM destroyed the VM `kvm`.
+    pub(crate) fn destroyed(&self, kvm: *const c_void) {
+        self.table.lock().destroyed(kvm as u64);
+    }
+
+    /// The id of the VM `kvm` (0 if untracked). Safe in atomic context.
+    pub(crate) fn id_of(&self, kvm: *const c_void) -> u32 {
+        self.table.lock().id_of(kvm as u64)
+    }
+}
+
+fn free_slots() -> Result<KVec<VmSlot>> {
+    let mut v = KVec::with_capacity(VM_SLOTS, GFP_KERNEL)?;
+    for _ in 0..VM_SLOTS {
+        v.push(VmSlot::FREE, GFP_KERNEL)?;
+    }
+    Ok(v)
+}
