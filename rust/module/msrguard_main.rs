@@ -91,11 +91,7 @@ mod queue;
 mod record;
 mod vm_table;
 #[path = "../core/vms.rs"]
-#[expect(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host crates, whose tests read the counts"
-)]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
 mod vms;
 #[path = "../core/work_pool.rs"]
 #[expect(

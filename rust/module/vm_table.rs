@@ -4,7 +4,13 @@
 //! filled from KVM's VM creation and destruction, which the C side hooks
 //! (`kvm/hooks.c`).
 
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    sync::atomic::{
+        AtomicUsize,
+        Ordering, //
+    },
+};
 
 use kernel::{
     new_spinlock,
@@ -17,6 +23,15 @@ use crate::vms::{
     VmTable,
     VM_SLOTS, //
 };
+
+/// VMs tracked, for the read-only parameter `vms_tracked`.
+static TRACKED: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of VMs the table tracks now.
+#[no_mangle]
+pub(crate) extern "C" fn msrguard_rust_vms_tracked() -> u64 {
+    TRACKED.load(Ordering::Relaxed) as u64
+}
 
 /// The VM table.
 #[pin_data]
@@ -33,19 +48,28 @@ impl Vms {
         })
     }
 
+    /// Runs `f` on the table under its lock, then notes how many VMs it
+    /// tracks.
+    fn with<R>(&self, f: impl FnOnce(&mut VmTable<KVec<VmSlot>>) -> R) -> R {
+        let mut table = self.table.lock();
+        let r = f(&mut table);
+        TRACKED.store(table.live(), Ordering::Relaxed);
+        r
+    }
+
     /// KVM created the VM `kvm`: its id (0 if untracked).
     pub(crate) fn created(&self, kvm: *const c_void) -> u32 {
-        self.table.lock().created(kvm as u64)
+        self.with(|t| t.created(kvm as u64))
     }
 
     /// KVM destroyed the VM `kvm`.
     pub(crate) fn destroyed(&self, kvm: *const c_void) {
-        self.table.lock().destroyed(kvm as u64);
+        self.with(|t| t.destroyed(kvm as u64));
     }
 
     /// The id of the VM `kvm` (0 if untracked). Safe in atomic context.
     pub(crate) fn id_of(&self, kvm: *const c_void) -> u32 {
-        self.table.lock().id_of(kvm as u64)
+        self.with(|t| t.id_of(kvm as u64))
     }
 }
 

@@ -321,11 +321,13 @@ TEST_F(device, identical_accesses_coalesce)
  */
 TEST_F(device, vm_ids_count_up_and_are_never_reused)
 {
+	uint64_t tracked = param_u64("vms_tracked");
 	uint32_t first, prev;
 	struct event e;
 	int i;
 
-	/* The fixture's VM, created first. */
+	/* The fixture's VM, created after msrguard loaded. */
+	EXPECT_EQ(1, tracked);
 	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
 	ASSERT_EQ(1, next_event(self->d.fd, &e));
 	ASSERT_NE(0, e.vm_id);
@@ -335,7 +337,10 @@ TEST_F(device, vm_ids_count_up_and_are_never_reused)
 		struct kvm_vm *vm = vm_create_with_one_vcpu(&vcpu, access_guest);
 
 		ASSERT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_UNKNOWN, false, 0, NULL));
+		EXPECT_EQ(tracked + 1, param_u64("vms_tracked"));
 		kvm_vm_free(vm);
+		/* Its destruction was seen: the table forgot it. */
+		EXPECT_EQ(tracked, param_u64("vms_tracked"));
 		ASSERT_EQ(1, next_event(self->d.fd, &e));
 		EXPECT_GT(e.vm_id, prev) TH_LOG("VM %d (created after VM id %#x) has id %#x", i,
 						 prev, e.vm_id);

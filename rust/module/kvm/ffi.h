@@ -51,6 +51,8 @@ void msrguard_rust_run_chain(const void *ctx, struct kvm_vcpu *vcpu, u32 head,
 void msrguard_rust_vm_created(const void *ctx, const struct kvm *kvm);
 void msrguard_rust_vm_destroyed(const void *ctx, const struct kvm *kvm);
 u32 msrguard_rust_vm_id(const void *ctx, const struct kvm *kvm);
+/* How many VMs the table tracks now. */
+u64 msrguard_rust_vms_tracked(void);
 /* A recorded event's names, for its trace event and log line. */
 void msrguard_rust_name(const struct msrguard_access *access, struct msrguard_names *names);
 /* MSRGUARD_COUNTER_* @which of the image lookups. */

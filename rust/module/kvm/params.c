@@ -80,3 +80,14 @@ static const struct kernel_param_ops lock_ops = {
 };
 module_param_cb(lock, &lock_ops, NULL, 0644);
 MODULE_PARM_DESC(lock, "once set to 1, msrguard cannot be unloaded and its mode cannot be weakened until reboot");
+
+static int vms_tracked_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%llu\n", msrguard_rust_vms_tracked());
+}
+
+static const struct kernel_param_ops vms_tracked_ops = {
+	.get = vms_tracked_get,
+};
+module_param_cb(vms_tracked, &vms_tracked_ops, NULL, 0444);
+MODULE_PARM_DESC(vms_tracked, "VMs msrguard tracks now, each with its id (read-only)");
