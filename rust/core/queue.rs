@@ -13,7 +13,9 @@
 //!   it ([`RecordWire::repeat`]) instead of a new record.
 //! - Fairness: a VM holding [`Queue::quota`] records or more may add one
 //!   only while more than [`Queue::reserve`] slots are free; the reserve is
-//!   kept for VMs under their quota. When a VM may not add a record, its
+//!   kept for VMs under their quota. Beyond [`MAX_VMS`] VMs with records
+//!   queued, the others share no quota and their drops are reported
+//!   together, as a report of VM id 0. When a VM may not add a record, its
 //!   newest event is dropped (the oldest evidence stays: an attacker cannot
 //!   flood its first access out) and counted for that VM; a drop report
 //!   ([`AccessStatus::Dropped`], `repeat` = events dropped) is queued for
@@ -238,6 +240,11 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
 
     /// The VM slot of `vm_id`, taking a free or idle one if it has none.
     fn vm_slot(&mut self, vm_id: u32) -> Option<usize> {
+        // Id 0 is no VM in particular (untracked VMs): no slot, no quota;
+        // its drops are reported with the other slotless ones.
+        if vm_id == 0 {
+            return None;
+        }
         let start = vm_id as usize % MAX_VMS;
         let mut reusable = None;
         for i in 0..MAX_VMS {
@@ -312,6 +319,18 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             vm_id,
         }
         .to_wire()
+    }
+
+    /// Queues the unreported drops of the VMs without a slot as one report
+    /// of VM id 0, if there is room.
+    fn report_overflow_drops(&mut self, timestamp_ns: u64) {
+        let dropped = self.overflow_log.unreported_drops;
+        if dropped == 0 || self.len >= self.capacity() {
+            return;
+        }
+        self.append(Self::drop_report(0, dropped, timestamp_ns));
+        self.reports += 1;
+        self.overflow_log.unreported_drops = 0;
     }
 
     /// Queues the VM's unreported drops as a report, if it may queue.
@@ -438,9 +457,12 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
         let now = record.timestamp_ns;
 
         let Some(k) = self.vm_slot(record.vm_id) else {
-            // More VMs with queued records than slots: no quota.
+            // More VMs with queued records than slots: no quota, and their
+            // drops are reported together (VM id 0), before their next
+            // record.
             let log = Self::log_allowed(&mut self.overflow_log, now);
-            if self.len < self.capacity() {
+            self.report_overflow_drops(now);
+            if self.overflow_log.unreported_drops == 0 && self.len < self.capacity() {
                 let mut wire = record.to_wire();
                 wire.repeat = 0;
                 return PushOutcome {
@@ -448,6 +470,8 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
                     log,
                 };
             }
+            let o = &mut self.overflow_log;
+            o.unreported_drops = o.unreported_drops.saturating_add(1);
             self.stats.dropped = self.stats.dropped.wrapping_add(1);
             return PushOutcome {
                 pushed: Pushed::Dropped,
@@ -541,6 +565,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
                 self.report_drops(k, now_ns);
             }
         }
+        self.report_overflow_drops(now_ns);
     }
 
     /// Records queued.

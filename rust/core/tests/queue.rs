@@ -402,3 +402,53 @@ fn stats_identity_with_a_queued_drop_report() {
         "{s:?}"
     );
 }
+
+/// VMs beyond the queue's slots (more than MAX_VMS with records queued)
+/// share no quota; what they lose is still reported, by a drop report of
+/// VM id 0, before their next record.
+#[test]
+fn drops_of_vms_without_a_slot_are_reported() {
+    let capacity = MAX_VMS + 8;
+    let mut q = Queue::new(vec![RecordWire::default(); capacity]);
+    for vm in 1..=MAX_VMS as u32 {
+        assert!(matches!(
+            q.push(&event(vm, 0x79, 0, 1)).pushed,
+            Pushed::Queued(_)
+        ));
+    }
+    // Slotless VMs fill the rest, then lose 5 events.
+    let mut kept = 0;
+    for i in 0..13u64 {
+        match q.push(&event(1000 + i as u32, 0x79, i, 2)).pushed {
+            Pushed::Queued(_) => kept += 1,
+            Pushed::Dropped => {}
+            p => panic!("{p:?}"),
+        }
+    }
+    assert_eq!(kept, 8);
+    let mut seen = Vec::new();
+    drain(&mut q, &mut seen, MAX_VMS, 3);
+    // Room again: the report comes before the slotless VMs' next record.
+    assert!(matches!(
+        q.push(&event(2000, 0x79, 0, 4)).pushed,
+        Pushed::Queued(_)
+    ));
+    drain(&mut q, &mut seen, capacity, 5);
+    let reports: Vec<_> = seen
+        .iter()
+        .filter(|r| r.access_status == AccessStatus::Dropped as u8)
+        .collect();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((reports[0].vm_id, reports[0].repeat), (0, 5));
+    let last = seen.last().unwrap();
+    assert_eq!(
+        last.vm_id, 2000,
+        "the report is queued before the next record"
+    );
+    // Every event is a record or a reported drop.
+    let records = seen
+        .iter()
+        .filter(|r| r.access_status != AccessStatus::Dropped as u8)
+        .count();
+    assert_eq!(records as u64 + reports[0].repeat, MAX_VMS as u64 + 13 + 1);
+}
