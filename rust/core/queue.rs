@@ -419,6 +419,10 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
 
     /// The VM slot of `vm_id`, if it has one.
     fn find_vm(&self, vm_id: u32) -> Option<usize> {
+        // Id 0 never has a slot (see `vm_slot`).
+        if vm_id == 0 {
+            return None;
+        }
         let start = vm_id as usize % MAX_VMS;
         (0..MAX_VMS)
             .map(|i| (start + i) % MAX_VMS)

@@ -128,7 +128,9 @@ pub enum AccessStatus {
     /// Audit mode: the policy would have vetoed it, but it was allowed.
     AuditAllowed = 3,
     /// Not an access: `repeat` events of VM `vm_id` were dropped because
-    /// that VM was over its share of the buffer (version 2).
+    /// that VM was over its share of the buffer; with `vm_id` 0, events of
+    /// the VMs without a share (beyond the buffer's per-VM accounting),
+    /// dropped because the buffer was full (version 2).
     Dropped = 4,
 }
 

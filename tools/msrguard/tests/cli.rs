@@ -384,3 +384,20 @@ fn raw_help_gives_the_record_size() {
         "events --help does not give the record size {RECORD_SIZE}:\n{help}"
     );
 }
+
+/// A drop report of VM id 0 says whose events it counts: the VMs beyond
+/// the buffer's per-VM accounting, not one VM over its share.
+#[test]
+fn drop_report_of_vm_zero_says_it_is_no_vm() {
+    let mut r = record(3, 0, false, AccessStatus::Dropped, Reason::OverQuota);
+    r.vm_id = 0;
+    r.repeat = 5;
+    let f = records_file(&[r], &[]);
+    let out = tool()
+        .args(["events", "--device"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("VMs without a share of the buffer"), "{text}");
+}
