@@ -146,7 +146,9 @@ check_boot() {
 	if [ "$rc" -eq 0 ] && grep -q "^$MARKER" "$log"; then
 		ok "$label: reaches userspace"
 	else
-		echo "# qemu exit $rc, no '$MARKER'; last lines of the guest's log:"
+		echo "# qemu exit $rc, no '$MARKER'; the guest's first oops, if any, then its last lines:"
+		grep -m1 -B3 -A24 -E 'BUG:|Oops|general protection|invalid opcode|unable to handle|double fault' \
+			"$log" | comment || true
 		tail -n 30 "$log" | comment
 		not_ok "$label: reaches userspace"
 	fi
