@@ -86,6 +86,18 @@ fn steps(ops: Vec<Op>) -> Vec<Step> {
         .collect()
 }
 
+/// The proptests' configuration: regressions next to this file, where they
+/// are committed (the default would look for them relative to a source
+/// root it guesses).
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/queue.proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
 fn drain(q: &mut Queue<Vec<RecordWire>>, seen: &mut Vec<RecordWire>, n: usize, now: u64) {
     let mut out = vec![RecordWire::default(); n];
     let k = q.peek(&mut out);
@@ -94,14 +106,7 @@ fn drain(q: &mut Queue<Vec<RecordWire>>, seen: &mut Vec<RecordWire>, n: usize, n
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // Next to this file, where the regressions are committed (the
-        // default would look for them relative to a source root it guesses).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/queue.proptest-regressions"
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
     /// Every event is delivered, coalesced into a delivered record, or
     /// reported dropped, per VM; sequences are gap-free; a VM that never
     /// exceeds its quota loses nothing.
@@ -156,14 +161,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        // Next to this file, where the regressions are committed (the
-        // default would look for them relative to a source root it guesses).
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/queue.proptest-regressions"
-        ))),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(config())]
     /// The hooks' first try for a repeat (`push_repeat`, then `push` if it
     /// was none) leaves the queue exactly as `push` alone: same records,
     /// same stats, same outcomes; `repeated_record` changes nothing and
