@@ -77,7 +77,9 @@ impl ImageLookups {
     }
 }
 
-fn filled<T: Copy>(n: usize, value: T) -> Result<KVec<T>> {
+/// `n` copies of `value`, allocated now (process context), for the tables
+/// the hooks use without allocating.
+pub(crate) fn filled<T: Copy>(n: usize, value: T) -> Result<KVec<T>> {
     let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
     for _ in 0..n {
         v.push(value, GFP_KERNEL)?;

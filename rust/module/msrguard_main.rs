@@ -149,11 +149,11 @@ impl kernel::InPlaceModule for MsrGuardModule {
         })
         .pin_chain(move |this| {
             let this = this.project();
-            // The queue and the lookups are in place: the hooks may now
-            // use them. `hooks` is declared before both, so it is dropped
-            // (disarmed) before them.
-            // SAFETY: The queue and the lookups outlive the hooks, as said
-            // above.
+            // The queue, the lookups and the VM table are in place: the
+            // hooks may now use them. `hooks` is declared before all three,
+            // so it is dropped (disarmed) before them.
+            // SAFETY: The queue, the lookups and the VM table outlive the
+            // hooks, as said above.
             let hooks = unsafe { ffi::Hooks::arm(&this.device.events, &this.lookups, &this.vms) }?;
             *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.

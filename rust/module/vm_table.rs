@@ -18,10 +18,13 @@ use kernel::{
     sync::SpinLock, //
 };
 
-use crate::vms::{
-    VmSlot,
-    VmTable,
-    VM_SLOTS, //
+use crate::{
+    lookups::filled,
+    vms::{
+        VmSlot,
+        VmTable,
+        VM_SLOTS, //
+    },
 };
 
 /// VMs tracked, for the read-only parameter `vms_tracked`.
@@ -44,7 +47,7 @@ impl Vms {
     /// An empty table, allocated now: the hooks never allocate.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            table <- new_spinlock!(VmTable::new(free_slots()?), "msrguard_vms"),
+            table <- new_spinlock!(VmTable::new(filled(VM_SLOTS, VmSlot::FREE)?), "msrguard_vms"),
         })
     }
 
@@ -71,12 +74,4 @@ impl Vms {
     pub(crate) fn id_of(&self, kvm: *const c_void) -> u32 {
         self.with(|t| t.id_of(kvm as u64))
     }
-}
-
-fn free_slots() -> Result<KVec<VmSlot>> {
-    let mut v = KVec::with_capacity(VM_SLOTS, GFP_KERNEL)?;
-    for _ in 0..VM_SLOTS {
-        v.push(VmSlot::FREE, GFP_KERNEL)?;
-    }
-    Ok(v)
 }
