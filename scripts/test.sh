@@ -116,7 +116,7 @@ step_build() {
 }
 
 step_vm_suite() {
-	msg "VM runner: a guest that dies without a word leaves its evidence"
+	msg "VM runner: a guest that dies without a word leaves its evidence; patched kernel text runs"
 	runner_rc=0
 	scripts/test-vm-runner.sh | tee "$LOG_DIR/vm-runner.log" || runner_rc=$?
 	ran vm-runner "$runner_rc"
