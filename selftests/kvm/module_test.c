@@ -168,17 +168,29 @@ static void load_refused(struct __test_metadata *_metadata, const char *params, 
 	EXPECT_EQ(before + 1, log_lines(line)) TH_LOG("no log line \"%s\"", line);
 }
 
+/* Whether KVM runs on kvm_amd here (else kvm_intel). */
+static bool on_svm(void)
+{
+	return !access("/sys/module/kvm_amd", F_OK);
+}
+
 /*
  * msrguard verifies what it hooks before arming (rust/module/kvm/verify.c): a
- * clone of a hooked function, or an entry point that does not call it,
- * refuses the load with a line naming it (each injected with
- * verify_inject); KVM as built passes, and says so.
+ * clone of a hooked function, or an entry point that does not call it
+ * (kvm's MSR paths, or the vendor's intercept updates), refuses the load
+ * with a line naming it (each injected with verify_inject); KVM as built
+ * passes, and says so.
  */
 TEST_F(lifetime, hooks_verified_before_arming)
 {
 	const char *verified = "msrguard: verified (kvm): no clone of a hooked function, "
 			       "every guest MSR entry point calls the hooked ones";
-	int before = log_lines(verified);
+	const char *vendor_verified = on_svm() ?
+		"msrguard: verified (kvm_amd): no clone of a hooked function, "
+		"every MSR intercept update calls the hooked one" :
+		"msrguard: verified (kvm_intel): no clone of a hooked function, "
+		"every MSR intercept update calls the hooked one";
+	int before = log_lines(verified), vendor_before = log_lines(vendor_verified);
 
 	load_refused(_metadata, "verify_inject=clone",
 		     "msrguard: refusing to arm: kvm_get_msr_ignored_check has a compiler clone "
@@ -186,12 +198,42 @@ TEST_F(lifetime, hooks_verified_before_arming)
 	load_refused(_metadata, "verify_inject=caller",
 		     "msrguard: refusing to arm: kvm_get_msr_common does not call "
 		     "kvm_get_msr_ignored_check (inlined into it?)");
+	load_refused(_metadata, "verify_inject=vendor_caller", on_svm() ?
+		     "msrguard: refusing to arm: svm_get_msr does not call "
+		     "svm_set_intercept_for_msr (inlined into it?): its intercept changes" :
+		     "msrguard: refusing to arm: vmx_get_msr does not call "
+		     "vmx_set_intercept_for_msr (inlined into it?): its intercept changes");
 	/* Refused means nothing stayed hooked: KVM accepts the write. */
 	EXPECT_EQ(0, ucode_write_vector());
 	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
-	EXPECT_EQ(before + 1, log_lines(verified));
+	/* vendor_caller's refusal came after kvm was verified and armed. */
+	EXPECT_EQ(before + 2, log_lines(verified));
+	EXPECT_EQ(vendor_before + 1, log_lines(vendor_verified));
 	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
 	EXPECT_EQ(0, unload_msrguard());
+}
+
+/*
+ * A vendor module that loads after msrguard and fails the verification is
+ * refused: no KVM without its hooks. The next one that passes loads.
+ */
+TEST_F(lifetime, a_kvm_that_fails_verification_is_refused_its_load)
+{
+	const char *vendor = on_svm() ? "kvm_amd" : "kvm_intel";
+	char refused[80], sysfs[40];
+	int before;
+
+	snprintf(refused, sizeof(refused), "msrguard: refusing to let %s load unguarded", vendor);
+	snprintf(sysfs, sizeof(sysfs), "/sys/module/%s", vendor);
+	before = log_lines(refused);
+	ASSERT_EQ(0, unload_kvm());
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, "verify_inject=vendor_caller"));
+	EXPECT_NE(0, load_kvm());
+	EXPECT_NE(0, access(sysfs, F_OK)) TH_LOG("%s loaded unguarded", vendor);
+	EXPECT_EQ(before + 1, log_lines(refused));
+	EXPECT_EQ(0, unload_msrguard());
+	ASSERT_EQ(0, load_kvm());
+	EXPECT_EQ(0, ucode_write_vector());
 }
 
 /* Vetoed writes of new values, forever: each record waits for its lookup. */

@@ -25,8 +25,10 @@
  * against the tree (kvm_probe.c). A mismatch refuses to arm with
  * one log line naming it.
  *
- * The intercept hooks (svm/vmx_set_intercept_for_msr) are checked for
- * clones only: their callers are static helpers of the vendor module.
+ * The intercept hooks (svm/vmx_set_intercept_for_msr) are read the same
+ * way: the vendor's recalc_intercepts and set_msr (ops-table functions, so
+ * out of line) must reach them, or KVM could drop an intercept the policy
+ * keeps (a pass-through FS_BASE, SPEC_CTRL after its first write) unseen.
  */
 
 #define pr_fmt(fmt) "msrguard: " fmt
@@ -45,13 +47,15 @@
 
 /*
  * Test only: "clone" makes the clone check match the hooked function
- * itself, as a clone would; "caller" adds an entry point that does not
- * reach the hooked function, as an inlined caller would not. Either makes
- * arming fail: a load with it must be refused.
+ * itself, as a clone would; "caller" (kvm) and "vendor_caller" (kvm_amd,
+ * kvm_intel) add an entry point that does not reach the hooked function,
+ * as an inlined caller would not. Each makes arming fail: a load with it
+ * must be refused.
  */
 static char *verify_inject = "";
 module_param(verify_inject, charp, 0444);
-MODULE_PARM_DESC(verify_inject, "Test only: clone or caller, a hook check that must fail");
+MODULE_PARM_DESC(verify_inject,
+		 "Test only: clone, caller or vendor_caller, a hook check that must fail");
 
 /* Bodies larger than this are not read (KVM's entry points are far smaller). */
 #define BODY_MAX	SZ_64K
@@ -69,6 +73,8 @@ struct chain {
 	const char *const *entries;
 	const char *const *optional_entries;	/* configuration-dependent */
 	const char *const *links;
+	/* Test only: a function of the module that never reaches it. */
+	const char *const *decoy;
 };
 
 static const char *const get_entries[] = {
@@ -88,11 +94,31 @@ static const char *const set_links[] = {
 	"__kvm_emulate_wrmsr", "kvm_emulate_msr_write", "__kvm_emulate_msr_write",
 	"rsm_load_state_64", NULL,
 };
+static const char *const kvm_decoy[] = { "kvm_get_msr_common", NULL };
+
+/* Every caller in 7.3: the recalculation, LBR, x2APIC/AVIC, SEV-ES, PT. */
+static const char *const svm_entries[] = { "svm_recalc_intercepts", "svm_set_msr", NULL };
+static const char *const svm_links[] = {
+	"svm_recalc_msr_intercepts", "svm_recalc_lbr_msr_intercepts",
+	"svm_recalc_pmu_msr_intercepts", "sev_es_recalc_msr_intercepts",
+	"svm_disable_intercept_for_msr", "svm_enable_intercept_for_msr", NULL,
+};
+static const char *const svm_decoy[] = { "svm_get_msr", NULL };
+static const char *const vmx_entries[] = { "vmx_recalc_intercepts", "vmx_set_msr", NULL };
+static const char *const vmx_links[] = {
+	"vmx_recalc_msr_intercepts", "vmx_recalc_pmu_msr_intercepts",
+	"vmx_update_msr_bitmap_x2apic", "vmx_update_intercept_for_lbr_msrs",
+	"pt_update_intercept_for_msr", "vmx_disable_intercept_for_msr",
+	"vmx_enable_intercept_for_msr", NULL,
+};
+static const char *const vmx_decoy[] = { "vmx_get_msr", NULL };
 static const char *const none[] = { NULL };
 
 static const struct chain chains[] = {
-	{ "kvm_get_msr_ignored_check", get_entries, none, get_links },
-	{ "kvm_set_msr_ignored_check", set_entries, set_optional, set_links },
+	{ "kvm_get_msr_ignored_check", get_entries, none, get_links, kvm_decoy },
+	{ "kvm_set_msr_ignored_check", set_entries, set_optional, set_links, kvm_decoy },
+	{ "svm_set_intercept_for_msr", svm_entries, none, svm_links, svm_decoy },
+	{ "vmx_set_intercept_for_msr", vmx_entries, none, vmx_links, vmx_decoy },
 };
 
 /* Where a function's code is: its start and size, and its name. */
@@ -278,10 +304,10 @@ static int check_no_clone(const char *function)
 /* Every entry point of @c in @module reaches the hooked function. */
 static int check_chain(const char *module, const struct chain *c, struct walk *w)
 {
-	static const char *const injected[] = { "kvm_get_msr_common", NULL };
+	const char *inject = strcmp(module, "kvm") ? "vendor_caller" : "caller";
 	const char *const *lists[] = {
 		c->entries, c->optional_entries,
-		strcmp(verify_inject, "caller") ? none : injected,
+		strcmp(verify_inject, inject) ? none : c->decoy,
 	};
 	int l, i;
 
@@ -302,8 +328,9 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 			}
 			w->nr_visited = 0;
 			if (!reaches(w, w->scratch.start, w->scratch.size, 0)) {
-				pr_err("refusing to arm: %s does not call %s (inlined into it?): its guest accesses would not be hooked\n",
-				       lists[l][i], c->hooked);
+				pr_err("refusing to arm: %s does not call %s (inlined into it?): its %s would not be hooked\n",
+				       lists[l][i], c->hooked,
+				       strcmp(module, "kvm") ? "intercept changes" : "guest accesses");
 				return -ENOEXEC;
 			}
 		}
@@ -345,8 +372,8 @@ int msrguard_verify_hooks(const char *module, const char *const *functions, unsi
 	kfree(w->body);
 	kfree(w);
 	if (!ret)
-		pr_info("verified (%s): no clone of a hooked function%s\n", module,
-			strcmp(module, "kvm") ? "" :
-			", every guest MSR entry point calls the hooked ones");
+		pr_info("verified (%s): no clone of a hooked function, %s\n", module,
+			strcmp(module, "kvm") ? "every MSR intercept update calls the hooked one" :
+			"every guest MSR entry point calls the hooked ones");
 	return ret;
 }
