@@ -236,6 +236,67 @@ TEST_F(lifetime, a_kvm_that_fails_verification_is_refused_its_load)
 	EXPECT_EQ(0, ucode_write_vector());
 }
 
+/* Polls (10 ms) until msrguard's initstate reads @state; false after 3 s. */
+static bool msrguard_state_is(const char *state)
+{
+	char now[16] = "";
+	int i;
+
+	for (i = 0; i < 300; i++, usleep(10000)) {
+		FILE *f = fopen("/sys/module/msrguard/initstate", "re");
+
+		if (!f)
+			continue;
+		if (!fgets(now, sizeof(now), f))
+			now[0] = '\0';
+		fclose(f);
+		if (!strncmp(now, state, strlen(state)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The unload disarms every hook before it stops following the KVM modules
+ * (rust/module/kvm/hooks.c, disarm_all): held in between
+ * (test_exit_pause_ms), nothing is hooked any more, and a vendor module
+ * reloaded then gets no hook. In the other order the hooks stayed armed
+ * there, and a reload could be hooked at the old address.
+ */
+TEST_F(lifetime, unload_disarms_before_it_stops_following_kvm)
+{
+	const char *vendor = on_svm() ? "kvm_amd" : "kvm_intel";
+	const char *intercepts = on_svm() ? "svm_set_intercept_for_msr" :
+					    "vmx_set_intercept_for_msr";
+	char reload[80];
+	int status, i;
+	pid_t pid;
+
+	snprintf(reload, sizeof(reload), "modprobe -r %s && modprobe %s", vendor, vendor);
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, "test_exit_pause_ms=10000"));
+	EXPECT_EQ(1, ftrace_callbacks(intercepts));
+	EXPECT_EQ(1, ftrace_callbacks("kvm_set_msr_ignored_check"));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(unload_msrguard() ? 1 : 0);
+	ASSERT_TRUE(msrguard_state_is("going"));
+	/* Disarmed within 4 s of the unload's start, before the pause ends. */
+	for (i = 0; i < 400 && ftrace_callbacks("kvm_set_msr_ignored_check"); i++)
+		usleep(10000);
+	EXPECT_EQ(0, ftrace_callbacks("kvm_set_msr_ignored_check"));
+	EXPECT_EQ(0, ftrace_callbacks(intercepts));
+	EXPECT_EQ(0, system(reload));
+	EXPECT_EQ(0, ftrace_callbacks(intercepts)) TH_LOG("%s hooked while msrguard goes", vendor);
+	/* The reload fell inside the unload. */
+	EXPECT_EQ(0, access("/sys/module/msrguard", F_OK));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	EXPECT_NE(0, access("/sys/module/msrguard", F_OK));
+	EXPECT_EQ(0, ftrace_callbacks(intercepts));
+	EXPECT_EQ(0, ucode_write_vector());
+}
+
 /* Vetoed writes of new values, forever: each record waits for its lookup. */
 static void vetoed_writes_forever(void)
 {

@@ -849,6 +849,14 @@ static int module_is_loaded(const struct hook_set *set, bool *loaded)
 }
 
 /*
+ * Test only: how long the unload waits between disarming and no longer
+ * following the KVM modules, a window a KVM module's reload can then hit.
+ */
+static unsigned int test_exit_pause_ms;
+module_param(test_exit_pause_ms, uint, 0444);
+MODULE_PARM_DESC(test_exit_pause_ms, "Test only: pause inside the unload, in ms (at most 10000)");
+
+/*
  * Disarms everything, then stops following the KVM modules: in the other
  * order, a KVM module that goes and comes back in between would keep (or
  * get, at whatever function now sits at the old address) a hook.
@@ -862,6 +870,8 @@ static void disarm_all(void)
 	for (i = ARRAY_SIZE(hook_sets) - 1; i >= 0; i--)
 		disarm_set(&hook_sets[i]);
 	mutex_unlock(&arm_lock);
+	if (test_exit_pause_ms)
+		msleep(min(test_exit_pause_ms, 10000U));
 	unregister_module_notifier(&kvm_module_nb);
 	/*
 	 * A task may still be between a handler and the return stub or a
