@@ -21,6 +21,12 @@ PACKAGES=(
 	# scripts/test-dkms.sh builds msrguard through packaging/dkms/dkms.conf.
 	dkms
 	gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64
+	# VMX under Bochs (scripts/test-vmx.sh): Bochs 2.7 with its BIOSes and
+	# one GUI plugin package, bochs-term, the smallest (the run uses none;
+	# without it apt would choose bochs-wx and wxWidgets); isolinux and
+	# xorriso make the boot ISO, busybox its initramfs.
+	bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso
+	busybox-static libc6-dev
 )
 missing_pkgs=()
 for p in "${PACKAGES[@]}"; do

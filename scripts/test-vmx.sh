@@ -14,10 +14,11 @@
 # Without the two modules it builds them (default and test policy).
 # Exit status: 0 when both tests pass, else 1 (a skip fails too: they must
 # run here); 4 (KSFT_SKIP) with a "test-vmx: SKIP: reason" line when Bochs
-# cannot be installed or cannot start; 124 on timeout; 125 when the VM died
-# before reporting a status; 126 when the guest kernel logged a bug (BUG,
-# WARNING, lockdep, KFENCE, Oops, Call Trace), which is printed. One boot
-# WARNING Bochs' CPUID causes is excluded (see the bug check below).
+# is not installed (scripts/setup.sh installs it) or cannot start; 124 on
+# timeout; 125 when the VM died before reporting a status; 126 when the
+# guest kernel logged a bug (BUG, WARNING, lockdep, KFENCE, Oops, Call
+# Trace), which is printed. One boot WARNING Bochs' CPUID causes is
+# excluded (see the bug check below).
 
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
@@ -33,9 +34,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -eq 0 ] || [ $# -eq 2 ] || die "test-vmx.sh: give both modules or none"
 
-# Bochs 2.7 with its BIOSes; isolinux and xorriso make the boot ISO.
-# bochs needs one GUI plugin package: bochs-term is the smallest (the run
-# uses none; without it apt would choose bochs-wx and wxWidgets).
+# What scripts/setup.sh installs for this run (Bochs, the ISO tools).
 packages=(bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso busybox-static cpio kmod libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
@@ -47,16 +46,8 @@ skip() {
 	echo "test-vmx: SKIP: $*"
 	exit 4
 }
-if [ ${#missing[@]} -gt 0 ]; then
-	# As scripts/setup.sh installs its packages: the system's package lists
-	# may be missing or stale on a new machine.
-	msg "installing ${missing[*]}"
-	if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		"${missing[@]}"; } >"$LOG_DIR/vmx-apt.log" 2>&1; then
-		skip "cannot install ${missing[*]} (apt-get: $(grep -E '^(E|W): ' "$LOG_DIR/vmx-apt.log" | tail -n 1 || true); log: $LOG_DIR/vmx-apt.log)"
-	fi
-fi
-command -v bochs >/dev/null || skip "no bochs command after installing the bochs package"
+[ ${#missing[@]} -eq 0 ] || skip "not installed: ${missing[*]} (scripts/setup.sh installs them)"
+command -v bochs >/dev/null || skip "no bochs command although the bochs package is installed"
 
 KDIR="$(need_kernel_tree)"
 release="$(cat "$KDIR/include/config/kernel.release")"
