@@ -26,9 +26,14 @@
  * one log line naming it.
  *
  * The intercept hooks (svm/vmx_set_intercept_for_msr) are read the same
- * way: the vendor's recalc_intercepts and set_msr (ops-table functions, so
- * out of line) must reach them, or KVM could drop an intercept the policy
- * keeps (a pass-through FS_BASE, SPEC_CTRL after its first write) unseen.
+ * way: each of the vendor's global functions that changes MSR intercepts
+ * (recalc_intercepts, set_msr, the LBR and x2APIC/AVIC updates) must reach
+ * them, or KVM could drop an intercept the policy keeps (a pass-through
+ * FS_BASE, SPEC_CTRL after its first write) unseen.
+ *
+ * One call found per entry point is enough: a function whose calls the
+ * compiler inlined only in part passes. What this catches is the whole
+ * function inlined into a path, or cloned.
  */
 
 #define pr_fmt(fmt) "msrguard: " fmt
@@ -96,18 +101,31 @@ static const char *const set_links[] = {
 };
 static const char *const kvm_decoy[] = { "kvm_get_msr_common", NULL };
 
-/* Every caller in 7.3: the recalculation, LBR, x2APIC/AVIC, SEV-ES, PT. */
-static const char *const svm_entries[] = { "svm_recalc_intercepts", "svm_set_msr", NULL };
+/*
+ * The vendors' paths to their intercept hook in 7.3: the recalculation
+ * (MSRs, PMU, CET, SEV-ES), set_msr (SPEC_CTRL; on VMX also XFD and PT),
+ * LBR virtualization, and the x2APIC/AVIC switch.
+ */
+static const char *const svm_entries[] = {
+	"svm_recalc_intercepts", "svm_set_msr", "svm_enable_lbrv", "svm_update_lbrv",
+	"avic_init_vmcb", "avic_refresh_apicv_exec_ctrl", NULL,
+};
 static const char *const svm_links[] = {
 	"svm_recalc_msr_intercepts", "svm_recalc_lbr_msr_intercepts",
 	"svm_recalc_pmu_msr_intercepts", "sev_es_recalc_msr_intercepts",
-	"svm_disable_intercept_for_msr", "svm_enable_intercept_for_msr", NULL,
+	"svm_disable_intercept_for_msr", "svm_enable_intercept_for_msr",
+	"avic_refresh_virtual_apic_mode", "avic_activate_vmcb", "avic_deactivate_vmcb",
+	"avic_set_x2apic_msr_interception", NULL,
 };
 static const char *const svm_decoy[] = { "svm_get_msr", NULL };
-static const char *const vmx_entries[] = { "vmx_recalc_intercepts", "vmx_set_msr", NULL };
+static const char *const vmx_entries[] = {
+	"vmx_recalc_intercepts", "vmx_set_msr", "vmx_passthrough_lbr_msrs",
+	"vmx_refresh_apicv_exec_ctrl", "vmx_set_virtual_apic_mode", NULL,
+};
 static const char *const vmx_links[] = {
 	"vmx_recalc_msr_intercepts", "vmx_recalc_pmu_msr_intercepts",
-	"vmx_update_msr_bitmap_x2apic", "vmx_update_intercept_for_lbr_msrs",
+	"vmx_update_msr_bitmap_x2apic", "vmx_disable_lbr_msrs_passthrough",
+	"vmx_enable_lbr_msrs_passthrough", "vmx_update_intercept_for_lbr_msrs",
 	"pt_update_intercept_for_msr", "vmx_disable_intercept_for_msr",
 	"vmx_enable_intercept_for_msr", NULL,
 };
@@ -330,7 +348,8 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 			if (!reaches(w, w->scratch.start, w->scratch.size, 0)) {
 				pr_err("refusing to arm: %s does not call %s (inlined into it?): its %s would not be hooked\n",
 				       lists[l][i], c->hooked,
-				       strcmp(module, "kvm") ? "intercept changes" : "guest accesses");
+				       strcmp(module, "kvm") ? "intercept changes" :
+				       "guest accesses");
 				return -ENOEXEC;
 			}
 		}
@@ -373,7 +392,8 @@ int msrguard_verify_hooks(const char *module, const char *const *functions, unsi
 	kfree(w);
 	if (!ret)
 		pr_info("verified (%s): no clone of a hooked function, %s\n", module,
-			strcmp(module, "kvm") ? "every MSR intercept update calls the hooked one" :
+			strcmp(module, "kvm") ?
+			"every function updating MSR intercepts calls the hooked one" :
 			"every guest MSR entry point calls the hooked ones");
 	return ret;
 }
