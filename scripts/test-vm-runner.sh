@@ -53,6 +53,7 @@ check "QEMU's log of guest errors and CPU resets is kept" \
 # both vCPUs in and out of __schedule and ttwu.
 patcher="$LOG_DIR/vm-text-patching.sh"
 cat >"$patcher" <<'EOS'
+#!/bin/bash
 T=/sys/kernel/tracing
 [ -d $T/events ] || mount -t tracefs nodev $T
 for c in 0 1; do
@@ -68,8 +69,10 @@ done
 kill $(jobs -p)
 echo "toggles: $toggles"
 EOS
+chmod +x "$patcher"
 rc=0
-scripts/vm-run.sh --timeout 300 -- bash "$patcher" >"$LOG_DIR/vm-runner-patching.log" 2>&1 || rc=$?
+# Run by its path: vm-run.sh names the logs it keeps after the command.
+scripts/vm-run.sh --timeout 300 -- "$patcher" >"$LOG_DIR/vm-runner-patching.log" 2>&1 || rc=$?
 toggles=$(sed -n 's/^toggles: //p' "$LOG_DIR/vm-runner-patching.log")
 check "kernel text patched under load for 60 s (${toggles:-no} tracepoint toggles): no oops (got $rc)" \
 	'[ "$rc" -eq 0 ] && [ "${toggles:-0}" -gt 0 ]'

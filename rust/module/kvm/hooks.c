@@ -814,7 +814,9 @@ static int kvm_module_event(struct notifier_block *nb, unsigned long state, void
 		return NOTIFY_DONE;
 
 	mutex_lock(&arm_lock);
-	if (state == MODULE_STATE_COMING && !exiting)
+	if (state == MODULE_STATE_COMING && exiting)
+		pr_info("%s loads while msrguard goes: not hooked\n", mod->name);
+	else if (state == MODULE_STATE_COMING)
 		ret = arm_set(set);
 	else if (state == MODULE_STATE_GOING)
 		disarm_set(set);
