@@ -78,7 +78,13 @@ struct chain {
 	const char *const *entries;
 	const char *const *optional_entries;	/* configuration-dependent */
 	const char *const *links;
-	/* Test only: a function of the module that never reaches it. */
+	/* What goes unseen if an entry point does not reach it. */
+	const char *unseen;
+	/*
+	 * Test only: the verify_inject value that adds the decoy as an entry,
+	 * a function of the module that never reaches the hooked one.
+	 */
+	const char *inject;
 	const char *const *decoy;
 };
 
@@ -133,10 +139,14 @@ static const char *const vmx_decoy[] = { "vmx_get_msr", NULL };
 static const char *const none[] = { NULL };
 
 static const struct chain chains[] = {
-	{ "kvm_get_msr_ignored_check", get_entries, none, get_links, kvm_decoy },
-	{ "kvm_set_msr_ignored_check", set_entries, set_optional, set_links, kvm_decoy },
-	{ "svm_set_intercept_for_msr", svm_entries, none, svm_links, svm_decoy },
-	{ "vmx_set_intercept_for_msr", vmx_entries, none, vmx_links, vmx_decoy },
+	{ "kvm_get_msr_ignored_check", get_entries, none, get_links,
+	  "guest accesses", "caller", kvm_decoy },
+	{ "kvm_set_msr_ignored_check", set_entries, set_optional, set_links,
+	  "guest accesses", "caller", kvm_decoy },
+	{ "svm_set_intercept_for_msr", svm_entries, none, svm_links,
+	  "intercept changes", "vendor_caller", svm_decoy },
+	{ "vmx_set_intercept_for_msr", vmx_entries, none, vmx_links,
+	  "intercept changes", "vendor_caller", vmx_decoy },
 };
 
 /* Where a function's code is: its start and size, and its name. */
@@ -322,10 +332,9 @@ static int check_no_clone(const char *function)
 /* Every entry point of @c in @module reaches the hooked function. */
 static int check_chain(const char *module, const struct chain *c, struct walk *w)
 {
-	const char *inject = strcmp(module, "kvm") ? "vendor_caller" : "caller";
 	const char *const *lists[] = {
 		c->entries, c->optional_entries,
-		strcmp(verify_inject, inject) ? none : c->decoy,
+		strcmp(verify_inject, c->inject) ? none : c->decoy,
 	};
 	int l, i;
 
@@ -347,9 +356,7 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 			w->nr_visited = 0;
 			if (!reaches(w, w->scratch.start, w->scratch.size, 0)) {
 				pr_err("refusing to arm: %s does not call %s (inlined into it?): its %s would not be hooked\n",
-				       lists[l][i], c->hooked,
-				       strcmp(module, "kvm") ? "intercept changes" :
-				       "guest accesses");
+				       lists[l][i], c->hooked, c->unseen);
 				return -ENOEXEC;
 			}
 		}
