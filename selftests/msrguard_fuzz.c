@@ -944,7 +944,7 @@ int main(int argc, char **argv)
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
 	if (load_kvm() || vm_create(&guest))
 		ksft_exit_fail_msg("no KVM guest inside the VM\n");
-	vendor_module = access("/sys/module/kvm_amd", F_OK) ? "kvm_intel" : "kvm_amd";
+	vendor_module = kvm_vendor_module();
 	snprintf(params, sizeof(params), "ring_records=%d", RING_RECORDS);
 	ret = load_module_file(module_path, params);
 	holder = ret ? -1 : open(DEVICE_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);

@@ -194,6 +194,11 @@ int load_kvm(void)
 	return system("modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null") ? -ENODEV : 0;
 }
 
+const char *kvm_vendor_module(void)
+{
+	return access("/sys/module/kvm_amd", F_OK) ? "kvm_intel" : "kvm_amd";
+}
+
 int unload_kvm(void)
 {
 	return system("modprobe -r kvm_amd kvm_intel kvm 2>/dev/null") ? -EBUSY : 0;

@@ -44,6 +44,8 @@ int ftrace_callbacks(const char *function);
 
 /* Loading modules inside the test VM: 0 or a negative errno. */
 int load_kvm(void);		/* kvm_amd, or kvm_intel */
+/* The vendor module KVM runs on here: "kvm_amd" if it is loaded, else "kvm_intel". */
+const char *kvm_vendor_module(void);
 int unload_kvm(void);		/* kvm_amd, kvm_intel and kvm */
 int load_module_file(const char *path, const char *params);
 /* Unloads msrguard and forgets a noted instance (INSTANCE_NOTE). */

@@ -188,12 +188,6 @@ static void load_refused(struct __test_metadata *_metadata, const char *params, 
 	EXPECT_EQ(before + 1, log_lines(line)) TH_LOG("no log line \"%s\"", line);
 }
 
-/* Whether KVM runs on kvm_amd here (else kvm_intel). */
-static bool on_svm(void)
-{
-	return !access("/sys/module/kvm_amd", F_OK);
-}
-
 /*
  * msrguard verifies what it hooks before arming (rust/module/kvm/verify.c): a
  * clone of a hooked function, or an entry point that does not call it
@@ -205,12 +199,20 @@ TEST_F(lifetime, hooks_verified_before_arming)
 {
 	const char *verified = "msrguard: verified (kvm): no clone of a hooked function, "
 			       "every guest MSR entry point calls the hooked ones";
-	const char *vendor_verified = on_svm() ?
-		"msrguard: verified (kvm_amd): no clone of a hooked function, "
-		"every function updating MSR intercepts calls the hooked one" :
-		"msrguard: verified (kvm_intel): no clone of a hooked function, "
-		"every function updating MSR intercepts calls the hooked one";
-	int before = log_lines(verified), vendor_before = log_lines(vendor_verified);
+	const char *vendor = kvm_vendor_module();
+	/* svm_ or vmx_: the vendor's MSR functions. */
+	const char *prefix = strcmp(vendor, "kvm_amd") ? "vmx" : "svm";
+	char vendor_verified[160], vendor_refused[160];
+	int before, vendor_before;
+
+	snprintf(vendor_verified, sizeof(vendor_verified),
+		 "msrguard: verified (%s): no clone of a hooked function, "
+		 "every function updating MSR intercepts calls the hooked one", vendor);
+	snprintf(vendor_refused, sizeof(vendor_refused),
+		 "msrguard: refusing to arm: %s_get_msr does not call %s_set_intercept_for_msr "
+		 "(inlined into it?): its intercept changes", prefix, prefix);
+	before = log_lines(verified);
+	vendor_before = log_lines(vendor_verified);
 
 	load_refused(_metadata, "verify_inject=clone",
 		     "msrguard: refusing to arm: kvm_get_msr_ignored_check has a compiler clone "
@@ -218,11 +220,7 @@ TEST_F(lifetime, hooks_verified_before_arming)
 	load_refused(_metadata, "verify_inject=caller",
 		     "msrguard: refusing to arm: kvm_get_msr_common does not call "
 		     "kvm_get_msr_ignored_check (inlined into it?)");
-	load_refused(_metadata, "verify_inject=vendor_caller", on_svm() ?
-		     "msrguard: refusing to arm: svm_get_msr does not call "
-		     "svm_set_intercept_for_msr (inlined into it?): its intercept changes" :
-		     "msrguard: refusing to arm: vmx_get_msr does not call "
-		     "vmx_set_intercept_for_msr (inlined into it?): its intercept changes");
+	load_refused(_metadata, "verify_inject=vendor_caller", vendor_refused);
 	/* Refused means nothing stayed hooked: KVM accepts the write. */
 	EXPECT_EQ(0, ucode_write_vector());
 	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, NULL));
@@ -239,7 +237,7 @@ TEST_F(lifetime, hooks_verified_before_arming)
  */
 TEST_F(lifetime, a_kvm_that_fails_verification_is_refused_its_load)
 {
-	const char *vendor = on_svm() ? "kvm_amd" : "kvm_intel";
+	const char *vendor = kvm_vendor_module();
 	char refused[80], sysfs[40];
 	int before;
 
@@ -285,9 +283,9 @@ static bool msrguard_state_is(const char *state)
  */
 TEST_F(lifetime, unload_disarms_before_it_stops_following_kvm)
 {
-	const char *vendor = on_svm() ? "kvm_amd" : "kvm_intel";
-	const char *intercepts = on_svm() ? "svm_set_intercept_for_msr" :
-					    "vmx_set_intercept_for_msr";
+	const char *vendor = kvm_vendor_module();
+	const char *intercepts = strcmp(vendor, "kvm_amd") ? "vmx_set_intercept_for_msr" :
+							     "svm_set_intercept_for_msr";
 	char reload[80], unhooked[80];
 	int status, i;
 	pid_t pid;
