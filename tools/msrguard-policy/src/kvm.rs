@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The MSRs KVM x86 handles, extracted from a kernel source tree.
+//! The MSRs KVM x86 handles, read from a kernel source tree by the compiler.
 //!
 //! "Handled" means KVM has code for a guest's RDMSR/WRMSR of the index (or
 //! lets the guest reach the hardware MSR directly): an MSR outside this set
-//! gets #GP from KVM whatever msrguard decides. The set is the union of
+//! gets #GP from KVM whatever msrguard decides. libclang parses KVM's sources
+//! with the tree's configuration ([`unit`]), so `#if` is resolved, case labels
+//! and `case A ... B` ranges come back evaluated, and nothing depends on how
+//! the code is laid out. The set is the union of
 //!
-//! - the `case` labels and `case A ... B` ranges of the switches on the MSR
-//!   index in the generic handlers (`kvm_get_msr_common`,
-//!   `kvm_set_msr_common`, `__kvm_get_msr`, `__kvm_set_msr`, the MCE
-//!   helpers), the vendor handlers (`svm_get_msr`/`svm_set_msr`,
-//!   `vmx_get_msr`/`vmx_set_msr`, nested VMX's capability MSRs), the PMU
-//!   (`pmu.c`, `svm/pmu.c`, `vmx/pmu_intel.c`) and Hyper-V (`hyperv.c`);
+//! - the case labels of every switch on an MSR index in the functions
+//!   [`SOURCES`] counts as guest handlers: the generic handlers
+//!   (`kvm_get_msr_common`, `kvm_set_msr_common`, `__kvm_get_msr`,
+//!   `__kvm_set_msr`, the MCE helpers), the vendor handlers, nested VMX's
+//!   capability MSRs, the PMU and Hyper-V. Every other switch on an MSR index
+//!   in those files must be classified there too: a helper for indices a
+//!   handler already dispatches (checked: its labels must be in the set), or
+//!   not a guest's access (with the reason). A new switch fails the extraction
+//!   as "handler added", a handler gone as "handler moved";
 //! - the lists KVM reports to VMMs: `msrs_to_save_base`, `msrs_to_save_pmu`,
 //!   `emulated_msrs_all`, and VMX's user-return list;
 //! - the MSRs whose interception SVM or VMX turns off (pass-through);
@@ -20,27 +26,31 @@
 //!   `KVM_MAX_NR_INTEL_GP_COUNTERS`; `get_fixed_pmc`: the fixed counters up to
 //!   `KVM_MAX_NR_INTEL_FIXED_COUNTERS`) and the LBR stacks, whose location
 //!   comes from the host's perf driver (`arch/x86/events/intel/lbr.c`: every
-//!   `lbr_from`/`lbr_to`/`lbr_info` base, with the largest literal
-//!   `lbr_nr`);
+//!   `lbr_from`/`lbr_to`/`lbr_info` base, with the largest constant
+//!   `lbr_nr` assigned before it);
 //!
 //! minus the indices the generic entry points refuse to guests in both
 //! directions (`if (!host_initiated) return 1;`: `MSR_KVM_INTERNAL_GUEST_SSP`).
+//!
+//! The optional parts of KVM in [`unit::FORCED_OPTIONS`] are read as if
+//! enabled: the policy must cover every KVM a host may run.
 //!
 //! Not extracted: Xen's hypercall-page MSR, whose index the VMM chooses at
 //! run time (`KVM_XEN_HVM_CONFIG`); it is listed in [`KvmMsrs::notes`].
 //! Whether KVM completes an access also depends on the guest's CPUID and
 //! KVM's parameters; this set is the upper bound the policy must cover.
-//!
-//! Macro names resolve through the `#define`s of the MSR headers
-//! (`msr-index.h`, `kvm_para.h`, `mtrr.h`, `hvgdk_mini.h`, `apicdef.h`,
-//! `kvm_host.h`) and of KVM's own headers and sources. Anything that does
-//! not resolve is an error naming the expression: a new shape in a newer
-//! kernel fails loudly instead of shrinking the set.
+
+#[cfg(test)]
+mod tests;
+mod unit;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use crate::cexpr::{self, Defines};
+use clang::{Clang, EntityKind, Index};
+
+use unit::{bare, descendants, spelling, value, Tree, Unit};
 
 /// A range of MSR indices KVM handles, and where that was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +108,121 @@ impl KvmMsrs {
     }
 }
 
-/// Switch expressions that are the MSR index in KVM's handlers.
+/// Why KVM's MSRs could not be extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The tree lacks what the compiler needs to read it.
+    #[error("{} is not a configured kernel tree (no {missing}; run `make olddefconfig prepare` there)", kdir.display())]
+    NotConfigured {
+        /// The tree.
+        kdir: PathBuf,
+        /// The file that is missing.
+        missing: String,
+    },
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// libclang could not be loaded.
+    #[error("libclang: {0} (install libclang-19-dev, or set LIBCLANG_PATH to the directory of libclang.so)")]
+    Libclang(String),
+    /// The compiler did not accept a file.
+    #[error("{file}: {reason}")]
+    Parse {
+        /// The file, relative to the tree.
+        file: String,
+        /// The compiler's first error in it.
+        reason: String,
+    },
+    /// A switch on an MSR index in a function the extraction does not know.
+    #[error("handler added: {function}() in {file} switches on the MSR index `{on}`; classify it in tools/msrguard-policy/src/kvm.rs (SOURCES)")]
+    HandlerAdded {
+        /// The file.
+        file: String,
+        /// The function.
+        function: String,
+        /// The switch's expression.
+        on: String,
+    },
+    /// A function the extraction reads is not where it was.
+    #[error("handler moved: {function}() is no longer in {file} with a switch on an MSR index; update tools/msrguard-policy/src/kvm.rs (SOURCES)")]
+    HandlerMoved {
+        /// The file.
+        file: String,
+        /// The function.
+        function: String,
+    },
+    /// A KVM source with MSR case labels the extraction does not read.
+    #[error("{file} has case labels on MSR indices but the extraction does not read it; add it to tools/msrguard-policy/src/kvm.rs (SOURCES)")]
+    FileAdded {
+        /// The file.
+        file: String,
+    },
+    /// A helper's labels reach beyond the handlers that dispatch to it.
+    #[error("{helper}: {first:#x}..={last:#x} is not handled by any counted handler; count the function or say why not (SOURCES)")]
+    HelperOutside {
+        /// The file and function.
+        helper: String,
+        /// First index outside.
+        first: u32,
+        /// Last index outside.
+        last: u32,
+    },
+    /// Something read does not evaluate to a constant.
+    #[error("{file}: `{what}` is not a constant the compiler can evaluate")]
+    NotConstant {
+        /// The file.
+        file: String,
+        /// The expression, as written.
+        what: String,
+    },
+    /// A value is not a 32-bit MSR index.
+    #[error("{what} = {value:#x} is not a 32-bit MSR index")]
+    NotIndex {
+        /// The expression.
+        what: String,
+        /// Its value.
+        value: u64,
+    },
+    /// KVM's code no longer has the shape a rule relies on.
+    #[error("{file}: {what}; update the rule in tools/msrguard-policy/src/kvm.rs")]
+    Shape {
+        /// The file.
+        file: String,
+        /// What changed.
+        what: String,
+    },
+}
+
+/// One interval per line with its first MSR's name and where it was found;
+/// then what was refused or not counted (`msrguard kvm-msrs`, and the
+/// snapshot test).
+impl std::fmt::Display for KvmMsrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (a, z) in self.intervals() {
+            let name = msrguard_core::msr_names::msr_name(a).unwrap_or("-");
+            let span = if a == z {
+                format!("{a:#x}")
+            } else {
+                format!("{a:#x}-{z:#x}")
+            };
+            writeln!(f, "{span:<24} {name:<40} {}", self.sources(a, z).join(", "))?;
+        }
+        for k in &self.guest_refused {
+            writeln!(f, "refused to guests: {:#x} ({})", k.first, k.source)?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Expressions a switch on the MSR index is written with in KVM.
 const MSR_VARS: &[&str] = &[
     "msr",
     "index",
@@ -108,57 +232,201 @@ const MSR_VARS: &[&str] = &[
     "msr->index",
 ];
 
-/// Handler functions whose MSR switches count, and the files they may be in
-/// (the first file that defines the function is used).
-const HANDLERS: &[(&[&str], &[&str])] = &[
-    (
-        &["arch/x86/kvm/msrs.c", "arch/x86/kvm/x86.c"],
-        &[
-            "kvm_get_msr_common",
-            "kvm_set_msr_common",
-            "get_msr_mce",
-            "set_msr_mce",
-            "__kvm_get_msr",
-            "__kvm_set_msr",
-        ],
-    ),
-    (&["arch/x86/kvm/svm/svm.c"], &["svm_get_msr", "svm_set_msr"]),
-    (&["arch/x86/kvm/vmx/vmx.c"], &["vmx_get_msr", "vmx_set_msr"]),
-    (
-        &["arch/x86/kvm/vmx/nested.c"],
-        &["vmx_get_vmx_msr", "vmx_set_vmx_msr"],
-    ),
-    (
-        &["arch/x86/kvm/pmu.c"],
-        &["kvm_pmu_get_msr", "kvm_pmu_set_msr"],
-    ),
-    (
-        &["arch/x86/kvm/svm/pmu.c"],
-        &["amd_is_valid_msr", "get_gp_pmc_amd"],
-    ),
-    (
-        &["arch/x86/kvm/vmx/pmu_intel.c"],
-        &[
-            "intel_is_valid_msr",
-            "intel_pmu_get_msr",
-            "intel_pmu_set_msr",
-        ],
-    ),
-    (
-        &["arch/x86/kvm/hyperv.c"],
-        &[
-            "kvm_hv_get_msr_pw",
-            "kvm_hv_get_msr",
-            "kvm_hv_set_msr_pw",
-            "kvm_hv_set_msr",
-        ],
-    ),
-];
+/// What a switch on an MSR index in a function means for the set.
+#[derive(Clone, Copy)]
+enum Role {
+    /// A guest's RDMSR/WRMSR is dispatched here: its labels are handled.
+    Handles,
+    /// A helper for indices a counted handler already dispatches (which);
+    /// checked: every label must be in the set.
+    Within(&'static str),
+    /// Not on the path of a guest's access (why).
+    Not(&'static str),
+}
+
+/// A KVM source file the extraction reads, the option that builds it, and
+/// every function in it with a switch on an MSR index.
+struct Source {
+    file: &'static str,
+    option: Option<&'static str>,
+    functions: &'static [(&'static str, Role)],
+}
+
+const NOT_GUEST_FEATURE: Role =
+    Role::Not("feature MSRs for the VMM's KVM_GET_MSRS on /dev/kvm, not a guest's access");
+const NOT_GUEST_LIST: Role =
+    Role::Not("filters the MSR lists KVM reports to VMMs by what the host supports");
 
 /// The generic entry points whose `if (!host_initiated) return 1;` labels
 /// refuse an index to guests, for reads and for writes.
 const GATE_READ: &str = "__kvm_get_msr";
 const GATE_WRITE: &str = "__kvm_set_msr";
+
+/// The files read, in order, with their switches.
+const SOURCES: &[Source] = &[
+    Source {
+        file: "arch/x86/kvm/msrs.c",
+        option: None,
+        functions: &[
+            ("kvm_get_msr_common", Role::Handles),
+            ("kvm_set_msr_common", Role::Handles),
+            ("get_msr_mce", Role::Handles),
+            ("set_msr_mce", Role::Handles),
+            (GATE_READ, Role::Handles),
+            (GATE_WRITE, Role::Handles),
+            ("kvm_get_feature_msr", NOT_GUEST_FEATURE),
+            ("kvm_probe_msr_to_save", NOT_GUEST_LIST),
+            (
+                "__handle_fastpath_wrmsr",
+                Role::Within("kvm_set_msr_common (its fast path)"),
+            ),
+            (
+                "is_xstate_managed_msr",
+                Role::Within("the handlers (which MSRs live in the guest's FPU state)"),
+            ),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/mtrr.c",
+        option: None,
+        functions: &[(
+            "find_mtrr",
+            Role::Within("kvm_get_msr_common/kvm_set_msr_common (MTRRs)"),
+        )],
+    },
+    Source {
+        file: "arch/x86/kvm/pmu.c",
+        option: None,
+        functions: &[
+            ("kvm_pmu_get_msr", Role::Handles),
+            ("kvm_pmu_set_msr", Role::Handles),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/hyperv.c",
+        option: Some("CONFIG_KVM_HYPERV"),
+        functions: &[
+            ("kvm_hv_get_msr_pw", Role::Handles),
+            ("kvm_hv_get_msr", Role::Handles),
+            ("kvm_hv_set_msr_pw", Role::Handles),
+            ("kvm_hv_set_msr", Role::Handles),
+            ("synic_get_msr", Role::Within("kvm_hv_get_msr (SynIC)")),
+            ("synic_set_msr", Role::Within("kvm_hv_set_msr (SynIC)")),
+            (
+                "syndbg_get_msr",
+                Role::Within("kvm_hv_get_msr_pw (debugger)"),
+            ),
+            (
+                "syndbg_set_msr",
+                Role::Within("kvm_hv_set_msr_pw (debugger)"),
+            ),
+            (
+                "kvm_hv_msr_partition_wide",
+                Role::Within("the Hyper-V handlers (partition-wide or per vCPU)"),
+            ),
+            (
+                "hv_check_msr_access",
+                Role::Within("the Hyper-V handlers (the guest's Hyper-V CPUID)"),
+            ),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/svm/svm.c",
+        option: None,
+        functions: &[
+            ("svm_get_msr", Role::Handles),
+            ("svm_set_msr", Role::Handles),
+            ("svm_get_feature_msr", NOT_GUEST_FEATURE),
+            ("svm_has_emulated_msr", NOT_GUEST_LIST),
+            (
+                "svm_vmcb_lbr",
+                Role::Within("svm_get_msr/svm_set_msr (LBR state in the VMCB)"),
+            ),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/svm/sev.c",
+        option: Some("CONFIG_KVM_AMD_SEV"),
+        functions: &[],
+    },
+    Source {
+        file: "arch/x86/kvm/svm/pmu.c",
+        option: None,
+        functions: &[
+            ("amd_is_valid_msr", Role::Handles),
+            ("get_gp_pmc_amd", Role::Handles),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/vmx/vmx.c",
+        option: None,
+        functions: &[
+            ("vmx_get_msr", Role::Handles),
+            ("vmx_set_msr", Role::Handles),
+            ("vmx_get_feature_msr", NOT_GUEST_FEATURE),
+            ("vmx_has_emulated_msr", NOT_GUEST_LIST),
+            (
+                "add_atomic_switch_msr",
+                Role::Not("values VM-entry and VM-exit load, not a guest's access"),
+            ),
+            (
+                "clear_atomic_switch_msr",
+                Role::Not("values VM-entry and VM-exit load, not a guest's access"),
+            ),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/vmx/nested.c",
+        option: None,
+        functions: &[
+            ("vmx_get_vmx_msr", Role::Handles),
+            ("vmx_set_vmx_msr", Role::Handles),
+            (
+                "vmx_get_control_msr",
+                Role::Within("vmx_set_vmx_msr (VMX capability MSRs)"),
+            ),
+            (
+                "vmx_get_fixed0_msr",
+                Role::Within("vmx_set_vmx_msr (VMX capability MSRs)"),
+            ),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/vmx/hyperv.c",
+        option: Some("CONFIG_KVM_HYPERV"),
+        functions: &[(
+            "nested_evmcs_filter_control_msr",
+            Role::Within("vmx_get_msr (VMX capability MSRs under enlightened VMCS)"),
+        )],
+    },
+    Source {
+        file: "arch/x86/kvm/vmx/pmu_intel.c",
+        option: None,
+        functions: &[
+            ("intel_is_valid_msr", Role::Handles),
+            ("intel_pmu_get_msr", Role::Handles),
+            ("intel_pmu_set_msr", Role::Handles),
+        ],
+    },
+    Source {
+        file: "arch/x86/kvm/vmx/tdx.c",
+        option: Some("CONFIG_KVM_INTEL_TDX"),
+        functions: &[
+            (
+                "tdx_has_emulated_msr",
+                Role::Not("which MSRs a TDX guest's TDVMCALL may reach the common handlers with"),
+            ),
+            (
+                "tdx_get_msr",
+                Role::Within("vmx_get_msr's common handlers (TDX)"),
+            ),
+            (
+                "tdx_set_msr",
+                Role::Within("vmx_set_msr's common handlers (TDX)"),
+            ),
+        ],
+    },
+];
 
 /// Arrays of MSR indices: (file, array).
 const LISTS: &[(&str, &str)] = &[
@@ -168,236 +436,559 @@ const LISTS: &[(&str, &str)] = &[
     ("arch/x86/kvm/vmx/vmx.c", "vmx_uret_msrs_list"),
 ];
 
-/// Intercept-control calls (second argument: the MSR), by file.
-const INTERCEPTS: &[(&str, &[&str])] = &[
-    (
-        "arch/x86/kvm/svm/svm.c",
-        &[
-            "svm_set_intercept_for_msr",
-            "svm_disable_intercept_for_msr",
-            "svm_enable_intercept_for_msr",
-        ],
-    ),
-    (
-        "arch/x86/kvm/svm/sev.c",
-        &[
-            "svm_set_intercept_for_msr",
-            "svm_disable_intercept_for_msr",
-            "svm_enable_intercept_for_msr",
-        ],
-    ),
-    (
-        "arch/x86/kvm/vmx/vmx.c",
-        &[
-            "vmx_set_intercept_for_msr",
-            "vmx_disable_intercept_for_msr",
-            "vmx_enable_intercept_for_msr",
-        ],
-    ),
+/// Intercept-control calls (second argument: the MSR).
+const INTERCEPTS: &[&str] = &[
+    "svm_set_intercept_for_msr",
+    "svm_disable_intercept_for_msr",
+    "svm_enable_intercept_for_msr",
+    "vmx_set_intercept_for_msr",
+    "vmx_disable_intercept_for_msr",
+    "vmx_enable_intercept_for_msr",
+];
+/// The files whose intercept calls count.
+const INTERCEPT_FILES: &[&str] = &[
+    "arch/x86/kvm/svm/svm.c",
+    "arch/x86/kvm/svm/sev.c",
+    "arch/x86/kvm/vmx/vmx.c",
 ];
 
-/// Headers whose `#define`s name MSRs and KVM's limits.
-const HEADERS: &[&str] = &[
-    "arch/x86/include/asm/msr-index.h",
-    "arch/x86/include/uapi/asm/kvm_para.h",
-    "arch/x86/include/uapi/asm/mtrr.h",
-    "arch/x86/include/asm/apicdef.h",
-    "arch/x86/include/asm/kvm_host.h",
-    "arch/x86/include/asm/perf_event.h",
-    "include/hyperv/hvgdk_mini.h",
+const PMU_INTEL: &str = "arch/x86/kvm/vmx/pmu_intel.c";
+/// Limits `vmx/pmu_intel.c`'s arithmetic uses, evaluated in its context.
+const PMU_PROBES: &[&str] = &[
+    "KVM_MAX_NR_INTEL_GP_COUNTERS",
+    "KVM_MAX_NR_INTEL_FIXED_COUNTERS",
 ];
+const PERF_LBR: &str = "arch/x86/events/intel/lbr.c";
 
-/// Directories whose `.h` files are read too (KVM's private headers).
-const HEADER_DIRS: &[&str] = &[
-    "arch/x86/kvm",
-    "arch/x86/kvm/svm",
-    "arch/x86/kvm/vmx",
-    "arch/x86/kvm/mmu",
-];
+/// libclang allows one `Clang` per process at a time.
+static LIBCLANG: Mutex<()> = Mutex::new(());
 
-fn read(kdir: &Path, rel: &str) -> Result<String, String> {
-    std::fs::read_to_string(kdir.join(rel))
-        .map_err(|e| format!("{}: {e}", kdir.join(rel).display()))
+fn index_of(what: &str, v: u64) -> Result<u32, ExtractError> {
+    u32::try_from(v).map_err(|_| ExtractError::NotIndex {
+        what: what.to_string(),
+        value: v,
+    })
 }
 
-/// Collects the macro definitions the extraction resolves names through.
-pub fn defines(kdir: &Path) -> Result<Defines, String> {
-    let mut d = Defines::default();
-    for h in HEADERS {
-        d.add_text(h, &read(kdir, h)?);
-    }
-    for dir in HEADER_DIRS {
-        let mut files: Vec<_> = std::fs::read_dir(kdir.join(dir))
-            .map_err(|e| format!("{}: {e}", kdir.join(dir).display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "h"))
-            .collect();
-        files.sort();
-        for f in files {
-            let rel = f.strip_prefix(kdir).unwrap_or(&f).display().to_string();
-            d.add_text(
-                &rel,
-                &std::fs::read_to_string(&f).map_err(|e| format!("{rel}: {e}"))?,
+/// What the reading collects before the refused indices leave the set.
+#[derive(Default)]
+struct Reading {
+    out: KvmMsrs,
+    host_read: Vec<KvmRange>,
+    host_write: Vec<KvmRange>,
+    helpers: Vec<KvmRange>,
+}
+
+/// Extracts the set from the kernel tree at `kdir`.
+pub fn extract(kdir: &Path) -> Result<KvmMsrs, ExtractError> {
+    let tree = Tree::open(kdir)?;
+    check_files(&tree)?;
+    // A poisoned lock only means another extraction panicked; libclang's
+    // instance is gone with it.
+    let _one = LIBCLANG.lock().unwrap_or_else(|e| e.into_inner());
+    let clang = Clang::new().map_err(ExtractError::Libclang)?;
+    let index = Index::new(&clang, false, false);
+    let mut r = Reading::default();
+
+    for src in SOURCES {
+        if let Some(option) = src.option {
+            if !tree.enabled(option) && !unit::FORCED_OPTIONS.contains(&option) {
+                continue;
+            }
+        }
+        let probes = if src.file == PMU_INTEL {
+            PMU_PROBES
+        } else {
+            &[]
+        };
+        let u = Unit::parse(&index, &tree, src.file, probes)?;
+        read_switches(&u, src, &mut r)?;
+        for (_, array) in LISTS.iter().filter(|(f, _)| *f == src.file) {
+            read_list(&u, array, &mut r.out)?;
+        }
+        if INTERCEPT_FILES.contains(&src.file) {
+            read_intercepts(&u, &mut r.out)?;
+        }
+        if src.file == PMU_INTEL {
+            intel_pmu_rules(&u, &mut r.out)?;
+        }
+        if src.file == "arch/x86/kvm/vmx/vmx.c"
+            && !u.spells("!cpu_feature_enabled(X86_FEATURE_ARCH_LBR)")
+        {
+            // KVM offers LBRs only on hosts without architectural LBRs, so
+            // the MSR_ARCH_LBR_* stacks never reach a guest (below).
+            return Err(ExtractError::Shape {
+                file: u.rel.clone(),
+                what: "LBR virtualization no longer excludes X86_FEATURE_ARCH_LBR hosts".into(),
+            });
+        }
+        if src.file == "arch/x86/kvm/msrs.c"
+            && u.function("kvm_xen_is_hypercall_page_msr").is_some()
+        {
+            r.out.notes.push(
+                "xen.h: the Xen hypercall-page MSR is whatever index the VMM sets with KVM_XEN_HVM_CONFIG; not a fixed index, not extracted".to_string(),
             );
         }
     }
-    Ok(d)
-}
+    let lbr = Unit::parse(&index, &tree, PERF_LBR, &[])?;
+    lbr_stacks(&lbr, &mut r.out)?;
 
-fn to_u32(v: u64, what: &str) -> Result<u32, String> {
-    u32::try_from(v).map_err(|_| format!("{what} = {v:#x} is not a 32-bit MSR index"))
-}
-
-/// Turns case labels into ranges (`add`) and host-only indices.
-fn add_labels(
-    defs: &Defines,
-    labels: &[cexpr::CaseLabel],
-    source: &str,
-    out: &mut Vec<KvmRange>,
-    host_only: &mut Vec<KvmRange>,
-) -> Result<(), String> {
-    for l in labels {
-        let first = to_u32(defs.eval(&l.first)?, &l.first)?;
-        let last = match &l.last {
-            Some(z) => to_u32(defs.eval(z)?, z)?,
-            None => first,
-        };
-        if last < first {
-            return Err(format!(
-                "{source}: case {} ... {} is empty",
-                l.first,
-                l.last.as_deref().unwrap_or("")
-            ));
+    remove_refused(&mut r);
+    for h in &r.helpers {
+        let outside: Vec<u32> = (h.first..=h.last).filter(|&m| !r.out.contains(m)).collect();
+        if let (Some(&first), Some(&last)) = (outside.first(), outside.last()) {
+            return Err(ExtractError::HelperOutside {
+                helper: h.source.clone(),
+                first,
+                last,
+            });
         }
-        let r = KvmRange {
-            first,
-            last,
-            source: source.to_string(),
-        };
-        if l.host_only {
-            host_only.push(r);
-        } else {
-            out.push(r);
+    }
+    r.out.ranges.sort_by_key(|k| (k.first, k.last));
+    Ok(r.out)
+}
+
+/// Every KVM source with case labels on MSR names must be one the
+/// extraction reads (a cheap look at the text, so that a new file of MSR
+/// handling is not silently left out; the files read are read by the
+/// compiler).
+fn check_files(tree: &Tree) -> Result<(), ExtractError> {
+    let mut files = Vec::new();
+    for dir in ["arch/x86/kvm", "arch/x86/kvm/svm", "arch/x86/kvm/vmx"] {
+        let path = tree.kdir.join(dir);
+        let entries = std::fs::read_dir(&path).map_err(|source| ExtractError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "c") {
+                files.push(format!("{dir}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    files.sort();
+    for file in files {
+        if SOURCES.iter().any(|s| s.file == file) {
+            continue;
+        }
+        let path = tree.kdir.join(&file);
+        let text = std::fs::read_to_string(&path).map_err(|source| ExtractError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let labels_msr = text.split("case").skip(1).any(|rest| {
+            let t = rest.trim_start();
+            ["MSR_", "HV_X64_MSR_"].iter().any(|p| t.starts_with(p))
+        });
+        if labels_msr {
+            return Err(ExtractError::FileAdded { file });
         }
     }
     Ok(())
 }
 
-/// Extracts the set from the kernel tree at `kdir`.
-pub fn extract(kdir: &Path) -> Result<KvmMsrs, String> {
-    let mut defs = defines(kdir)?;
-    let mut texts: Vec<(String, String)> = Vec::new();
-    let mut source_text = |rel: &str, defs: &mut Defines| -> Result<String, String> {
-        if let Some((_, t)) = texts.iter().find(|(r, _)| r == rel) {
-            return Ok(t.clone());
-        }
-        let raw = read(kdir, rel)?;
-        // A source file's own #defines (e.g. local helpers) resolve too.
-        defs.add_text(rel, &raw);
-        let t = cexpr::strip_comments(&raw);
-        texts.push((rel.to_string(), t.clone()));
-        Ok(t)
-    };
-
-    let mut out = KvmMsrs::default();
-    let mut host_read: Vec<KvmRange> = Vec::new();
-    let mut host_write: Vec<KvmRange> = Vec::new();
-
-    for (files, functions) in HANDLERS {
-        for f in *functions {
-            let mut found = false;
-            for file in *files {
-                let text = source_text(file, &mut defs)?;
-                let Some(body) = cexpr::function_body(&text, f) else {
+/// The switches on an MSR index in `u`'s functions, by their role.
+fn read_switches(u: &Unit<'_>, src: &Source, r: &mut Reading) -> Result<(), ExtractError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for f in u.functions() {
+        let name = f.get_name().unwrap_or_default();
+        for sw in descendants(&f, EntityKind::SwitchStmt, &[]) {
+            let Some(cond) = sw.get_children().first().copied() else {
+                continue;
+            };
+            let on = spelling(&bare(cond));
+            if !MSR_VARS.contains(&on.as_str()) {
+                continue;
+            }
+            let Some(&(known, role)) = src.functions.iter().find(|(n, _)| *n == name) else {
+                return Err(ExtractError::HandlerAdded {
+                    file: u.rel.clone(),
+                    function: name,
+                    on,
+                });
+            };
+            seen.push(known);
+            let source = format!("{} {known}", u.short());
+            let (to, refused) = match role {
+                Role::Handles if known == GATE_READ => {
+                    (&mut r.out.ranges, Refused::Into(&mut r.host_read))
+                }
+                Role::Handles if known == GATE_WRITE => {
+                    (&mut r.out.ranges, Refused::Into(&mut r.host_write))
+                }
+                // The guest cannot make this access; the other direction
+                // has its own label.
+                Role::Handles => (&mut r.out.ranges, Refused::Drop),
+                Role::Within(of) => {
+                    let helper = format!("{source}, a helper of {of},");
+                    read_labels(u, &sw, &helper, &mut r.helpers, Refused::Keep)?;
                     continue;
-                };
-                let labels = cexpr::case_labels(body, MSR_VARS);
-                if labels.is_empty() {
-                    return Err(format!("{file}: {f} has no case label on an MSR index"));
                 }
-                let short = file.trim_start_matches("arch/x86/kvm/");
-                let mut host_only = Vec::new();
-                add_labels(
-                    &defs,
-                    &labels,
-                    &format!("{short} {f}"),
-                    &mut out.ranges,
-                    &mut host_only,
-                )?;
-                if *f == GATE_READ {
-                    host_read.extend(host_only);
-                } else if *f == GATE_WRITE {
-                    host_write.extend(host_only);
+                Role::Not(why) => {
+                    r.out
+                        .notes
+                        .push(format!("{source}: its MSR switch is not counted: {why}"));
+                    continue;
                 }
-                found = true;
-                break;
-            }
-            if !found {
-                return Err(format!("{f} is not defined in {}", files.join(" or ")));
-            }
+            };
+            read_labels(u, &sw, &source, to, refused)?;
         }
     }
-
-    for (file, array) in LISTS {
-        let text = source_text(file, &mut defs)?;
-        let items = cexpr::array_items(&text, array)
-            .ok_or_else(|| format!("{file}: no array {array}[]"))?;
-        let short = file.trim_start_matches("arch/x86/kvm/");
-        for item in items {
-            let v = to_u32(defs.eval(&item)?, &item)?;
-            out.ranges.push(KvmRange {
-                first: v,
-                last: v,
-                source: format!("{short} {array}[]"),
+    for (name, _) in src.functions {
+        if !seen.contains(name) {
+            return Err(ExtractError::HandlerMoved {
+                file: u.rel.clone(),
+                function: name.to_string(),
             });
         }
     }
+    Ok(())
+}
 
-    for (file, functions) in INTERCEPTS {
-        let text = source_text(file, &mut defs)?;
-        let short = file.trim_start_matches("arch/x86/kvm/");
-        for f in *functions {
-            for args in cexpr::call_args(&text, f) {
-                let Some(arg) = args.get(1) else { continue };
-                match defs.eval(arg) {
-                    Ok(v) => out.ranges.push(KvmRange {
-                        first: to_u32(v, arg)?,
-                        last: to_u32(v, arg)?,
-                        source: format!("{short} {f} (pass-through)"),
-                    }),
-                    // Loops over counters (`MSR_K7_PERFCTR0 + i`): the PMU
-                    // ranges cover them; say so rather than guess.
-                    Err(e)
-                        if arg
-                            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                            .any(|w| w == "i") =>
-                    {
-                        out.notes.push(format!(
-                            "{short}: {f}({arg}) not evaluated (loop variable): {e}"
-                        ));
-                    }
-                    Err(e) => return Err(format!("{short}: {f}: {e}")),
+/// What becomes of a case group whose first statement is
+/// `if (!...host_initiated) return 1;`: the index is refused to guests there.
+enum Refused<'a> {
+    Keep,
+    Drop,
+    Into(&'a mut Vec<KvmRange>),
+}
+
+/// The labels of one switch (not of switches nested in it).
+fn read_labels(
+    u: &Unit<'_>,
+    sw: &clang::Entity<'_>,
+    source: &str,
+    to: &mut Vec<KvmRange>,
+    mut refused: Refused<'_>,
+) -> Result<(), ExtractError> {
+    let body = sw
+        .get_children()
+        .last()
+        .copied()
+        .ok_or_else(|| u.not_constant(source))?;
+    let mut any = false;
+    for case in descendants(&body, EntityKind::CaseStmt, &[EntityKind::SwitchStmt]) {
+        let parts = case.get_children();
+        let (first, last) = match parts.as_slice() {
+            [a, _stmt] => (*a, *a),
+            [a, z, _stmt] => (*a, *z),
+            _ => return Err(u.not_constant(&spelling(&case))),
+        };
+        let lo = index_of(
+            &spelling(&first),
+            value(first).ok_or_else(|| u.not_constant(&spelling(&first)))?,
+        )?;
+        let hi = index_of(
+            &spelling(&last),
+            value(last).ok_or_else(|| u.not_constant(&spelling(&last)))?,
+        )?;
+        if hi < lo {
+            return Err(ExtractError::Shape {
+                file: u.rel.clone(),
+                what: format!("{source}: case {} is empty", spelling(&case)),
+            });
+        }
+        any = true;
+        let range = KvmRange {
+            first: lo,
+            last: hi,
+            source: source.to_string(),
+        };
+        match &mut refused {
+            Refused::Into(h) if refuses_guests(&case) => h.push(range),
+            Refused::Drop if refuses_guests(&case) => {}
+            _ => to.push(range),
+        }
+    }
+    if !any {
+        return Err(ExtractError::Shape {
+            file: u.rel.clone(),
+            what: format!("{source}: a switch on an MSR index without case labels"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the statement a case group starts with is
+/// `if (!...host_initiated) return 1;` (or `if (... || !...host_initiated)`).
+fn refuses_guests(case: &clang::Entity<'_>) -> bool {
+    let mut stmt = *case;
+    while matches!(
+        stmt.get_kind(),
+        EntityKind::CaseStmt | EntityKind::DefaultStmt
+    ) {
+        match stmt.get_children().last() {
+            Some(s) => stmt = *s,
+            None => return false,
+        }
+    }
+    if stmt.get_kind() != EntityKind::IfStmt {
+        return false;
+    }
+    let parts = stmt.get_children();
+    let [cond, then] = parts.as_slice() else {
+        return false;
+    };
+    let cond = spelling(&bare(*cond));
+    let mut ret = *then;
+    if ret.get_kind() == EntityKind::CompoundStmt {
+        match ret.get_children().as_slice() {
+            [only] => ret = *only,
+            _ => return false,
+        }
+    }
+    // `!host_initiated` alone, or as one side of an `||`.
+    let refuses = |part: &str| {
+        part.strip_prefix('!').is_some_and(|p| {
+            p.ends_with("host_initiated")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_->.".contains(c))
+        })
+    };
+    cond.split("||").any(refuses)
+        && ret.get_kind() == EntityKind::ReturnStmt
+        && ret.get_children().first().copied().and_then(value) == Some(1)
+}
+
+fn read_list(u: &Unit<'_>, array: &str, out: &mut KvmMsrs) -> Result<(), ExtractError> {
+    let var = u.variable(array).ok_or_else(|| ExtractError::Shape {
+        file: u.rel.clone(),
+        what: format!("no array {array}[]"),
+    })?;
+    let init = var
+        .get_children()
+        .into_iter()
+        .find(|c| c.get_kind() == EntityKind::InitListExpr)
+        .ok_or_else(|| ExtractError::Shape {
+            file: u.rel.clone(),
+            what: format!("{array}[] has no initializer list"),
+        })?;
+    for item in init.get_children() {
+        let what = spelling(&item);
+        let v = index_of(&what, value(item).ok_or_else(|| u.not_constant(&what))?)?;
+        out.ranges.push(KvmRange {
+            first: v,
+            last: v,
+            source: format!("{} {array}[]", u.short()),
+        });
+    }
+    Ok(())
+}
+
+fn read_intercepts(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> {
+    for f in u.functions() {
+        for call in descendants(&f, EntityKind::CallExpr, &[]) {
+            let Some(callee) = call.get_name().filter(|n| INTERCEPTS.contains(&n.as_str())) else {
+                continue;
+            };
+            // Children: the callee, then the arguments.
+            let Some(arg) = call.get_children().get(2).copied() else {
+                continue;
+            };
+            let what = spelling(&arg);
+            match value(arg) {
+                Some(v) => {
+                    let m = index_of(&what, v)?;
+                    out.ranges.push(KvmRange {
+                        first: m,
+                        last: m,
+                        source: format!("{} {callee} (pass-through)", u.short()),
+                    });
                 }
+                // Loops over counters (`MSR_K7_PERFCTR0 + i`): the PMU
+                // ranges cover them; say so rather than guess.
+                None if descendants(&arg, EntityKind::DeclRefExpr, &[])
+                    .iter()
+                    .any(|d| d.get_name().as_deref() == Some("i")) =>
+                {
+                    out.notes.push(format!(
+                        "{}: {callee}({what}) not evaluated (loop variable)",
+                        u.short()
+                    ));
+                }
+                None => return Err(u.not_constant(&format!("{callee}({what})"))),
             }
         }
     }
+    Ok(())
+}
 
-    intel_pmu_rules(kdir, &mut defs, &mut out, &mut source_text)?;
+/// Intel PMU MSRs `vmx/pmu_intel.c` recognizes by arithmetic.
+fn intel_pmu_rules(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> {
+    let shape = |what: &str| ExtractError::Shape {
+        file: u.rel.clone(),
+        what: what.to_string(),
+    };
+    let nr_gp = index_of(PMU_PROBES[0], u.probe(0, PMU_PROBES[0])?)?;
+    let nr_fixed = index_of(PMU_PROBES[1], u.probe(1, PMU_PROBES[1])?)?;
 
-    // Indices refused to guests in both directions leave the set.
+    // get_gp_pmc(pmu, msr, BASE): BASE .. BASE + nr_arch_gp_counters - 1.
+    let gp = u
+        .function("get_gp_pmc")
+        .ok_or_else(|| shape("no get_gp_pmc() (pmu.h)"))?;
+    if !spelling(&gp).contains("msr>=base&&msr<base+pmu->nr_arch_gp_counters") {
+        return Err(shape(
+            "pmu.h: get_gp_pmc() no longer tests base..base+nr_arch_gp_counters",
+        ));
+    }
+    let mut bases = Vec::new();
+    for f in u.functions() {
+        for call in descendants(&f, EntityKind::CallExpr, &[]) {
+            if call.get_name().as_deref() != Some("get_gp_pmc") {
+                continue;
+            }
+            let Some(base) = call.get_children().get(3).copied() else {
+                continue;
+            };
+            let what = spelling(&base);
+            let b = index_of(&what, value(base).ok_or_else(|| u.not_constant(&what))?)?;
+            if !bases.iter().any(|(_, v)| *v == b) {
+                bases.push((what, b));
+            }
+        }
+    }
+    if bases.is_empty() {
+        return Err(shape("no get_gp_pmc() call"));
+    }
+    for (what, b) in bases {
+        out.ranges.push(KvmRange {
+            first: b,
+            last: b + nr_gp - 1,
+            source: format!("vmx/pmu_intel.c get_gp_pmc({what}) x KVM_MAX_NR_INTEL_GP_COUNTERS"),
+        });
+    }
+
+    // get_fixed_pmc(pmu, msr): the fixed counters from `int base = ...`.
+    let fixed = u
+        .function("get_fixed_pmc")
+        .ok_or_else(|| shape("no get_fixed_pmc() (pmu.h)"))?;
+    if !spelling(&fixed).contains("msr<base+pmu->nr_arch_fixed_counters") {
+        return Err(shape(
+            "pmu.h: get_fixed_pmc() no longer tests base+nr_arch_fixed_counters",
+        ));
+    }
+    let base = descendants(&fixed, EntityKind::VarDecl, &[])
+        .into_iter()
+        .find(|v| v.get_name().as_deref() == Some("base"))
+        .and_then(|v| v.get_children().last().copied())
+        .ok_or_else(|| shape("pmu.h: get_fixed_pmc() has no `base = ...`"))?;
+    let what = spelling(&base);
+    let b = index_of(&what, value(base).ok_or_else(|| u.not_constant(&what))?)?;
+    out.ranges.push(KvmRange {
+        first: b,
+        last: b + nr_fixed - 1,
+        source: "vmx/pmu_intel.c get_fixed_pmc() x KVM_MAX_NR_INTEL_FIXED_COUNTERS".to_string(),
+    });
+
+    // LBR: `index == X` tests; the stacks come from the host's perf driver.
+    let lbr = u
+        .function("intel_pmu_is_valid_lbr_msr")
+        .ok_or_else(|| shape("no intel_pmu_is_valid_lbr_msr()"))?;
+    for field in ["records->from", "records->to", "records->info"] {
+        if !spelling(&lbr).contains(field) {
+            return Err(shape(&format!(
+                "intel_pmu_is_valid_lbr_msr() no longer uses {field}"
+            )));
+        }
+    }
+    for op in descendants(&lbr, EntityKind::BinaryOperator, &[]) {
+        let parts = op.get_children();
+        let [lhs, rhs] = parts.as_slice() else {
+            continue;
+        };
+        let text = spelling(&op);
+        if spelling(&bare(*lhs)) != "index" || !text.starts_with("index==") {
+            continue;
+        }
+        let what = spelling(rhs);
+        if let Some(v) = value(*rhs) {
+            out.ranges.push(KvmRange {
+                first: index_of(&what, v)?,
+                last: index_of(&what, v)?,
+                source: "vmx/pmu_intel.c intel_pmu_is_valid_lbr_msr".to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The LBR stacks the host's perf driver sets up: each init function sets
+/// `x86_pmu.lbr_nr` before its stacks, so a stack's depth is the largest
+/// constant `lbr_nr` in force where its base is assigned.
+fn lbr_stacks(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> {
+    let mut nr = 0u32;
+    let mut stacks: Vec<(String, u32, u32)> = Vec::new(); // name, base, depth
+    for f in u.functions() {
+        for op in descendants(&f, EntityKind::BinaryOperator, &[]) {
+            let parts = op.get_children();
+            let [lhs, rhs] = parts.as_slice() else {
+                continue;
+            };
+            let field = spelling(lhs);
+            let Some(field) = field.strip_prefix("x86_pmu.lbr_") else {
+                continue;
+            };
+            if !spelling(&op).starts_with(&format!("x86_pmu.lbr_{field}=")) {
+                continue;
+            }
+            match field {
+                // A depth read from the CPU at run time is not a constant:
+                // it does not raise the stacks' depth.
+                "nr" => nr = value(*rhs).and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+                "from" | "to" | "info" => {
+                    let name = spelling(rhs);
+                    let Some(v) = value(*rhs) else { continue };
+                    let base = index_of(&name, v)?;
+                    match stacks.iter_mut().find(|s| s.0 == name) {
+                        Some(s) => s.2 = s.2.max(nr),
+                        None => stacks.push((name, base, nr)),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if stacks.iter().all(|s| s.2 == 0) {
+        return Err(ExtractError::Shape {
+            file: u.rel.clone(),
+            what: "no x86_pmu.lbr_nr/lbr_from assignments".into(),
+        });
+    }
+    stacks.sort();
+    for (name, base, depth) in stacks {
+        // Architectural LBRs: never offered to a guest (vmx.c, checked).
+        if name.starts_with("MSR_ARCH_LBR") {
+            continue;
+        }
+        if depth == 0 {
+            return Err(ExtractError::Shape {
+                file: u.rel.clone(),
+                what: format!("no constant lbr_nr before x86_pmu.lbr_* = {name}"),
+            });
+        }
+        out.ranges.push(KvmRange {
+            first: base,
+            last: base + depth - 1,
+            source: format!("vmx/pmu_intel.c LBR stack {name} (host perf, up to {depth} entries)"),
+        });
+    }
+    Ok(())
+}
+
+/// Indices refused to guests in both directions leave the set.
+fn remove_refused(r: &mut Reading) {
     let refused = |v: &[KvmRange], m: u32| v.iter().any(|k| k.first <= m && m <= k.last);
     let mut gone = BTreeSet::new();
-    for k in host_read.iter().chain(&host_write) {
+    for k in r.host_read.iter().chain(&r.host_write) {
         for m in k.first..=k.last {
-            if refused(&host_read, m) && refused(&host_write, m) {
+            if refused(&r.host_read, m) && refused(&r.host_write, m) {
                 gone.insert(m);
             }
         }
     }
     for &m in &gone {
         let mut kept = Vec::new();
-        for k in out.ranges.drain(..) {
+        for k in r.out.ranges.drain(..) {
             if k.first <= m && m <= k.last {
                 if k.first < m {
                     kept.push(KvmRange {
@@ -415,161 +1006,11 @@ pub fn extract(kdir: &Path) -> Result<KvmMsrs, String> {
                 kept.push(k);
             }
         }
-        out.ranges = kept;
-        out.guest_refused.push(KvmRange {
+        r.out.ranges = kept;
+        r.out.guest_refused.push(KvmRange {
             first: m,
             last: m,
             source: format!("{GATE_READ}/{GATE_WRITE}: if (!host_initiated) return 1"),
         });
     }
-
-    let xen = source_text("arch/x86/kvm/xen.h", &mut defs)?;
-    if xen.contains("kvm_xen_is_hypercall_page_msr") {
-        out.notes.push(
-            "xen.h: the Xen hypercall-page MSR is whatever index the VMM sets with KVM_XEN_HVM_CONFIG; not a fixed index, not extracted".to_string(),
-        );
-    }
-    out.ranges.sort_by_key(|k| (k.first, k.last));
-    Ok(out)
-}
-
-/// Intel PMU MSRs `vmx/pmu_intel.c` recognizes by arithmetic.
-fn intel_pmu_rules(
-    kdir: &Path,
-    defs: &mut Defines,
-    out: &mut KvmMsrs,
-    source_text: &mut impl FnMut(&str, &mut Defines) -> Result<String, String>,
-) -> Result<(), String> {
-    let file = "arch/x86/kvm/vmx/pmu_intel.c";
-    let text = source_text(file, defs)?;
-    let pmu_h = source_text("arch/x86/kvm/pmu.h", defs)?;
-
-    // get_gp_pmc(pmu, msr, BASE): BASE .. BASE + nr_arch_gp_counters - 1.
-    let gp_body = cexpr::function_body(&pmu_h, "get_gp_pmc").ok_or("pmu.h: no get_gp_pmc()")?;
-    if !gp_body.contains("msr >= base && msr < base + pmu->nr_arch_gp_counters") {
-        return Err(
-            "pmu.h: get_gp_pmc() no longer tests base..base+nr_arch_gp_counters; update the rule"
-                .to_string(),
-        );
-    }
-    let nr_gp = defs.eval("KVM_MAX_NR_INTEL_GP_COUNTERS")? as u32;
-    let mut bases = BTreeSet::new();
-    for args in cexpr::call_args(&text, "get_gp_pmc") {
-        if let Some(base) = args.get(2) {
-            bases.insert(base.clone());
-        }
-    }
-    if bases.is_empty() {
-        return Err(format!("{file}: no get_gp_pmc() call"));
-    }
-    for base in bases {
-        let b = to_u32(defs.eval(&base)?, &base)?;
-        out.ranges.push(KvmRange {
-            first: b,
-            last: b + nr_gp - 1,
-            source: format!("vmx/pmu_intel.c get_gp_pmc({base}) x KVM_MAX_NR_INTEL_GP_COUNTERS"),
-        });
-    }
-
-    // get_fixed_pmc(pmu, msr): the fixed counters.
-    let fixed_body =
-        cexpr::function_body(&pmu_h, "get_fixed_pmc").ok_or("pmu.h: no get_fixed_pmc()")?;
-    let base_expr = fixed_body
-        .split(';')
-        .find_map(|s| s.trim().strip_prefix("int base ="))
-        .ok_or("pmu.h: get_fixed_pmc() has no `int base = ...`; update the rule")?;
-    if !fixed_body.contains("msr < base + pmu->nr_arch_fixed_counters") {
-        return Err(
-            "pmu.h: get_fixed_pmc() no longer tests base+nr_arch_fixed_counters; update the rule"
-                .to_string(),
-        );
-    }
-    let b = to_u32(defs.eval(base_expr)?, base_expr)?;
-    let nr_fixed = defs.eval("KVM_MAX_NR_INTEL_FIXED_COUNTERS")? as u32;
-    out.ranges.push(KvmRange {
-        first: b,
-        last: b + nr_fixed - 1,
-        source: "vmx/pmu_intel.c get_fixed_pmc() x KVM_MAX_NR_INTEL_FIXED_COUNTERS".to_string(),
-    });
-
-    // LBR: `index == X` tests, and the host perf driver's stacks.
-    let lbr = cexpr::function_body(&text, "intel_pmu_is_valid_lbr_msr")
-        .ok_or(format!("{file}: no intel_pmu_is_valid_lbr_msr()"))?;
-    for part in lbr.split("index ==").skip(1) {
-        let name: String = part
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        let v = to_u32(defs.eval(&name)?, &name)?;
-        out.ranges.push(KvmRange {
-            first: v,
-            last: v,
-            source: "vmx/pmu_intel.c intel_pmu_is_valid_lbr_msr".to_string(),
-        });
-    }
-    for field in ["records->from", "records->to", "records->info"] {
-        if !lbr.contains(field) {
-            return Err(format!(
-                "{file}: intel_pmu_is_valid_lbr_msr() no longer uses {field}; update the rule"
-            ));
-        }
-    }
-    let perf_file = "arch/x86/events/intel/lbr.c";
-    let perf = cexpr::strip_comments(&read(kdir, perf_file)?);
-    // Each init function sets lbr_nr before its stacks: a stack's depth is
-    // the largest literal lbr_nr in force where its base is assigned.
-    let mut cur_nr = 0u32;
-    let mut stacks: std::collections::BTreeMap<String, u32> = Default::default();
-    for stmt in perf.split(';') {
-        let s: String = stmt.split_whitespace().collect::<Vec<_>>().join(" ");
-        let Some(rest) = s
-            .rsplit(['{', '}'])
-            .next()
-            .map(str::trim)
-            .and_then(|t| t.strip_prefix("x86_pmu.lbr_"))
-        else {
-            continue;
-        };
-        let Some((field, value)) = rest.split_once(" = ") else {
-            continue;
-        };
-        match field {
-            "nr" => cur_nr = value.trim().parse::<u32>().unwrap_or(0),
-            "from" | "to" | "info" => {
-                let e = stacks.entry(value.trim().to_string()).or_insert(0);
-                *e = (*e).max(cur_nr);
-            }
-            _ => {}
-        }
-    }
-    let max_nr = stacks.values().copied().max().unwrap_or(0);
-    if max_nr == 0 || stacks.is_empty() {
-        return Err(format!(
-            "{perf_file}: no x86_pmu.lbr_nr/lbr_from assignments; update the rule"
-        ));
-    }
-    // KVM offers LBRs only on hosts without architectural LBRs: the
-    // MSR_ARCH_LBR_* stacks never reach a guest.
-    let vmx = source_text("arch/x86/kvm/vmx/vmx.c", defs)?;
-    if !vmx.contains("!cpu_feature_enabled(X86_FEATURE_ARCH_LBR)") {
-        return Err("vmx/vmx.c: LBR virtualization no longer excludes X86_FEATURE_ARCH_LBR hosts; update the rule".to_string());
-    }
-    for (s, nr) in stacks {
-        if s.starts_with("MSR_ARCH_LBR") {
-            continue;
-        }
-        if nr == 0 {
-            return Err(format!(
-                "{perf_file}: no literal lbr_nr before x86_pmu.lbr_* = {s}; update the rule"
-            ));
-        }
-        let b = to_u32(defs.eval(&s)?, &s)?;
-        out.ranges.push(KvmRange {
-            first: b,
-            last: b + nr - 1,
-            source: format!("vmx/pmu_intel.c LBR stack {s} (host perf, up to {nr} entries)"),
-        });
-    }
-    Ok(())
 }

@@ -17,13 +17,12 @@
 //!   allowed (`kvm_internal`);
 //! - [`generate`](mod@generate): the module's table and its bitmaps;
 //! - [`against_kvm`]: a policy against the MSRs a kernel tree's KVM handles
-//!   ([`kvm`], [`cexpr`]);
+//!   ([`kvm`], read by the compiler);
 //! - [`bypass`], [`danger`]: what KVM does to an MSR without the guard,
 //!   and the MSRs that must never be allowed.
 
 pub mod against_kvm;
 pub mod bypass;
-pub mod cexpr;
 pub mod danger;
 pub mod entry;
 pub mod generate;

@@ -231,32 +231,6 @@ pub(crate) fn policy_table(entries: &[PolicyEntryWire]) -> String {
     s
 }
 
-/// The MSRs KVM handles, one interval per line with its first MSR's name and
-/// where it was found; then what was refused or not extracted.
-pub(crate) fn kvm_msrs(kvm: &msrguard_policy::kvm::KvmMsrs) -> String {
-    let mut out = String::new();
-    for (a, z) in kvm.intervals() {
-        let name = msrguard_core::msr_names::msr_name(a).unwrap_or("-");
-        let span = if a == z {
-            format!("{a:#x}")
-        } else {
-            format!("{a:#x}-{z:#x}")
-        };
-        let _ = writeln!(
-            out,
-            "{span:<24} {name:<40} {}",
-            kvm.sources(a, z).join(", ")
-        );
-    }
-    for k in &kvm.guest_refused {
-        let _ = writeln!(out, "refused to guests: {:#x} ({})", k.first, k.source);
-    }
-    for n in &kvm.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::utc;

@@ -260,7 +260,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::KvmMsrs { kdir } => {
             let kvm = msrguard_policy::kvm::extract(std::path::Path::new(&kdir))
                 .map_err(|e| Failure(format!("{kdir}: cannot extract KVM's MSRs: {e}")))?;
-            print!("{}", format::kvm_msrs(&kvm));
+            print!("{kvm}");
             Ok(())
         }
     }
