@@ -18,6 +18,7 @@
 //! - [`generate`](mod@generate): the module's table and its bitmaps;
 //! - [`against_kvm`]: a policy against the MSRs a kernel tree's KVM handles
 //!   ([`kvm`], read by the compiler);
+//! - [`linux_names`]: the MSR name table from Linux's headers;
 //! - [`bypass`], [`danger`]: what KVM does to an MSR without the guard,
 //!   and the MSRs that must never be allowed.
 
@@ -28,6 +29,7 @@ pub mod entry;
 pub mod generate;
 pub mod kvm;
 mod kvm_internal;
+pub mod linux_names;
 pub mod parse;
 
 pub use against_kvm::check_against_kvm;

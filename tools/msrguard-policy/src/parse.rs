@@ -72,7 +72,7 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
 
 /// Why `name` is wrong for an entry starting at `first`, if it is: an index
 /// Linux names (msr-index.h, kvm_para.h, hvgdk_mini.h; see
-/// scripts/gen-msr-names.py) must carry one of its Linux names, and a name
+/// msrguard-msr-names) must carry one of its Linux names, and a name
 /// Linux gives another index cannot be used. An index without a Linux name
 /// may have any name that is not another index's.
 fn name_mismatch(first: u32, name: &str) -> Option<String> {

@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `msrguard-msr-names KDIR > rust/core/msr_names.rs`: the MSR name table
+//! from the kernel tree's headers, read by the C preprocessor (`$CC`, or
+//! `cc`). The host tests compare the committed table with this output.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, kdir] = args.as_slice() else {
+        eprintln!("usage: msrguard-msr-names KDIR > rust/core/msr_names.rs");
+        return ExitCode::from(2);
+    };
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    match msrguard_policy::linux_names::read(std::path::Path::new(kdir), &cc) {
+        Ok(table) => {
+            print!("{}", msrguard_policy::linux_names::render(&table));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{kdir}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
