@@ -128,7 +128,7 @@ pub enum ExtractError {
         source: std::io::Error,
     },
     /// libclang could not be loaded.
-    #[error("libclang: {0} (install libclang-19-dev, or set LIBCLANG_PATH to the directory of libclang.so)")]
+    #[error("libclang: {0} (install libclang1-19, or set LIBCLANG_PATH to the directory of libclang.so)")]
     Libclang(String),
     /// The compiler did not accept a file.
     #[error("{file}: {reason}")]
@@ -163,7 +163,7 @@ pub enum ExtractError {
         file: String,
     },
     /// A helper's labels reach beyond the handlers that dispatch to it.
-    #[error("{helper}: {first:#x}..={last:#x} is not handled by any counted handler; count the function or say why not (SOURCES)")]
+    #[error("{helper}: {first:#x}..={last:#x} is not in the set the handlers, lists and intercepts give; count the function or say why not (SOURCES)")]
     HelperOutside {
         /// The file and function.
         helper: String,
@@ -238,7 +238,7 @@ enum Role {
     /// A guest's RDMSR/WRMSR is dispatched here: its labels are handled.
     Handles,
     /// A helper for indices a counted handler already dispatches (which);
-    /// checked: every label must be in the set.
+    /// checked: every label must be in the set read from the rest.
     Within(&'static str),
     /// Not on the path of a guest's access (why).
     Not(&'static str),
@@ -336,7 +336,10 @@ const SOURCES: &[Source] = &[
         functions: &[
             ("svm_get_msr", Role::Handles),
             ("svm_set_msr", Role::Handles),
-            ("svm_get_feature_msr", NOT_GUEST_FEATURE),
+            (
+                "svm_get_feature_msr",
+                Role::Within("svm_set_msr (DE_CFG's supported bits; also the VMM's feature MSRs)"),
+            ),
             ("svm_has_emulated_msr", NOT_GUEST_LIST),
             (
                 "svm_vmcb_lbr",
@@ -380,14 +383,19 @@ const SOURCES: &[Source] = &[
         option: None,
         functions: &[
             ("vmx_get_vmx_msr", Role::Handles),
-            ("vmx_set_vmx_msr", Role::Handles),
+            (
+                "vmx_set_vmx_msr",
+                Role::Not(
+                    "the VMM restoring VMX capability MSRs: vmx_set_msr refuses guests first",
+                ),
+            ),
             (
                 "vmx_get_control_msr",
-                Role::Within("vmx_set_vmx_msr (VMX capability MSRs)"),
+                Role::Not("the VMM restoring VMX capability MSRs (vmx_set_vmx_msr)"),
             ),
             (
                 "vmx_get_fixed0_msr",
-                Role::Within("vmx_set_vmx_msr (VMX capability MSRs)"),
+                Role::Not("the VMM restoring VMX capability MSRs (vmx_set_vmx_msr)"),
             ),
         ],
     },
@@ -416,14 +424,8 @@ const SOURCES: &[Source] = &[
                 "tdx_has_emulated_msr",
                 Role::Not("which MSRs a TDX guest's TDVMCALL may reach the common handlers with"),
             ),
-            (
-                "tdx_get_msr",
-                Role::Within("vmx_get_msr's common handlers (TDX)"),
-            ),
-            (
-                "tdx_set_msr",
-                Role::Within("vmx_set_msr's common handlers (TDX)"),
-            ),
+            ("tdx_get_msr", Role::Handles),
+            ("tdx_set_msr", Role::Handles),
         ],
     },
 ];
@@ -470,6 +472,17 @@ fn index_of(what: &str, v: u64) -> Result<u32, ExtractError> {
     })
 }
 
+/// The last index of `count` from `first` (`count` at least 1).
+fn last_of(what: &str, first: u32, count: u32) -> Result<u32, ExtractError> {
+    count
+        .checked_sub(1)
+        .and_then(|n| first.checked_add(n))
+        .ok_or_else(|| ExtractError::NotIndex {
+            what: format!("{what} + {count} - 1"),
+            value: u64::from(first) + u64::from(count),
+        })
+}
+
 /// What the reading collects before the refused indices leave the set.
 #[derive(Default)]
 struct Reading {
@@ -512,9 +525,7 @@ pub fn extract(kdir: &Path) -> Result<KvmMsrs, ExtractError> {
         if src.file == PMU_INTEL {
             intel_pmu_rules(&u, &mut r.out)?;
         }
-        if src.file == "arch/x86/kvm/vmx/vmx.c"
-            && !u.spells("!cpu_feature_enabled(X86_FEATURE_ARCH_LBR)")
-        {
+        if src.file == "arch/x86/kvm/vmx/vmx.c" && !excludes_arch_lbr(&u) {
             // KVM offers LBRs only on hosts without architectural LBRs, so
             // the MSR_ARCH_LBR_* stacks never reach a guest (below).
             return Err(ExtractError::Shape {
@@ -548,6 +559,16 @@ pub fn extract(kdir: &Path) -> Result<KvmMsrs, ExtractError> {
     Ok(r.out)
 }
 
+/// Whether code the compiler sees (not an `#if`'d-out part) tests
+/// `!cpu_feature_enabled(X86_FEATURE_ARCH_LBR)`.
+fn excludes_arch_lbr(u: &Unit<'_>) -> bool {
+    u.functions().iter().any(|f| {
+        descendants(f, EntityKind::UnaryOperator, &[])
+            .iter()
+            .any(|op| spelling(op) == "!cpu_feature_enabled(X86_FEATURE_ARCH_LBR)")
+    })
+}
+
 /// Every KVM source with case labels on MSR names must be one the
 /// extraction reads (a cheap look at the text, so that a new file of MSR
 /// handling is not silently left out; the files read are read by the
@@ -576,9 +597,14 @@ fn check_files(tree: &Tree) -> Result<(), ExtractError> {
             path: path.clone(),
             source,
         })?;
-        let labels_msr = text.split("case").skip(1).any(|rest| {
-            let t = rest.trim_start();
-            ["MSR_", "HV_X64_MSR_"].iter().any(|p| t.starts_with(p))
+        // A line `case MSR_...` or `case HV_X64_MSR_...`: the names KVM's
+        // switches on the index use (a cheap tripwire, not a reading).
+        let labels_msr = text.lines().any(|line| {
+            line.trim_start()
+                .strip_prefix("case")
+                .filter(|rest| rest.starts_with(char::is_whitespace))
+                .map(str::trim_start)
+                .is_some_and(|label| label.starts_with("MSR_") || label.starts_with("HV_X64_MSR_"))
         });
         if labels_msr {
             return Err(ExtractError::FileAdded { file });
@@ -853,7 +879,7 @@ fn intel_pmu_rules(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> 
     for (what, b) in bases {
         out.ranges.push(KvmRange {
             first: b,
-            last: b + nr_gp - 1,
+            last: last_of(&what, b, nr_gp)?,
             source: format!("vmx/pmu_intel.c get_gp_pmc({what}) x KVM_MAX_NR_INTEL_GP_COUNTERS"),
         });
     }
@@ -876,7 +902,7 @@ fn intel_pmu_rules(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> 
     let b = index_of(&what, value(base).ok_or_else(|| u.not_constant(&what))?)?;
     out.ranges.push(KvmRange {
         first: b,
-        last: b + nr_fixed - 1,
+        last: last_of(&what, b, nr_fixed)?,
         source: "vmx/pmu_intel.c get_fixed_pmc() x KVM_MAX_NR_INTEL_FIXED_COUNTERS".to_string(),
     });
 
@@ -901,13 +927,12 @@ fn intel_pmu_rules(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> 
             continue;
         }
         let what = spelling(rhs);
-        if let Some(v) = value(*rhs) {
-            out.ranges.push(KvmRange {
-                first: index_of(&what, v)?,
-                last: index_of(&what, v)?,
-                source: "vmx/pmu_intel.c intel_pmu_is_valid_lbr_msr".to_string(),
-            });
-        }
+        let v = index_of(&what, value(*rhs).ok_or_else(|| u.not_constant(&what))?)?;
+        out.ranges.push(KvmRange {
+            first: v,
+            last: v,
+            source: "vmx/pmu_intel.c intel_pmu_is_valid_lbr_msr".to_string(),
+        });
     }
     Ok(())
 }
@@ -928,7 +953,12 @@ fn lbr_stacks(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> {
             let Some(field) = field.strip_prefix("x86_pmu.lbr_") else {
                 continue;
             };
-            if !spelling(&op).starts_with(&format!("x86_pmu.lbr_{field}=")) {
+            // An assignment: `=` after the field, not `==`.
+            let text = spelling(&op);
+            let assigned = text
+                .strip_prefix(&format!("x86_pmu.lbr_{field}="))
+                .is_some_and(|rest| !rest.starts_with('='));
+            if !assigned {
                 continue;
             }
             match field {
@@ -937,7 +967,7 @@ fn lbr_stacks(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> {
                 "nr" => nr = value(*rhs).and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
                 "from" | "to" | "info" => {
                     let name = spelling(rhs);
-                    let Some(v) = value(*rhs) else { continue };
+                    let v = value(*rhs).ok_or_else(|| u.not_constant(&name))?;
                     let base = index_of(&name, v)?;
                     match stacks.iter_mut().find(|s| s.0 == name) {
                         Some(s) => s.2 = s.2.max(nr),
@@ -968,7 +998,7 @@ fn lbr_stacks(u: &Unit<'_>, out: &mut KvmMsrs) -> Result<(), ExtractError> {
         }
         out.ranges.push(KvmRange {
             first: base,
-            last: base + depth - 1,
+            last: last_of(&name, base, depth)?,
             source: format!("vmx/pmu_intel.c LBR stack {name} (host perf, up to {depth} entries)"),
         });
     }

@@ -66,25 +66,8 @@ fn extracts_kvms_msrs_from_a_kernel_tree_as_its_snapshot_says() {
         println!("SKIP: MSRGUARD_KDIR is not set (a Linux source tree to extract KVM's MSRs from)");
         return;
     };
-    let makefile = std::fs::read_to_string(Path::new(&kdir).join("Makefile")).unwrap();
-    let field = |name: &str| {
-        makefile
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .trim()
-                    .strip_prefix('=')
-                    .map(str::trim)
-            })
-            .unwrap_or("?")
-            .to_string()
-    };
-    let version = format!(
-        "{}.{}.{}",
-        field("VERSION"),
-        field("PATCHLEVEL"),
-        field("SUBLEVEL")
-    );
+    let version = msrguard_policy::linux_names::kernel_version(Path::new(&kdir))
+        .expect("a kernel version in the tree's Makefile");
     let snapshot =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/kvm-msrs-{version}.txt"));
     let k = kvm::extract(Path::new(&kdir)).unwrap_or_else(|e| panic!("extraction failed: {e}"));

@@ -13,9 +13,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
-    match msrguard_policy::linux_names::read(std::path::Path::new(kdir), &cc) {
+    let kdir_path = std::path::Path::new(kdir);
+    let Some(version) = msrguard_policy::linux_names::kernel_version(kdir_path) else {
+        eprintln!("{kdir}: no kernel version in its Makefile");
+        return ExitCode::FAILURE;
+    };
+    match msrguard_policy::linux_names::read(kdir_path, &cc) {
         Ok(table) => {
-            print!("{}", msrguard_policy::linux_names::render(&table));
+            print!("{}", msrguard_policy::linux_names::render(&table, &version));
             ExitCode::SUCCESS
         }
         Err(e) => {

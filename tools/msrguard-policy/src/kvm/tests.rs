@@ -164,3 +164,27 @@ fn code_the_compiler_rejects_is_an_error_not_a_guess() {
         "{e}"
     );
 }
+
+#[test]
+fn a_label_broken_in_a_header_fails_the_file() {
+    // clang drops a case whose macro breaks in a header, reporting the error
+    // there: any error anywhere fails the file, or the set would shrink.
+    let dir = std::env::temp_dir().join(format!("msrguard-kvm-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = dir.join("msr.h");
+    std::fs::write(&header, "#define MSR_F (0x60 + RENAMED_HELPER)\n").unwrap();
+    let text = format!(
+        "#include \"{}\"\n{}",
+        header.display(),
+        HANDLER.replace("case MSR_A:", "case MSR_A: case MSR_F:")
+    );
+    let e = read(&text, &[("kvm_get_msr_common", Role::Handles)])
+        .err()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        e.to_string()
+            .contains("msr.h:1:23: error: use of undeclared identifier 'RENAMED_HELPER'"),
+        "{e}"
+    );
+}

@@ -101,6 +101,8 @@ impl Tree {
             "-nostdinc",
             "--target=x86_64-linux-gnu",
             "-std=gnu11",
+            // As kbuild: the kernel's headers use anonymous struct members.
+            "-fms-extensions",
             "-w",
             "-ferror-limit=0",
             // A declaration behind an option the tree leaves out changes
@@ -193,13 +195,13 @@ impl<'i> Unit<'i> {
                 file: rel.to_string(),
                 reason: e.to_string(),
             })?;
-        // An error in the file itself may have dropped what is read from it;
-        // errors in headers only matter where a value read depends on them,
-        // and then that value does not evaluate.
+        // Any error may have dropped what is read: clang leaves a case label
+        // whose macro breaks in a header out of the tree, with the error
+        // reported at the header.
         if let Some(d) = tu
             .get_diagnostics()
             .into_iter()
-            .find(|d| d.get_severity() >= Severity::Error && d.get_location().is_in_main_file())
+            .find(|d| d.get_severity() >= Severity::Error)
         {
             return Err(ExtractError::Parse {
                 file: rel.to_string(),
@@ -256,11 +258,6 @@ impl<'i> Unit<'i> {
                     .find(|v| named(v)),
                 _ => None,
             })
-    }
-
-    /// Whether the file spells `tokens` (joined without spaces) anywhere.
-    pub(super) fn spells(&self, tokens: &str) -> bool {
-        spelling(&self.tu.get_entity()).contains(tokens)
     }
 
     /// The value of the `i`th probe.
