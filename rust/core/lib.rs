@@ -6,7 +6,8 @@
 //! module, tool and tests share one definition of the record layout and the
 //! policy semantics.
 //!
-//! - [`boundary`]: the structs the module's C and Rust sides pass each other;
+//! - [`boundary`]: the structs the module's C and Rust sides pass each other,
+//!   and [`boundary_calls`] the functions they call each other by;
 //! - [`record`]: the event record read from `/dev/msrguard` (the ABI);
 //! - [`policy`]: the policy table's types and lookup;
 //! - [`guard`]: what happens to each access;
@@ -22,6 +23,7 @@
 #![no_std]
 
 pub mod boundary;
+pub mod boundary_calls;
 pub mod guard;
 pub mod image_cache;
 pub mod mode;

@@ -2,9 +2,9 @@
 
 //! The C side (`kvm/hooks.c`, `kvm/params.c`, `kvm/trace.c`): KVM hooks,
 //! runtime parameters and the trace event, and the entry points it calls
-//! back into Rust (declared in `kvm/ffi.h`). The structs passed are
-//! [`crate::boundary`]'s, from which C's are generated. The decisions are
-//! [`crate::guard`]'s.
+//! back into Rust. The structs passed are [`crate::boundary`]'s and the
+//! functions [`crate::boundary_calls`]'s, from which C's declarations are
+//! generated. The decisions are [`crate::guard`]'s.
 
 use core::{
     ffi::c_void,
@@ -27,6 +27,16 @@ use crate::{
         FactsC,
         NamesC,
         RepeatC, //
+    },
+    boundary_calls::{
+        c_side::{
+            msrguard_hooks_exit,
+            msrguard_hooks_init,
+            msrguard_hooks_set_audit,
+            msrguard_kvm_event_facts, //
+        },
+        Kvm,
+        KvmVcpu, //
     },
     events::EventQueue,
     guard::{
@@ -60,18 +70,6 @@ use crate::{
     }, //
     vm_table::Vms,
 };
-
-extern "C" {
-    fn msrguard_hooks_init(ctx: *const c_void) -> c_int;
-    fn msrguard_hooks_exit();
-    fn msrguard_hooks_set_audit(audit: bool) -> c_int;
-    fn msrguard_kvm_event_facts(
-        vcpu: *mut c_void,
-        access: *const AccessC,
-        tracing: bool,
-        facts: *mut EventFactsC,
-    );
-}
 
 /// What the armed hooks record into: the context the C side calls Rust
 /// back with.
@@ -396,9 +394,9 @@ fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
 /// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
 /// still armed.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const c_void) {
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const Kvm) {
     // SAFETY: The hooks are armed, per the function's contract.
-    unsafe { Recorder::from_ctx(ctx) }.vms().created(kvm);
+    unsafe { Recorder::from_ctx(ctx) }.vms().created(kvm.cast());
 }
 
 /// KVM destroyed the VM `kvm` (`kvm_arch_destroy_vm` returned): its id is
@@ -408,9 +406,11 @@ pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(ctx: *const c_void, kvm
 ///
 /// As [`msrguard_rust_vm_created`].
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const c_void) {
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const Kvm) {
     // SAFETY: The hooks are armed, per the function's contract.
-    unsafe { Recorder::from_ctx(ctx) }.vms().destroyed(kvm);
+    unsafe { Recorder::from_ctx(ctx) }
+        .vms()
+        .destroyed(kvm.cast());
 }
 
 /// The id of the VM `kvm` (0 if untracked): assigned at its creation, or
@@ -420,9 +420,9 @@ pub(crate) unsafe extern "C" fn msrguard_rust_vm_destroyed(ctx: *const c_void, k
 ///
 /// As [`msrguard_rust_vm_created`].
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const c_void) -> u32 {
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const Kvm) -> u32 {
     // SAFETY: The hooks are armed, per the function's contract.
-    unsafe { Recorder::from_ctx(ctx) }.vms().id_of(kvm)
+    unsafe { Recorder::from_ctx(ctx) }.vms().id_of(kvm.cast())
 }
 
 /// A new event (not a repeat) of `vcpu`, every field but the image's
@@ -440,7 +440,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *co
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_new_event(
     ctx: *const c_void,
-    vcpu: *mut c_void,
+    vcpu: *mut KvmVcpu,
     access: *mut AccessC,
     tracing: bool,
 ) {
@@ -473,7 +473,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_new_event(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_run_chain(
     ctx: *const c_void,
-    vcpu: *mut c_void,
+    vcpu: *mut KvmVcpu,
     head: u32,
     facts: *const EventFactsC,
 ) {

@@ -8,6 +8,7 @@ use core::ffi::c_void;
 
 use crate::{
     boundary::ImageC,
+    boundary_calls::GuestReadFn,
     pe::{
         self,
         GuestMemory,
@@ -19,9 +20,8 @@ use crate::{
 // The record's name field holds a name and its NUL.
 const _: () = assert!(NAME_MAX + 1 == IMAGE_NAME_LEN);
 
-/// The C reader: copies `len` bytes at guest virtual address `va` into
-/// `buf`, false if it cannot.
-type ReadFn = unsafe extern "C" fn(ctx: *mut c_void, va: u64, buf: *mut u8, len: u32) -> bool;
+/// The C reader ([`GuestReadFn`]).
+type ReadFn = GuestReadFn;
 
 struct CReader {
     read: ReadFn,

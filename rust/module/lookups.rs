@@ -7,10 +7,7 @@
 //! while work is pending are the C side's (`kvm/guest_memory.c`).
 
 use core::{
-    ffi::{
-        c_int,
-        c_void, //
-    },
+    ffi::c_void,
     sync::atomic::{
         AtomicU64,
         AtomicUsize,
@@ -27,8 +24,15 @@ use kernel::{
 use crate::{
     boundary::{
         AccessC,
-        ImageC,
-        OutcomeC, //
+        ImageC, //
+    },
+    boundary_calls::{
+        c_side::{
+            msrguard_kvm_queue_work,
+            msrguard_kvm_search,
+            msrguard_report, //
+        },
+        KvmVcpu,
     },
     events::EventQueue,
     image_cache::{
@@ -94,13 +98,7 @@ pub(crate) struct OnVcpu<'a> {
     pub(crate) events: &'a EventQueue,
     pub(crate) lookups: &'a ImageLookups,
     /// The vCPU (`struct kvm_vcpu *`), for the C side.
-    pub(crate) vcpu: *mut c_void,
-}
-
-extern "C" {
-    fn msrguard_report(access: *const AccessC, outcome: *const OutcomeC);
-    fn msrguard_kvm_queue_work(ctx: *const c_void, vcpu: *mut c_void, item: u32) -> bool;
-    fn msrguard_kvm_search(vcpu: *mut c_void, access: *const AccessC, image: *mut ImageC) -> c_int;
+    pub(crate) vcpu: *mut KvmVcpu,
 }
 
 impl Kernel for OnVcpu<'_> {

@@ -36,6 +36,10 @@ use kernel::prelude::*;
     reason = "the header generator uses the field descriptions, the module only the structs"
 )]
 mod boundary;
+#[path = "../core/boundary_calls.rs"]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+#[expect(dead_code, reason = "the header generator uses the descriptions")]
+mod boundary_calls;
 mod device;
 mod events;
 mod ffi;

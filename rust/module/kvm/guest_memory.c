@@ -56,7 +56,7 @@
 /* is_sev_guest(). */
 #include "svm/svm.h"
 
-#include "ffi.h"
+#include "msrguard_boundary.h"
 
 /* ---- Parameters and counters ------------------------------------------ */
 

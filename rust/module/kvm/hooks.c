@@ -47,7 +47,7 @@
 /* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
 #include "msrs.h"
 
-#include "ffi.h"
+#include "msrguard_boundary.h"
 #include "msrguard_trace.h"
 
 #ifdef CONFIG_PREEMPT_RT

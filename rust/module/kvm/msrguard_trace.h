@@ -12,7 +12,7 @@
 
 #include <linux/tracepoint.h>
 
-#include "ffi.h"
+#include "msrguard_boundary.h"
 
 TRACE_EVENT(msrguard_access,
 	TP_PROTO(const struct msrguard_access *a, const struct msrguard_outcome *o,

@@ -11,7 +11,7 @@
 #include <linux/mutex.h>
 #include <linux/string.h>
 
-#include "ffi.h"
+#include "msrguard_boundary.h"
 
 /*
  * Serializes changes of both parameters. Their state and rules are Rust's

@@ -9,7 +9,7 @@
 #include <linux/printk.h>
 #include <linux/sprintf.h>
 
-#include "ffi.h"
+#include "msrguard_boundary.h"
 
 #define CREATE_TRACE_POINTS
 #include "msrguard_trace.h"

@@ -48,7 +48,7 @@
 #include <linux/uaccess.h>
 #include <linux/unaligned.h>
 
-#include "ffi.h"
+#include "msrguard_boundary.h"
 
 /*
  * Test only: "clone" makes the clone check match the hooked function
@@ -364,7 +364,7 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 	return 0;
 }
 
-unsigned long msrguard_function_address(const char *module, const char *name)
+u64 msrguard_function_address(const char *module, const char *name)
 {
 	struct extent *x = kzalloc_obj(*x, GFP_KERNEL);
 	unsigned long addr = 0;

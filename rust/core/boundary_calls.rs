@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The functions the module's C side (`rust/module/kvm/`) and its Rust side
+//! call each other by, declared once. `msrguard-c-header boundary` prints
+//! their C prototypes into `msrguard_boundary.h`; the module declares the
+//! C-implemented ones to Rust from the same list ([`c_side`]) and checks at
+//! compile time that each Rust implementation has the declared type (built
+//! with `--cfg msrguard_module`). A prototype that differs on either side
+//! fails the build.
+
+use core::ffi::{
+    c_char,
+    c_int,
+    c_void, //
+};
+use core::fmt::{
+    self,
+    Write, //
+};
+
+use crate::boundary::{
+    AccessC,
+    AnswerC,
+    CStruct,
+    EventFactsC,
+    FactsC,
+    ImageC,
+    NamesC,
+    OutcomeC,
+    RepeatC, //
+};
+
+/// `struct kvm`: only passed by pointer.
+#[repr(C)]
+pub struct Kvm {
+    _opaque: [u8; 0],
+}
+
+/// `struct kvm_vcpu`: only passed by pointer.
+#[repr(C)]
+pub struct KvmVcpu {
+    _opaque: [u8; 0],
+}
+
+/// A type a pointer may point to, as C names it.
+pub trait CPointee {
+    /// The C type (`struct NAME`, `void`, `char`).
+    fn c_name(w: &mut dyn Write) -> fmt::Result;
+}
+
+impl<T: CStruct> CPointee for T {
+    fn c_name(w: &mut dyn Write) -> fmt::Result {
+        write!(w, "struct {}", T::C_NAME)
+    }
+}
+
+macro_rules! c_pointee {
+    ($($ty:ty => $c:literal),* $(,)?) => {
+        $(
+            impl CPointee for $ty {
+                fn c_name(w: &mut dyn Write) -> fmt::Result {
+                    w.write_str($c)
+                }
+            }
+        )*
+    };
+}
+
+/// The C spelling of a parameter or return type, with its name.
+pub trait CDecl {
+    /// Writes a declaration of `name` (empty for a return type).
+    fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result;
+}
+
+macro_rules! c_scalar {
+    ($($ty:ty => $c:literal),* $(,)?) => {
+        $(
+            impl CDecl for $ty {
+                fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
+                    w.write_str($c)?;
+                    if !name.is_empty() {
+                        write!(w, " {name}")?;
+                    }
+                    Ok(())
+                }
+            }
+        )*
+    };
+}
+
+c_scalar! {
+    () => "void",
+    bool => "bool",
+    u8 => "u8",
+    u32 => "u32",
+    u64 => "u64",
+    c_int => "int",
+}
+
+impl<T: CPointee> CDecl for *const T {
+    fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
+        w.write_str("const ")?;
+        T::c_name(w)?;
+        write!(w, " *{name}")
+    }
+}
+
+impl<T: CPointee> CDecl for *mut T {
+    fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
+        T::c_name(w)?;
+        write!(w, " *{name}")
+    }
+}
+
+impl CDecl for *const *const c_char {
+    fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
+        write!(w, "const char *const *{name}")
+    }
+}
+
+/// How C reads guest memory for the PE search: copies `len` bytes at guest
+/// virtual address `va` into `buf`, false if it cannot.
+pub type GuestReadFn = unsafe extern "C" fn(*mut c_void, u64, *mut u8, u32) -> bool;
+
+impl CDecl for GuestReadFn {
+    fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
+        write!(w, "bool (*{name})(void *ctx, u64 va, u8 *buf, u32 len)")
+    }
+}
+
+/// Which side implements a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Rust (`rust/module/`); C calls it.
+    Rust,
+    /// C (`rust/module/kvm/`).
+    C,
+}
+
+/// A function crossing the boundary, as the header generator sees it.
+#[derive(Clone, Copy)]
+pub struct CFunction {
+    /// Its name.
+    pub name: &'static str,
+    /// Who implements it.
+    pub side: Side,
+    /// Its documentation, line by line.
+    pub doc: &'static [&'static str],
+    /// Writes its C prototype (without the `;`).
+    pub prototype: fn(&mut dyn Write) -> fmt::Result,
+}
+
+macro_rules! boundary_calls {
+    (
+        rust {
+            $(
+                $(#[doc = $rdoc:literal])*
+                [$rmod:ident] fn $rname:ident($($rarg:ident: $rty:ty),* $(,)?) $(-> $rret:ty)?;
+            )*
+        }
+        c {
+            $(
+                $(#[doc = $cdoc:literal])*
+                fn $cname:ident($($carg:ident: $cty:ty),* $(,)?) $(-> $cret:ty)?;
+            )*
+        }
+    ) => {
+        /// The C-implemented functions, declared to Rust.
+        pub mod c_side {
+            #[allow(unused_imports)]
+            use super::*;
+
+            extern "C" {
+                $(
+                    $(#[doc = $cdoc])*
+                    pub fn $cname($($carg: $cty),*) $(-> $cret)?;
+                )*
+            }
+        }
+
+        // Each Rust implementation has the type C is told it has.
+        #[cfg(msrguard_module)]
+        const _: () = {
+            $(
+                let _: unsafe extern "C" fn($($rty),*) $(-> $rret)? = crate::$rmod::$rname;
+            )*
+        };
+
+        /// Every function crossing the boundary, Rust's first.
+        pub const FUNCTIONS: &[CFunction] = &[
+            $(
+                CFunction {
+                    name: stringify!($rname),
+                    side: Side::Rust,
+                    doc: &[$($rdoc),*],
+                    prototype: |w| {
+                        <boundary_calls!(@ret $($rret)?) as CDecl>::c_decl(w, "")?;
+                        write!(w, " {}(", stringify!($rname))?;
+                        let args: &[fn(&mut dyn Write) -> fmt::Result] = &[
+                            $(|w| <$rty as CDecl>::c_decl(w, stringify!($rarg))),*
+                        ];
+                        write_args(w, args)
+                    },
+                },
+            )*
+            $(
+                CFunction {
+                    name: stringify!($cname),
+                    side: Side::C,
+                    doc: &[$($cdoc),*],
+                    prototype: |w| {
+                        <boundary_calls!(@ret $($cret)?) as CDecl>::c_decl(w, "")?;
+                        write!(w, " {}(", stringify!($cname))?;
+                        let args: &[fn(&mut dyn Write) -> fmt::Result] = &[
+                            $(|w| <$cty as CDecl>::c_decl(w, stringify!($carg))),*
+                        ];
+                        write_args(w, args)
+                    },
+                },
+            )*
+        ];
+    };
+    (@ret) => { () };
+    (@ret $ret:ty) => { $ret };
+}
+
+fn write_args(w: &mut dyn Write, args: &[fn(&mut dyn Write) -> fmt::Result]) -> fmt::Result {
+    if args.is_empty() {
+        w.write_str("void")?;
+    }
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        arg(w)?;
+    }
+    w.write_str(")")
+}
+
+c_pointee! {
+    c_void => "void",
+    c_char => "char",
+    bool => "bool",
+    Kvm => "struct kvm",
+    KvmVcpu => "struct kvm_vcpu",
+}
+
+boundary_calls! {
+    rust {
+        /// The hooks' first question for a guest read: bounded and safe in
+        /// atomic context.
+        [ffi] fn msrguard_rust_read_proceeds(msr: u32) -> bool;
+        /// The same for a guest write.
+        [ffi] fn msrguard_rust_write_proceeds(msr: u32) -> bool;
+        /// Decides one access from the facts a hook gathered.
+        [ffi] fn msrguard_rust_on_access(facts: *const FactsC, answer: *mut AnswerC);
+        /// The value a completed read returns to the guest.
+        [ffi] fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64;
+        /// What an access answered MSRGUARD_KVM_SUCCEED_IF_KVM_DOES returns
+        /// once KVM's function returned kvm_ret, and whether a read's result
+        /// is zeroed and the event recorded (guard::after_kvm).
+        [ffi] fn msrguard_rust_after_kvm(
+            kvm_ret: c_int,
+            is_write: bool,
+            zero_read: *mut bool,
+            record: *mut bool,
+        ) -> c_int;
+        /// Whether KVM may stop intercepting msr for this kind of access.
+        [ffi] fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool;
+        /// Events, with ctx the pointer given to msrguard_hooks_init(): a
+        /// repeat of its VM's previous event is only counted (true).
+        [ffi] fn msrguard_rust_repeat(ctx: *const c_void, repeat: *const RepeatC) -> bool;
+        /// A new event is Rust's from here (rust/core/pipeline.rs): recorded
+        /// now, or after its image is looked up in task work, which calls
+        /// msrguard_rust_run_chain(). Atomic context.
+        [ffi] fn msrguard_rust_new_event(
+            ctx: *const c_void,
+            vcpu: *mut KvmVcpu,
+            a: *mut AccessC,
+            tracing: bool,
+        );
+        /// Process context, on the vCPU's thread: may sleep.
+        [ffi] fn msrguard_rust_run_chain(
+            ctx: *const c_void,
+            vcpu: *mut KvmVcpu,
+            head: u32,
+            facts: *const EventFactsC,
+        );
+        /// A VM was created (kvm_arch_init_vm succeeded). Atomic context.
+        [ffi] fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const Kvm);
+        /// A VM was destroyed (kvm_arch_destroy_vm returned): its id is never
+        /// used again.
+        [ffi] fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const Kvm);
+        /// A VM's id (0 if untracked), assigned at creation, never reused.
+        [ffi] fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const Kvm) -> u32;
+        /// How many VMs the table tracks now.
+        [vm_table] fn msrguard_rust_vms_tracked() -> u64;
+        /// A recorded event's names, for its trace event and log line.
+        [ffi] fn msrguard_rust_name(access: *const AccessC, names: *mut NamesC);
+        /// MSRGUARD_COUNTER_* which of the image lookups.
+        [lookups] fn msrguard_rust_image_counter(which: u8) -> u64;
+        /// Searches guest memory, through read, for the PE image holding pc
+        /// (rust/core/pe.rs); fills out if one is found. Process context:
+        /// read may sleep.
+        [image] fn msrguard_rust_find_image(
+            pc: u64,
+            max_pages: u32,
+            read: GuestReadFn,
+            ctx: *mut c_void,
+            out: *mut ImageC,
+        ) -> bool;
+        /// The parameters' state (rust/core/mode.rs).
+        [ffi] fn msrguard_rust_audit() -> bool;
+        /// Whether lock is set.
+        [ffi] fn msrguard_rust_locked() -> bool;
+        /// The mode parameter's setter, serialized by the caller: 0, or
+        /// -errno.
+        [ffi] fn msrguard_rust_set_mode(audit: bool) -> c_int;
+        /// The lock parameter's setter: 1 when the module is now locked, for
+        /// the caller to pin it; 0, or -errno.
+        [ffi] fn msrguard_rust_set_lock(lock: bool) -> c_int;
+    }
+    c {
+        /// hooks.c: arms the KVM hooks, ctx given back to every event call.
+        fn msrguard_hooks_init(ctx: *const c_void) -> c_int;
+        /// hooks.c: disarms them.
+        fn msrguard_hooks_exit();
+        /// hooks.c: arms or disarms what audit mode needs.
+        fn msrguard_hooks_set_audit(audit: bool) -> c_int;
+        /// guest_memory.c: the facts of a new event of vcpu's thread.
+        fn msrguard_kvm_event_facts(
+            vcpu: *mut KvmVcpu,
+            a: *const AccessC,
+            tracing: bool,
+            f: *mut EventFactsC,
+        );
+        /// guest_memory.c: queues task work on current that calls
+        /// msrguard_rust_run_chain(ctx, vcpu, item), holding the module and
+        /// vcpu's VM until it has run; false if it cannot. Only inside this
+        /// thread's KVM_RUN of vcpu.
+        fn msrguard_kvm_queue_work(ctx: *const c_void, vcpu: *mut KvmVcpu, item: u32) -> bool;
+        /// guest_memory.c, process context: MSRGUARD_SEARCH_*, image filled
+        /// if found.
+        fn msrguard_kvm_search(
+            vcpu: *mut KvmVcpu,
+            a: *const AccessC,
+            image: *mut ImageC,
+        ) -> c_int;
+        /// trace.c: the trace event and log line of a recorded event.
+        fn msrguard_report(a: *const AccessC, o: *const OutcomeC);
+        /// verify.c, called by hooks.c when it arms: 0 if functions of
+        /// module (hooked) have no compiler clone and every guest entry
+        /// point reaches them; else logs what differs.
+        fn msrguard_verify_hooks(
+            module: *const c_char,
+            functions: *const *const c_char,
+            nr: u32,
+        ) -> c_int;
+        /// verify.c: where module's function name starts (0: no such
+        /// function).
+        fn msrguard_function_address(module: *const c_char, name: *const c_char) -> u64;
+    }
+}
