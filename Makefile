@@ -33,8 +33,8 @@ $(OUT)/rust/policy_table.rs: FORCE
 	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@
 
 # The record layout's and the guard's constants (rust/core/record.rs,
-# guard.rs), and the structs the module's C and Rust sides pass each other
-# (rust/core/boundary.rs), for the C side.
+# guard.rs), and the structs and functions the module's C and Rust sides
+# share (rust/core/boundary.rs, boundary_calls.rs), for the C side.
 $(OUT)/rust/msrguard_abi.h: FORCE
 	@mkdir -p $(@D)
 	cargo run --quiet --locked --release -p msrguard-core --bin msrguard-c-header -- abi > $@.tmp

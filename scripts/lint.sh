@@ -27,6 +27,17 @@ else
 	echo "FAIL: module rustfmt"
 	fail=1
 fi
+# The functions C and Rust call each other by are declared once
+# (rust/core/boundary_calls.rs): no extern block in the module's Rust, no
+# hand-written prototype of a boundary function in its C.
+if grep -n 'extern "C" {' rust/module/*.rs ||
+	grep -nE '^[a-z].*\bmsrguard_(rust|kvm|hooks)_[a-z_]+\(.*\);$|^(int|unsigned long) msrguard_(verify_hooks|function_address)\(.*\);$' \
+		rust/module/kvm/*.c rust/module/kvm/*.h; then
+	echo "FAIL: a boundary function declared by hand (declare it in rust/core/boundary_calls.rs)"
+	fail=1
+else
+	echo "ok: boundary functions declared only in rust/core/boundary_calls.rs"
+fi
 if "$KDIR/scripts/checkpatch.pl" --no-tree --quiet -f rust/module/kvm/*.c rust/module/kvm/*.h; then
 	echo "ok: checkpatch (C files)"
 else

@@ -1,27 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The functions the module's C side (`rust/module/kvm/`) and its Rust side
-//! call each other by, declared once. `msrguard-c-header boundary` prints
-//! their C prototypes into `msrguard_boundary.h`; the module declares the
-//! C-implemented ones to Rust from the same list ([`c_side`]) and checks at
-//! compile time that each Rust implementation has the declared type (built
-//! with `--cfg msrguard_module`). A prototype that differs on either side
-//! fails the build.
+//! call each other by, and the few one C file calls in another, declared
+//! once. `msrguard-c-header boundary` prints their C prototypes into
+//! `msrguard_boundary.h`, which every C file includes (so the C compiler
+//! checks each C definition and call against it); the module declares the
+//! C-implemented ones Rust calls from the same list ([`c_side`]) and checks
+//! at compile time that each Rust implementation has the declared type
+//! (built with `--cfg msrguard_module`). The C spellings are derived from
+//! the Rust types, the callback's too.
 
+#[cfg(not(msrguard_module))]
+use core::ffi::c_char;
 use core::ffi::{
-    c_char,
     c_int,
     c_void, //
 };
+#[cfg(not(msrguard_module))]
 use core::fmt::{
     self,
     Write, //
 };
+use core::marker::{
+    PhantomData,
+    PhantomPinned, //
+};
 
+#[cfg(not(msrguard_module))]
+use crate::boundary::CStruct;
 use crate::boundary::{
     AccessC,
     AnswerC,
-    CStruct,
     EventFactsC,
     FactsC,
     ImageC,
@@ -30,30 +39,41 @@ use crate::boundary::{
     RepeatC, //
 };
 
-/// `struct kvm`: only passed by pointer.
+/// `struct kvm`: only passed by pointer (neither `Send`, `Sync` nor
+/// `Unpin`: Rust never holds one).
 #[repr(C)]
 pub struct Kvm {
     _opaque: [u8; 0],
+    _kernel_owned: PhantomData<(*mut u8, PhantomPinned)>,
 }
 
-/// `struct kvm_vcpu`: only passed by pointer.
+/// `struct kvm_vcpu`: only passed by pointer, like [`Kvm`].
 #[repr(C)]
 pub struct KvmVcpu {
     _opaque: [u8; 0],
+    _kernel_owned: PhantomData<(*mut u8, PhantomPinned)>,
 }
 
+/// `unsigned long` in a C-internal prototype (Rust's `c_ulong` is `u64`
+/// here, which C spells differently).
+#[cfg(not(msrguard_module))]
+pub struct UnsignedLong;
+
+#[cfg(not(msrguard_module))]
 /// A type a pointer may point to, as C names it.
 pub trait CPointee {
     /// The C type (`struct NAME`, `void`, `char`).
     fn c_name(w: &mut dyn Write) -> fmt::Result;
 }
 
+#[cfg(not(msrguard_module))]
 impl<T: CStruct> CPointee for T {
     fn c_name(w: &mut dyn Write) -> fmt::Result {
         write!(w, "struct {}", T::C_NAME)
     }
 }
 
+#[cfg(not(msrguard_module))]
 macro_rules! c_pointee {
     ($($ty:ty => $c:literal),* $(,)?) => {
         $(
@@ -66,12 +86,14 @@ macro_rules! c_pointee {
     };
 }
 
+#[cfg(not(msrguard_module))]
 /// The C spelling of a parameter or return type, with its name.
 pub trait CDecl {
     /// Writes a declaration of `name` (empty for a return type).
     fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result;
 }
 
+#[cfg(not(msrguard_module))]
 macro_rules! c_scalar {
     ($($ty:ty => $c:literal),* $(,)?) => {
         $(
@@ -88,6 +110,7 @@ macro_rules! c_scalar {
     };
 }
 
+#[cfg(not(msrguard_module))]
 c_scalar! {
     () => "void",
     bool => "bool",
@@ -95,8 +118,10 @@ c_scalar! {
     u32 => "u32",
     u64 => "u64",
     c_int => "int",
+    UnsignedLong => "unsigned long",
 }
 
+#[cfg(not(msrguard_module))]
 impl<T: CPointee> CDecl for *const T {
     fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
         w.write_str("const ")?;
@@ -105,6 +130,7 @@ impl<T: CPointee> CDecl for *const T {
     }
 }
 
+#[cfg(not(msrguard_module))]
 impl<T: CPointee> CDecl for *mut T {
     fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
         T::c_name(w)?;
@@ -112,6 +138,7 @@ impl<T: CPointee> CDecl for *mut T {
     }
 }
 
+#[cfg(not(msrguard_module))]
 impl CDecl for *const *const c_char {
     fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
         write!(w, "const char *const *{name}")
@@ -122,21 +149,37 @@ impl CDecl for *const *const c_char {
 /// virtual address `va` into `buf`, false if it cannot.
 pub type GuestReadFn = unsafe extern "C" fn(*mut c_void, u64, *mut u8, u32) -> bool;
 
-impl CDecl for GuestReadFn {
+#[cfg(not(msrguard_module))]
+impl<R: CDecl, A: CDecl, B: CDecl, C: CDecl, D: CDecl> CDecl
+    for unsafe extern "C" fn(A, B, C, D) -> R
+{
     fn c_decl(w: &mut dyn Write, name: &str) -> fmt::Result {
-        write!(w, "bool (*{name})(void *ctx, u64 va, u8 *buf, u32 len)")
+        R::c_decl(w, "")?;
+        write!(w, " (*{name})(")?;
+        write_args(
+            w,
+            &[
+                |w| A::c_decl(w, ""),
+                |w| B::c_decl(w, ""),
+                |w| C::c_decl(w, ""),
+                |w| D::c_decl(w, ""),
+            ],
+        )
     }
 }
-
-/// Which side implements a function.
+#[cfg(not(msrguard_module))]
+/// Which side implements a function, and who calls it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     /// Rust (`rust/module/`); C calls it.
     Rust,
-    /// C (`rust/module/kvm/`).
+    /// C (`rust/module/kvm/`); Rust calls it.
     C,
+    /// C; only another C file calls it (hooks.c, when it arms).
+    CInternal,
 }
 
+#[cfg(not(msrguard_module))]
 /// A function crossing the boundary, as the header generator sees it.
 #[derive(Clone, Copy)]
 pub struct CFunction {
@@ -164,10 +207,15 @@ macro_rules! boundary_calls {
                 fn $cname:ident($($carg:ident: $cty:ty),* $(,)?) $(-> $cret:ty)?;
             )*
         }
+        c_internal {
+            $(
+                $(#[doc = $idoc:literal])*
+                fn $iname:ident($($iarg:ident: $ity:ty),* $(,)?) $(-> $iret:ty)?;
+            )*
+        }
     ) => {
-        /// The C-implemented functions, declared to Rust.
+        /// The C-implemented functions Rust calls, declared to Rust.
         pub mod c_side {
-            #[allow(unused_imports)]
             use super::*;
 
             extern "C" {
@@ -186,44 +234,35 @@ macro_rules! boundary_calls {
             )*
         };
 
-        /// Every function crossing the boundary, Rust's first.
+        /// Every function in the header: Rust's, then C's Rust calls, then
+        /// C's only C calls.
+        #[cfg(not(msrguard_module))]
         pub const FUNCTIONS: &[CFunction] = &[
-            $(
-                CFunction {
-                    name: stringify!($rname),
-                    side: Side::Rust,
-                    doc: &[$($rdoc),*],
-                    prototype: |w| {
-                        <boundary_calls!(@ret $($rret)?) as CDecl>::c_decl(w, "")?;
-                        write!(w, " {}(", stringify!($rname))?;
-                        let args: &[fn(&mut dyn Write) -> fmt::Result] = &[
-                            $(|w| <$rty as CDecl>::c_decl(w, stringify!($rarg))),*
-                        ];
-                        write_args(w, args)
-                    },
-                },
-            )*
-            $(
-                CFunction {
-                    name: stringify!($cname),
-                    side: Side::C,
-                    doc: &[$($cdoc),*],
-                    prototype: |w| {
-                        <boundary_calls!(@ret $($cret)?) as CDecl>::c_decl(w, "")?;
-                        write!(w, " {}(", stringify!($cname))?;
-                        let args: &[fn(&mut dyn Write) -> fmt::Result] = &[
-                            $(|w| <$cty as CDecl>::c_decl(w, stringify!($carg))),*
-                        ];
-                        write_args(w, args)
-                    },
-                },
-            )*
+            $(boundary_calls!(@describe Side::Rust, $rname, [$($rdoc),*], [$($rarg: $rty),*], $($rret)?),)*
+            $(boundary_calls!(@describe Side::C, $cname, [$($cdoc),*], [$($carg: $cty),*], $($cret)?),)*
+            $(boundary_calls!(@describe Side::CInternal, $iname, [$($idoc),*], [$($iarg: $ity),*], $($iret)?),)*
         ];
+    };
+    (@describe $side:expr, $name:ident, [$($doc:literal),*], [$($arg:ident: $ty:ty),*], $($ret:ty)?) => {
+        CFunction {
+            name: stringify!($name),
+            side: $side,
+            doc: &[$($doc),*],
+            prototype: |w| {
+                <boundary_calls!(@ret $($ret)?) as CDecl>::c_decl(w, "")?;
+                write!(w, " {}(", stringify!($name))?;
+                let args: &[fn(&mut dyn Write) -> fmt::Result] = &[
+                    $(|w| <$ty as CDecl>::c_decl(w, stringify!($arg))),*
+                ];
+                write_args(w, args)
+            },
+        }
     };
     (@ret) => { () };
     (@ret $ret:ty) => { $ret };
 }
 
+#[cfg(not(msrguard_module))]
 fn write_args(w: &mut dyn Write, args: &[fn(&mut dyn Write) -> fmt::Result]) -> fmt::Result {
     if args.is_empty() {
         w.write_str("void")?;
@@ -237,28 +276,32 @@ fn write_args(w: &mut dyn Write, args: &[fn(&mut dyn Write) -> fmt::Result]) -> 
     w.write_str(")")
 }
 
+#[cfg(not(msrguard_module))]
 c_pointee! {
     c_void => "void",
     c_char => "char",
     bool => "bool",
+    u8 => "u8",
     Kvm => "struct kvm",
     KvmVcpu => "struct kvm_vcpu",
 }
 
 boundary_calls! {
     rust {
-        /// The hooks' first question for a guest read: bounded and safe in
-        /// atomic context.
+        /// The hooks' first question for a guest read. Each of the hooks'
+        /// questions down to msrguard_rust_may_pass_through() is bounded and
+        /// safe in atomic context.
         [ffi] fn msrguard_rust_read_proceeds(msr: u32) -> bool;
-        /// The same for a guest write.
+        /// The same for a guest write. Atomic context.
         [ffi] fn msrguard_rust_write_proceeds(msr: u32) -> bool;
-        /// Decides one access from the facts a hook gathered.
+        /// Decides one access from the facts a hook gathered. Atomic context.
         [ffi] fn msrguard_rust_on_access(facts: *const FactsC, answer: *mut AnswerC);
-        /// The value a completed read returns to the guest.
+        /// The value a completed read returns to the guest. Atomic context.
         [ffi] fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64;
         /// What an access answered MSRGUARD_KVM_SUCCEED_IF_KVM_DOES returns
         /// once KVM's function returned kvm_ret, and whether a read's result
-        /// is zeroed and the event recorded (guard::after_kvm).
+        /// is zeroed and the event recorded (guard::after_kvm). Atomic
+        /// context.
         [ffi] fn msrguard_rust_after_kvm(
             kvm_ret: c_int,
             is_write: bool,
@@ -266,9 +309,11 @@ boundary_calls! {
             record: *mut bool,
         ) -> c_int;
         /// Whether KVM may stop intercepting msr for this kind of access.
+        /// Atomic context.
         [ffi] fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool;
         /// Events, with ctx the pointer given to msrguard_hooks_init(): a
-        /// repeat of its VM's previous event is only counted (true).
+        /// repeat of its VM's previous event is only counted (true). Atomic
+        /// context.
         [ffi] fn msrguard_rust_repeat(ctx: *const c_void, repeat: *const RepeatC) -> bool;
         /// A new event is Rust's from here (rust/core/pipeline.rs): recorded
         /// now, or after its image is looked up in task work, which calls
@@ -289,9 +334,10 @@ boundary_calls! {
         /// A VM was created (kvm_arch_init_vm succeeded). Atomic context.
         [ffi] fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const Kvm);
         /// A VM was destroyed (kvm_arch_destroy_vm returned): its id is never
-        /// used again.
+        /// used again. Atomic context.
         [ffi] fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const Kvm);
         /// A VM's id (0 if untracked), assigned at creation, never reused.
+        /// Atomic context.
         [ffi] fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const Kvm) -> u32;
         /// How many VMs the table tracks now.
         [vm_table] fn msrguard_rust_vms_tracked() -> u64;
@@ -348,6 +394,8 @@ boundary_calls! {
         ) -> c_int;
         /// trace.c: the trace event and log line of a recorded event.
         fn msrguard_report(a: *const AccessC, o: *const OutcomeC);
+    }
+    c_internal {
         /// verify.c, called by hooks.c when it arms: 0 if functions of
         /// module (hooked) have no compiler clone and every guest entry
         /// point reaches them; else logs what differs.
@@ -358,6 +406,6 @@ boundary_calls! {
         ) -> c_int;
         /// verify.c: where module's function name starts (0: no such
         /// function).
-        fn msrguard_function_address(module: *const c_char, name: *const c_char) -> u64;
+        fn msrguard_function_address(module: *const c_char, name: *const c_char) -> UnsignedLong;
     }
 }

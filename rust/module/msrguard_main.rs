@@ -38,7 +38,6 @@ use kernel::prelude::*;
 mod boundary;
 #[path = "../core/boundary_calls.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
-#[expect(dead_code, reason = "the header generator uses the descriptions")]
 mod boundary_calls;
 mod device;
 mod events;

@@ -373,8 +373,10 @@ static void run_case(struct __test_metadata *_metadata, struct guard *g,
  * FIXTURE_VARIANT_ADD(), declares one variant per macro, so cases[] would
  * have to become an X-macro list expanded once per path instead of the
  * designated-initializer table the KVM selftests use (msrs_test.c).
- * FIXTURE_VARIANT_ADD() fills the same list through the same function, so
- * the TAP output is what it would give.
+ * FIXTURE_VARIANT_ADD() fills the same list through the same function (in
+ * table order where constructors run in order, as with GCC and glibc; the
+ * harness prepends where they run in reverse, and the cases then come out
+ * reversed, each under its own name).
  */
 #define GUARD_PATH(fixture, path)						\
 	FIXTURE(fixture) { struct guard g; };					\

@@ -80,7 +80,11 @@ fn boundary() -> String {
         ),
         (
             boundary_calls::Side::C,
-            "Implemented in C (rust/module/kvm/)",
+            "Implemented in C (rust/module/kvm/), called by Rust",
+        ),
+        (
+            boundary_calls::Side::CInternal,
+            "Implemented in C, called by another C file",
         ),
     ] {
         out.push_str(&format!("\n/* {what}. */\n"));

@@ -364,7 +364,7 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 	return 0;
 }
 
-u64 msrguard_function_address(const char *module, const char *name)
+unsigned long msrguard_function_address(const char *module, const char *name)
 {
 	struct extent *x = kzalloc_obj(*x, GFP_KERNEL);
 	unsigned long addr = 0;
