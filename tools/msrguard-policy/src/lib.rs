@@ -19,6 +19,8 @@
 //! - [`against_kvm`]: a policy against the MSRs a kernel tree's KVM handles
 //!   ([`kvm`], read by the compiler);
 //! - [`linux_names`]: the MSR name table from Linux's headers;
+//! - [`kernel_tree`]: the compiler's view of a kernel tree, shared by both
+//!   readers;
 //! - [`bypass`], [`danger`]: what KVM does to an MSR without the guard,
 //!   and the MSRs that must never be allowed.
 
@@ -27,6 +29,7 @@ pub mod bypass;
 pub mod danger;
 pub mod entry;
 pub mod generate;
+pub mod kernel_tree;
 pub mod kvm;
 mod kvm_internal;
 pub mod linux_names;

@@ -30,6 +30,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::kernel_tree;
+
 /// (header, name prefix, lowest and highest index it may define)
 const HEADERS: &[(&str, &str, u64, u64)] = &[
     ("arch/x86/include/asm/msr-index.h", "MSR_", 0, 0xffff_ffff),
@@ -85,20 +87,7 @@ pub fn read(kdir: &Path, cc: &str) -> Result<Vec<(u32, String)>, NamesError> {
     let k = kdir.display();
     let mut cmd = Command::new(cc);
     cmd.args(["-E", "-dD", "-nostdinc", "-D__KERNEL__", "-x", "c", "-"]);
-    for dir in [
-        "arch/x86/include",
-        "arch/x86/include/generated",
-        "include",
-        "arch/x86/include/uapi",
-        "arch/x86/include/generated/uapi",
-        "include/uapi",
-        "include/generated/uapi",
-    ] {
-        cmd.arg(format!("-I{k}/{dir}"));
-    }
-    for header in ["include/linux/kconfig.h", "include/linux/compiler_types.h"] {
-        cmd.arg("-include").arg(format!("{k}/{header}"));
-    }
+    cmd.args(kernel_tree::include_args(kdir));
     let source: String = HEADERS
         .iter()
         .map(|(h, ..)| format!("#include \"{k}/{h}\"\n"))
@@ -201,23 +190,6 @@ fn hex_literal(raw: &str) -> Option<u64> {
         .or_else(|| raw.strip_prefix("0X"))?
         .trim_end_matches(['u', 'U', 'l', 'L']);
     u64::from_str_radix(digits, 16).ok()
-}
-
-/// The kernel version of the tree at `kdir` (`7.3.4`), from its Makefile.
-pub fn kernel_version(kdir: &Path) -> Option<String> {
-    let makefile = std::fs::read_to_string(kdir.join("Makefile")).ok()?;
-    let field = |name: &str| {
-        makefile.lines().find_map(|l| {
-            let value = l.strip_prefix(name)?.trim_start().strip_prefix('=')?;
-            Some(value.trim().to_string())
-        })
-    };
-    Some(format!(
-        "{}.{}.{}",
-        field("VERSION")?,
-        field("PATCHLEVEL")?,
-        field("SUBLEVEL")?
-    ))
 }
 
 /// `rust/core/msr_names.rs` for `table`, read from Linux `version`.

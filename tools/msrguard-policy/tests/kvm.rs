@@ -66,7 +66,7 @@ fn extracts_kvms_msrs_from_a_kernel_tree_as_its_snapshot_says() {
         println!("SKIP: MSRGUARD_KDIR is not set (a Linux source tree to extract KVM's MSRs from)");
         return;
     };
-    let version = msrguard_policy::linux_names::kernel_version(Path::new(&kdir))
+    let version = msrguard_policy::kernel_tree::kernel_version(Path::new(&kdir))
         .expect("a kernel version in the tree's Makefile");
     let snapshot =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/kvm-msrs-{version}.txt"));

@@ -13,7 +13,7 @@ fn the_committed_name_table_is_the_trees() {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let table =
         msrguard_policy::linux_names::read(Path::new(&kdir), &cc).unwrap_or_else(|e| panic!("{e}"));
-    let version = msrguard_policy::linux_names::kernel_version(Path::new(&kdir)).unwrap();
+    let version = msrguard_policy::kernel_tree::kernel_version(Path::new(&kdir)).unwrap();
     let committed = include_str!("../../../rust/core/msr_names.rs");
     if !committed.contains(&format!("from Linux {version}'s")) {
         println!("SKIP: rust/core/msr_names.rs is not from Linux {version}, the tree's version");

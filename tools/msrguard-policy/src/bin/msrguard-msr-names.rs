@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     };
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let kdir_path = std::path::Path::new(kdir);
-    let Some(version) = msrguard_policy::linux_names::kernel_version(kdir_path) else {
+    let Some(version) = msrguard_policy::kernel_tree::kernel_version(kdir_path) else {
         eprintln!("{kdir}: no kernel version in its Makefile");
         return ExitCode::FAILURE;
     };

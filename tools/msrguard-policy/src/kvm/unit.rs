@@ -14,6 +14,7 @@ use clang::{
 };
 
 use super::ExtractError;
+use crate::kernel_tree;
 
 /// KVM options whose sources the extraction reads even where the tree's
 /// configuration leaves them out: the policy covers every KVM a host may
@@ -96,7 +97,6 @@ impl Tree {
     /// The compiler flags kbuild would use for a file of KVM x86 (the parts
     /// that decide what the code says, not how it is compiled).
     fn flags(&self) -> Vec<String> {
-        let k = self.kdir.display();
         let mut f: Vec<String> = [
             "-nostdinc",
             "--target=x86_64-linux-gnu",
@@ -118,26 +118,9 @@ impl Tree {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        for dir in [
-            "arch/x86/include",
-            "arch/x86/include/generated",
-            "include",
-            "arch/x86/include/uapi",
-            "arch/x86/include/generated/uapi",
-            "include/uapi",
-            "include/generated/uapi",
-            "arch/x86/kvm",
-        ] {
-            f.push(format!("-I{k}/{dir}"));
-        }
-        for header in [
-            "include/linux/compiler-version.h",
-            "include/linux/kconfig.h",
-            "include/linux/compiler_types.h",
-        ] {
-            f.push("-include".to_string());
-            f.push(format!("{k}/{header}"));
-        }
+        f.extend(kernel_tree::include_args(&self.kdir));
+        // KVM's own headers, as its Makefile adds them.
+        f.push(format!("-I{}/arch/x86/kvm", self.kdir.display()));
         for option in &self.forced {
             f.push(format!("-D{option}=1"));
         }
