@@ -505,7 +505,7 @@ pub fn extract(kdir: &Path) -> Result<KvmMsrs, ExtractError> {
 
     for src in SOURCES {
         if let Some(option) = src.option {
-            if !tree.enabled(option) && !unit::FORCED_OPTIONS.contains(&option) {
+            if !tree.reads(option) {
                 continue;
             }
         }

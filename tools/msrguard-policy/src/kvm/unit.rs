@@ -89,6 +89,12 @@ impl Tree {
         Ok(tree)
     }
 
+    /// Whether the extraction reads code behind `option`: the tree's
+    /// `.config` enables it, or it is forced.
+    pub(super) fn reads(&self, option: &str) -> bool {
+        self.enabled(option) || FORCED_OPTIONS.contains(&option)
+    }
+
     /// Whether the tree's `.config` sets `option` to `y` or `m`.
     pub(super) fn enabled(&self, option: &str) -> bool {
         matches!(self.config.get(option).map(String::as_str), Some("y" | "m"))
