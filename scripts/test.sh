@@ -131,28 +131,16 @@ step_libkvm() {
 	# The guard table as KVM selftests on the tree's LIBKVM (selftests/kvm/):
 	# exit path, emulator, nested L2 through an L1 guest hypervisor.
 	msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
-	libkvm_rc=0 libkvm_built=0
-	if make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1; then
-		libkvm_built=1
-		scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
-			selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" "$TOOL" |
-			tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
-	else
-		tail -n 40 "$LOG_DIR/libkvm-build.log" >&2
-		echo "FAILED: libkvm suite build (log: $LOG_DIR/libkvm-build.log)" | tee "$LOG_DIR/vm-libkvm.log" >&2
-		libkvm_rc=1
-	fi
+	libkvm_rc=0
+	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" "$TOOL" |
+		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
 	ran vm-libkvm "$libkvm_rc"
 	# lock=1 pins msrguard until reboot: its test gets a boot of its own.
 	msg "libkvm lock test (a boot of its own)"
 	lock_rc=0
-	if [ "$libkvm_built" = 1 ]; then
-		scripts/vm-run.sh --timeout 300 -- selftests/kvm/run.sh --only lock_test \
-			"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-lock.log" || lock_rc=$?
-	else
-		echo "FAILED: lock_test not built (log: $LOG_DIR/libkvm-build.log)" | tee "$LOG_DIR/vm-lock.log" >&2
-		lock_rc=1
-	fi
+	scripts/vm-run.sh --timeout 300 -- selftests/kvm/run.sh --only lock_test \
+		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-lock.log" || lock_rc=$?
 	ran vm-lock "$lock_rc"
 }
 
@@ -179,13 +167,13 @@ step_storm() {
 	# operations should not share a boot with anything they could disturb).
 	msg "VM storm: two VMs x two vCPUs, one flooding vetoed accesses, reader absent, slow and fast"
 	storm_rc=0
-	scripts/vm-run.sh --timeout 600 -- selftests/msrguard_storm "$KO" |
-		tee "$LOG_DIR/vm-storm.log" || storm_rc=$?
+	scripts/vm-run.sh --timeout 600 -- selftests/kvm/run.sh --only storm_test \
+		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-storm.log" || storm_rc=$?
 	ran vm-storm "$storm_rc"
 	msg "VM interface fuzz: random operations on /dev/msrguard"
 	fuzz_rc=0
-	scripts/vm-run.sh --timeout 600 -- selftests/msrguard_fuzz "$KO" |
-		tee "$LOG_DIR/vm-fuzz.log" || fuzz_rc=$?
+	scripts/vm-run.sh --timeout 600 -- selftests/kvm/run.sh --only fuzz_test \
+		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-fuzz.log" || fuzz_rc=$?
 	ran vm-fuzz "$fuzz_rc"
 }
 

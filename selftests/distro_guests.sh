@@ -54,7 +54,7 @@ why=""
 modprobe kvm_amd 2>/dev/null || modprobe kvm_intel 2>/dev/null || true
 # Under QEMU's TCG (the test VM) nested paging is unreliable: QEMU 7.2 has
 # been seen to resume an L2 guest in the L1's BIOS or host state, with and
-# without msrguard (msrguard_storm.c), which can stop the whole test VM.
+# without msrguard (selftests/kvm/storm_test.c), which can stop the whole test VM.
 # These guests boot as fast with shadow paging here (34 s against 32 s).
 if [ "$(systemd-detect-virt --vm 2>/dev/null)" = qemu ] &&
 	[ "$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)" = Y ]; then

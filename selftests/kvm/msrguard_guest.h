@@ -106,4 +106,60 @@ static inline int access_in_guest(struct kvm_vcpu *vcpu, u32 msr, bool write, u6
 	return uc.args[1];
 }
 
+/*
+ * Floods for the storm and the fuzz: at each run, wrmsr_steps_guest(SLOT)
+ * does wrmsr_steps[SLOT].count WRMSRs of .msr starting at .value, which
+ * advances by one after each access that leaves a remaining count with no
+ * bit of .hold set (.hold = 0: all distinct; 2^k - 1: runs of 2^k identical
+ * values, for a count that is a multiple of 2^k). One slot per vCPU.
+ */
+struct wrmsr_steps {
+	u32 msr;
+	u32 count;
+	u32 hold;
+	u64 value;
+};
+
+#define WRMSR_STEPS_SLOTS 4
+static struct wrmsr_steps wrmsr_steps[WRMSR_STEPS_SLOTS];
+
+/* GUEST_SYNC's argument: how many of the run's accesses raised #GP. */
+static inline void wrmsr_steps_guest(u32 slot)
+{
+	for (;;) {
+		const volatile struct wrmsr_steps *s = &wrmsr_steps[slot];
+		u32 left = s->count, hold = s->hold, msr = s->msr, gp = 0;
+		u64 value = s->value;
+
+		while (left) {
+			gp += wrmsr_safe(msr, value) == GP_VECTOR;
+			if (--left && !(left & hold))
+				value++;
+		}
+		GUEST_SYNC(gp);
+	}
+}
+
+/* The next run's accesses of @vcpu, which runs wrmsr_steps_guest(@slot). */
+static inline void wrmsr_steps_set(struct kvm_vcpu *vcpu, u32 slot, u32 msr, u64 value,
+				   u32 count, u32 hold)
+{
+	struct wrmsr_steps *s = addr_gva2hva(vcpu->vm, (gva_t)&wrmsr_steps[slot]);
+
+	*s = (struct wrmsr_steps){ .msr = msr, .count = count, .hold = hold, .value = value };
+}
+
+/*
+ * After a run of wrmsr_steps_guest(): the number of #GPs it reports, or -1
+ * if the run ended in anything but its GUEST_SYNC.
+ */
+static inline int wrmsr_steps_result(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	if (vcpu->run->exit_reason != KVM_EXIT_IO || get_ucall(vcpu, &uc) != UCALL_SYNC)
+		return -1;
+	return uc.args[1];
+}
+
 #endif

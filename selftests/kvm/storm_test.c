@@ -15,20 +15,19 @@
  * measures its worst lateness during the storm: the host must stay
  * responsive (a liveness bound, not a benchmark). A kernel splat fails the
  * VM run itself (scripts/vm-run.sh). A guest that stops anywhere but its
- * final HLT, or runs 30 s without exiting, fails the run with its
- * registers, pending events, code bytes and stack (vcpu_describe()).
- * Under QEMU TCG the guests run without nested paging: see
- * tcg_without_npt().
+ * report, or runs 30 s without exiting, fails the run with its registers
+ * (vcpu_dump()). Under QEMU TCG the guests run without nested paging: see
+ * kvm_for_nested().
  *
  * Records are decoded only through struct msrguard_record and the
  * constants of msrguard_abi.h, generated from rust/core/record.rs.
  *
- * Usage: msrguard_storm MODULE.ko|none [NOISY_EVENTS_PER_VCPU [absent|slow|fast]]
- * ("none": the same guests under KVM alone, a control; MSRGUARD_STORM_TRACE=1
- * in the environment keeps KVM trace events for a failure's diagnosis)
+ * Usage: storm_test [--control] [NOISY_EVENTS_PER_VCPU [absent|slow|fast]], with
+ * the module in MSRGUARD_KO (run.sh sets it). --control: the same guests
+ * under KVM alone; MSRGUARD_STORM_TRACE=1 in the environment keeps KVM trace
+ * events for a failure's diagnosis.
  */
 #define _GNU_SOURCE
-#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,15 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kselftest.h"
-#include "msrguard_abi.h"
-#include "msrguard_stats.h"
-#include "vm.h"
+#include "kvm_util.h"
+#include "processor.h"
 
-/* In no range KVM knows, and denied by the default policy: #GP, an event. */
-#define MSR_UNKNOWN	0x4b564dffu
-#define DEVICE_PATH	"/dev/msrguard"
-#define GP_VECTOR	13
+#include "msrguard_guest.h"
+#include "msrguard_kvm.h"
+#include "msrguard_stats.h"
 
 /* Value ranges (bits 28..31) tell the VMs and vCPUs apart. */
 #define NOISY_BASE0	0x10000000u	/* noisy vCPU 0: all distinct */
@@ -64,8 +60,7 @@
 #define TIMER_PERIOD_NS	10000000ll	/* 10 ms */
 #define LATENESS_BOUND_NS 2000000000ll	/* 2 s: generous for TCG */
 
-static const char *module_path;
-/* Module path "none": the same guests with KVM alone (no msrguard), a control. */
+/* --control: the same guests with KVM alone (no msrguard). */
 static bool control;
 static uint32_t noisy_per_vcpu = 50 * CHUNK;
 
@@ -134,8 +129,7 @@ static int read_some(int fd, int max)
 struct storm {
 	enum reader reader;
 	int fd;
-	struct vm noisy, quiet;
-	struct vcpu noisy1, quiet1;
+	struct kvm_vm *noisy, *quiet;
 	atomic_uint noisy_done;		/* noisy accesses completed */
 	atomic_bool guests_done, stop_reader, stop_timer;
 	int64_t max_lateness_ns;
@@ -147,10 +141,9 @@ struct storm {
 
 struct vcpu_job {
 	struct storm *s;
-	struct vm *vm;
-	struct vcpu *vcpu;		/* NULL: vCPU 0 */
+	struct kvm_vcpu *vcpu;
 	bool noisy;
-	int index;			/* vCPU index in its VM */
+	int index;			/* vCPU index in its VM, and its wrmsr_steps slot */
 	pthread_t thread;
 	_Atomic int64_t run_since_ns;	/* start of the current KVM_RUN, or 0 */
 	atomic_bool kicked;
@@ -168,16 +161,26 @@ static void on_kick(int sig)
 	(void)sig;	/* only interrupts KVM_RUN (-EINTR) */
 }
 
-static int run_guest(struct vcpu_job *j, uint32_t value, uint32_t count, uint32_t esi,
-		     struct guest_result *res)
+/*
+ * @count WRMSRs from @value (wrmsr_steps_guest()): the number that raised
+ * #GP, or -errno of a failed KVM_RUN (-EINTR: kicked, stuck), or -EPROTO if
+ * the guest stopped anywhere but its report.
+ */
+static int run_guest(struct vcpu_job *j, uint32_t value, uint32_t count, uint32_t hold)
 {
 	int ret;
 
+	wrmsr_steps_set(j->vcpu, j->index, MSR_UNKNOWN, value, count, hold);
 	atomic_store(&j->run_since_ns, now_ns());
-	ret = vm_run_entry_esi(j->vm, j->vcpu, guest_wrmsr_steps, MSR_UNKNOWN, value, count,
-			       esi, res);
+	/* Other signals' EINTR resumes the guest; the watchdog's kick ends it. */
+	do
+		ret = __vcpu_run(j->vcpu) ? -errno : 0;
+	while (ret == -EINTR && !atomic_load(&j->kicked));
 	atomic_store(&j->run_since_ns, 0);
-	return ret;
+	if (ret)
+		return ret;
+	ret = wrmsr_steps_result(j->vcpu);
+	return ret < 0 ? -EPROTO : ret;
 }
 
 /*
@@ -228,35 +231,33 @@ out:
 	free(ring);
 }
 
-static void guest_fail(struct storm *s, const char *what, struct vm *vm, struct vcpu *vcpu,
-		       int ret, const struct guest_result *res)
+/* @ret: run_guest()'s, for a run of @count accesses. */
+static void guest_fail(struct storm *s, const char *what, struct vcpu_job *j, int ret,
+		       uint32_t count)
 {
-	char state[1024];
-
-	vcpu_describe(vm, vcpu, state, sizeof(state));
 	pthread_mutex_lock(&s->lock);
 	if (!s->guest_error[0]) {
-		snprintf(s->guest_error, sizeof(s->guest_error),
-			 "%s, vCPU %d: ret %d exit %u vector %u rip %#llx edx:eax %#llx", what,
-			 vcpu ? vcpu->id : 0, ret, res->exit_reason, res->fault_vector,
-			 (unsigned long long)res->rip, (unsigned long long)res->value);
-		ksft_print_msg("%s: %s\n", s->guest_error, state);
+		if (ret >= 0)
+			snprintf(s->guest_error, sizeof(s->guest_error),
+				 "%s, vCPU %d: %d of %u WRMSRs raised #GP", what, j->index, ret,
+				 count);
+		else
+			snprintf(s->guest_error, sizeof(s->guest_error),
+				 "%s, vCPU %d: %s (exit reason %u)", what, j->index,
+				 ret == -EPROTO ? "stopped before its report" : strerror(-ret),
+				 j->vcpu->run->exit_reason);
+		ksft_print_msg("%s; its state:\n", s->guest_error);
+		vcpu_dump(stdout, j->vcpu, 4);
 		if (kvm_trace)
 			trace_dump(gettid(), 120);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
 
-static bool blocked_ok(int ret, const struct guest_result *res)
-{
-	return !ret && res->exit_reason == KVM_EXIT_HLT && res->fault_vector == GP_VECTOR;
-}
-
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu_job *j = arg;
 	struct storm *s = j->s;
-	struct guest_result res;
 	uint32_t c, i;
 	int ret;
 
@@ -265,9 +266,9 @@ static void *vcpu_thread(void *arg)
 			uint32_t value = j->index ? NOISY_BASE1 + c * (CHUNK / RUN_LEN)
 						  : NOISY_BASE0 + c * CHUNK;
 
-			ret = run_guest(j, value, CHUNK, j->index ? RUN_LEN - 1 : 0, &res);
-			if (!blocked_ok(ret, &res)) {
-				guest_fail(s, "noisy guest", j->vm, j->vcpu, ret, &res);
+			ret = run_guest(j, value, CHUNK, j->index ? RUN_LEN - 1 : 0);
+			if (ret != CHUNK) {
+				guest_fail(s, "noisy guest", j, ret, CHUNK);
 				break;
 			}
 			atomic_fetch_add(&s->noisy_done, CHUNK);
@@ -281,9 +282,9 @@ static void *vcpu_thread(void *arg)
 
 		while (atomic_load(&s->noisy_done) < due && !s->guest_error[0])
 			usleep(1000);
-		ret = run_guest(j, QUIET_BASE + j->index * 0x100 + i, 1, 0, &res);
-		if (!blocked_ok(ret, &res)) {
-			guest_fail(s, "quiet guest", j->vm, j->vcpu, ret, &res);
+		ret = run_guest(j, QUIET_BASE + j->index * 0x100 + i, 1, 0);
+		if (ret != 1) {
+			guest_fail(s, "quiet guest", j, ret, 1);
 			break;
 		}
 	}
@@ -509,6 +510,7 @@ static void storm_run(enum reader reader)
 	uint8_t stats[MSRGUARD_STATS_SIZE];
 	char why[400] = "";
 	int64_t t0, t_storm, t_run = now_ns();
+	struct kvm_vcpu *noisy_vcpus[2], *quiet_vcpus[2];
 	struct storm *s;
 	bool ok = false;
 	int i, ret;
@@ -518,11 +520,6 @@ static void storm_run(enum reader reader)
 		ksft_exit_fail_msg("out of memory\n");
 	s->reader = reader;
 	s->fd = -1;
-	/* So that the clean-up below closes only what was opened. */
-	s->noisy.kvm_fd = s->noisy.vm_fd = s->noisy.vcpu_fd = -1;
-	s->quiet.kvm_fd = s->quiet.vm_fd = s->quiet.vcpu_fd = -1;
-	s->noisy1 = (struct vcpu){ .vm = &s->noisy, .fd = -1 };
-	s->quiet1 = (struct vcpu){ .vm = &s->quiet, .fd = -1 };
 	pthread_mutex_init(&s->lock, NULL);
 	nrecs = 0;
 	read_error[0] = 0;
@@ -534,7 +531,7 @@ static void storm_run(enum reader reader)
 		trace_write("tracing_on", "1");
 	}
 
-	ret = control ? 0 : load_module_file(module_path, "");
+	ret = control ? 0 : msrguard_load(POLICY_DEFAULT, "");
 	if (ret) {
 		ksft_test_result_fail("storm, %s: insmod: %s\n", reader_name[reader], strerror(-ret));
 		free(s);
@@ -542,22 +539,24 @@ static void storm_run(enum reader reader)
 	}
 	if (!control)
 		s->fd = open(DEVICE_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if ((!control && s->fd < 0) || vm_create(&s->noisy) || vm_create(&s->quiet) ||
-	    vm_add_vcpu(&s->noisy, &s->noisy1, 1) || vm_add_vcpu(&s->quiet, &s->quiet1, 1)) {
-		snprintf(why, sizeof(why), "cannot open %s or create the VMs", DEVICE_PATH);
+	if (!control && s->fd < 0) {
+		snprintf(why, sizeof(why), "cannot open %s: %s", DEVICE_PATH, strerror(errno));
 		goto out;
 	}
+	/* LIBKVM fails the program if they cannot be created. */
+	s->noisy = vm_create_with_vcpus(2, wrmsr_steps_guest, noisy_vcpus);
+	s->quiet = vm_create_with_vcpus(2, wrmsr_steps_guest, quiet_vcpus);
 
 	for (i = 0; i < 4; i++) {
 		bool noisy = i < 2;
 
 		jobs[i] = (struct vcpu_job){
 			.s = s,
-			.vm = noisy ? &s->noisy : &s->quiet,
-			.vcpu = i % 2 ? (noisy ? &s->noisy1 : &s->quiet1) : NULL,
+			.vcpu = noisy ? noisy_vcpus[i % 2] : quiet_vcpus[i % 2],
 			.noisy = noisy,
 			.index = i % 2,
 		};
+		vcpu_args_set(jobs[i].vcpu, 1, i % 2);
 	}
 	s->jobs = jobs;
 	pthread_create(&timer, NULL, timer_thread, s);
@@ -596,10 +595,10 @@ out:
 	}
 	if (s->fd >= 0)
 		close(s->fd);
-	vcpu_destroy(&s->noisy1);
-	vcpu_destroy(&s->quiet1);
-	vm_destroy(&s->noisy);
-	vm_destroy(&s->quiet);
+	if (s->noisy)
+		kvm_vm_free(s->noisy);
+	if (s->quiet)
+		kvm_vm_free(s->quiet);
 	ret = control ? 0 : unload_msrguard();
 	if (ok && ret) {
 		ok = false;
@@ -625,65 +624,23 @@ out:
 	free(s);
 }
 
-/* Whether this program runs under QEMU's TCG (CPUID hypervisor leaf). */
-static bool under_tcg(void)
-{
-	unsigned int a, b, c, d;
-	char sig[13] = "";
-
-	__cpuid(1, a, b, c, d);
-	if (!(c & (1u << 31)))		/* no hypervisor */
-		return false;
-	__cpuid(0x40000000, a, b, c, d);
-	memcpy(sig, &b, 4);
-	memcpy(sig + 4, &c, 4);
-	memcpy(sig + 8, &d, 4);
-	return !strcmp(sig, "TCGTCGTCGTCG");
-}
-
-/*
- * Under TCG, KVM's guests run with nested paging off. QEMU's (7.2) emulation
- * of nested paging is not reliable under this load: with NPT, a guest
- * here, msrguard loaded or not (the "none" control fails the same way),
- * now and then executes memory that is not its own (the test VM's
- * SeaBIOS at F000:E3F8, "mov al,0x20; out 0x20,al": a KVM_EXIT_IO) or
- * resumes with the host kernel's CS:RIP and loops without exits; with
- * shadow paging it has not. MSR exits, and so msrguard's path, are the
- * same either way.
- */
-static int tcg_without_npt(void)
-{
-	char npt = 0;
-	int fd;
-
-	if (!under_tcg() || access("/sys/module/kvm_amd", F_OK))
-		return 0;
-	fd = open("/sys/module/kvm_amd/parameters/npt", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (read(fd, &npt, 1) != 1)
-			npt = 0;
-		close(fd);
-	}
-	if (npt != 'Y')
-		return 0;
-	ksft_print_msg("under QEMU TCG: reloading kvm_amd with npt=0 (TCG's nested paging is unreliable here, see the source)\n");
-	return system("modprobe -r kvm_amd && modprobe kvm_amd npt=0") ? -EBUSY : 0;
-}
-
 int main(int argc, char **argv)
 {
-	const char *only = argc > 3 ? argv[3] : NULL;
-	int failed, r;
+	const char *only;
+	int r;
 
-	if (argc < 2 || argc > 4) {
-		fprintf(stderr, "usage: %s MODULE.ko|none [NOISY_EVENTS_PER_VCPU [absent|slow|fast]]\n", argv[0]);
+	control = argc > 1 && !strcmp(argv[1], "--control");
+	argv += control;
+	argc -= control;
+	if (argc > 3) {
+		fprintf(stderr, "usage: %s [--control] [NOISY_EVENTS_PER_VCPU [absent|slow|fast]] (the module in MSRGUARD_KO)\n",
+			argv[0]);
 		return 2;
 	}
-	module_path = argv[1];
-	control = !strcmp(module_path, "none");
+	only = argc > 2 ? argv[2] : NULL;
 	kvm_trace = getenv("MSRGUARD_STORM_TRACE") && !strcmp(getenv("MSRGUARD_STORM_TRACE"), "1");
-	if (argc > 2)
-		noisy_per_vcpu = strtoul(argv[2], NULL, 0) / CHUNK * CHUNK;
+	if (argc > 1)
+		noisy_per_vcpu = strtoul(argv[1], NULL, 0) / CHUNK * CHUNK;
 	if (noisy_per_vcpu < CHUNK)
 		noisy_per_vcpu = CHUNK;
 
@@ -691,16 +648,20 @@ int main(int argc, char **argv)
 	ksft_set_plan(only ? 1 : 3);
 	/* No SA_RESTART: the kick must end KVM_RUN with EINTR. */
 	sigaction(SIGUSR1, &(struct sigaction){ .sa_handler = on_kick }, NULL);
-	if (load_kvm())
-		ksft_exit_fail_msg("no KVM inside the VM (modprobe kvm_amd/kvm_intel failed)\n");
-	if (tcg_without_npt())
-		ksft_exit_fail_msg("cannot reload kvm_amd with npt=0 (in use?)\n");
+	/*
+	 * Under QEMU 7.2's TCG, KVM's guests run with nested paging off: with
+	 * it, a guest here (msrguard loaded or not, the control fails the same
+	 * way) now and then executed memory that is not its own (the test VM's
+	 * SeaBIOS) or resumed with the host kernel's CS:RIP and looped without
+	 * exits; with shadow paging it has not. MSR exits, and so msrguard's
+	 * path, are the same either way.
+	 */
+	r = kvm_for_nested();
+	if (r && r != -ENODEV)
+		ksft_exit_fail_msg("cannot reload kvm_amd with npt=0: %s\n", strerror(-r));
 	for (r = READER_ABSENT; r <= READER_FAST; r++)
 		if (!only || !strncmp(reader_name[r], only, strlen(only)))
 			storm_run(r);
 
-	ksft_print_cnts();
-	failed = ksft_get_fail_cnt() + ksft_get_error_cnt();
-	printf("%u passed, %u failed\n", ksft_get_pass_cnt(), failed);
-	return failed ? KSFT_FAIL : KSFT_PASS;
+	ksft_finished();
 }

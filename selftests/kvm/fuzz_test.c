@@ -26,7 +26,7 @@
  * Records are decoded only through struct msrguard_record and the
  * constants of msrguard_abi.h, generated from rust/core/record.rs.
  *
- * Usage: msrguard_fuzz MODULE.ko [SEED [OPS]]
+ * Usage: fuzz_test [SEED [OPS]], with the module in MSRGUARD_KO (run.sh sets it)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,14 +46,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kselftest.h"
-#include "msrguard_abi.h"
-#include "msrguard_stats.h"
-#include "vm.h"
+#include "kvm_util.h"
+#include "processor.h"
 
-#define MSR_UNKNOWN	0x4b564dffu
-#define DEVICE_PATH	"/dev/msrguard"
-#define GP_VECTOR	13
+#include "msrguard_guest.h"
+#include "msrguard_kvm.h"
+#include "msrguard_stats.h"
+
 #define PAGE		4096
 #define RING_RECORDS	128	/* small: the guest overflows it, drops are fuzzed too */
 #define MAX_BATCH	64	/* records per read() at most (rust/module/device.rs) */
@@ -63,7 +62,6 @@
 #define THREAD_OPS	5000
 #define DEFAULT_SEED	0x6d737267ull	/* fixed, so CI runs repeat; argv[2] overrides */
 
-static const char *module_path;
 static const char *vendor_module;	/* kvm_amd or kvm_intel */
 static uint64_t seed;
 static unsigned long nops = 100000;
@@ -310,16 +308,15 @@ static void tally_bytes(struct tally *t, const uint8_t *buf, size_t n)
 
 /* ---- The guest ------------------------------------------------------------ */
 
-static struct vm guest;
+static struct kvm_vcpu *guest;
 static atomic_bool guest_stop;
 static atomic_ulong guest_generated;
 
 static void *guest_thread(void *arg)
 {
-	struct guest_result res;
 	uint32_t chunk = 0;
 	sigset_t set;
-	int ret;
+	int gp;
 
 	(void)arg;
 	/* The signals that interrupt the fuzzer's reads are not the guest's. */
@@ -329,11 +326,13 @@ static void *guest_thread(void *arg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	while (!atomic_load(&guest_stop)) {
 		/* Alternately distinct values and runs of 8 identical ones. */
-		ret = vm_run_entry_esi(&guest, NULL, guest_wrmsr_steps, MSR_UNKNOWN,
-				       0x10000000u + chunk * GUEST_CHUNK, GUEST_CHUNK,
-				       chunk % 2 ? 7 : 0, &res);
-		if (ret || res.exit_reason != KVM_EXIT_HLT || res.fault_vector != GP_VECTOR) {
-			fail("guest: ret %d exit %u vector %u", ret, res.exit_reason, res.fault_vector);
+		wrmsr_steps_set(guest, 0, MSR_UNKNOWN, 0x10000000u + chunk * GUEST_CHUNK,
+				GUEST_CHUNK, chunk % 2 ? 7 : 0);
+		vcpu_run(guest);
+		gp = wrmsr_steps_result(guest);
+		if (gp != GUEST_CHUNK) {
+			fail("guest: %d of %d WRMSRs raised #GP (exit %u)", gp, GUEST_CHUNK,
+			     guest->run->exit_reason);
 			break;
 		}
 		atomic_fetch_add(&guest_generated, GUEST_CHUNK);
@@ -920,36 +919,38 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */
 	uint8_t entry[MSRGUARD_POLICY_ENTRY_SIZE];
 	pthread_t guest_tid;
+	struct kvm_vm *vm;
 	char params[32];
-	int failed_tests, ret;
+	int ret;
 
-	if (argc < 2 || argc > 4) {
-		fprintf(stderr, "usage: %s MODULE.ko [SEED [OPS]]\n", argv[0]);
+	if (argc > 3) {
+		fprintf(stderr, "usage: %s [SEED [OPS]] (the module in MSRGUARD_KO)\n", argv[0]);
 		return 2;
 	}
-	module_path = argv[1];
-	seed = argc > 2 ? strtoull(argv[2], NULL, 0) : DEFAULT_SEED;
+	seed = argc > 1 ? strtoull(argv[1], NULL, 0) : DEFAULT_SEED;
 	if (!seed)
 		seed = 1;	/* xorshift's one fixed point */
-	if (argc > 3)
-		nops = strtoul(argv[3], NULL, 0);
+	if (argc > 2)
+		nops = strtoul(argv[2], NULL, 0);
 
 	ksft_print_header();
 	ksft_set_plan(4);
-	ksft_print_msg("seed %llu (replay: %s %s %llu %lu)\n", (unsigned long long)seed, argv[0],
-		       module_path, (unsigned long long)seed, nops);
+	ksft_print_msg("seed %llu (replay: %s %llu %lu)\n", (unsigned long long)seed, argv[0],
+		       (unsigned long long)seed, nops);
 	sigaction(SIGALRM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	if (setup_memory() || worker_memory(&main_good, &main_split))
 		ksft_exit_fail_msg("mmap: %s\n", strerror(errno));
-	if (load_kvm() || vm_create(&guest))
-		ksft_exit_fail_msg("no KVM guest inside the VM\n");
+	/* LIBKVM fails the program if the VM cannot be created. */
+	vm = vm_create_with_one_vcpu(&guest, wrmsr_steps_guest);
+	vcpu_args_set(guest, 1, 0);
 	vendor_module = kvm_vendor_module();
 	snprintf(params, sizeof(params), "ring_records=%d", RING_RECORDS);
-	ret = load_module_file(module_path, params);
+	ret = msrguard_load(POLICY_DEFAULT, params);
 	holder = ret ? -1 : open(DEVICE_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (holder < 0)
-		ksft_exit_fail_msg("cannot load %s and open %s\n", module_path, DEVICE_PATH);
+		ksft_exit_fail_msg("cannot load msrguard (MSRGUARD_KO) and open %s: %s\n",
+				   DEVICE_PATH, strerror(ret ? -ret : errno));
 	/* The policy table's length, for the expected ENOENT. */
 	for (policy_entries = 0; policy_entries < 100000; policy_entries++) {
 		memcpy(entry, &policy_entries, 4);
@@ -965,13 +966,9 @@ int main(int argc, char **argv)
 	test_accounting(guest_tid);
 
 	close(holder);
-	vm_destroy(&guest);
+	kvm_vm_free(vm);
 	ret = unload_msrguard();
 	if (ret)
-		ksft_print_msg("rmmod msrguard after the fuzz: %s\n", strerror(-ret));
-
-	ksft_print_cnts();
-	failed_tests = ksft_get_fail_cnt() + ksft_get_error_cnt() + (ret != 0);
-	printf("%u passed, %u failed\n", ksft_get_pass_cnt(), failed_tests);
-	return failed_tests ? KSFT_FAIL : KSFT_PASS;
+		ksft_exit_fail_msg("rmmod msrguard after the fuzz: %s\n", strerror(-ret));
+	ksft_finished();
 }
