@@ -20,7 +20,7 @@ cd "$MSRGUARD_ROOT"
 deb="$1" tool="$2"
 start_policy=selftests/test-policy.toml
 start_ko="$(module_ko testpolicy)"
-workload="$MSRGUARD_ROOT/selftests/msrguard_workload"
+workload="$MSRGUARD_ROOT/selftests/kvm/msrguard_workload"
 for f in "$deb" "$tool" "$start_ko" "$workload"; do
 	[ -r "$f" ] || die "missing $f (scripts/test.sh builds it)"
 done

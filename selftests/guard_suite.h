@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The guard tests both the TCG suite (msrguard_test) and the VMX one
+ * The real-mode guard tests both the TCG suite (msrguard_test) and the VMX one
  * (msrguard_vmx_test) run, as static functions: kselftest.h keeps its
  * counters per file, so these report through the including program's.
  * Include after kselftest.h and guard.h.
@@ -63,31 +63,6 @@ static void test_emulator_path(struct suite *s)
 		}
 		report_case(run_guard_case(s, &cases[i], why, sizeof(why)), cases[i].name, why);
 	}
-}
-
-/* The same checks with the guest in 64-bit long mode. */
-static void test_long_mode(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_long_mode_cases(cases);
-	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
-	char why[512];
-	int ret;
-
-	ret = vm_create(&l.vm);
-	if (!ret) {
-		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
-		if (ret)
-			vm_destroy(&l.vm);
-	}
-	if (ret) {
-		for (i = 0; i < n; i++)
-			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
-		return;
-	}
-	for (i = 0; i < n; i++)
-		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
-	vm_destroy(&l.vm);
 }
 
 #endif

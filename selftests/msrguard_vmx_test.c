@@ -182,6 +182,31 @@ static void test_passthrough_denied(void)
 				      ret);
 }
 
+/* The same checks with the guest in 64-bit long mode (under TCG: guard_test). */
+static void test_long_mode(struct suite *s)
+{
+	struct guard_case cases[GUARD_MAX_CASES];
+	size_t i, n = guard_long_mode_cases(cases);
+	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
+	char why[512];
+	int ret;
+
+	ret = vm_create(&l.vm);
+	if (!ret) {
+		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
+		if (ret)
+			vm_destroy(&l.vm);
+	}
+	if (ret) {
+		for (i = 0; i < n; i++)
+			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
+	vm_destroy(&l.vm);
+}
+
 int main(int argc, char **argv)
 {
 	struct guard_case cases[GUARD_MAX_CASES];

@@ -29,6 +29,8 @@ UNIT=/usr/lib/systemd/system/msrguard-events.service
 TRACE=/sys/kernel/tracing
 
 trap 'rmmod msrguard 2>/dev/null || true' EXIT
+# The workload is a KVM selftest program: /dev/kvm must exist before it starts.
+modprobe kvm_amd 2>/dev/null || modprobe kvm_intel
 
 # wait_for SECONDS CMD...: polls CMD once a second until it succeeds.
 wait_for() {
@@ -39,6 +41,12 @@ wait_for() {
 		[ "$left" -gt 0 ] || return 1
 		sleep 1
 	done
+}
+
+# run_workload WORKLOAD: its one line per access (LIBKVM prints its random
+# seed first, which differs from run to run).
+run_workload() {
+	"$1" | sed '/^Random seed: /d'
 }
 
 # trace_events: "MSR PC VALUE" of each msrguard trace event so far (hex, as
@@ -93,7 +101,7 @@ phase_audit() {
 	echo 1 >"$TRACE/events/msrguard/enable"
 	$exec_start 2>"$outdir/forwarder.log" &
 	local forwarder=$!
-	"$workload" >"$outdir/audit.out" || { fail "workload under audit mode"; return; }
+	run_workload "$workload" >"$outdir/audit.out" || { fail "workload under audit mode"; return; }
 	comment <"$outdir/audit.out"
 	if grep -q ' gp$' "$outdir/audit.out"; then
 		fail "audit mode vetoed an access"
@@ -123,7 +131,7 @@ phase_audit() {
 	fi
 
 	# 5. A second run, saved as records for suggest.
-	"$workload" >/dev/null || { fail "second workload run"; return; }
+	run_workload "$workload" >/dev/null || { fail "second workload run"; return; }
 	/usr/bin/msrguard events --raw >"$outdir/audit.records"
 	local msrs
 	msrs=$(/usr/bin/msrguard --device "$outdir/audit.records" events --json | jq -r .msr | sort -nu | xargs printf '%#x ')
@@ -138,7 +146,7 @@ phase_enforce() {
 	local start_ko="$1" learned_ko="$2" workload="$3" outdir="$4" tool="$5"
 
 	insmod "$start_ko" || { fail "insmod $start_ko"; return; }
-	"$workload" >"$outdir/start.out" || true
+	run_workload "$workload" >"$outdir/start.out" || true
 	rmmod msrguard
 	comment <"$outdir/start.out"
 	local vetoed accesses
@@ -152,7 +160,7 @@ phase_enforce() {
 	fi
 
 	insmod "$learned_ko" || { fail "insmod $learned_ko"; return; }
-	"$workload" >"$outdir/learned.out" || true
+	run_workload "$workload" >"$outdir/learned.out" || true
 	comment <"$outdir/learned.out"
 	# Every line as in the audit run, except the microcode write: suggest
 	# must not have allowed it, so it is vetoed still.

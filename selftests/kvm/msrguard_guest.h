@@ -59,8 +59,8 @@ static struct {
 	u64 value;
 } access_args;
 
-/* The last access's instruction address (sync_global_from_guest). */
-static u64 access_pc;
+/* The last access's instruction address, and what a RDMSR read (sync_global_from_guest). */
+static u64 access_pc, access_read;
 
 /* One access per GUEST_SYNC, whose argument is the vector the guest saw. */
 static inline void access_guest(void)
@@ -71,6 +71,8 @@ static inline void access_guest(void)
 			 wrmsr_safe_at(access_args.msr, access_args.value, &access_pc, false) :
 			 rdmsr_safe_at(access_args.msr, &val, &access_pc, false);
 
+		if (!access_args.write)
+			access_read = val;
 		GUEST_SYNC(vec);
 	}
 }
@@ -160,6 +162,13 @@ static inline int wrmsr_steps_result(struct kvm_vcpu *vcpu)
 	if (vcpu->run->exit_reason != KVM_EXIT_IO || get_ucall(vcpu, &uc) != UCALL_SYNC)
 		return -1;
 	return uc.args[1];
+}
+
+/* What the last RDMSR of access_in_guest() read (without a fault). */
+static inline u64 access_read_value(struct kvm_vcpu *vcpu)
+{
+	sync_global_from_guest(vcpu->vm, access_read);
+	return access_read;
 }
 
 #endif

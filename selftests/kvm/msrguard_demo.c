@@ -4,59 +4,62 @@
  * does a few MSR accesses, first without msrguard and then with it, and
  * prints what the guest saw each time.
  *
- * Usage: msrguard_demo MODULE.ko
+ * Usage: msrguard_demo MODULE.ko    (kvm loaded: LIBKVM opens /dev/kvm as it starts)
  */
-#define _GNU_SOURCE
+#include <asm/msr-index.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "vm.h"
+#include "kvm_util.h"
+#include "processor.h"
+
+#include "msrguard_guest.h"
+#include "msrguard_kvm.h"
 
 struct demo_access {
 	const char *what;
-	const char *entry;
+	bool write;
 	uint32_t msr;
 	uint64_t value;
 };
 
 static const struct demo_access accesses[] = {
-	{ "RDMSR IA32_APICBASE      ", guest_rdmsr, 0x1b, 0 },
-	{ "RDMSR IA32_CR_PAT        ", guest_rdmsr, 0x277, 0 },
-	{ "WRMSR IA32_UCODE_WRITE   ", guest_wrmsr, 0x79, 0x1000 },
-	{ "WRMSR IA32_POWER_CTL     ", guest_wrmsr, 0x1fc, 0x2 },
-	{ "RDMSR unknown 0x4b564dff ", guest_rdmsr, 0x4b564dff, 0 },
+	{ "RDMSR IA32_APICBASE      ", false, MSR_IA32_APICBASE },
+	{ "RDMSR IA32_CR_PAT        ", false, MSR_IA32_CR_PAT },
+	{ "WRMSR IA32_UCODE_WRITE   ", true, MSR_IA32_UCODE_WRITE, 0x1000 },
+	{ "WRMSR IA32_POWER_CTL     ", true, MSR_IA32_POWER_CTL, 0x2 },
+	{ "RDMSR unknown 0x4b564dff ", false, MSR_UNKNOWN },
 };
 
 static void run_accesses(const char *title)
 {
-	struct guest_result res;
-	struct vm vm;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
 	size_t i;
 
 	printf("\n== %s\n", title);
-	if (vm_create(&vm)) {
-		printf("   cannot create a KVM guest\n");
-		exit(1);
-	}
-	for (i = 0; i < sizeof(accesses) / sizeof(accesses[0]); i++) {
+	/* LIBKVM ends the program with its reason if this fails. */
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	for (i = 0; i < ARRAY_SIZE(accesses); i++) {
 		const struct demo_access *a = &accesses[i];
+		int vector = access_in_guest(vcpu, a->msr, a->write, a->value, NULL);
 
-		if (vm_run_entry(&vm, a->entry, a->msr, a->value, 1, &res)) {
-			printf("   guest %s-> KVM_RUN failed: %s\n", a->what, strerror(errno));
-			continue;
-		}
-		if (res.fault_vector == 13)
+		if (vector < 0)
+			printf("   guest %s-> stopped (exit reason %u)\n", a->what,
+			       vcpu->run->exit_reason);
+		else if (vector == GP_VECTOR)
 			printf("   guest %s-> #GP\n", a->what);
-		else if (a->entry == guest_rdmsr)
-			printf("   guest %s-> read %#llx\n", a->what, (unsigned long long)res.value);
+		else if (!a->write)
+			printf("   guest %s-> read %#llx\n", a->what,
+			       (unsigned long long)access_read_value(vcpu));
 		else
 			printf("   guest %s-> accepted (wrote %#llx)\n", a->what,
 			       (unsigned long long)a->value);
 	}
-	vm_destroy(&vm);
+	kvm_vm_free(vm);
 }
 
 int main(int argc, char **argv)
@@ -66,10 +69,6 @@ int main(int argc, char **argv)
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s MODULE.ko\n", argv[0]);
 		return 2;
-	}
-	if (load_kvm()) {
-		fprintf(stderr, "no KVM in this VM\n");
-		return 1;
 	}
 	run_accesses("KVM alone");
 
