@@ -227,5 +227,4 @@ for t in "${tests[@]}"; do
 	fi
 done
 echo "# Totals: pass:$passed fail:$failed skip:$skipped"
-echo "kvm-selftests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

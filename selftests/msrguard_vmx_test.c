@@ -6,8 +6,7 @@
  * plus what only VMX has: the guest RIP read from the VMCS, the
  * vmx_set_intercept_for_msr hook keeping a pass-through MSR intercepted.
  * Nested VMX (an L1 hypervisor, L2, MSR-load lists) is kvm/nested_vmx_test.
- * TAP output through the kernel's kselftest.h; a final "N passed, N failed"
- * line.
+ * TAP output through the kernel's kselftest.h, and its exit status.
  *
  * Usage: msrguard_vmx_test MODULE.ko TESTPOLICY_MODULE.ko
  */
@@ -212,7 +211,7 @@ int main(int argc, char **argv)
 	struct guard_case cases[GUARD_MAX_CASES];
 	struct suite s = { .fd = -1 };
 	unsigned int plan;
-	int failed, ret;
+	int ret;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s MODULE.ko TESTPOLICY_MODULE.ko\n", argv[0]);
@@ -263,8 +262,5 @@ int main(int argc, char **argv)
 
 	test_passthrough_denied();
 
-	ksft_print_cnts();
-	failed = ksft_get_fail_cnt() + ksft_get_error_cnt();
-	printf("%u passed, %u failed\n", ksft_get_pass_cnt(), failed);
-	return failed ? KSFT_FAIL : KSFT_PASS;
+	ksft_finished();
 }
