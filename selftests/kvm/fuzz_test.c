@@ -238,8 +238,9 @@ static enum ptr_kind random_kind(uint64_t *s)
 static uint32_t guest_vm_id;
 static atomic_bool vm_id_known;
 
+/* Records read by one reader: their count, their sequence numbers. */
 struct tally {
-	uint64_t records, repeats, reports, reported_drops;
+	struct flood_count n;
 	uint64_t *seqs;
 	size_t nseqs, cap;
 	uint64_t next_seq;		/* strict order check (single reader); 0: off */
@@ -247,9 +248,10 @@ struct tally {
 
 static void tally_add(struct tally *t, const struct msrguard_record *r)
 {
-	if (r->abi_version != MSRGUARD_ABI_VERSION || r->record_size != MSRGUARD_RECORD_SIZE) {
-		fail("record seq %llu: abi %u size %u", (unsigned long long)r->sequence,
-		     r->abi_version, r->record_size);
+	char why[160];
+
+	if (flood_count_add(&t->n, r, why, sizeof(why))) {
+		fail("%s", why);
 		return;
 	}
 	if (t->next_seq) {
@@ -277,22 +279,6 @@ static void tally_add(struct tally *t, const struct msrguard_record *r)
 		fail("record seq %llu: vm_id %#x, the only VM is %#x",
 		     (unsigned long long)r->sequence, r->vm_id, guest_vm_id);
 	}
-	if (r->access_status == MSRGUARD_STATUS_DROPPED) {
-		if (r->reason != MSRGUARD_REASON_OVER_VM_QUOTA || !r->repeat)
-			fail("drop report seq %llu: reason %u repeat %llu",
-			     (unsigned long long)r->sequence, r->reason,
-			     (unsigned long long)r->repeat);
-		t->reports++;
-		t->reported_drops += r->repeat;
-		return;
-	}
-	if (r->msr != MSR_UNKNOWN || !r->is_write || r->access_status != MSRGUARD_STATUS_BLOCKED_GP ||
-	    r->reason != MSRGUARD_REASON_UNKNOWN_MSR)
-		fail("record seq %llu: msr %#x write %u status %u reason %u",
-		     (unsigned long long)r->sequence, r->msr, r->is_write, r->access_status,
-		     r->reason);
-	t->records++;
-	t->repeats += r->repeat;
 }
 
 static void tally_bytes(struct tally *t, const uint8_t *buf, size_t n)
@@ -862,10 +848,10 @@ static void test_accounting(pthread_t guest_tid)
 	generated = atomic_load(&guest_generated);
 	all = main_tally;
 	for (k = 0; k < THREADS; k++) {
-		all.records += workers[k].t.records;
-		all.repeats += workers[k].t.repeats;
-		all.reports += workers[k].t.reports;
-		all.reported_drops += workers[k].t.reported_drops;
+		all.n.records += workers[k].t.n.records;
+		all.n.repeats += workers[k].t.n.repeats;
+		all.n.reports += workers[k].t.n.reports;
+		all.n.reported_drops += workers[k].t.n.reported_drops;
 		n += workers[k].t.nseqs;
 	}
 	n += main_tally.nseqs;
@@ -886,15 +872,15 @@ static void test_accounting(pthread_t guest_tid)
 				 seqs[i] > i + 1 ? "never" : "twice");
 	if (!why[0] && get_stats(holder, st))
 		snprintf(why, sizeof(why), "stats ioctl: %s", strerror(errno));
-	if (!why[0] && generated != all.records + all.repeats + all.reported_drops)
+	if (!why[0] && generated != all.n.records + all.n.repeats + all.n.reported_drops)
 		snprintf(why, sizeof(why), "guest generated %llu events, read %llu records + %llu repeats + %llu reported drops",
-			 (unsigned long long)generated, (unsigned long long)all.records,
-			 (unsigned long long)all.repeats, (unsigned long long)all.reported_drops);
+			 (unsigned long long)generated, (unsigned long long)all.n.records,
+			 (unsigned long long)all.n.repeats, (unsigned long long)all.n.reported_drops);
 	if (!why[0] && (!stats_consistent(st) || stats_u32(st, MSRGUARD_STATS_OFF_QUEUED) ||
 			stats_u64(st, MSRGUARD_STATS_OFF_GENERATED) != generated ||
-			stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED) != all.records ||
-			stats_u64(st, MSRGUARD_STATS_OFF_COALESCED) != all.repeats ||
-			stats_u64(st, MSRGUARD_STATS_OFF_DROPPED) != all.reported_drops))
+			stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED) != all.n.records ||
+			stats_u64(st, MSRGUARD_STATS_OFF_COALESCED) != all.n.repeats ||
+			stats_u64(st, MSRGUARD_STATS_OFF_DROPPED) != all.n.reported_drops))
 		snprintf(why, sizeof(why), "stats: generated %llu delivered %llu queued %u coalesced %llu dropped %llu",
 			 (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_GENERATED),
 			 (unsigned long long)stats_u64(st, MSRGUARD_STATS_OFF_DELIVERED),
@@ -907,10 +893,10 @@ static void test_accounting(pthread_t guest_tid)
 		ksft_test_result_fail("fuzz: accounting: %s\n", why);
 	else
 		ksft_test_result_pass("fuzz: accounting: guest %llu events = %llu records + %llu coalesced + %llu dropped (%llu drop reports); sequences 1..%zu each delivered exactly once; stats agree\n",
-				      (unsigned long long)generated, (unsigned long long)all.records,
-				      (unsigned long long)all.repeats,
-				      (unsigned long long)all.reported_drops,
-				      (unsigned long long)all.reports, n);
+				      (unsigned long long)generated, (unsigned long long)all.n.records,
+				      (unsigned long long)all.n.repeats,
+				      (unsigned long long)all.n.reported_drops,
+				      (unsigned long long)all.n.reports, n);
 	free(seqs);
 }
 

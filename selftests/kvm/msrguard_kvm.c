@@ -222,3 +222,35 @@ int ucode_write_vector(void)
 	kvm_vm_free(vm);
 	return vec;
 }
+
+int flood_count_add(struct flood_count *c, const struct msrguard_record *r, char *why,
+		    size_t len)
+{
+	unsigned long long seq = r->sequence;
+
+	if (r->abi_version != MSRGUARD_ABI_VERSION || r->record_size != MSRGUARD_RECORD_SIZE) {
+		snprintf(why, len, "record seq %llu: abi %u size %u", seq, r->abi_version,
+			 r->record_size);
+		return -1;
+	}
+	if (r->access_status == MSRGUARD_STATUS_DROPPED) {
+		if (r->reason != MSRGUARD_REASON_OVER_VM_QUOTA || !r->repeat) {
+			snprintf(why, len, "drop report seq %llu: reason %u repeat %llu", seq,
+				 r->reason, (unsigned long long)r->repeat);
+			return -1;
+		}
+		c->reports++;
+		c->reported_drops += r->repeat;
+		return 0;
+	}
+	if (r->msr != MSR_UNKNOWN || r->is_write != 1 ||
+	    r->access_status != MSRGUARD_STATUS_BLOCKED_GP ||
+	    r->reason != MSRGUARD_REASON_UNKNOWN_MSR || (pid_t)r->vmm_pid != getpid()) {
+		snprintf(why, len, "record seq %llu: msr %#x write %u status %u reason %u pid %u",
+			 seq, r->msr, r->is_write, r->access_status, r->reason, r->vmm_pid);
+		return -1;
+	}
+	c->records++;
+	c->repeats += r->repeat;
+	return 0;
+}

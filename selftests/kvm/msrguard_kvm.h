@@ -17,6 +17,23 @@
  */
 #define MSR_UNKNOWN	0x4b564dffu
 
+/*
+ * The records of a flood of vetoed WRMSRs of MSR_UNKNOWN (the storm, the
+ * fuzz): its events = access records + their repeats + the events the drop
+ * reports name.
+ */
+struct flood_count {
+	uint64_t records, repeats, reports, reported_drops;
+};
+
+/*
+ * Counts @r into @c: 0, or -1 with @why filled if @r is neither a drop
+ * report nor an access record of the flood (this process's vetoed WRMSR of
+ * MSR_UNKNOWN) of the current ABI.
+ */
+int flood_count_add(struct flood_count *c, const struct msrguard_record *r, char *why,
+		    size_t len);
+
 /* Which msrguard build a test loads (environment: MSRGUARD_KO, MSRGUARD_TESTPOLICY_KO). */
 enum policy { POLICY_DEFAULT, POLICY_TEST, POLICY_NONE };
 

@@ -354,10 +354,12 @@ static void *reader_thread(void *arg)
 
 /* ---- Checks ------------------------------------------------------------- */
 
+/* One VM's records: its id, learnt from its records' values, and their count. */
 struct tally {
 	uint32_t vm_id;
 	bool known;
-	uint64_t generated, records, repeats, reports, reported_drops;
+	uint64_t generated;
+	struct flood_count n;
 };
 
 
@@ -373,7 +375,6 @@ struct tally {
 static bool check_records(struct tally *t, bool *quiet_seen, uint64_t *first_noisy_value,
 			  char *why, size_t whylen)
 {
-	pid_t pid = getpid();
 	size_t i;
 
 	/* Pass 1: learn the VMs' ids from their access records' values. */
@@ -400,29 +401,14 @@ static bool check_records(struct tally *t, bool *quiet_seen, uint64_t *first_noi
 		const struct msrguard_record *r = &recs[i];
 		int v = r->vm_id == t[1].vm_id;
 
-		CHECK(r->abi_version == MSRGUARD_ABI_VERSION && r->record_size == MSRGUARD_RECORD_SIZE,
-		      "record %zu: abi %u size %u", i, r->abi_version, r->record_size);
+		if (flood_count_add(&t[v].n, r, why, whylen))
+			return false;
 		CHECK(r->sequence == i + 1, "record %zu has sequence %llu: not in order, or a gap",
 		      i, (unsigned long long)r->sequence);
 		CHECK(r->vm_id == t[0].vm_id || r->vm_id == t[1].vm_id,
 		      "record seq %llu: unknown vm_id %#x", (unsigned long long)r->sequence, r->vm_id);
-		if (r->access_status == MSRGUARD_STATUS_DROPPED) {
-			CHECK(r->reason == MSRGUARD_REASON_OVER_VM_QUOTA && r->repeat > 0,
-			      "drop report seq %llu: reason %u repeat %llu",
-			      (unsigned long long)r->sequence, r->reason,
-			      (unsigned long long)r->repeat);
-			t[v].reports++;
-			t[v].reported_drops += r->repeat;
+		if (r->access_status == MSRGUARD_STATUS_DROPPED)
 			continue;
-		}
-		CHECK(r->msr == MSR_UNKNOWN && r->is_write == 1 &&
-		      r->access_status == MSRGUARD_STATUS_BLOCKED_GP &&
-		      r->reason == MSRGUARD_REASON_UNKNOWN_MSR && (pid_t)r->vmm_pid == pid,
-		      "record seq %llu: msr %#x write %u status %u reason %u pid %u",
-		      (unsigned long long)r->sequence, r->msr, r->is_write, r->access_status,
-		      r->reason, r->vmm_pid);
-		t[v].records++;
-		t[v].repeats += r->repeat;
 		if (v) {
 			uint32_t n = r->msr_value - QUIET_BASE;
 			uint32_t vcpu = n / 0x100, k = n % 0x100;
@@ -468,15 +454,15 @@ static bool check_run(struct storm *s, struct tally *t, const uint8_t *stats, ch
 	t[0].generated = 2ull * noisy_per_vcpu;
 	t[1].generated = 2 * QUIET_PER_VCPU;
 	for (i = 0; i < 2; i++)
-		CHECK(t[i].generated == t[i].records + t[i].repeats + t[i].reported_drops,
+		CHECK(t[i].generated == t[i].n.records + t[i].n.repeats + t[i].n.reported_drops,
 		      "%s VM: generated %llu != %llu records + %llu repeats + %llu reported drops",
 		      i ? "quiet" : "noisy", (unsigned long long)t[i].generated,
-		      (unsigned long long)t[i].records, (unsigned long long)t[i].repeats,
-		      (unsigned long long)t[i].reported_drops);
-	CHECK(t[1].records == 2 * QUIET_PER_VCPU && !t[1].reports,
+		      (unsigned long long)t[i].n.records, (unsigned long long)t[i].n.repeats,
+		      (unsigned long long)t[i].n.reported_drops);
+	CHECK(t[1].n.records == 2 * QUIET_PER_VCPU && !t[1].n.reports,
 	      "quiet VM: %llu of %d events delivered, %llu drop reports",
-	      (unsigned long long)t[1].records, 2 * QUIET_PER_VCPU,
-	      (unsigned long long)t[1].reports);
+	      (unsigned long long)t[1].n.records, 2 * QUIET_PER_VCPU,
+	      (unsigned long long)t[1].n.reports);
 	/* What is kept is the oldest evidence: the flood's first access. */
 	CHECK(first_noisy == NOISY_BASE0 || first_noisy == NOISY_BASE1,
 	      "the noisy VM's first record is value %#llx, not a vCPU's first access",
@@ -484,16 +470,16 @@ static bool check_run(struct storm *s, struct tally *t, const uint8_t *stats, ch
 	total = t[0].generated + t[1].generated;
 	CHECK(queued == 0 && generated == total && blocked == total &&
 	      generated == delivered + queued + coalesced + dropped &&
-	      delivered == t[0].records + t[1].records &&
-	      coalesced == t[0].repeats + t[1].repeats &&
-	      dropped == t[0].reported_drops + t[1].reported_drops,
+	      delivered == t[0].n.records + t[1].n.records &&
+	      coalesced == t[0].n.repeats + t[1].n.repeats &&
+	      dropped == t[0].n.reported_drops + t[1].n.reported_drops,
 	      "stats: generated %llu (want %llu) blocked %llu delivered %llu queued %u coalesced %llu dropped %llu",
 	      (unsigned long long)generated, (unsigned long long)total,
 	      (unsigned long long)blocked, (unsigned long long)delivered, queued,
 	      (unsigned long long)coalesced, (unsigned long long)dropped);
 	/* Both mechanisms under test must have been exercised. */
-	CHECK(t[0].repeats > 0, "no noisy access was coalesced");
-	CHECK(s->reader == READER_FAST || t[0].reported_drops > 0,
+	CHECK(t[0].n.repeats > 0, "no noisy access was coalesced");
+	CHECK(s->reader == READER_FAST || t[0].n.reported_drops > 0,
 	      "the flood lost nothing with a %s", reader_name[s->reader]);
 	CHECK(s->timer_ticks > 0 && s->max_lateness_ns < LATENESS_BOUND_NS,
 	      "timer task %llu ticks, worst lateness %.1f ms (bound %.0f ms)",
@@ -610,9 +596,9 @@ out:
 	else if (ok)
 		ksft_test_result_pass("storm, %s: noisy VM %llu events = %llu records + %llu coalesced + %llu dropped (%llu drop reports); quiet VM %llu/%d delivered; %zu records in order; timer worst lateness %.1f ms; storm %.1f s (%.0f us/event), run %.1f s\n",
 				      reader_name[reader], (unsigned long long)t[0].generated,
-				      (unsigned long long)t[0].records, (unsigned long long)t[0].repeats,
-				      (unsigned long long)t[0].reported_drops,
-				      (unsigned long long)t[0].reports, (unsigned long long)t[1].records,
+				      (unsigned long long)t[0].n.records, (unsigned long long)t[0].n.repeats,
+				      (unsigned long long)t[0].n.reported_drops,
+				      (unsigned long long)t[0].n.reports, (unsigned long long)t[1].n.records,
 				      2 * QUIET_PER_VCPU, nrecs, s->max_lateness_ns / 1e6,
 				      t_storm / 1e9, t_storm / 1e3 / (t[0].generated + t[1].generated),
 				      (now_ns() - t_run) / 1e9);
