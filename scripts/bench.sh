@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # The deterministic benchmark (not part of scripts/test.sh): guest-clock
 # nanoseconds per guest MSR exit, without and with msrguard, for each kind of
-# access (selftests/msrguard_bench), in a VM booted with QEMU's instruction
+# access (selftests/kvm/msrguard_bench), in a VM booted with QEMU's instruction
 # counting (-icount shift=0,sleep=off: one guest nanosecond is one
 # instruction, so the figures repeat from run to run), on the test kernel
 # (debug options on) and on the production flavor (debug options off, built
@@ -43,7 +43,8 @@ for flavor in $kernels; do
 	[ "$flavor" = test ] || scripts/build-kernel.sh --flavor "$flavor" >/dev/null
 done
 
-make -s -C selftests msrguard_bench >/dev/null || die "benchmark build failed"
+make -s -C selftests >/dev/null && make -s -C selftests/kvm >"$LOG_DIR/libkvm-build.log" 2>&1 ||
+	die "benchmark build failed (log: $LOG_DIR/libkvm-build.log)"
 # The module is built once per kernel tree, each a variant of its own
 # (lib.sh: build_module, kbuild's MO=).
 for flavor in $kernels; do
@@ -56,7 +57,8 @@ for flavor in $kernels; do
 	for run in $(seq "$runs"); do
 		echo "# bench: $flavor kernel ($(basename "$kdir")), run $run of $runs"
 		scripts/vm-run.sh --kdir "$kdir" --qemu-opts "-icount shift=0,sleep=off" --timeout 900 -- \
-			selftests/msrguard_bench "$(module_ko "bench-$flavor")" "$exits" ||
+			"{ modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; } &&
+			selftests/kvm/msrguard_bench '$(module_ko "bench-$flavor")' $exits" ||
 			die "VM benchmark on the $flavor kernel failed"
 	done
 done

@@ -12,7 +12,7 @@ start=$SECONDS
 # Debian build packages: Rust-for-Linux needs libclang >= 17 (bookworm's
 # default is 14); depmod (kmod) is needed by virtme-ng for module trees;
 # jq checks that the tool's JSON survives it; MinGW-w64 builds the real PE
-# images of the image attribution tests (host tests and VM suite).
+# images of the image attribution tests (host tests and selftests/kvm/image_test).
 PACKAGES=(
 	"$LIBCLANG_PKG" bc flex bison libelf-dev libssl-dev kmod cpio
 	xz-utils zstd rsync qemu-system-x86 python3-venv gcc make jq

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Tests the in-tree path (`make in-tree`): a copy of the cached test kernel
 # tree gets msrguard as drivers/virt/msrguard/, is configured with
-# CONFIG_MSRGUARD=m and built as a whole; then the VM suite
-# (selftests/msrguard_test) runs against the module that build produced,
+# CONFIG_MSRGUARD=m and built as a whole; then the real-mode guard tables
+# and the long-mode image attribution tests (selftests/kvm/realmode_test,
+# image_test) run against the module that build produced,
 # booting that tree's own kernel. The copy
 # lives in the cache (keyed like the kernel), so later runs rebuild only
 # msrguard.
@@ -63,5 +64,6 @@ build_with() {
 build_with policy/default.toml "$work/msrguard.ko"
 echo "ok in-tree: CONFIG_MSRGUARD=m, drivers/virt/msrguard/msrguard.ko built with the kernel (intree: Y)" >&2
 
+# run.sh's test-policy build and tool: unused by these two.
 scripts/vm-run.sh --kdir "$tree" --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
-	selftests/msrguard_test "$work/msrguard.ko"
+	selftests/kvm/run.sh --only realmode_test,image_test "$work/msrguard.ko" "$work/msrguard.ko" /bin/false

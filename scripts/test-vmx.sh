@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Runs msrguard's VMX tests on Intel VMX: selftests/msrguard_vmx_test (the
-# guard tables) and then selftests/kvm/nested_vmx_test (an L1 hypervisor
+# Runs msrguard's VMX tests on Intel VMX: selftests/kvm/realmode_vmx_test
+# (the guard tables) and then selftests/kvm/nested_vmx_test (an L1 hypervisor
 # built with KVM's selftest library runs an L2, kvm_intel nested=1). Bochs
 # emulates a VMX CPU with EPT (QEMU's TCG has no VMX), boots the cached test
 # kernel from an ISO whose initramfs holds busybox, kvm, kvm_intel, msrguard
@@ -62,9 +62,9 @@ else
 	build_module default -s >/dev/null || die "module build failed"
 	module="$(module_ko default)" testpolicy="$(module_ko testpolicy)"
 fi
-make -s -C selftests msrguard_vmx_test >/dev/null || die "msrguard_vmx_test build failed"
-# LIBKVM (from the kernel tree) and the libkvm programs; nested_vmx_test is
-# linked statically for this initramfs (selftests/kvm/libkvm.mk).
+# LIBKVM (from the kernel tree) and the libkvm programs; realmode_vmx_test
+# and nested_vmx_test are linked statically for this initramfs
+# (selftests/kvm/libkvm.mk).
 make -s -C selftests/kvm >"$out/libkvm-build.log" 2>&1 ||
 	{ tail -n 30 "$out/libkvm-build.log" >&2; die "selftests/kvm build failed"; }
 
@@ -86,7 +86,7 @@ done
 depmod -b "$root" "$release" 2>/dev/null
 cp "$module" "$root/msrguard.ko"
 cp "$testpolicy" "$root/msrguard-testpolicy.ko"
-cp selftests/msrguard_vmx_test selftests/kvm/nested_vmx_test "$root/"
+cp selftests/kvm/realmode_vmx_test selftests/kvm/nested_vmx_test "$root/"
 
 # The results leave through the serial port, between markers, after the
 # test: console loglevel 1 from then on keeps kernel lines out of them (the
@@ -100,7 +100,9 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 echo "msrguard-vmx: test starts" >/dev/kmsg
-# The libkvm programs' fixtures load the msrguard builds named here.
+# LIBKVM opens /dev/kvm as a program starts; kvm_intel's nested=1 is its
+# default. The programs load the msrguard builds named here.
+modprobe kvm_intel
 export MSRGUARD_KO=/msrguard.ko MSRGUARD_TESTPOLICY_KO=/msrguard-testpolicy.ko
 # run NAME COMMAND...: its output and exit status, kept for the report.
 run() {
@@ -109,15 +111,14 @@ run() {
 	"$@" >/tmp/$name.out 2>&1 </dev/null
 	echo $? >/tmp/$name.status
 }
-run msrguard_vmx_test /msrguard_vmx_test /msrguard.ko /msrguard-testpolicy.ko
-# kvm_intel stays loaded (nested=1 is its default).
+run realmode_vmx_test /realmode_vmx_test
 run nested_vmx_test /nested_vmx_test
 dmesg -n 1
 # Let the console finish the kernel line it may be printing.
 sleep 1
 {
 	echo
-	for name in msrguard_vmx_test nested_vmx_test; do
+	for name in realmode_vmx_test nested_vmx_test; do
 		echo "@@MSRGUARD-VMX-OUTPUT $name@@"
 		cat /tmp/$name.out
 		echo "@@MSRGUARD-VMX-STATUS $name $(cat /tmp/$name.status)@@"
@@ -221,7 +222,7 @@ tr -d '\r' <"$out/serial" >"$out/console"
 # What lies between two markers of the serial output.
 between() { sed -n "/^$1/,/^$2/p" "$out/console" | sed '1d;$d'; }
 
-programs=(msrguard_vmx_test nested_vmx_test)
+programs=(realmode_vmx_test nested_vmx_test)
 for name in "${programs[@]}"; do
 	between "@@MSRGUARD-VMX-OUTPUT $name@@" "@@MSRGUARD-VMX-STATUS $name " | tee "$out/$name.tap"
 done
@@ -234,8 +235,12 @@ declare -A status=()
 for name in "${programs[@]}"; do
 	status[$name]=$(sed -n "s/^@@MSRGUARD-VMX-STATUS $name \([0-9]*\)@@\$/\1/p" "$out/console" | head -n 1)
 done
-if [ "$result" != done ] || [ -z "${status[nested_vmx_test]}" ]; then
-	echo "test-vmx: the VM ended ($result) without reporting a status; last console lines:" >&2
+no_status=
+for name in "${programs[@]}"; do
+	[ -n "${status[$name]}" ] || no_status+=" $name"
+done
+if [ "$result" != done ] || [ -n "$no_status" ]; then
+	echo "test-vmx: the VM ended ($result) without reporting a status for:${no_status:- every program}; last console lines:" >&2
 	tail -n 80 "$out/console" >&2
 	echo "test-vmx: last Bochs lines:" >&2
 	tail -n 20 "$out/bochs.out" "$out/bochs.log" >&2
@@ -285,7 +290,7 @@ fi
 rc=0
 for name in "${programs[@]}"; do
 	skips=$(grep -c '^ok .*# SKIP' "$out/$name.tap" || true)
-	if [ "${status[$name]}" -ne 0 ] || [ "$skips" -ne 0 ]; then
+	if [ "${status[$name]}" != 0 ] || [ "$skips" -ne 0 ]; then
 		echo "test-vmx: $name exited ${status[$name]} with $skips skipped: a failure (VMX must run here)" >&2
 		rc=1
 	fi

@@ -21,8 +21,8 @@ steps=(
 	"host:host tests (cargo test)"
 	"policy:the default policy against the KVM of the kernel tree"
 	"hooks:hook points out of line, prototypes (check-hooks.sh)"
-	"vm-suite:the VM runner's own test; the real-mode harness suite in the VM (msrguard_test)"
-	"libkvm:libkvm suite in the VM, and lock_test in a boot of its own"
+	"vm-runner:the VM runner's own test (a silent death, patched kernel text)"
+	"libkvm:libkvm suite in the VM (real-mode tables included), and lock_test in a boot of its own"
 	"operator:the operator's rollout, the in-tree build, DKMS"
 	"storm:storm and interface fuzz, each in a boot of its own"
 	"kvm-selftests:KVM's own selftests without and with msrguard"
@@ -118,16 +118,11 @@ step_build() {
 	sed '$d' "$LOG_DIR/build-deb.log"
 }
 
-step_vm_suite() {
+step_vm_runner() {
 	msg "VM runner: a guest that dies without a word leaves its evidence; patched kernel text runs"
 	runner_rc=0
 	scripts/test-vm-runner.sh | tee "$LOG_DIR/vm-runner.log" || runner_rc=$?
 	ran vm-runner "$runner_rc"
-	msg "VM suite (virtme-ng, TCG, -cpu max, KVM inside)"
-	rc=0
-	scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
-		selftests/msrguard_test "$KO" | tee "$LOG_DIR/vm-suite.log" || rc=$?
-	ran vm-suite "$rc"
 }
 
 step_libkvm() {

@@ -40,9 +40,6 @@
 #include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 
-/* IA32_PAT's value at reset (SDM, "PAT Initialization"). */
-#define PAT_RESET		0x0007040600070406ull
-#define PAT_WRITTEN		0x0007040600070106ull
 #define FS_BASE_VMM		0x123456789aull
 
 /* What a read of the MSR after the access must return. */

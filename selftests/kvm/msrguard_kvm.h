@@ -17,6 +17,11 @@
  */
 #define MSR_UNKNOWN	0x4b564dffu
 
+/* PAT's value at reset (SDM "IA32_PAT MSR"), which KVM gives a new vCPU. */
+#define PAT_RESET	0x0007040600070406ull
+/* A PAT value the guard tables write and read back (entry 1 changed). */
+#define PAT_WRITTEN	0x0007040600070106ull
+
 /*
  * The records of a flood of vetoed WRMSRs of MSR_UNKNOWN (the storm, the
  * fuzz): its events = access records + their repeats + the events the drop

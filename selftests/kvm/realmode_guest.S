@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Guest code for msrguard's tests, real mode unless vm.c switches the vCPU
- * to long mode (the access stubs are the same bytes in both). The host copies the bytes
+ * Guest code for the real-mode guest (realmode.c), real mode unless
+ * guest_set_mode() switches the vCPU to long mode (the access stubs are the
+ * same bytes in both). The host copies the bytes
  * between guest_code_start and guest_code_end to guest physical address
  * GUEST_CODE_GPA, points RIP at one entry and sets ECX/EAX/EDX/EBX. Every
  * entry ends in HLT, which exits to the host (no in-kernel LAPIC).
@@ -10,7 +11,7 @@
  * faulting two-byte RDMSR/WRMSR (like the kernel's rdmsr_safe fixups), #UD
  * halts where it is.
  */
-#include "vm.h"
+#include "realmode.h"
 
 	.code16
 	.section .rodata.guest, "a"
@@ -19,7 +20,7 @@
 	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_steps
 	.globl guest_gp_handler, guest_ud_handler
 	.globl guest_gp_handler64, guest_rdmsr_after_nops
-	.globl guest_call64, guest_wrmsr_loop64, guest_wrmsr_steps64
+	.globl guest_wrmsr_loop64, guest_wrmsr_steps64
 
 guest_code_start:
 
@@ -130,10 +131,6 @@ guest_wrmsr_steps64:
 	jmp guest_wrmsr_steps64
 2:	hlt
 
-/* Long mode: calls the function whose address is at GUEST_CALL_TARGET_GPA. */
-guest_call64:
-	call *GUEST_CALL_TARGET_GPA
-	hlt
 	.code16
 
 guest_code_end:

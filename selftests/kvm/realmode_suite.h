@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The real-mode guard tests both the TCG suite (msrguard_test) and the VMX one
- * (msrguard_vmx_test) run, as static functions: kselftest.h keeps its
- * counters per file, so these report through the including program's.
- * Include after kselftest.h and guard.h.
+ * The real-mode guard tests both realmode_test (TCG, SVM) and
+ * realmode_vmx_test (Bochs, VMX) run, as static functions: kselftest.h
+ * keeps its counters per file, so these report through the including
+ * program's. Include after kselftest.h and realmode_guard.h.
  */
-#ifndef MSRGUARD_GUARD_SUITE_H
-#define MSRGUARD_GUARD_SUITE_H
+#ifndef MSRGUARD_REALMODE_SUITE_H
+#define MSRGUARD_REALMODE_SUITE_H
 
 #include <string.h>
 
@@ -38,6 +38,28 @@ static void report_baseline(struct suite *s, const struct guest_result *pat,
 				      (unsigned long long)pat->value);
 }
 
+/*
+ * How both programs start: @baseline with KVM alone (an earlier program may
+ * have left msrguard loaded) on a new real-mode guest in s->guest, then
+ * msrguard (MSRGUARD_KO) loaded, its device open in s->fd, its trace event
+ * on.
+ */
+static void suite_start(struct suite *s, void (*baseline)(struct suite *s))
+{
+	int ret = msrguard_load(POLICY_NONE, NULL);
+
+	if (ret)
+		ksft_exit_fail_msg("cannot unload msrguard: %s\n", strerror(-ret));
+	guest_create(&s->guest);
+	baseline(s);
+	ret = msrguard_load(POLICY_DEFAULT, "");
+	s->fd = ret ? -1 : open_device();
+	if (s->fd < 0)
+		ksft_exit_fail_msg("cannot load msrguard (MSRGUARD_KO) and open %s: %s\n",
+				   DEVICE_PATH, strerror(ret ? -ret : errno));
+	write_file(TRACE_DIR "/events/msrguard/msrguard_access/enable", "1");
+}
+
 /* The guard cases on the exit path. */
 static void test_guard_cases(struct suite *s)
 {
@@ -57,7 +79,7 @@ static void test_emulator_path(struct suite *s)
 	char why[512];
 
 	for (i = 0; i < n; i++) {
-		if (!fep_enabled()) {
+		if (!is_forced_emulation_enabled) {
 			ksft_test_result_skip("%s: kvm.force_emulation_prefix is off\n", cases[i].name);
 			continue;
 		}

@@ -1,42 +1,24 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Guard cases and event checks shared by msrguard_test and
- * msrguard_vmx_test (guard.c). The record layout comes from msrguard_abi.h,
- * generated from rust/core/record.rs.
+ * The real-mode guard cases and event checks shared by realmode_test and
+ * realmode_vmx_test (realmode_guard.c). The record layout comes from
+ * msrguard_abi.h, generated from rust/core/record.rs.
  */
-#ifndef MSRGUARD_GUARD_H
-#define MSRGUARD_GUARD_H
+#ifndef MSRGUARD_REALMODE_GUARD_H
+#define MSRGUARD_REALMODE_GUARD_H
+
+#include <asm/msr-index.h>
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "msrguard_abi.h"
-#include "vm.h"
+#include "processor.h"
 
-#define MSR_IA32_UCODE_WRITE		0x00000079
-#define MSR_IA32_CR_PAT			0x00000277
-#define MSR_IA32_APICBASE		0x0000001b
-#define MSR_IA32_MISC_ENABLE		0x000001a0
-#define MSR_IA32_POWER_CTL		0x000001fc
-#define MSR_IA32_LASTBRANCHFROMIP	0x000001db
-#define MSR_IA32_PEBS_ENABLE		0x000003f1
-#define MSR_IA32_RTIT_CTL		0x00000570
-#define MSR_IA32_DS_AREA		0x00000600
-#define MSR_FS_BASE			0xc0000100
-/* In no architectural range KVM knows: KVM injects #GP on its own. */
-#define MSR_UNKNOWN			0x4b564dffu
+#include "msrguard_kvm.h"
+#include "realmode.h"
 
-#define PAT_RESET		0x0007040600070406ull
-#define MISC_ENABLE_LIMIT_CPUID	(1ull << 22)
-#define MISC_ENABLE_TURBO_DIS	(1ull << 38)
-
-#define GP_VECTOR 13
 #define FEP_LEN 5 /* ud2; "kvm" */
-
-#ifndef ARRAY_SIZE
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#endif
 
 enum { NO_EVENT = 0 };
 
@@ -55,9 +37,8 @@ struct guard_case {
 };
 
 struct suite {
-	struct vm vm;
+	struct guest guest;
 	int fd;
-	bool have_vm;
 	uint64_t misc_enable;	/* the guest's MISC_ENABLE, read at start */
 	uint8_t want_mode;	/* MSRGUARD_MODE_* events must carry; 0 = real */
 };
@@ -83,8 +64,5 @@ int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_
 
 int guest_access(struct suite *s, const char *entry, uint32_t msr, uint64_t value,
 		 struct guest_result *res);
-
-/* Whether kvm.force_emulation_prefix is on. */
-bool fep_enabled(void);
 
 #endif

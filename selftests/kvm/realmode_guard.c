@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The guard cases and the event checks shared by msrguard_test (TCG, SVM)
- * and msrguard_vmx_test (Bochs, VMX): a guest access, what the guest saw,
+ * The real-mode guard cases and the event checks shared by realmode_test
+ * (TCG, SVM) and realmode_vmx_test (Bochs, VMX): a guest access, what the guest saw,
  * and the exact event on /dev/msrguard and in tracefs. No kselftest calls
  * here: kselftest.h keeps its counters per file, so each program reports.
  */
@@ -11,12 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "guard.h"
+#include "realmode_guard.h"
 
 int guest_access(struct suite *s, const char *entry, uint32_t msr, uint64_t value,
 		 struct guest_result *res)
 {
-	return vm_run_entry(&s->vm, entry, msr, value, 1, res);
+	return guest_run(&s->guest, entry, msr, value, 1, res);
 }
 
 /* Runs @c; returns 0 on pass or fills @why. */
@@ -83,30 +83,17 @@ int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_
 	return check_trace(&e, c->status_name, why, whylen);
 }
 
-bool fep_enabled(void)
-{
-	char buf[16] = "";
-	int fd = open("/sys/module/kvm/parameters/force_emulation_prefix", O_RDONLY);
-
-	if (fd < 0)
-		return false;
-	if (read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = 0;
-	close(fd);
-	return buf[0] != '0' && buf[0] != 'N' && buf[0] != 0;
-}
-
 size_t guard_exit_cases(const struct suite *s, struct guard_case *out)
 {
-	uint64_t inside = s->misc_enable | MISC_ENABLE_LIMIT_CPUID;
-	uint64_t outside = s->misc_enable | MISC_ENABLE_TURBO_DIS;
+	uint64_t inside = s->misc_enable | MSR_IA32_MISC_ENABLE_LIMIT_CPUID;
+	uint64_t outside = s->misc_enable | MSR_IA32_MISC_ENABLE_TURBO_DISABLE;
 	const struct guard_case cases[] = {
 		{ "allowed read: RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
 		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
 		{ "allowed write: WRMSR PAT succeeds, no event", guest_wrmsr, 0,
-		  MSR_IA32_CR_PAT, 0x0007040600070106ull, 0, false, 0, NO_EVENT, 0, NULL },
+		  MSR_IA32_CR_PAT, PAT_WRITTEN, 0, false, 0, NO_EVENT, 0, NULL },
 		{ "allowed write took effect: RDMSR PAT reads it back", guest_rdmsr, 0,
-		  MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
+		  MSR_IA32_CR_PAT, 0, 0, true, PAT_WRITTEN, NO_EVENT, 0, NULL },
 		{ "unknown MSR read: #GP and a blocked-gp unknown-msr event", guest_rdmsr, 0,
 		  MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
 		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
@@ -153,7 +140,7 @@ size_t guard_emulator_cases(struct guard_case *out)
 {
 	const struct guard_case cases[] = {
 		{ "emulator path: allowed RDMSR PAT via the forced-emulation prefix", guest_rdmsr_fep,
-		  FEP_LEN, MSR_IA32_CR_PAT, 0, 0, true, 0x0007040600070106ull, NO_EVENT, 0, NULL },
+		  FEP_LEN, MSR_IA32_CR_PAT, 0, 0, true, PAT_WRITTEN, NO_EVENT, 0, NULL },
 		{ "emulator path: unknown RDMSR gets #GP and an event", guest_rdmsr_fep, FEP_LEN,
 		  MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
 		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },

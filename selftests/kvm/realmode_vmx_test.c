@@ -2,35 +2,26 @@
 /*
  * msrguard's guard cases on Intel VMX: run by scripts/test-vmx.sh inside
  * Bochs (which emulates VMX with EPT), where kvm_intel is KVM. The same
- * tables as msrguard_test (guard.c: exit path, emulator path, long mode),
+ * tables as realmode_test (realmode_guard.c: exit path, emulator path; and
+ * long mode, which under TCG guard_test covers),
  * plus what only VMX has: the guest RIP read from the VMCS, the
  * vmx_set_intercept_for_msr hook keeping a pass-through MSR intercepted.
  * Nested VMX (an L1 hypervisor, L2, MSR-load lists) is kvm/nested_vmx_test.
  * TAP output through the kernel's kselftest.h, and its exit status.
  *
- * Usage: msrguard_vmx_test MODULE.ko TESTPOLICY_MODULE.ko
+ * Usage: realmode_vmx_test    (kvm_intel loaded; the modules in MSRGUARD_KO,
+ * MSRGUARD_TESTPOLICY_KO). Without kvm_intel it skips.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kselftest.h"
-#include "guard.h"
-#include "guard_suite.h"
 
-static const char *module_path;
-static const char *testpolicy_path;
-
-static bool file_exists(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0;
-}
+#include "realmode_guard.h"
+#include "realmode_suite.h"
 
 /* Prints a kvm_intel parameter as a TAP comment: what the VMX under test offers. */
 static void show_kvm_intel_param(const char *name)
@@ -147,9 +138,7 @@ static void test_passthrough_denied(void)
 	char why[512];
 	int ret;
 
-	ret = load_module_file(testpolicy_path, "");
-	if (!ret)
-		ret = vm_create(&s2.vm);
+	ret = msrguard_load(POLICY_TEST, "");
 	if (ret) {
 		ksft_test_result_fail("%s: cannot load the test-policy build: %s\n", c.name,
 				      strerror(-ret));
@@ -157,6 +146,7 @@ static void test_passthrough_denied(void)
 		unload_msrguard();
 		return;
 	}
+	guest_create(&s2.guest);
 	write_file(TRACE_DIR "/events/msrguard/msrguard_access/enable", "1");
 	s2.fd = open_device();
 	if (s2.fd < 0) {
@@ -166,7 +156,7 @@ static void test_passthrough_denied(void)
 		ret = run_guard_case(&s2, &c, why, sizeof(why));
 		close(s2.fd);
 	}
-	vm_destroy(&s2.vm);
+	guest_destroy(&s2.guest);
 	report_case(ret, c.name, why);
 
 	/*
@@ -188,39 +178,23 @@ static void test_long_mode(struct suite *s)
 	size_t i, n = guard_long_mode_cases(cases);
 	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
 	char why[512];
-	int ret;
 
-	ret = vm_create(&l.vm);
-	if (!ret) {
-		ret = vm_set_mode(&l.vm, GUEST_LONG_MODE);
-		if (ret)
-			vm_destroy(&l.vm);
-	}
-	if (ret) {
-		for (i = 0; i < n; i++)
-			ksft_test_result_fail("%s: no VM: %s\n", cases[i].name, strerror(-ret));
-		return;
-	}
+	guest_create(&l.guest);
+	guest_set_mode(&l.guest, GUEST_LONG_MODE);
 	for (i = 0; i < n; i++)
 		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
-	vm_destroy(&l.vm);
+	guest_destroy(&l.guest);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
 	struct guard_case cases[GUARD_MAX_CASES];
 	struct suite s = { .fd = -1 };
 	unsigned int plan;
-	int ret;
-
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s MODULE.ko TESTPOLICY_MODULE.ko\n", argv[0]);
-		return 2;
-	}
-	module_path = argv[1];
-	testpolicy_path = argv[2];
 
 	ksft_print_header();
+	if (access("/sys/module/kvm_intel", F_OK))
+		ksft_exit_skip("no kvm_intel (not a VMX host; scripts/test-vmx.sh runs this under Bochs)\n");
 	/*
 	 * baseline 2, hooks 1, the tables, RIP 1, rmmod 1, pass-through 2.
 	 * Nested VMX: kvm/nested_vmx_test, run after this by test-vmx.sh.
@@ -229,22 +203,10 @@ int main(int argc, char **argv)
 	       guard_long_mode_cases(cases) + 1 + 2;
 	ksft_set_plan(plan);
 
-	ret = load_kvm();
-	if (ret || !file_exists("/sys/module/kvm_intel"))
-		ksft_exit_fail_msg("kvm_intel did not load (ret %d): not a VMX CPU?\n", ret);
 	show_kvm_intel_param("ept");
 	show_kvm_intel_param("unrestricted_guest");
 	show_kvm_intel_param("nested");
-	ret = vm_create(&s.vm);
-	if (ret)
-		ksft_exit_fail_msg("no KVM guest: %s\n", strerror(-ret));
-	test_baseline(&s);
-
-	ret = load_module_file(module_path, "");
-	s.fd = ret ? -1 : open_device();
-	if (s.fd < 0)
-		ksft_exit_fail_msg("cannot load msrguard.ko (%d) and open %s\n", ret, DEVICE_PATH);
-	write_file(TRACE_DIR "/events/msrguard/msrguard_access/enable", "1");
+	suite_start(&s, test_baseline);
 
 	test_hooks_armed();
 	test_guard_cases(&s);
@@ -254,7 +216,7 @@ int main(int argc, char **argv)
 
 	close(s.fd);
 	s.fd = -1;
-	vm_destroy(&s.vm);
+	guest_destroy(&s.guest);
 	if (unload_msrguard())
 		ksft_test_result_fail("rmmod msrguard after the guard cases\n");
 	else

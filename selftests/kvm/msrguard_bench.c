@@ -14,9 +14,11 @@
  * expects, one exit per access) and fails otherwise: a figure for an access
  * that did not exit, or was not vetoed, would measure something else.
  *
- * Usage: msrguard_bench MODULE.ko [EXITS]
+ * The guests are realmode.c's: loops of a few instructions around each
+ * access, on a VM without in-kernel LAPIC, as before LIBKVM ran them.
+ *
+ * Usage: msrguard_bench MODULE.ko [EXITS]    (kvm loaded: LIBKVM opens /dev/kvm as it starts)
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,11 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "kvm_util.h"
+#include "processor.h"
+
+#include "msrguard_kvm.h"
+#include "realmode.h"
 
 #define ROUNDS 3
-#define GP_VECTOR 13
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A guest access measured without and with msrguard. */
 struct bench_case {
@@ -65,7 +69,7 @@ static struct bench_case cases[] = {
 	  .entry = guest_wrmsr_loop, .msr = 0x1fc, .value = 0x2 },
 	/*
 	 * The same with a new value each time (guest_wrmsr_steps with ESI 0,
-	 * as vm_run_entry() sets it): no repeat to coalesce, each event a new
+	 * as guest_run() sets it): no repeat to coalesce, each event a new
 	 * record, or, once the VM's share of the ring is full (nobody reads),
 	 * a dropped one.
 	 */
@@ -151,7 +155,7 @@ struct exit_counter {
 	off_t offset;
 };
 
-static int exit_counter_open(struct vm *vm, struct exit_counter *c)
+static int exit_counter_open(struct guest *g, struct exit_counter *c)
 {
 	struct kvm_stats_header h;
 	struct kvm_stats_desc *d;
@@ -159,7 +163,7 @@ static int exit_counter_open(struct vm *vm, struct exit_counter *c)
 	char *descs;
 	uint32_t i;
 
-	c->fd = ioctl(vm->vcpu_fd, KVM_GET_STATS_FD, NULL);
+	c->fd = ioctl(g->vcpu->fd, KVM_GET_STATS_FD, NULL);
 	if (c->fd < 0)
 		return -errno;
 	if (pread(c->fd, &h, sizeof(h), 0) != sizeof(h))
@@ -203,32 +207,28 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 	uint32_t want = with ? c->vector_with : c->vector_without;
 	struct exit_counter counter = { .fd = -1 };
 	struct guest_result res;
-	struct vm vm;
+	struct guest g;
 	bool ok = true;
 	int i, ret;
 
-	ret = vm_create(&vm);
-	if (!ret && c->long_mode) {
-		ret = vm_set_mode(&vm, GUEST_LONG_MODE);
-		put_pe_header(vm.mem);
+	guest_create(&g);
+	if (c->long_mode) {
+		guest_set_mode(&g, GUEST_LONG_MODE);
+		put_pe_header(g.mem);
 	}
-	if (ret) {
-		fprintf(stderr, "bench: %s: VM set-up: %s\n", c->name, strerror(-ret));
-		return false;
-	}
-	ret = exit_counter_open(&vm, &counter);
+	ret = exit_counter_open(&g, &counter);
 	if (ret) {
 		fprintf(stderr, "bench: %s: vCPU exit counter: %s\n", c->name, strerror(-ret));
 		if (counter.fd >= 0)
 			close(counter.fd);
-		vm_destroy(&vm);
+		guest_destroy(&g);
 		return false;
 	}
 	/*
 	 * One untimed round first: a new VM's first run also faults in its
 	 * memory and warms KVM's caches, which no later exit pays again.
 	 */
-	ret = vm_run_entry(&vm, c->entry, c->msr, c->value, exits, &res);
+	ret = guest_run(&g, c->entry, c->msr, c->value, exits, &res);
 	if (ret || res.exit_reason != KVM_EXIT_HLT) {
 		fprintf(stderr, "bench: %s %s msrguard: warm-up did not halt (ret %d, exit reason %u)\n",
 			c->name, with ? "with" : "without", ret, res.exit_reason);
@@ -238,7 +238,7 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 		uint64_t e0 = exit_count(&counter), e1;
 		double t0 = now_ns(), t;
 
-		ret = vm_run_entry(&vm, c->entry, c->msr, c->value, exits, &res);
+		ret = guest_run(&g, c->entry, c->msr, c->value, exits, &res);
 		t = (now_ns() - t0) / exits;
 		e1 = exit_count(&counter);
 		if (ret || res.exit_reason != KVM_EXIT_HLT) {
@@ -261,7 +261,7 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 			c->ns[with][1] = t;
 	}
 	close(counter.fd);
-	vm_destroy(&vm);
+	guest_destroy(&g);
 	return ok;
 }
 
@@ -337,8 +337,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s MODULE.ko [EXITS]\n", argv[0]);
 		return 2;
 	}
-	if (load_kvm())
-		return 1;
 	/* Baselines first, with no msrguard loaded at all. */
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
 		ok = measure(&cases[i], 0, exits) && ok;
