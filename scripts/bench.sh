@@ -57,8 +57,7 @@ for flavor in $kernels; do
 	for run in $(seq "$runs"); do
 		echo "# bench: $flavor kernel ($(basename "$kdir")), run $run of $runs"
 		scripts/vm-run.sh --kdir "$kdir" --qemu-opts "-icount shift=0,sleep=off" --timeout 900 -- \
-			"{ modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; } &&
-			selftests/kvm/msrguard_bench '$(module_ko "bench-$flavor")' $exits" ||
+			selftests/kvm/msrguard_bench "$(module_ko "bench-$flavor")" "$exits" ||
 			die "VM benchmark on the $flavor kernel failed"
 	done
 done

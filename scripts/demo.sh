@@ -11,9 +11,7 @@ scripts/setup.sh >/dev/null
 build_all
 msg "booting the demo VM (about 15 s)"
 # The demo leaves msrguard loaded; the tool then shows what it recorded.
-# A KVM selftest program: /dev/kvm must exist before it starts.
-scripts/vm-run.sh --timeout 600 -- "{ modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; } &&
-	selftests/kvm/msrguard_demo '$(module_ko default)' &&
+scripts/vm-run.sh --timeout 600 -- "selftests/kvm/msrguard_demo '$(module_ko default)' &&
 	echo && echo '== msrguard events (what the guard recorded)' && echo &&
 	'$TOOL' events &&
 	echo '== msrguard stats' && '$TOOL' stats"

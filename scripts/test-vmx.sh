@@ -100,9 +100,8 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 echo "msrguard-vmx: test starts" >/dev/kmsg
-# LIBKVM opens /dev/kvm as a program starts; kvm_intel's nested=1 is its
-# default. The programs load the msrguard builds named here.
-modprobe kvm_intel
+# The programs load kvm_intel (nested=1 is its default) and the msrguard
+# builds named here.
 export MSRGUARD_KO=/msrguard.ko MSRGUARD_TESTPOLICY_KO=/msrguard-testpolicy.ko
 # run NAME COMMAND...: its output and exit status, kept for the report.
 run() {

@@ -29,8 +29,6 @@ UNIT=/usr/lib/systemd/system/msrguard-events.service
 TRACE=/sys/kernel/tracing
 
 trap 'rmmod msrguard 2>/dev/null || true' EXIT
-# The workload is a KVM selftest program: /dev/kvm must exist before it starts.
-modprobe kvm_amd 2>/dev/null || modprobe kvm_intel
 
 # wait_for SECONDS CMD...: polls CMD once a second until it succeeds.
 wait_for() {

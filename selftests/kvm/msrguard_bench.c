@@ -17,7 +17,7 @@
  * The guests are realmode.c's: loops of a few instructions around each
  * access, on a VM without in-kernel LAPIC, as before LIBKVM ran them.
  *
- * Usage: msrguard_bench MODULE.ko [EXITS]    (kvm loaded: LIBKVM opens /dev/kvm as it starts)
+ * Usage: msrguard_bench MODULE.ko [EXITS]
  */
 #include <errno.h>
 #include <stdbool.h>

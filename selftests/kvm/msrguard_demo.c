@@ -4,7 +4,7 @@
  * does a few MSR accesses, first without msrguard and then with it, and
  * prints what the guest saw each time.
  *
- * Usage: msrguard_demo MODULE.ko    (kvm loaded: LIBKVM opens /dev/kvm as it starts)
+ * Usage: msrguard_demo MODULE.ko
  */
 #include <asm/msr-index.h>
 

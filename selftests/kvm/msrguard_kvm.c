@@ -16,6 +16,18 @@
 #include "msrguard_kvm.h"
 
 /*
+ * LIBKVM's constructor (kvm_selftest_init(), default priority, so after
+ * this one) opens /dev/kvm and skips the program without it. These
+ * programs run as root in a test VM, where KVM may not be loaded yet (or a
+ * previous program unloaded it): load it first, as their callers did.
+ */
+static void __attribute__((constructor(101))) load_kvm_before_libkvm(void)
+{
+	if (access("/dev/kvm", F_OK))
+		load_kvm();
+}
+
+/*
  * What identifies an instance msrguard_load_or_reuse() loaded (noted in
  * INSTANCE_NOTE): the load's build and parameters, then the instance itself
  * (where its code sits, its build ID) and every parameter's value right

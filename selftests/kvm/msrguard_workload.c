@@ -7,7 +7,7 @@
  * well-behaved guest touches and KVM handles, plus a microcode update
  * trigger, which `msrguard policy suggest` must never propose to allow.
  *
- * Usage: msrguard_workload    (kvm loaded; msrguard as the caller set it up)
+ * Usage: msrguard_workload    (msrguard as the caller set it up)
  * Output: "<op> <msr> <value written or -> -> <gp | read VALUE | ok>" per access.
  */
 #include <asm/msr-index.h>

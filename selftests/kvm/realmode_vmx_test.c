@@ -9,7 +9,7 @@
  * Nested VMX (an L1 hypervisor, L2, MSR-load lists) is kvm/nested_vmx_test.
  * TAP output through the kernel's kselftest.h, and its exit status.
  *
- * Usage: realmode_vmx_test    (kvm_intel loaded; the modules in MSRGUARD_KO,
+ * Usage: realmode_vmx_test    (the modules in MSRGUARD_KO,
  * MSRGUARD_TESTPOLICY_KO). Without kvm_intel it skips.
  */
 #include <errno.h>

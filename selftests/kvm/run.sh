@@ -24,8 +24,6 @@ fi
 [ $# -ge 3 ] || { echo "usage: $0 [--only PROGRAM[,PROGRAM...]] MODULE.ko TESTPOLICY_MODULE.ko TOOL [TEST ARGS...]" >&2; exit 2; }
 export MSRGUARD_KO=$1 MSRGUARD_TESTPOLICY_KO=$2 MSRGUARD_TOOL=$3
 shift 3
-# LIBKVM opens /dev/kvm as the program starts.
-modprobe kvm_amd 2>/dev/null || modprobe kvm_intel
 ran=0 skipped=0 failed=0
 # The tests are the *_test programs (the Makefile also builds the demo, the
 # guest workload and the exit benchmark).
