@@ -16,7 +16,8 @@ cd "$MSRGUARD_ROOT"
 # The steps, in the order they run: name and what it does. The VMX suite
 # (Bochs, one host core) starts in the background once the build is done
 # and is waited for at its place, before the real guests, whose VM runs two
-# TCG threads: it overlaps only steps that keep one core busy.
+# TCG threads: it overlaps steps that mostly keep one core busy (their
+# builds use both: the in-tree kernel, KVM's selftests on a cold cache).
 steps=(
 	"host:host tests (cargo test)"
 	"policy:the default policy against the KVM of the kernel tree"
@@ -145,12 +146,13 @@ step_libkvm() {
 step_operator() {
 	# The operator's path: the rollout (Debian package in the VM, journald,
 	# audit -> suggest -> enforce), then msrguard built inside the kernel tree
-	# (CONFIG_MSRGUARD=m) with the VM suite run against that build.
+	# (CONFIG_MSRGUARD=m) with realmode_test and image_test run against that
+	# build.
 	msg "operator's rollout (VM): dpkg -i, journald, audit -> policy suggest -> enforce"
 	op_rc=0
 	scripts/test-operator.sh "$DEB" "$TOOL" | tee "$LOG_DIR/operator.log" || op_rc=$?
 	ran operator "$op_rc"
-	msg "in-tree: msrguard as drivers/virt/msrguard (CONFIG_MSRGUARD=m), the VM suite against it"
+	msg "in-tree: msrguard as drivers/virt/msrguard (CONFIG_MSRGUARD=m), real-mode and image tests against it"
 	intree_rc=0
 	scripts/test-in-tree.sh | tee "$LOG_DIR/in-tree.log" || intree_rc=$?
 	ran in-tree "$intree_rc"
@@ -223,7 +225,8 @@ vmx_start() {
 	msg "VMX suite (Bochs: Intel VMX with EPT, KVM inside): started in the background"
 	vmx_started=$SECONDS
 	# A session of its own: if this script ends first, Bochs goes with it.
-	setsid scripts/test-vmx.sh --timeout 1200 "$KO" "$TESTPOLICY_KO" >"$LOG_DIR/vmx-suite.log" 2>&1 &
+	setsid scripts/test-vmx.sh --timeout 1200 "$KO" "$TESTPOLICY_KO" \
+		>"$LOG_DIR/vmx-suite.log" 2>"$LOG_DIR/vmx-suite.stderr" &
 	vmx_pid=$!
 	trap 'kill -TERM -- -"$vmx_pid" 2>/dev/null || true' EXIT
 }
@@ -233,7 +236,10 @@ step_vmx() {
 	msg "VMX suite: waiting for it ($((SECONDS - vmx_started))s so far)"
 	wait "$vmx_pid" || vmx_rc=$?
 	trap - EXIT
+	# Its TAP is counted from the log; what it says on stderr (a timeout's
+	# console tail repeats result lines) is shown, not counted.
 	cat "$LOG_DIR/vmx-suite.log"
+	cat "$LOG_DIR/vmx-suite.stderr" >&2
 	ran vmx-suite "$vmx_rc"
 	timed vmx-in-background $((SECONDS - vmx_started))
 }

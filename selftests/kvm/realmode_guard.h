@@ -24,7 +24,7 @@ enum { NO_EVENT = 0 };
 
 struct guard_case {
 	const char *name;
-	const char *entry;	/* guest.S entry */
+	const char *entry;	/* realmode_guest.S entry */
 	unsigned int insn_offset; /* the RDMSR/WRMSR's offset from the entry */
 	uint32_t msr;
 	uint64_t value;		/* written by WRMSR */

@@ -8,7 +8,28 @@
 #ifndef MSRGUARD_REALMODE_SUITE_H
 #define MSRGUARD_REALMODE_SUITE_H
 
+#include <stdio.h>
 #include <string.h>
+
+/*
+ * Prints a parameter of KVM's vendor module as a TAP comment: the KVM under
+ * test (an earlier program in the same boot may have reloaded it).
+ */
+static void show_kvm_param(const char *module, const char *name)
+{
+	char path[128], buf[32] = "?";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", module, name);
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			strcpy(buf, "?");
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = 0;
+	ksft_print_msg("%s %s=%s\n", module, name, buf);
+}
 
 static void report_case(int ret, const char *name, const char *why)
 {

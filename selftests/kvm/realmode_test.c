@@ -52,6 +52,8 @@ int main(void)
 	/* baseline 1, the real-mode tables */
 	ksft_set_plan(1 + GUARD_EXIT_CASES + GUARD_EMULATOR_CASES);
 
+	show_kvm_param(kvm_vendor_module(), "npt");
+	show_kvm_param(kvm_vendor_module(), "nested");
 	suite_start(&s, test_baseline);
 
 	test_guard_cases(&s);

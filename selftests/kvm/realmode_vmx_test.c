@@ -23,23 +23,6 @@
 #include "realmode_guard.h"
 #include "realmode_suite.h"
 
-/* Prints a kvm_intel parameter as a TAP comment: what the VMX under test offers. */
-static void show_kvm_intel_param(const char *name)
-{
-	char path[128], buf[32] = "?";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/module/kvm_intel/parameters/%s", name);
-	f = fopen(path, "re");
-	if (f) {
-		if (!fgets(buf, sizeof(buf), f))
-			strcpy(buf, "?");
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = 0;
-	ksft_print_msg("kvm_intel %s=%s\n", name, buf);
-}
-
 /* How many kvm:kvm_msr trace lines (KVM handled a guest RDMSR) name @msr. */
 static int kvm_msr_reads(uint32_t msr)
 {
@@ -203,9 +186,9 @@ int main(void)
 	       guard_long_mode_cases(cases) + 1 + 2;
 	ksft_set_plan(plan);
 
-	show_kvm_intel_param("ept");
-	show_kvm_intel_param("unrestricted_guest");
-	show_kvm_intel_param("nested");
+	show_kvm_param("kvm_intel", "ept");
+	show_kvm_param("kvm_intel", "unrestricted_guest");
+	show_kvm_param("kvm_intel", "nested");
 	suite_start(&s, test_baseline);
 
 	test_hooks_armed();
