@@ -30,23 +30,6 @@
 
 #define MODE_PARAM "/sys/module/msrguard/parameters/mode"
 
-#define LOG_MARK "msrguard module_test: mark"
-
-/*
- * Each test counts log lines from a mark of its own: the kernel log is a
- * ring, and lines from before the test may leave it while the test runs.
- */
-static void log_mark(void)
-{
-	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		if (write(fd, LOG_MARK "\n", strlen(LOG_MARK) + 1) < 0)
-			perror("/dev/kmsg");
-		close(fd);
-	}
-}
-
 FIXTURE(lifetime) {};
 FIXTURE_SETUP(lifetime)
 {
@@ -157,25 +140,6 @@ TEST_F(lifetime, loaded_before_kvm_vetoes_once_kvm_loads_and_after_a_kvm_reload)
 	ASSERT_EQ(0, unload_kvm());
 	ASSERT_EQ(0, load_kvm());
 	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
-}
-
-/* How many kernel log lines since the last mark contain @text. */
-static int log_lines(const char *text)
-{
-	char cmd[512];
-	int n = -1;
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd),
-		 "dmesg | awk -v t='%s' 'index($0, \"" LOG_MARK "\") { n = 0; next } "
-		 "index($0, t) { n++ } END { print n + 0 }'", text);
-	f = popen(cmd, "r");
-	if (f) {
-		if (fscanf(f, "%d", &n) != 1)
-			n = -1;
-		pclose(f);
-	}
-	return n;
 }
 
 /* Loading with @params is refused, with one new log line containing @line. */

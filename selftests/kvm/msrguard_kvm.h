@@ -56,6 +56,15 @@ int msrguard_load(enum policy p, const char *params);
  */
 int msrguard_load_or_reuse(enum policy p, const char *params);
 
+/*
+ * A test counts kernel log lines from a mark of its own (log_mark()): the
+ * log is a ring, lines from before the test may leave it while the test
+ * runs, and an earlier test may have logged the same text. log_lines():
+ * how many lines since the last mark contain @text, or -1.
+ */
+void log_mark(void);
+int log_lines(const char *text);
+
 /* Whether this runs under QEMU's TCG (CPUID hypervisor leaf). */
 bool under_tcg(void);
 
