@@ -13,24 +13,26 @@
 . "$(dirname "$0")/lib.sh"
 cd "$MSRGUARD_ROOT"
 
-# The steps, in the order they run: name and what it does. The VMX suite
-# (Bochs, one host core) starts in the background once the build is done
-# and is waited for at its place, before the real guests, whose VM runs two
-# TCG threads: it overlaps steps that mostly keep one core busy (their
-# builds use both: the in-tree kernel, KVM's selftests on a cold cache).
+# The steps: name and what it does. After the build they run in two lanes,
+# one per host core: most VM steps keep one core busy (QEMU's single TCG
+# thread, Bochs), so the background lane (side_lane) runs beside the steps
+# listed before it, and is waited for before the real guests, whose VM runs
+# two TCG threads. Each lane keeps this order. The host steps run after
+# the build when a VM step is selected, before it otherwise.
 steps=(
 	"host:host tests (cargo test)"
 	"policy:the default policy against the KVM of the kernel tree"
 	"hooks:hook points out of line, prototypes (check-hooks.sh)"
 	"vm-runner:the VM runner's own test (a silent death, patched kernel text)"
-	"libkvm:libkvm suite in the VM (real-mode tables included), and lock_test in a boot of its own"
+	"libkvm:libkvm suite in the VM (real-mode tables included, lock_test last)"
 	"operator:the operator's rollout, the in-tree build, DKMS"
-	"storm:storm and interface fuzz, each in a boot of its own"
-	"kvm-selftests:KVM's own selftests without and with msrguard"
-	"vmx:the VMX suite under Bochs (run beside the steps before it)"
+	"vmx:the VMX suite under Bochs (background lane)"
+	"storm:storm and interface fuzz, in a boot of their own (background lane)"
+	"kvm-selftests:KVM's own selftests without and with msrguard (background lane)"
 	"guests:stock Debian kernels as KVM guests"
 	"bench:the host lookup benchmark (figures only)"
 )
+side_lane=(vmx storm kvm-selftests)
 step_names=()
 for s in "${steps[@]}"; do step_names+=("${s%%:*}"); done
 
@@ -96,20 +98,25 @@ step_hooks() {
 }
 
 # The module variants, the tool, the suites and the Debian package: what
-# every VM step needs.
+# every VM step needs. The background lane starts as soon as what it needs
+# is built (the default and test-policy modules, the libkvm programs, the
+# tool); lint and packaging run beside it.
 step_build() {
 	msg "building msrguard.ko and the VM suite"
-	scripts/lint.sh >"$LOG_DIR/lint.log" 2>&1 || { cat "$LOG_DIR/lint.log"; die "lint failed (clippy or rustfmt)"; }
-	grep '^ok' "$LOG_DIR/lint.log"
 	# Each module variant once, into its own directory (lib.sh: build_module):
 	# the default policy (build_all), the suite's test policy
 	# (selftests/test-policy.toml), the real-guest tests' strict policy
 	# (derived from the default one).
 	build_module testpolicy -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
+	build_all
+	KO=$(module_ko default) TESTPOLICY_KO=$(module_ko testpolicy)
+	side_start
+
+	scripts/lint.sh >"$LOG_DIR/lint.log" 2>&1 || { cat "$LOG_DIR/lint.log"; die "lint failed (clippy or rustfmt)"; }
+	grep '^ok' "$LOG_DIR/lint.log"
 	scripts/strict-guest-policy.sh selftests/guest-strict-policy.toml
 	build_module gueststrict -s POLICY=selftests/guest-strict-policy.toml >/dev/null || die "module build (strict guest policy) failed"
-	build_all
-	KO=$(module_ko default) TESTPOLICY_KO=$(module_ko testpolicy) GUESTSTRICT_KO=$(module_ko gueststrict)
+	GUESTSTRICT_KO=$(module_ko gueststrict)
 
 	msg "packaging: systemd unit (systemd-analyze verify), modprobe.d, modules-load.d"
 	scripts/check-packaging.sh "$TOOL" "$KO" || die "packaging check failed"
@@ -135,12 +142,6 @@ step_libkvm() {
 		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" "$TOOL" |
 		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
 	ran vm-libkvm "$libkvm_rc"
-	# lock=1 pins msrguard until reboot: its test gets a boot of its own.
-	msg "libkvm lock test (a boot of its own)"
-	lock_rc=0
-	scripts/vm-run.sh --timeout 300 -- selftests/kvm/run.sh --only lock_test \
-		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-lock.log" || lock_rc=$?
-	ran vm-lock "$lock_rc"
 }
 
 step_operator() {
@@ -163,18 +164,14 @@ step_operator() {
 }
 
 step_storm() {
-	# Storm and interface fuzz: boots of their own (a flood and random
-	# operations should not share a boot with anything they could disturb).
-	msg "VM storm: two VMs x two vCPUs, one flooding vetoed accesses, reader absent, slow and fast"
+	# Storm and interface fuzz: a boot of their own (a flood and random
+	# operations should not share a boot with the tests they could
+	# disturb); each loads its own msrguard instance.
+	msg "VM storm (two VMs x two vCPUs, one flooding vetoed accesses, reader absent, slow and fast) and interface fuzz"
 	storm_rc=0
-	scripts/vm-run.sh --timeout 600 -- selftests/kvm/run.sh --only storm_test \
+	scripts/vm-run.sh --timeout 900 -- selftests/kvm/run.sh --only storm_test,fuzz_test \
 		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-storm.log" || storm_rc=$?
 	ran vm-storm "$storm_rc"
-	msg "VM interface fuzz: random operations on /dev/msrguard"
-	fuzz_rc=0
-	scripts/vm-run.sh --timeout 600 -- selftests/kvm/run.sh --only fuzz_test \
-		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-fuzz.log" || fuzz_rc=$?
-	ran vm-fuzz "$fuzz_rc"
 }
 
 step_guests() {
@@ -216,32 +213,19 @@ step_kvm_selftests() {
 	ran kvm-selftests "$kvm_rc"
 }
 
-# Intel VMX: QEMU's TCG has none, Bochs emulates it (scripts/test-vmx.sh:
-# the guard tables, the RIP from the VMCS, the VMX intercept hook, nested
-# VMX with MSR-load lists). Exit 4 is its SKIP (Bochs could not be
-# installed or started). Started by vmx_start, in the background; its
-# timeout allows for sharing the host with the steps beside it.
-vmx_start() {
-	msg "VMX suite (Bochs: Intel VMX with EPT, KVM inside): started in the background"
-	vmx_started=$SECONDS
-	# A session of its own: if this script ends first, Bochs goes with it.
-	setsid scripts/test-vmx.sh --timeout 1200 "$KO" "$TESTPOLICY_KO" \
-		>"$LOG_DIR/vmx-suite.log" 2>"$LOG_DIR/vmx-suite.stderr" &
-	vmx_pid=$!
-	trap 'kill -TERM -- -"$vmx_pid" 2>/dev/null || true' EXIT
-}
-
+# Intel VMX: QEMU's TCG has none, Bochs emulates it (scripts/test-vmx.sh
+# on scripts/bochs-run.sh: guard_test's table, the real-mode tables, the
+# RIP from the VMCS, the VMX intercept hook, nested VMX with MSR-load
+# lists). Exit 4 is its SKIP (Bochs could not be installed or started). Its stderr (a timeout's console tail repeats
+# result lines) is shown, not counted.
 step_vmx() {
+	msg "VMX suite (Bochs: Intel VMX with EPT, KVM inside)"
 	vmx_rc=0
-	msg "VMX suite: waiting for it ($((SECONDS - vmx_started))s so far)"
-	wait "$vmx_pid" || vmx_rc=$?
-	trap - EXIT
-	# Its TAP is counted from the log; what it says on stderr (a timeout's
-	# console tail repeats result lines) is shown, not counted.
+	scripts/test-vmx.sh --timeout 1200 "$KO" "$TESTPOLICY_KO" \
+		>"$LOG_DIR/vmx-suite.log" 2>"$LOG_DIR/vmx-suite.stderr" || vmx_rc=$?
 	cat "$LOG_DIR/vmx-suite.log"
 	cat "$LOG_DIR/vmx-suite.stderr" >&2
 	ran vmx-suite "$vmx_rc"
-	timed vmx-in-background $((SECONDS - vmx_started))
 }
 
 step_bench() {
@@ -255,24 +239,73 @@ step_bench() {
 
 # ---- Running them --------------------------------------------------------
 
-built=
+# The background lane: a process group of its own (killed if this script
+# ends first), its output in LOG_DIR/side-lane.out until it is joined, its
+# steps' logs, statuses and times handed back in LOG_DIR/side-lane.results.
+side_pid=
+side_start() {
+	local names=() n
+	for n in "${side_lane[@]}"; do wants "$n" && names+=("$n"); done
+	[ ${#names[@]} -gt 0 ] || return 0
+	msg "background lane: ${names[*]} (output shown when it ends)"
+	rm -f "$LOG_DIR/side-lane.results"
+	side_started=$SECONDS
+	set -m
+	(
+		trap - EXIT
+		# Handed back as each step ends: a step that dies keeps the others'.
+		ran() { echo "ran $1 $2" >&3; }
+		timed() { echo "timed $1 $2" >&3; }
+		for n in "${names[@]}"; do
+			t=$SECONDS
+			"step_${n//-/_}"
+			timed "$n" $((SECONDS - t))
+		done
+	) >"$LOG_DIR/side-lane.out" 2>&1 3>"$LOG_DIR/side-lane.results" &
+	side_pid=$!
+	set +m
+	trap 'kill -TERM -- -"$side_pid" 2>/dev/null || true' EXIT
+}
+side_join() {
+	[ -n "$side_pid" ] || return 0
+	msg "background lane: waiting for it ($((SECONDS - side_started))s so far)"
+	local rc=0 kind a b
+	wait "$side_pid" || rc=$?
+	trap - EXIT
+	side_pid=
+	cat "$LOG_DIR/side-lane.out"
+	while read -r kind a b; do
+		case "$kind" in
+		ran) ran "$a" "$b" ;;
+		timed) timed "$a" "$b" ;;
+		esac
+	done <"$LOG_DIR/side-lane.results"
+	# A lane that ended early (a step died) fails the run.
+	if [ "$rc" -ne 0 ]; then
+		echo "background lane: ended with status $rc" | tee "$LOG_DIR/side-lane.log" >&2
+		ran side-lane "$rc"
+	fi
+	timed background-lane $((SECONDS - side_started))
+}
+
 for name in "${step_names[@]}"; do
 	wants "$name" || continue
-	case "$name" in
-	host | policy | hooks | bench) ;;
-	*)
-		if [ -z "$built" ]; then
-			t=$SECONDS
-			step_build
-			built=1
-			timed build $((SECONDS - t))
-			! wants vmx || vmx_start
-		fi ;;
-	esac
+	case "$name" in host | policy | hooks | bench) continue ;; esac
+	t=$SECONDS
+	step_build
+	timed build $((SECONDS - t))
+	break
+done
+for name in "${step_names[@]}"; do
+	wants "$name" || continue
+	[[ " ${side_lane[*]} " != *" $name "* ]] || continue
+	# The real guests need both cores.
+	[ "$name" != guests ] || side_join
 	t=$SECONDS
 	"step_${name//-/_}"
 	timed "$name" $((SECONDS - t))
 done
+side_join
 
 msg "times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'), total $((SECONDS - total))s"
 

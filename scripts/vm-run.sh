@@ -108,6 +108,9 @@ for attempt in 1 2; do
 		--exec "bash $out/guest.sh" \
 		</dev/null >"$out/console" 2>&1 &
 	vm=$!
+	# Stopped from outside (scripts/test.sh ending before its background
+	# lane): the VM goes too, not at its timeout.
+	trap 'kill -KILL -- "-$vm" 2>/dev/null; rm -rf "$out"; exit 143' TERM INT
 	boot_start=$SECONDS
 	while kill -0 "$vm" 2>/dev/null && [ ! -e "$out/output" ] &&
 		[ $((SECONDS - boot_start)) -lt "$boot_timeout" ]; do

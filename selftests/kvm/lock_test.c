@@ -2,8 +2,7 @@
 /*
  * msrguard's lock parameter as a KVM selftest. lock=1 pins msrguard until
  * reboot, so this program needs a boot where nothing runs after it:
- * scripts/test.sh boots the test VM for it alone, and selftests/kvm/run.sh
- * leaves it out. Locking in audit mode is refused.
+ * selftests/kvm/run.sh runs it last. Locking in audit mode is refused.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -6,9 +6,10 @@
 #
 #   selftests/kvm/run.sh [--only PROGRAM[,PROGRAM...]] MODULE.ko TESTPOLICY_MODULE.ko TOOL [TEST ARGS...]
 #
-# Without --only: every program but those scripts/test.sh runs with --only,
-# each in a boot of its own: lock_test (it pins msrguard until reboot), the
-# storm and the fuzz (a flood and random rmmods disturb what shares a boot).
+# Without --only: every program but the storm and the fuzz, which
+# scripts/test.sh runs with --only in a boot of their own (a flood and
+# random rmmods disturb what shares a boot), with lock_test last: lock=1
+# pins msrguard until reboot, so nothing may run after it.
 # TEST ARGS go to the kselftest harness (-f FIXTURE, -v VARIANT, -r NAME).
 set -euo pipefail
 
@@ -27,12 +28,17 @@ shift 3
 ran=0 skipped=0 failed=0
 # The tests are the *_test programs (the Makefile also builds the demo, the
 # guest workload and the exit benchmark).
+progs=()
 for prog in "$here"/*_test; do
+	case "${prog##*/}" in lock_test) ;; *) progs+=("$prog") ;; esac
+done
+progs+=("$here/lock_test")
+for prog in "${progs[@]}"; do
 	name=${prog##*/}
 	if [ -n "$only" ]; then
 		[[ ",$only," == *",$name,"* ]] || continue
 	else
-		case "$name" in lock_test | storm_test | fuzz_test) continue ;; esac
+		case "$name" in storm_test | fuzz_test) continue ;; esac
 	fi
 	rc=0
 	"$prog" "$@" || rc=$?
