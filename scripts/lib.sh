@@ -221,3 +221,15 @@ build_module() {
 	fi
 	make -C "$MSRGUARD_ROOT" MO="$(module_dir "$variant")" "$@"
 }
+
+# The one check of a guest's kernel log, for both VM backends (vm-run.sh,
+# bochs-run.sh): any of these lines means a kernel bug, even if the command
+# passed; the whole log counts, boot included. kernel_log_bugs PREFIX FILE
+# prints the lines around the first ones, each led by PREFIX, and succeeds
+# when it found one.
+KERNEL_BUG_RE='BUG:|WARNING:|possible circular locking|possible recursive locking|inconsistent lock state|KFENCE:|Oops|Call Trace'
+kernel_log_bugs() {
+	grep -Eq "$KERNEL_BUG_RE" "$2" || return 1
+	echo "$1: the guest kernel logged a bug:" >&2
+	grep -En -B5 -A40 "$KERNEL_BUG_RE" "$2" | head -n 150 >&2
+}

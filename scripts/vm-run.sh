@@ -17,8 +17,11 @@
 # Exit status: the command's; 124 on timeout; 125 when the VM died before
 # reporting a status or hung at boot twice (a boot that does not reach the
 # command within MSRGUARD_VM_BOOT_TIMEOUT seconds, default 300, is retried
-# once); 126 when the guest kernel logged a bug (BUG, WARNING,
-# lockdep, KFENCE, Oops, Call Trace), which is printed.
+# once); 126 when the guest kernel logged a bug (lib.sh: kernel_log_bugs),
+# which is printed. The guest's kernel log is kept in
+# LOG_DIR/vm-dmesg-NAME.log, its console in LOG_DIR/vm-console-NAME.log
+# (NAME: the command's first word). scripts/bochs-run.sh is the same
+# contract on Bochs (Intel VMX).
 #
 # Evidence of a VM that dies without a word: the guest's kernel log is
 # streamed to the host while the command runs (what reached the log before
@@ -131,7 +134,8 @@ cat "$out/output" 2>/dev/null || true
 elapsed=$((SECONDS - start))
 # The whole console stays for a post-mortem: the tail printed below may not
 # reach the failure.
-console_log="$LOG_DIR/vm-console-$(basename "${1%% *}").log"
+name=$(basename "${1%% *}")
+console_log="$LOG_DIR/vm-console-$name.log"
 cp "$out/console" "$console_log" 2>/dev/null || true
 
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -144,7 +148,6 @@ if [ ! -e "$out/output" ]; then
 	exit 125
 fi
 if [ ! -f "$out/status" ]; then
-	name=$(basename "${1%% *}")
 	cp "$out/dmesg.live" "$LOG_DIR/vm-dmesg-$name.log" 2>/dev/null || true
 	cp "$out/qemu.log" "$LOG_DIR/vm-qemu-$name.log" 2>/dev/null || true
 	echo "vm-run: the VM ended (vng exit $rc) without reporting a status: kernel crash? last console lines:" >&2
@@ -156,13 +159,10 @@ if [ ! -f "$out/status" ]; then
 	exit 125
 fi
 status=$(cat "$out/status")
-
-# Any of these in the guest's kernel log means a kernel bug, even if the
-# command itself passed.
-bug_re='BUG:|WARNING:|possible circular locking|possible recursive locking|inconsistent lock state|KFENCE:|Oops|Call Trace'
-if grep -Eq "$bug_re" "$out/dmesg"; then
-	echo "vm-run: the guest kernel logged a bug:" >&2
-	grep -En -B5 -A40 "$bug_re" "$out/dmesg" | head -n 150 >&2
+# The guest's kernel log is kept whatever the outcome: the backends'
+# common "status and kernel log out" (bochs-run.sh keeps its own likewise).
+cp "$out/dmesg" "$LOG_DIR/vm-dmesg-$name.log"
+if kernel_log_bugs vm-run "$out/dmesg"; then
 	exit 126
 fi
 echo "vm-run: command exited $status, VM took ${elapsed}s" >&2

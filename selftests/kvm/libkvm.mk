@@ -33,4 +33,4 @@ $(MSRGUARD_SRC)/msrguard_bench: $(MSRGUARD_REALMODE_O)
 .PHONY: msrguard-progs
 
 # Bochs' initramfs (scripts/test-vmx.sh) has no C library: static.
-$(MSRGUARD_SRC)/nested_vmx_test $(MSRGUARD_SRC)/realmode_vmx_test: LDFLAGS += -static
+$(MSRGUARD_SRC)/guard_test $(MSRGUARD_SRC)/nested_vmx_test $(MSRGUARD_SRC)/realmode_vmx_test: LDFLAGS += -static

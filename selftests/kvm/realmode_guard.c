@@ -66,7 +66,7 @@ int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_
 	if (e.msr != c->msr || e.is_write != (c->entry == guest_wrmsr || c->entry == guest_wrmsr_fep) ||
 	    e.status != c->want_status || e.reason != c->want_reason || e.pc != pc ||
 	    e.value != (e.is_write ? c->value : 0) || e.pid != (uint32_t)getpid() ||
-	    e.vcpu != 0 || e.mode != (s->want_mode ? s->want_mode : MSRGUARD_MODE_REAL)) {
+	    e.vcpu != 0 || e.mode != MSRGUARD_MODE_REAL) {
 		snprintf(why, whylen,
 			 "event msr=%#x write=%u status=%u reason=%u pc=%#llx value=%#llx pid=%u vcpu=%u mode=%u; "
 			 "want msr=%#x status=%u reason=%u pc=%#llx value=%#llx pid=%u",
@@ -158,24 +158,6 @@ size_t guard_emulator_cases(struct guard_case *out)
 		  NULL },
 	};
 	_Static_assert(ARRAY_SIZE(cases) == GUARD_EMULATOR_CASES, "GUARD_EMULATOR_CASES is the count");
-
-	memcpy(out, cases, sizeof(cases));
-	return ARRAY_SIZE(cases);
-}
-
-size_t guard_long_mode_cases(struct guard_case *out)
-{
-	const struct guard_case cases[] = {
-		{ "long mode: allowed RDMSR PAT returns KVM's value, no event", guest_rdmsr, 0,
-		  MSR_IA32_CR_PAT, 0, 0, true, PAT_RESET, NO_EVENT, 0, NULL },
-		{ "long mode: unknown RDMSR gets #GP, event with mode=long and the 64-bit Pc",
-		  guest_rdmsr, 0, MSR_UNKNOWN, 0, GP_VECTOR, false, 0, MSRGUARD_STATUS_BLOCKED_GP,
-		  MSRGUARD_REASON_UNKNOWN_MSR, "blocked-gp" },
-		{ "long mode: ignore WRMSR POWER_CTL succeeds, blocked-ignored event", guest_wrmsr, 0,
-		  MSR_IA32_POWER_CTL, 0x2, 0, false, 0, MSRGUARD_STATUS_BLOCKED_IGNORED,
-		  MSRGUARD_REASON_WRITE_DENIED, "blocked-ignored" },
-	};
-	_Static_assert(ARRAY_SIZE(cases) <= GUARD_MAX_CASES, "raise GUARD_MAX_CASES");
 
 	memcpy(out, cases, sizeof(cases));
 	return ARRAY_SIZE(cases);

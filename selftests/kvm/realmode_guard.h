@@ -40,7 +40,6 @@ struct suite {
 	struct guest guest;
 	int fd;
 	uint64_t misc_enable;	/* the guest's MISC_ENABLE, read at start */
-	uint8_t want_mode;	/* MSRGUARD_MODE_* events must carry; 0 = real */
 };
 
 /* The most cases one of the tables below holds. */
@@ -52,12 +51,11 @@ struct suite {
 /*
  * The guard tables, run by both programs: the exit path (real mode; uses
  * s->misc_enable, the guest's MISC_ENABLE before any write), the emulator
- * path (forced-emulation prefix) and long mode. Each fills @out and
+ * path (forced-emulation prefix), both in real mode. Each fills @out and
  * returns how many cases it holds.
  */
 size_t guard_exit_cases(const struct suite *s, struct guard_case *out);
 size_t guard_emulator_cases(struct guard_case *out);
-size_t guard_long_mode_cases(struct guard_case *out);
 
 /* Runs @c; returns 0 on pass or fills @why. */
 int run_guard_case(struct suite *s, const struct guard_case *c, char *why, size_t whylen);

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * msrguard's guard cases on Intel VMX: run by scripts/test-vmx.sh inside
- * Bochs (which emulates VMX with EPT), where kvm_intel is KVM. The same
- * tables as realmode_test (realmode_guard.c: exit path, emulator path; and
- * long mode, which under TCG guard_test covers),
- * plus what only VMX has: the guest RIP read from the VMCS, the
+ * msrguard's real-mode guard cases on Intel VMX: run by scripts/test-vmx.sh
+ * inside Bochs (which emulates VMX with EPT), where kvm_intel is KVM. The
+ * same tables as realmode_test (realmode_guard.c: exit path, emulator path;
+ * long mode is guard_test's table, which test-vmx.sh runs there too), plus
+ * what only VMX has: the guest RIP read from the VMCS, the
  * vmx_set_intercept_for_msr hook keeping a pass-through MSR intercepted.
  * Nested VMX (an L1 hypervisor, L2, MSR-load lists) is kvm/nested_vmx_test.
  * TAP output through the kernel's kselftest.h, and its exit status.
@@ -154,21 +154,6 @@ static void test_passthrough_denied(void)
 				      ret);
 }
 
-/* The same checks with the guest in 64-bit long mode (under TCG: guard_test). */
-static void test_long_mode(struct suite *s)
-{
-	struct guard_case cases[GUARD_MAX_CASES];
-	size_t i, n = guard_long_mode_cases(cases);
-	struct suite l = { .fd = s->fd, .want_mode = MSRGUARD_MODE_LONG };
-	char why[512];
-
-	guest_create(&l.guest);
-	guest_set_mode(&l.guest, GUEST_LONG_MODE);
-	for (i = 0; i < n; i++)
-		report_case(run_guard_case(&l, &cases[i], why, sizeof(why)), cases[i].name, why);
-	guest_destroy(&l.guest);
-}
-
 int main(void)
 {
 	struct guard_case cases[GUARD_MAX_CASES];
@@ -182,8 +167,7 @@ int main(void)
 	 * baseline 2, hooks 1, the tables, RIP 1, rmmod 1, pass-through 2.
 	 * Nested VMX: kvm/nested_vmx_test, run after this by test-vmx.sh.
 	 */
-	plan = 2 + 1 + guard_exit_cases(&s, cases) + 1 + guard_emulator_cases(cases) +
-	       guard_long_mode_cases(cases) + 1 + 2;
+	plan = 2 + 1 + guard_exit_cases(&s, cases) + 1 + guard_emulator_cases(cases) + 1 + 2;
 	ksft_set_plan(plan);
 
 	show_kvm_param("kvm_intel", "ept");
@@ -195,7 +179,6 @@ int main(void)
 	test_guard_cases(&s);
 	test_rip_from_vmcs(&s);
 	test_emulator_path(&s);
-	test_long_mode(&s);
 
 	close(s.fd);
 	s.fd = -1;
