@@ -16,6 +16,7 @@
 //! - [`pipeline`]: what happens to a new event: recorded now, or after
 //!   its image is looked up, with [`work_pool`] (records waiting on their
 //!   vCPU thread, in order) and [`image_cache`] (images found per VM);
+//! - [`pins`]: pinned values and set-only bits, per vCPU;
 //! - [`vms`]: the VMs known, each with an id never reused;
 //! - [`pe`]: finding the PE image that holds an address;
 //! - [`msr_names`]: MSR names from the kernel's `msr-index.h`.
@@ -29,6 +30,7 @@ pub mod image_cache;
 pub mod mode;
 pub mod msr_names;
 pub mod pe;
+pub mod pins;
 pub mod pipeline;
 pub mod policy;
 pub mod queue;

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Pins and set-only bits (`rust/core/pins.rs`): the rules one by one, and
+//! against a model over any sequence of guest and VMM writes.
+
+use msrguard_core::pins::{check, commit, host_write, PinCheck, PinRule, PinState};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+const PIN: PinRule = PinRule {
+    pin: true,
+    set_only: 0,
+};
+const NXE: u64 = 1 << 11;
+const SET_ONLY: PinRule = PinRule {
+    pin: false,
+    set_only: NXE,
+};
+
+fn guest_write(rule: PinRule, s: &mut PinState, value: u64) -> PinCheck {
+    let c = check(rule, s, value);
+    if c == PinCheck::Allow {
+        commit(rule, s, value);
+    }
+    c
+}
+
+#[test]
+fn first_write_pins_and_only_that_value_passes_after() {
+    let mut s = PinState::RESET;
+    assert_eq!(
+        guest_write(PIN, &mut s, 0xffff_ffff_8100_0000),
+        PinCheck::Allow
+    );
+    assert_eq!(
+        guest_write(PIN, &mut s, 0xffff_ffff_8100_0000),
+        PinCheck::Allow
+    );
+    assert_eq!(
+        guest_write(PIN, &mut s, 0xffff_ffff_c000_0000),
+        PinCheck::Pinned {
+            pinned: 0xffff_ffff_8100_0000
+        }
+    );
+    // A vetoed write changes nothing.
+    assert_eq!(s.value, 0xffff_ffff_8100_0000);
+}
+
+#[test]
+fn a_write_kvm_refused_pins_nothing() {
+    let mut s = PinState::RESET;
+    // check() allowed it, KVM refused it: no commit.
+    assert_eq!(check(PIN, &s, 0x8000_0000_0000_0000), PinCheck::Allow);
+    assert_eq!(
+        guest_write(PIN, &mut s, 0xffff_ffff_8100_0000),
+        PinCheck::Allow
+    );
+    assert_eq!(s.value, 0xffff_ffff_8100_0000);
+}
+
+#[test]
+fn set_only_bits_stay_set() {
+    let mut s = PinState::RESET;
+    assert_eq!(guest_write(SET_ONLY, &mut s, 0x100), PinCheck::Allow);
+    assert_eq!(guest_write(SET_ONLY, &mut s, 0x0), PinCheck::Allow);
+    assert_eq!(guest_write(SET_ONLY, &mut s, 0x500 | NXE), PinCheck::Allow);
+    assert_eq!(guest_write(SET_ONLY, &mut s, 0x501 | NXE), PinCheck::Allow);
+    assert_eq!(
+        guest_write(SET_ONLY, &mut s, 0x501),
+        PinCheck::SetOnly { cleared: NXE }
+    );
+}
+
+#[test]
+fn host_writes_restore_or_reset() {
+    let mut s = PinState::RESET;
+    guest_write(PIN, &mut s, 0x1234);
+    // A migration target restores another value: pinned to it.
+    host_write(PIN, &mut s, 0x5678);
+    assert_eq!(
+        guest_write(PIN, &mut s, 0x1234),
+        PinCheck::Pinned { pinned: 0x5678 }
+    );
+    // A VMM reset writes 0: the guest pins again as it boots.
+    host_write(PIN, &mut s, 0);
+    assert_eq!(guest_write(PIN, &mut s, 0x1234), PinCheck::Allow);
+    assert_eq!(
+        guest_write(PIN, &mut s, 0x5678),
+        PinCheck::Pinned { pinned: 0x1234 }
+    );
+
+    let mut e = PinState::RESET;
+    host_write(SET_ONLY, &mut e, 0x501 | NXE);
+    assert_eq!(
+        guest_write(SET_ONLY, &mut e, 0x501),
+        PinCheck::SetOnly { cleared: NXE }
+    );
+    host_write(SET_ONLY, &mut e, 0);
+    assert_eq!(guest_write(SET_ONLY, &mut e, 0x501), PinCheck::Allow);
+}
+
+#[test]
+fn no_rule_allows_everything() {
+    let mut s = PinState::RESET;
+    for v in [0, 1, u64::MAX, 0x1234] {
+        assert_eq!(guest_write(PinRule::NONE, &mut s, v), PinCheck::Allow);
+    }
+    assert_eq!(s, PinState::RESET);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Guest(u64),
+    Host(u64),
+    /// A guest write KVM refuses: checked, never committed.
+    Refused(u64),
+    Reset,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    // Few values, so that repeats and clears happen.
+    let v = prop_oneof![
+        Just(0u64),
+        Just(0x800),
+        Just(0x501),
+        Just(0xd01),
+        Just(0x1234)
+    ];
+    prop_oneof![
+        5 => v.clone().prop_map(Op::Guest),
+        1 => v.clone().prop_map(Op::Host),
+        1 => v.prop_map(Op::Refused),
+        1 => Just(Op::Reset),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// The model: a pin is the first accepted guest write since the last
+    /// reset (or the VMM's non-zero value); a set-only bit stays set from
+    /// the accepted write that set it until a reset or the VMM's write.
+    #[test]
+    fn pins_follow_the_model(pin: bool, set_only in prop_oneof![Just(0u64), Just(0x800u64), Just(0x900u64)],
+                             ops in prop::collection::vec(op(), 0..40)) {
+        let rule = PinRule { pin, set_only };
+        let mut s = PinState::RESET;
+        let mut pinned: Option<u64> = None;
+        let mut sticky = 0u64;
+        for op in ops {
+            match op {
+                Op::Guest(v) | Op::Refused(v) => {
+                    let want = match pinned {
+                        Some(p) if pin && v != p => PinCheck::Pinned { pinned: p },
+                        _ if sticky & !v != 0 => PinCheck::SetOnly { cleared: sticky & !v },
+                        _ => PinCheck::Allow,
+                    };
+                    let got = check(rule, &s, v);
+                    prop_assert_eq!(got, want);
+                    if got == PinCheck::Allow && matches!(op, Op::Guest(_)) {
+                        commit(rule, &mut s, v);
+                        if pin && pinned.is_none() {
+                            pinned = Some(v);
+                        }
+                        sticky |= v & set_only;
+                    }
+                }
+                Op::Host(v) => {
+                    host_write(rule, &mut s, v);
+                    pinned = (pin && v != 0).then_some(v);
+                    sticky = v & set_only;
+                }
+                Op::Reset => {
+                    s = PinState::RESET;
+                    pinned = None;
+                    sticky = 0;
+                }
+            }
+        }
+    }
+}
