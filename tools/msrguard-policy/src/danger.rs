@@ -8,6 +8,15 @@
 //!
 //! This is the one list of them; the default policy's entries for these MSRs
 //! carry the same reasons in prose.
+//!
+//! All but the tracing facilities are also the floor: no profile may let a
+//! guest write a non-zero value to them ([`check_floor`]). A profile for
+//! performance work may allow LBR or PEBS; none may load microcode, enter
+//! SMM or change voltage.
+
+use msrguard_core::policy::Action;
+
+use crate::entry::{describe_range, Diagnostic, PolicyEntry};
 
 /// A range of dangerous MSRs and why.
 pub struct Danger {
@@ -74,6 +83,44 @@ pub const DANGEROUS: &[Danger] = &[
     d(0xc0010299, 0xc001029b, ENERGY),
     d(0xc00102b0, 0xc00102b4, POWER),
 ];
+
+impl Danger {
+    /// Whether the range is part of the floor no profile may allow.
+    pub fn in_floor(&self) -> bool {
+        self.why != TRACE
+    }
+}
+
+/// The floor: each entry of a policy or profile covering a floor MSR must
+/// not allow a guest to write a non-zero value (its write action is not
+/// `allow`, and a write mask, if any, is 0).
+pub fn check_floor(file: &str, entries: &[PolicyEntry]) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for e in entries {
+        let writes = e.write == Action::Allow || e.write_mask.is_some_and(|m| m != 0);
+        if !writes {
+            continue;
+        }
+        if let Some(d) = DANGEROUS
+            .iter()
+            .find(|d| d.in_floor() && d.first <= e.last && e.first <= d.last)
+        {
+            errors.push(Diagnostic {
+                file: file.to_string(),
+                line: e.line,
+                message: format!(
+                    "{} ({}) lets a guest write MSRs {:#x}..={:#x}, which no policy may allow: {}",
+                    describe_range(e),
+                    e.name,
+                    d.first,
+                    d.last,
+                    d.why
+                ),
+            });
+        }
+    }
+    errors
+}
 
 /// Why `msr` is dangerous, if it is.
 pub fn dangerous(msr: u32) -> Option<&'static Danger> {

@@ -34,6 +34,8 @@ pub mod kvm;
 mod kvm_internal;
 pub mod linux_names;
 pub mod parse;
+pub mod profile;
+pub mod rewritten;
 
 pub use against_kvm::check_against_kvm;
 pub use entry::{Diagnostic, PolicyEntry};

@@ -18,14 +18,14 @@ struct RawFile {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawNumber {
+pub(crate) enum RawNumber {
     Int(i64),
     Str(String),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEntry {
+pub(crate) struct RawEntry {
     index: Spanned<RawNumber>,
     last: Option<Spanned<RawNumber>>,
     name: Spanned<String>,
@@ -36,12 +36,12 @@ struct RawEntry {
 }
 
 /// Maps byte offsets to 1-based line numbers.
-struct Lines<'a> {
-    text: &'a str,
+pub(crate) struct Lines<'a> {
+    pub(crate) text: &'a str,
 }
 
 impl Lines<'_> {
-    fn line(&self, offset: usize) -> usize {
+    pub(crate) fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()
@@ -53,7 +53,7 @@ impl Lines<'_> {
 
 /// Parses a number written as a TOML integer, or a string in decimal or
 /// `0x` hexadecimal with optional `_` separators.
-fn parse_number(raw: &RawNumber) -> Result<u64, String> {
+pub(crate) fn parse_number(raw: &RawNumber) -> Result<u64, String> {
     match raw {
         RawNumber::Int(v) => u64::try_from(*v).map_err(|_| format!("negative number {v}")),
         RawNumber::Str(s) => {
@@ -75,7 +75,7 @@ fn parse_number(raw: &RawNumber) -> Result<u64, String> {
 /// msrguard-msr-names) must carry one of its Linux names, and a name
 /// Linux gives another index cannot be used. An index without a Linux name
 /// may have any name that is not another index's.
-fn name_mismatch(first: u32, name: &str) -> Option<String> {
+pub(crate) fn name_mismatch(first: u32, name: &str) -> Option<String> {
     use msrguard_core::msr_names::{msr_names, MSR_NAMES};
     let own = msr_names(first);
     if own.iter().any(|&(_, n)| n == name) {
@@ -115,8 +115,37 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
     })?;
 
     let mut errors = Vec::new();
+    let entries = check_entries(file, &lines, &raw.msr, &mut errors);
+    let sorted = check_overlaps(file, entries, &mut errors);
+    if errors.is_empty() {
+        errors = check_kvm_internal(file, &sorted);
+    }
+    if errors.is_empty() {
+        errors = crate::danger::check_floor(file, &sorted);
+    }
+    if errors.is_empty() {
+        Ok(sorted)
+    } else {
+        errors.sort_by_key(|d| d.line);
+        Err(errors)
+    }
+}
+
+/// Checks each `[[msr]]` table, adding what is wrong to `errors`: the
+/// entries that are whole, in file order.
+pub(crate) fn check_entries(
+    file: &str,
+    lines: &Lines<'_>,
+    raw: &[Spanned<RawEntry>],
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PolicyEntry> {
+    let diag = |offset: usize, message: String| Diagnostic {
+        file: file.to_string(),
+        line: lines.line(offset),
+        message,
+    };
     let mut entries = Vec::new();
-    for spanned in &raw.msr {
+    for spanned in raw {
         let header = spanned.span().start;
         let e = spanned.get_ref();
         let mut bad =
@@ -212,9 +241,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
             });
         }
     }
+    entries
+}
 
-    // Duplicates and overlaps, reported at the later entry in the file.
-    let mut sorted = entries.clone();
+/// Sorts `entries` by index, adding each duplicate or overlap to `errors`
+/// (reported at the later entry in the file).
+pub(crate) fn check_overlaps(
+    file: &str,
+    entries: Vec<PolicyEntry>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PolicyEntry> {
+    let mut sorted = entries;
     sorted.sort_by_key(|e| (e.first, e.line));
     for pair in sorted.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -239,14 +276,5 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>
             });
         }
     }
-
-    if errors.is_empty() {
-        errors = check_kvm_internal(file, &sorted);
-    }
-    if errors.is_empty() {
-        Ok(sorted)
-    } else {
-        errors.sort_by_key(|d| d.line);
-        Err(errors)
-    }
+    sorted
 }

@@ -4,6 +4,7 @@
 
 use msrguard_core::msr_names::{msr_names, MSR_NAMES};
 use msrguard_policy::bypass::{check, Warning, BYPASSES};
+use msrguard_policy::danger::dangerous;
 use msrguard_policy::parse;
 
 /// The smallest valid policy (the test build's); every MSR it leaves out
@@ -265,7 +266,7 @@ fn msrs_left_to_the_default_warn_without_a_line() {
 }
 
 #[test]
-fn a_policy_allowing_every_table_msr_has_no_warnings() {
+fn a_policy_allowing_every_table_msr_but_the_floor_warns_only_for_the_floor() {
     let mut text = String::new();
     let mut covered: Vec<(u32, u32)> = BYPASSES.iter().map(|b| (b.first, b.last)).collect();
     covered.sort();
@@ -284,10 +285,13 @@ fn a_policy_allowing_every_table_msr_has_no_warnings() {
             if minimal.iter().any(|e| e.first <= m && m <= e.last) {
                 continue;
             }
+            // The floor: no policy may allow its writes (SMBASE); reads only.
+            let floor = dangerous(m).is_some_and(|d| d.in_floor());
             let name = msr_names(m)
                 .first()
                 .map_or(format!("MSR_{m:X}"), |&(_, n)| n.to_string());
-            text.push_str(&entry(m, &name, "allow", "allow", None));
+            let write = if floor { "gp" } else { "allow" };
+            text.push_str(&entry(m, &name, "allow", write, None));
         }
     }
     // The test policy denies FS_BASE: allow it here.
@@ -297,7 +301,15 @@ fn a_policy_allowing_every_table_msr_has_no_warnings() {
     );
     assert_ne!(minimal, MINIMAL, "the test policy's FS_BASE entry changed");
     text.push_str(&minimal);
-    assert_eq!(warnings(&text), vec![]);
+    // Only what the floor denies warns.
+    let ws = warnings(&text);
+    assert!(!ws.is_empty());
+    for w in &ws {
+        assert!(
+            (w.msrs.0..=w.msrs.1).all(|m| dangerous(m).is_some_and(|d| d.in_floor())),
+            "{w}"
+        );
+    }
 }
 
 /// Hyper-V's synthetic EOI, ICR and TPR MSRs and the PV EOI and IPI paths

@@ -250,11 +250,43 @@ fn accepts_any_linux_name_of_an_index_and_free_names_elsewhere() {
         ("0x4b564d01", "MSR_KVM_SYSTEM_TIME_NEW"),
         ("0x800", "X2APIC_MSRS"),
     ] {
+        // Writes refused: 0x8b is in the floor.
         let text = ENTRY
             .replace("index = 0x10", &format!("index = {index}"))
-            .replace("MSR_IA32_TSC", name);
+            .replace("MSR_IA32_TSC", name)
+            .replace("write = \"allow\"", "write = \"gp\"");
         // After the minimal policy, which keeps KVM's own accesses allowed.
         let all = format!("{MINIMAL}\n{text}");
         parse("p.toml", &all).unwrap_or_else(|d| panic!("{index} {name}: {d:?}"));
     }
+}
+
+#[test]
+fn the_floor_holds_for_every_policy() {
+    // Microcode loading, SMM, voltage: no write, not even through a mask.
+    for (index, name, write) in [
+        ("0x79", "MSR_IA32_UCODE_WRITE", "write = \"allow\""),
+        ("0x9e", "MSR_IA32_SMBASE", "write = \"allow\""),
+        (
+            "0x150",
+            "MSR_IA32_VOLTAGE_CTL",
+            "write = \"gp\"\nwrite_mask = 1",
+        ),
+    ] {
+        let text = ENTRY
+            .replace("index = 0x10", &format!("index = {index}"))
+            .replace("MSR_IA32_TSC", name)
+            .replace("write = \"allow\"", write);
+        let e = errors(&format!("{MINIMAL}\n{text}"));
+        assert!(
+            e.iter().any(|m| m.contains("which no policy may allow")),
+            "{index}: {e:?}"
+        );
+    }
+    // A write of 0 only (a zero mask) is not a write the floor forbids.
+    let text = ENTRY
+        .replace("index = 0x10", "index = 0x8b")
+        .replace("MSR_IA32_TSC", "MSR_IA32_UCODE_REV")
+        .replace("write = \"allow\"", "write = \"gp\"\nwrite_mask = 0");
+    parse("p.toml", &format!("{MINIMAL}\n{text}")).expect("a zero mask is allowed");
 }

@@ -85,6 +85,10 @@ enum Command {
         /// A kernel source tree to compare the policy with.
         #[arg(long, value_name = "KDIR")]
         against_kvm: Option<String>,
+        /// A profile file over the policy (policy/profiles/NAME.toml), checked
+        /// with the others given: its entries, pins and set-only bits.
+        #[arg(long = "profile", value_name = "PROFILE")]
+        profiles: Vec<String>,
         /// The policy file.
         file: String,
     },
@@ -209,6 +213,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             file,
             against_kvm,
             strict,
+            profiles,
         } => {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| Failure(format!("{file}: {e}")))?;
@@ -216,6 +221,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
                 Failure(lines.join("\n"))
             })?;
+            check_profiles(&entries, &profiles)?;
             let bypasses = msrguard_policy::bypass::check(&file, &entries);
             if strict && !bypasses.is_empty() {
                 let lines: Vec<String> = bypasses
@@ -263,6 +269,42 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{kvm}");
             Ok(())
         }
+    }
+}
+
+/// Checks each profile file over the checked policy `base`, and the set
+/// of them, printing a line for each.
+fn check_profiles(base: &[msrguard_policy::PolicyEntry], files: &[String]) -> Result<(), Failure> {
+    use msrguard_policy::profile::{check_profile_set, parse_profile, Profile};
+
+    let joined = |diags: Vec<msrguard_policy::Diagnostic>| {
+        Failure(
+            diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    };
+    let mut profiles = vec![Profile::default_of(base)];
+    let mut names = vec![String::new()];
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| Failure(format!("{f}: {e}")))?;
+        let p = parse_profile(f, &text, base).map_err(joined)?;
+        let replaced = p.entries.iter().zip(base).filter(|(a, b)| a != b).count();
+        println!(
+            "{f}: profile {}: {} pinned or set-only MSRs, {replaced} entries replaced, ok",
+            p.name,
+            p.pins.len()
+        );
+        profiles.push(p);
+        names.push(f.clone());
+    }
+    let errors = check_profile_set(&profiles, &names);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(joined(errors))
     }
 }
 

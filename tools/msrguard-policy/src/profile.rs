@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Profiles: named variants of the base policy, one per kind of VM.
+//!
+//! A profile file (`policy/profiles/NAME.toml`) starts from the policy the
+//! module is built with (its base) and may
+//!
+//! - replace base entries (`[[msr]]` tables with the same `index` and `last`
+//!   as the entry they replace: a profile for performance VMs allowing the
+//!   PMU);
+//! - pin MSRs (`[[pin]]`: the guest's first write since the vCPU's reset
+//!   fixes the value) and make bits set-only (`[[set_only]]`: once set on a
+//!   vCPU, the guest cannot clear them), each with its reason;
+//! - name the VMs it is for (`cgroup_prefix` in `[profile]`: VMs whose
+//!   creating task's cgroup path starts with one of them).
+//!
+//! The merged entries pass every check a policy file does (KVM's own
+//! accesses, the floor); a pin or set-only bit must be on one MSR the
+//! profile lets the guest write, and never on an MSR an OS rewrites while
+//! it runs ([`crate::rewritten`]).
+
+use msrguard_core::policy::Action;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::entry::{Diagnostic, PolicyEntry};
+use crate::kvm_internal::check_kvm_internal;
+use crate::parse::{
+    check_entries, check_overlaps, name_mismatch, parse_number, Lines, RawEntry, RawNumber,
+};
+use crate::rewritten::rewritten;
+
+/// Profiles a module can hold, the default one (the base) included: a
+/// VM's profile is a byte in its event records.
+pub const MAX_PROFILES: usize = 8;
+/// Pinned or set-only MSRs a profile may have: each vCPU of a VM with the
+/// profile keeps this many values.
+pub const MAX_PINS: usize = 16;
+/// The name of the profile that is the base policy itself.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// One pinned or set-only MSR of a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinSpec {
+    /// The MSR.
+    pub msr: u32,
+    /// Its name.
+    pub name: String,
+    /// The first write fixes the value.
+    pub pin: bool,
+    /// Bits that, once set, stay set.
+    pub set_only: u64,
+    /// Why (one line per rule, joined with "; " when an MSR has both).
+    pub reason: String,
+    /// Line of its table in the file.
+    pub line: usize,
+}
+
+/// A checked profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// Its name (`[a-z0-9-]`, at most 15 bytes).
+    pub name: String,
+    /// What it is for (one line).
+    pub reason: String,
+    /// cgroup path prefixes of the VMs it is given when they are created.
+    pub cgroup_prefixes: Vec<String>,
+    /// The base entries with the profile's replacements, sorted.
+    pub entries: Vec<PolicyEntry>,
+    /// Pinned and set-only MSRs, sorted by MSR, one each.
+    pub pins: Vec<PinSpec>,
+}
+
+impl Profile {
+    /// The base policy as the profile `default`: no pins, no rule.
+    pub fn default_of(base: &[PolicyEntry]) -> Self {
+        Self {
+            name: DEFAULT_PROFILE.to_string(),
+            reason: "the base policy".to_string(),
+            cgroup_prefixes: Vec::new(),
+            entries: base.to_vec(),
+            pins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfileFile {
+    profile: Spanned<RawHeader>,
+    #[serde(default)]
+    msr: Vec<Spanned<RawEntry>>,
+    #[serde(default)]
+    pin: Vec<Spanned<RawPin>>,
+    #[serde(default)]
+    set_only: Vec<Spanned<RawSetOnly>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    name: Spanned<String>,
+    reason: Spanned<String>,
+    #[serde(default)]
+    cgroup_prefix: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPin {
+    index: Spanned<RawNumber>,
+    name: Spanned<String>,
+    reason: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSetOnly {
+    index: Spanned<RawNumber>,
+    name: Spanned<String>,
+    bits: Spanned<RawNumber>,
+    reason: Spanned<String>,
+}
+
+fn one_line(s: &str) -> bool {
+    !s.trim().is_empty() && !s.contains('\n')
+}
+
+/// Parses and checks a profile file over the checked `base` policy.
+pub fn parse_profile(
+    file: &str,
+    text: &str,
+    base: &[PolicyEntry],
+) -> Result<Profile, Vec<Diagnostic>> {
+    let lines = Lines { text };
+    let diag = |offset: usize, message: String| Diagnostic {
+        file: file.to_string(),
+        line: lines.line(offset),
+        message,
+    };
+    let raw: RawProfileFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        vec![diag(offset, e.message().trim().to_string())]
+    })?;
+    let mut errors = Vec::new();
+
+    let header = raw.profile.get_ref();
+    let name = header.name.get_ref().trim().to_string();
+    let name_ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !name_ok {
+        errors.push(diag(
+            header.name.span().start,
+            format!("bad profile name \"{name}\" (want a-z, 0-9 and -, at most 15 bytes)"),
+        ));
+    } else if name == DEFAULT_PROFILE {
+        errors.push(diag(
+            header.name.span().start,
+            format!("\"{DEFAULT_PROFILE}\" is the base policy's profile: name this one otherwise"),
+        ));
+    }
+    if !one_line(header.reason.get_ref()) {
+        errors.push(diag(
+            header.reason.span().start,
+            "reason must be one non-empty line".to_string(),
+        ));
+    }
+    let mut cgroup_prefixes = Vec::new();
+    for p in &header.cgroup_prefix {
+        let v = p.get_ref();
+        if !v.starts_with('/') || v.contains('\n') || v.len() > 255 {
+            errors.push(diag(
+                p.span().start,
+                format!(
+                    "bad cgroup_prefix \"{v}\" (want an absolute cgroup path, at most 255 bytes)"
+                ),
+            ));
+        } else {
+            cgroup_prefixes.push(v.clone());
+        }
+    }
+
+    // Replacements: each must be a base entry's exact range.
+    let replacements = check_entries(file, &lines, &raw.msr, &mut errors);
+    let mut entries = base.to_vec();
+    for r in replacements {
+        match entries
+            .iter_mut()
+            .find(|e| e.first == r.first && e.last == r.last)
+        {
+            Some(e) => *e = r,
+            None => errors.push(Diagnostic {
+                file: file.to_string(),
+                line: r.line,
+                message: format!(
+                    "no base entry covers exactly {:#x}..={:#x} ({}): a profile replaces entries, it does not add or split them",
+                    r.first, r.last, r.name
+                ),
+            }),
+        }
+    }
+    let entries = check_overlaps(file, entries, &mut errors);
+
+    // Pins and set-only bits.
+    let mut pins: Vec<PinSpec> = Vec::new();
+    let mut add = |index: &Spanned<RawNumber>,
+                   name: &Spanned<String>,
+                   reason: &Spanned<String>,
+                   pin: bool,
+                   set_only: u64,
+                   header: usize,
+                   errors: &mut Vec<Diagnostic>| {
+        let what = if pin { "pin" } else { "set_only" };
+        let msr = match parse_number(index.get_ref()) {
+            Ok(v) if v <= u64::from(u32::MAX) => v as u32,
+            Ok(v) => {
+                errors.push(diag(
+                    index.span().start,
+                    format!("index {v:#x} is not a 32-bit MSR index"),
+                ));
+                return;
+            }
+            Err(m) => {
+                errors.push(diag(index.span().start, m));
+                return;
+            }
+        };
+        let name = name.get_ref().trim();
+        if let Some(m) = name_mismatch(msr, name) {
+            errors.push(diag(index.span().start, m));
+        }
+        if !one_line(reason.get_ref()) {
+            errors.push(diag(
+                reason.span().start,
+                "reason must be one non-empty line".to_string(),
+            ));
+        }
+        if let Some(r) = rewritten(msr) {
+            errors.push(diag(
+                index.span().start,
+                format!(
+                    "{what} on {name} ({msr:#x}) would veto a well-behaved guest: {}",
+                    r.why
+                ),
+            ));
+            return;
+        }
+        let Some(entry) = entries.iter().find(|e| e.first <= msr && msr <= e.last) else {
+            errors.push(diag(
+                index.span().start,
+                format!("{what} on {name} ({msr:#x}): no entry of the profile covers it"),
+            ));
+            return;
+        };
+        let writable = if pin {
+            entry.write == Action::Allow || entry.write_mask.is_some_and(|m| m != 0)
+        } else {
+            entry.write == Action::Allow
+                || entry.write_mask.is_some_and(|m| m & set_only == set_only)
+        };
+        if !writable {
+            errors.push(diag(
+                index.span().start,
+                format!(
+                    "{what} on {name} ({msr:#x}): the entry at line {} does not let a guest write {}",
+                    entry.line,
+                    if pin { "it".to_string() } else { format!("bits {set_only:#x}") }
+                ),
+            ));
+            return;
+        }
+        let line = lines.line(header);
+        match pins.iter_mut().find(|p| p.msr == msr) {
+            Some(p) if (pin && p.pin) || (set_only != 0 && p.set_only != 0) => errors.push(diag(
+                index.span().start,
+                format!(
+                    "{what} on {name} ({msr:#x}) again: the first is at line {}",
+                    p.line
+                ),
+            )),
+            Some(p) => {
+                p.pin |= pin;
+                p.set_only |= set_only;
+                p.reason = format!("{}; {}", p.reason, reason.get_ref().trim());
+            }
+            None => pins.push(PinSpec {
+                msr,
+                name: name.to_string(),
+                pin,
+                set_only,
+                reason: reason.get_ref().trim().to_string(),
+                line,
+            }),
+        }
+    };
+    for p in &raw.pin {
+        let r = p.get_ref();
+        add(
+            &r.index,
+            &r.name,
+            &r.reason,
+            true,
+            0,
+            p.span().start,
+            &mut errors,
+        );
+    }
+    for s in &raw.set_only {
+        let r = s.get_ref();
+        match parse_number(r.bits.get_ref()) {
+            Ok(0) => errors.push(diag(
+                r.bits.span().start,
+                "bits must name at least one bit".to_string(),
+            )),
+            Ok(bits) => add(
+                &r.index,
+                &r.name,
+                &r.reason,
+                false,
+                bits,
+                s.span().start,
+                &mut errors,
+            ),
+            Err(m) => errors.push(diag(r.bits.span().start, m)),
+        }
+    }
+    pins.sort_by_key(|p| p.msr);
+    if pins.len() > MAX_PINS {
+        errors.push(diag(
+            0,
+            format!("{} pinned or set-only MSRs: at most {MAX_PINS}", pins.len()),
+        ));
+    }
+
+    if errors.is_empty() {
+        errors = check_kvm_internal(file, &entries);
+    }
+    if errors.is_empty() {
+        errors = crate::danger::check_floor(file, &entries);
+    }
+    if errors.is_empty() {
+        Ok(Profile {
+            name,
+            reason: header.reason.get_ref().trim().to_string(),
+            cgroup_prefixes,
+            entries,
+            pins,
+        })
+    } else {
+        errors.sort_by_key(|d| d.line);
+        Err(errors)
+    }
+}
+
+/// Checks the set of profiles a module holds (the default one first):
+/// names unique, no more than [`MAX_PROFILES`], no cgroup prefix claimed
+/// by two profiles. `files[i]` names `profiles[i]`'s file.
+pub fn check_profile_set(profiles: &[Profile], files: &[String]) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let at = |i: usize, message: String| Diagnostic {
+        file: files.get(i).cloned().unwrap_or_default(),
+        line: 1,
+        message,
+    };
+    if profiles.len() > MAX_PROFILES {
+        errors.push(at(
+            0,
+            format!(
+                "{} profiles: a module holds at most {MAX_PROFILES}",
+                profiles.len()
+            ),
+        ));
+    }
+    for (i, p) in profiles.iter().enumerate() {
+        if let Some(j) = profiles[..i].iter().position(|q| q.name == p.name) {
+            errors.push(at(
+                i,
+                format!(
+                    "profile \"{}\" again (also {})",
+                    p.name,
+                    files.get(j).map_or("", |f| f.as_str())
+                ),
+            ));
+        }
+        for prefix in &p.cgroup_prefixes {
+            if let Some(q) = profiles[..i].iter().find(|q| {
+                q.cgroup_prefixes
+                    .iter()
+                    .any(|x| x.starts_with(prefix.as_str()) || prefix.starts_with(x.as_str()))
+            }) {
+                errors.push(at(
+                    i,
+                    format!(
+                        "cgroup_prefix \"{prefix}\" of \"{}\" overlaps one of \"{}\": a VM would match both",
+                        p.name, q.name
+                    ),
+                ));
+            }
+        }
+    }
+    errors
+}

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Profiles over a policy: the shipped ones are accepted, and each kind of
+//! bad profile (a pin on an MSR an OS rewrites, on one the guest may not
+//! write, a replacement that is not a base entry, the floor) is rejected
+//! with `file:line: message`.
+
+use msrguard_core::policy::{decide, Action};
+use msrguard_policy::profile::{check_profile_set, parse_profile, Profile};
+use msrguard_policy::{parse, PolicyEntry};
+
+fn default_policy() -> Vec<PolicyEntry> {
+    parse(
+        "policy/default.toml",
+        include_str!("../../../policy/default.toml"),
+    )
+    .expect("default policy parses")
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse_profile("p.toml", text, &default_policy()) {
+        Ok(_) => panic!("accepted a bad profile:\n{text}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+const HEADER: &str = "[profile]\nname = \"p\"\nreason = \"r\"\n";
+
+#[test]
+fn hardened_profile_pins_the_system_call_entries_and_nxe() {
+    let base = default_policy();
+    let p = parse_profile(
+        "policy/profiles/hardened.toml",
+        include_str!("../../../policy/profiles/hardened.toml"),
+        &base,
+    )
+    .expect("hardened profile parses");
+    assert_eq!(p.name, "hardened");
+    assert_eq!(p.entries, base, "hardened replaces no entry");
+    let pinned: Vec<u32> = p.pins.iter().filter(|x| x.pin).map(|x| x.msr).collect();
+    assert_eq!(
+        pinned,
+        [
+            0x175,
+            0x176,
+            0xc000_0081,
+            0xc000_0082,
+            0xc000_0083,
+            0xc000_0084
+        ]
+    );
+    let efer = p.pins.iter().find(|x| x.msr == 0xc000_0080).expect("EFER");
+    assert!(!efer.pin);
+    assert_eq!(efer.set_only, 1 << 11);
+    assert!(p.pins.iter().all(|x| !x.reason.is_empty()));
+}
+
+#[test]
+fn pin_on_fs_base_is_refused_with_the_evidence() {
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0xc0000100\nname = \"MSR_FS_BASE\"\nreason = \"r\"\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "p.toml:5: pin on MSR_FS_BASE (0xc0000100) would veto a well-behaved guest: FS_BASE"
+        ),
+        "{e:?}"
+    );
+    // Each of these is rewritten at run time by a well-behaved OS.
+    for (msr, name) in [
+        (0x6e0u32, "MSR_IA32_TSC_DEADLINE"),
+        (0x48, "MSR_IA32_SPEC_CTRL"),
+        (0x830, "X2APIC_ICR"),
+        (0xc000_0102, "MSR_KERNEL_GS_BASE"),
+        (0x4b56_4d01, "MSR_KVM_SYSTEM_TIME_NEW"),
+    ] {
+        let text =
+            format!("{HEADER}[[pin]]\nindex = {msr:#x}\nname = \"{name}\"\nreason = \"r\"\n");
+        let e = match parse_profile("p.toml", &text, &default_policy()) {
+            Ok(_) => panic!("pin on {msr:#x} accepted"),
+            Err(d) => d.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        };
+        assert!(
+            e.iter()
+                .any(|m| m.contains("would veto a well-behaved guest")),
+            "{msr:#x}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn pin_needs_a_single_msr_the_guest_may_write() {
+    // UCODE_WRITE: the default policy refuses every write.
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0x79\nname = \"MSR_IA32_UCODE_WRITE\"\nreason = \"r\"\n"
+    ));
+    assert!(e[0].contains("does not let a guest write it"), "{e:?}");
+    // A set-only bit outside MISC_ENABLE's write mask.
+    let e = errors(&format!(
+        "{HEADER}[[set_only]]\nindex = 0x1a0\nname = \"MSR_IA32_MISC_ENABLE\"\nbits = 0x2\nreason = \"r\"\n"
+    ));
+    assert!(
+        e[0].contains("does not let a guest write bits 0x2"),
+        "{e:?}"
+    );
+    // An MSR no entry covers, the wrong name, twice.
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0x12345\nname = \"X\"\nreason = \"r\"\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("no entry of the profile covers it")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0xc0000082\nname = \"MSR_CSTAR\"\nreason = \"r\"\n"
+    ));
+    assert!(e[0].contains("is MSR_LSTAR in Linux's headers"), "{e:?}");
+    let pin = "[[pin]]\nindex = 0xc0000082\nname = \"MSR_LSTAR\"\nreason = \"r\"\n";
+    let e = errors(&format!("{HEADER}{pin}{pin}"));
+    assert_eq!(
+        e,
+        ["p.toml:9: pin on MSR_LSTAR (0xc0000082) again: the first is at line 4"]
+    );
+}
+
+#[test]
+fn pin_and_set_only_on_one_msr_combine() {
+    let text = format!(
+        "{HEADER}[[pin]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nreason = \"a\"\n\
+         [[set_only]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nbits = 0x800\nreason = \"b\"\n"
+    );
+    let p = parse_profile("p.toml", &text, &default_policy()).expect("parses");
+    assert_eq!(p.pins.len(), 1);
+    assert!(p.pins[0].pin);
+    assert_eq!(p.pins[0].set_only, 0x800);
+    assert_eq!(p.pins[0].reason, "a; b");
+}
+
+#[test]
+fn replacements_must_be_base_entries_and_respect_the_floor() {
+    // A performance profile may let guests program the PMU...
+    let base = default_policy();
+    let pmc = base
+        .iter()
+        .find(|e| e.first <= 0xc1 && 0xc1 <= e.last)
+        .expect("the default policy covers IA32_PMC0");
+    let text = format!(
+        "[profile]\nname = \"perf\"\nreason = \"r\"\n[[msr]]\nindex = {:#x}\nlast = {:#x}\nname = \"{}\"\nread = \"allow\"\nwrite = \"allow\"\nreason = \"r\"\n",
+        pmc.first, pmc.last, pmc.name
+    );
+    let p = parse_profile("p.toml", &text, &base).expect("a PMU profile parses");
+    let table: Vec<_> = p.entries.iter().map(|e| e.to_abi()).collect();
+    assert_eq!(decide(&table, 0xc1, true, 5).action, Action::Allow);
+    // ... but not split an entry, add one, or load microcode.
+    let e = errors(&format!(
+        "{HEADER}[[msr]]\nindex = 0xc0000082\nname = \"MSR_LSTAR\"\nread = \"allow\"\nwrite = \"gp\"\nreason = \"r\"\n"
+    ));
+    assert!(
+        e[0].contains("no base entry covers exactly 0xc0000082..=0xc0000082"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{HEADER}[[msr]]\nindex = 0x79\nname = \"MSR_IA32_UCODE_WRITE\"\nread = \"gp\"\nwrite = \"allow\"\nreason = \"r\"\n"
+    ));
+    assert!(
+        e[0].contains("which no policy may allow: microcode loading"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn header_and_set_are_checked() {
+    let e = errors("[profile]\nname = \"default\"\nreason = \"r\"\n");
+    assert!(e[0].contains("is the base policy's profile"), "{e:?}");
+    let e = errors("[profile]\nname = \"Has Space\"\nreason = \"r\"\n");
+    assert!(e[0].contains("bad profile name"), "{e:?}");
+    let e =
+        errors("[profile]\nname = \"p\"\nreason = \"r\"\ncgroup_prefix = [\"machine.slice\"]\n");
+    assert!(e[0].contains("bad cgroup_prefix"), "{e:?}");
+    let e = errors("[profile]\nname = \"p\"\nreason = \"r\"\n[[pin]]\nindex = 0xc0000082\n");
+    assert!(e[0].contains("missing field"), "{e:?}");
+
+    let base = default_policy();
+    let mk = |name: &str, prefix: &str| {
+        parse_profile(
+            "p.toml",
+            &format!(
+                "[profile]\nname = \"{name}\"\nreason = \"r\"\ncgroup_prefix = [\"{prefix}\"]\n"
+            ),
+            &base,
+        )
+        .expect("parses")
+    };
+    let files: Vec<String> = ["d", "a.toml", "b.toml"].map(String::from).to_vec();
+    let set = [
+        Profile::default_of(&base),
+        mk("a", "/machine.slice/a"),
+        mk("b", "/machine.slice/b"),
+    ];
+    assert!(check_profile_set(&set, &files).is_empty());
+    let set = [
+        Profile::default_of(&base),
+        mk("a", "/machine.slice"),
+        mk("b", "/machine.slice/b"),
+    ];
+    let e = check_profile_set(&set, &files);
+    assert!(e[0].message.contains("overlaps one of \"a\""), "{e:?}");
+    let set = [Profile::default_of(&base), mk("a", "/x"), mk("a", "/y")];
+    assert!(check_profile_set(&set, &files)[0]
+        .message
+        .contains("profile \"a\" again"));
+}
