@@ -30,7 +30,7 @@ name=bash
 rm -f "$LOG_DIR/vm-dmesg-$name.log" "$LOG_DIR/vm-qemu-$name.log"
 
 echo "TAP version 13"
-echo "1..4"
+echo "1..6"
 pass=0 fail=0
 check() {
 	if eval "$2"; then
@@ -47,6 +47,20 @@ check "the guest's kernel log up to the death is kept" \
 check "QEMU's log of guest errors and CPU resets is kept" \
 	'grep -q "CPU Reset (CPU 0)" "$LOG_DIR/vm-qemu-$name.log" 2>/dev/null'
 [ "$fail" -eq 0 ] || sed 's/^/# /' "$LOG_DIR/vm-runner-run.log"
+
+# The kernel-log check both runners share (lib.sh: kernel_log_bugs) finds a
+# bug in a log of many splats too: its printing stops after 150 lines, and
+# that early stop must not read as "no bug" (it did, with pipefail).
+log="$LOG_DIR/vm-runner-splats.log"
+for i in $(seq 300); do
+	echo "WARNING: CPU: 0 PID: $i at arch/x86/kvm/x86.c:1 kvm_set_msr_common+0x1a/0x40 [kvm]"
+	seq 20 | sed 's|.*| kvm_arch_vcpu_ioctl_run+0x1a/0x40 [kvm] (frame &)|'
+done >"$log"
+printf 'Linux version 7.3.4\nkvm_amd: Nested Virtualization enabled\n' >"$LOG_DIR/vm-runner-clean.log"
+check "the kernel-log check finds a bug in a log of 300 splats" \
+	'kernel_log_bugs vm-runner-test "$log" 2>/dev/null'
+check "the kernel-log check finds none in a clean log" \
+	'! kernel_log_bugs vm-runner-test "$LOG_DIR/vm-runner-clean.log" 2>/dev/null'
 
 # Each toggle makes text_poke_bp patch every sched tracepoint's call site
 # (static calls and jump labels, via int3 and IPIs) while the pipes keep
