@@ -6,7 +6,7 @@
 # the same contract as vm-run.sh, for the other backend.
 #
 #   scripts/bochs-run.sh [--timeout SECONDS] [--append KERNEL_ARGS]
-#                        [--file PATH[=NAME]]... -- CMD...
+#                        [--file PATH[=NAME]]... [--name NAME] -- CMD...
 #
 # The guest has no host filesystem: its initramfs holds busybox (every
 # applet), kvm and kvm_intel where modprobe finds them, and each --file at
@@ -14,7 +14,8 @@
 # no C library). CMD runs in busybox sh
 # from /, its output goes to stdout. The guest's kernel log is kept in
 # LOG_DIR/vm-dmesg-bochs-NAME.log and its console in
-# LOG_DIR/vm-console-bochs-NAME.log (NAME: the command's first word).
+# LOG_DIR/vm-console-bochs-NAME.log (NAME: --name, or the command's first
+# word).
 #
 # Exit status: the command's; 4 (KSFT_SKIP) with a "bochs-run: SKIP: reason"
 # line on stdout when Bochs is not installed (scripts/setup.sh installs it)
@@ -28,13 +29,15 @@
 timeout=600
 append=""
 files=()
+name=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) timeout="$2"; shift 2 ;;
 	--append) append="$append $2"; shift 2 ;;
 	--file) files+=("$2"); shift 2 ;;
+	--name) name="$2"; shift 2 ;;
 	--) shift; break ;;
-	*) die "bochs-run.sh: unknown option $1 (usage: bochs-run.sh [--timeout S] [--append ARGS] [--file PATH[=NAME]]... -- CMD...)" ;;
+	*) die "bochs-run.sh: unknown option $1 (usage: bochs-run.sh [--timeout S] [--append ARGS] [--file PATH[=NAME]]... [--name NAME] -- CMD...)" ;;
 	esac
 done
 [ $# -gt 0 ] || die "bochs-run.sh: no command given"
@@ -53,7 +56,7 @@ command -v bochs >/dev/null || skip "no bochs command although the bochs package
 
 KDIR="$(need_kernel_tree)"
 release="$(cat "$KDIR/include/config/kernel.release")"
-name=$(basename "${1%% *}")
+[ -n "$name" ] || name=$(basename "${1%% *}")
 
 out=$(mktemp -d /tmp/msrguard-bochs.XXXXXX)
 trap 'rm -rf "$out"' EXIT
@@ -106,6 +109,8 @@ sleep 1
 	echo
 	echo "@@BOCHS-RUN-OUTPUT@@"
 	cat /tmp/output
+	# The marker starts a line, whatever the output's last one.
+	[ -z "$(tail -c 1 /tmp/output)" ] || echo
 	echo "@@BOCHS-RUN-STATUS $(cat /tmp/status)@@"
 	dmesg
 	echo "@@BOCHS-RUN-END@@"

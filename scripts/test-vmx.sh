@@ -64,7 +64,7 @@ programs=("$guard" realmode_vmx_test nested_vmx_test)
 	done
 } >"$out/test-vmx-guest.sh"
 rc=0
-scripts/bochs-run.sh --timeout "$timeout" --append kvm.force_emulation_prefix=1 \
+scripts/bochs-run.sh --timeout "$timeout" --name vmx --append kvm.force_emulation_prefix=1 \
 	--file "$module=msrguard.ko" --file "$testpolicy=msrguard-testpolicy.ko" \
 	--file selftests/kvm/guard_test --file selftests/kvm/realmode_vmx_test \
 	--file selftests/kvm/nested_vmx_test --file "$out/test-vmx-guest.sh" \

@@ -26,13 +26,14 @@ steps=(
 	"vm-runner:the VM runner's own test (a silent death, patched kernel text)"
 	"libkvm:libkvm suite in the VM (real-mode tables included, lock_test last)"
 	"operator:the operator's rollout, the in-tree build, DKMS"
+	"kvm-selftests:KVM's own selftests without and with msrguard"
 	"vmx:the VMX suite under Bochs (background lane)"
 	"storm:storm and interface fuzz, in a boot of their own (background lane)"
-	"kvm-selftests:KVM's own selftests without and with msrguard (background lane)"
 	"guests:stock Debian kernels as KVM guests"
 	"bench:the host lookup benchmark (figures only)"
 )
-side_lane=(vmx storm kvm-selftests)
+# About as long as the main lane's VM steps (10 + 1 minutes against 11).
+side_lane=(vmx storm)
 step_names=()
 for s in "${steps[@]}"; do step_names+=("${s%%:*}"); done
 
@@ -88,7 +89,7 @@ step_policy() {
 	msg "default policy against KVM: every MSR KVM handles has an entry, no dead entries; the profiles over it"
 	[ -n "$KDIR" ] || die "no built kernel tree to compare the default policy with"
 	local profiles=() p
-	for p in policy/profiles/*.toml; do profiles+=(--profile "$p"); done
+	for p in policy/profiles/*.toml; do [ ! -e "$p" ] || profiles+=(--profile "$p"); done
 	cargo run --quiet --locked --release -p msrguard -- check --against-kvm "$KDIR" \
 		${profiles[@]+"${profiles[@]}"} policy/default.toml ||
 		die "policy/default.toml or a profile over it does not check (against the MSRs KVM handles in $KDIR)"
@@ -113,6 +114,13 @@ step_build() {
 	build_module testpolicy -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
 	build_all
 	KO=$(module_ko default) TESTPOLICY_KO=$(module_ko testpolicy)
+	# The background lane gets copies: lint and the packaging check below
+	# rebuild the default module in place (make install).
+	lane_files="$MSRGUARD_ROOT/build/side-lane"
+	rm -rf "$lane_files"
+	install -D -m 0644 "$KO" "$lane_files/default/msrguard.ko"
+	install -D -m 0644 "$TESTPOLICY_KO" "$lane_files/testpolicy/msrguard.ko"
+	install -D -m 0755 "$TOOL" "$lane_files/msrguard"
 	side_start
 
 	scripts/lint.sh >"$LOG_DIR/lint.log" 2>&1 || { cat "$LOG_DIR/lint.log"; die "lint failed (clippy or rustfmt)"; }
@@ -141,7 +149,7 @@ step_libkvm() {
 	# exit path, emulator, nested L2 through an L1 guest hypervisor.
 	msg "libkvm suite (selftests/kvm: guard table on every path, nested SVM)"
 	libkvm_rc=0
-	scripts/vm-run.sh --timeout 900 --append "kvm.force_emulation_prefix=1" -- \
+	scripts/vm-run.sh --timeout 900 --name libkvm --append "kvm.force_emulation_prefix=1" -- \
 		selftests/kvm/run.sh "$KO" "$TESTPOLICY_KO" "$TOOL" |
 		tee "$LOG_DIR/vm-libkvm.log" || libkvm_rc=$?
 	ran vm-libkvm "$libkvm_rc"
@@ -172,7 +180,7 @@ step_storm() {
 	# disturb); each loads its own msrguard instance.
 	msg "VM storm (two VMs x two vCPUs, one flooding vetoed accesses, reader absent, slow and fast) and interface fuzz"
 	storm_rc=0
-	scripts/vm-run.sh --timeout 900 -- selftests/kvm/run.sh --only storm_test,fuzz_test \
+	scripts/vm-run.sh --timeout 900 --name storm -- selftests/kvm/run.sh --only storm_test,fuzz_test \
 		"$KO" "$TESTPOLICY_KO" "$TOOL" | tee "$LOG_DIR/vm-storm.log" || storm_rc=$?
 	ran vm-storm "$storm_rc"
 }
@@ -205,7 +213,7 @@ step_kvm_selftests() {
 	kvm_rc=0
 	if kvm_st=$(scripts/build-kvm-selftests.sh); then
 		msg "KVM selftests without and with msrguard (VM)"
-		scripts/vm-run.sh --timeout 1500 --append "kvm.force_emulation_prefix=1" -- \
+		scripts/vm-run.sh --timeout 1500 --name kvm-selftests --append "kvm.force_emulation_prefix=1" -- \
 			selftests/kvm-selftests-compare.sh "$kvm_st" "$KO" \
 			"$MSRGUARD_ROOT/selftests/kvm-selftests-expected-diffs.txt" "$TOOL" |
 			tee "$LOG_DIR/kvm-selftests.log" || kvm_rc=$?
@@ -255,7 +263,9 @@ side_start() {
 	side_started=$SECONDS
 	set -m
 	(
-		trap - EXIT
+		trap - EXIT TERM INT HUP
+		KO="$lane_files/default/msrguard.ko" TESTPOLICY_KO="$lane_files/testpolicy/msrguard.ko"
+		TOOL="$lane_files/msrguard"
 		# Handed back as each step ends: a step that dies keeps the others'.
 		ran() { echo "ran $1 $2" >&3; }
 		timed() { echo "timed $1 $2" >&3; }
@@ -264,17 +274,19 @@ side_start() {
 			"step_${n//-/_}"
 			timed "$n" $((SECONDS - t))
 		done
-	) >"$LOG_DIR/side-lane.out" 2>&1 3>"$LOG_DIR/side-lane.results" &
+	) </dev/null >"$LOG_DIR/side-lane.out" 2>&1 3>"$LOG_DIR/side-lane.results" &
 	side_pid=$!
 	set +m
+	# bash runs no EXIT trap when a TERM reaches it alone: both stop the lane.
 	trap 'kill -TERM -- -"$side_pid" 2>/dev/null || true' EXIT
+	trap 'kill -TERM -- -"$side_pid" 2>/dev/null || true; exit 143' TERM INT HUP
 }
 side_join() {
 	[ -n "$side_pid" ] || return 0
 	msg "background lane: waiting for it ($((SECONDS - side_started))s so far)"
 	local rc=0 kind a b
 	wait "$side_pid" || rc=$?
-	trap - EXIT
+	trap - EXIT TERM INT HUP
 	side_pid=
 	cat "$LOG_DIR/side-lane.out"
 	while read -r kind a b; do

@@ -6,7 +6,7 @@
 #
 #   scripts/vm-run.sh [--timeout SECONDS] [--append KERNEL_ARGS]
 #                     [--qemu-opts QEMU_OPTIONS] [--kdir KERNEL_TREE]
-#                     [--rwdir DIR]... -- CMD...
+#                     [--rwdir DIR]... [--name NAME] -- CMD...
 #
 # --qemu-opts adds options to QEMU's (after "-cpu max"); --kdir boots another
 # built tree than the test kernel (lib.sh: kernel_tree). The host's
@@ -20,7 +20,7 @@
 # once); 126 when the guest kernel logged a bug (lib.sh: kernel_log_bugs),
 # which is printed. The guest's kernel log is kept in
 # LOG_DIR/vm-dmesg-NAME.log, its console in LOG_DIR/vm-console-NAME.log
-# (NAME: the command's first word). scripts/bochs-run.sh is the same
+# (NAME: --name, or the command's first word). scripts/bochs-run.sh is the same
 # contract on Bochs (Intel VMX).
 #
 # Evidence of a VM that dies without a word: the guest's kernel log is
@@ -44,6 +44,7 @@ append=""
 qemu_opts=""
 KDIR=""
 vng_dirs=()
+name=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) timeout="$2"; shift 2 ;;
@@ -51,8 +52,9 @@ while [ $# -gt 0 ]; do
 	--qemu-opts) qemu_opts="$qemu_opts $2"; shift 2 ;;
 	--kdir) KDIR="$2"; shift 2 ;;
 	--rwdir) vng_dirs+=(--rwdir "$2"); shift 2 ;;
+	--name) name="$2"; shift 2 ;;
 	--) shift; break ;;
-	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] [--qemu-opts OPTS] [--kdir DIR] [--rwdir DIR] -- CMD...)" ;;
+	*) die "vm-run.sh: unknown option $1 (usage: vm-run.sh [--timeout S] [--append ARGS] [--qemu-opts OPTS] [--kdir DIR] [--rwdir DIR] [--name NAME] -- CMD...)" ;;
 	esac
 done
 [ $# -gt 0 ] || die "vm-run.sh: no command given"
@@ -134,7 +136,7 @@ cat "$out/output" 2>/dev/null || true
 elapsed=$((SECONDS - start))
 # The whole console stays for a post-mortem: the tail printed below may not
 # reach the failure.
-name=$(basename "${1%% *}")
+[ -n "$name" ] || name=$(basename "${1%% *}")
 console_log="$LOG_DIR/vm-console-$name.log"
 cp "$out/console" "$console_log" 2>/dev/null || true
 
@@ -161,7 +163,10 @@ fi
 status=$(cat "$out/status")
 # The guest's kernel log is kept whatever the outcome: the backends'
 # common "status and kernel log out" (bochs-run.sh keeps its own likewise).
-cp "$out/dmesg" "$LOG_DIR/vm-dmesg-$name.log"
+if ! cp "$out/dmesg" "$LOG_DIR/vm-dmesg-$name.log" 2>/dev/null; then
+	echo "vm-run: the VM ended after the command's status, before its kernel log (all: $console_log)" >&2
+	exit 125
+fi
 if kernel_log_bugs vm-run "$out/dmesg"; then
 	exit 126
 fi

@@ -5,7 +5,7 @@
  * KVM, the hook verification refusing injected mismatches, and VMMs
  * killed with image lookups pending. Each test starts and ends with msrguard unloaded and kvm_amd (or
  * kvm_intel) loaded. The lock parameter, which pins the module until
- * reboot, is lock_test's, in a boot of its own.
+ * reboot, is lock_test's, which runs last in its boot.
  */
 #include <asm/msr-index.h>
 
