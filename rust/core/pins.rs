@@ -13,11 +13,13 @@
 //!   ([`PinCheck::SetOnly`]).
 //! - The state moves only when KVM accepted the write ([`commit`]): a write
 //!   KVM refuses (a non-canonical LSTAR, a reserved EFER bit) pins nothing.
-//! - The VMM's own writes (`KVM_SET_MSRS`: a migration target restoring the
-//!   guest, a VMM resetting it) set the state from the value: 0, the reset
-//!   value of every MSR a profile may pin, leaves the vCPU unpinned (the
-//!   guest pins it again as it boots); any other value pins it, so a guest
-//!   restored elsewhere keeps its pins ([`host_write`]).
+//! - The VMM's own writes (`KVM_SET_MSRS`) ([`host_write`]): the pinned
+//!   value again keeps the pin (QEMU writes the current values back
+//!   whenever it syncs the vCPU's registers); 0, the reset value of every
+//!   MSR a profile may pin, unpins it (a VMM reset: the guest pins it again
+//!   as it boots); any other value pins it (a migration target restoring
+//!   the guest). A guest pinned at 0 (Linux without 32-bit emulation
+//!   writes SYSENTER_EIP 0) is restored elsewhere unpinned.
 //! - A vCPU reset (KVM's, not INIT: the guest can send INIT to its own
 //!   vCPUs) clears the state ([`PinState::RESET`]).
 
@@ -104,13 +106,13 @@ pub fn commit(rule: PinRule, state: &mut PinState, value: u64) {
     state.sticky |= value & rule.set_only;
 }
 
-/// Records the VMM's write of `value` (`KVM_SET_MSRS`): the state is what
-/// the value says, whatever it was before.
+/// Records the VMM's write of `value` (`KVM_SET_MSRS`, or KVM's own write
+/// of the MSR for the guest): the pinned value keeps the pin, 0 clears it,
+/// another value pins it; the set-only bits are the value's.
 pub fn host_write(rule: PinRule, state: &mut PinState, value: u64) {
-    *state = PinState::RESET;
-    if rule.pin && value != 0 {
+    if rule.pin && !(state.pinned && state.value == value) {
+        state.pinned = value != 0;
         state.value = value;
-        state.pinned = true;
     }
     state.sticky = value & rule.set_only;
 }

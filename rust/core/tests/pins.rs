@@ -88,6 +88,16 @@ fn host_writes_restore_or_reset() {
         PinCheck::Pinned { pinned: 0x1234 }
     );
 
+    // The VMM writes back the value the guest pinned, 0 included: the pin
+    // holds.
+    let mut z = PinState::RESET;
+    assert_eq!(guest_write(PIN, &mut z, 0), PinCheck::Allow);
+    host_write(PIN, &mut z, 0);
+    assert_eq!(
+        guest_write(PIN, &mut z, 0x1234),
+        PinCheck::Pinned { pinned: 0 }
+    );
+
     let mut e = PinState::RESET;
     host_write(SET_ONLY, &mut e, 0x501 | NXE);
     assert_eq!(
@@ -140,8 +150,9 @@ proptest! {
     })]
 
     /// The model: a pin is the first accepted guest write since the last
-    /// reset (or the VMM's non-zero value); a set-only bit stays set from
-    /// the accepted write that set it until a reset or the VMM's write.
+    /// reset or VMM write of 0 (or the VMM's non-zero value; its write of
+    /// the pinned value changes nothing); a set-only bit stays set from the
+    /// accepted write that set it until a reset or the VMM's write.
     #[test]
     fn pins_follow_the_model(pin: bool, set_only in prop_oneof![Just(0u64), Just(0x800u64), Just(0x900u64)],
                              ops in prop::collection::vec(op(), 0..40)) {
@@ -169,7 +180,9 @@ proptest! {
                 }
                 Op::Host(v) => {
                     host_write(rule, &mut s, v);
-                    pinned = (pin && v != 0).then_some(v);
+                    if pinned != Some(v) {
+                        pinned = (pin && v != 0).then_some(v);
+                    }
                     sticky = v & set_only;
                 }
                 Op::Reset => {

@@ -225,6 +225,10 @@ pub struct Warning {
     pub path: &'static str,
     /// What is wrong.
     pub message: String,
+    /// The policy may not do otherwise: a write to the floor
+    /// ([`crate::danger::check_floor`]). `msrguard check --strict` lets it
+    /// pass.
+    pub floor: bool,
 }
 
 impl Warning {
@@ -292,17 +296,22 @@ pub fn check(file: &str, entries: &[PolicyEntry]) -> Vec<Warning> {
             } else {
                 ""
             };
+            let floor = write
+                && !read
+                && (a..=z).all(|m| crate::danger::dangerous(m).is_some_and(|d| d.in_floor()));
             out.push(Warning {
                 file: file.to_string(),
                 line: entry.map(|i| entries[i].line),
                 msrs: (a, z),
                 path: b.path,
                 message: format!(
-                    "{name} ({}){default} can also be {what}{bits} by {} ({}){when} without msrguard's decision: the policy cannot stop that",
+                    "{name} ({}){default} can also be {what}{bits} by {} ({}){when} without msrguard's decision: the policy cannot stop that{}",
                     span(a, z),
                     b.path,
-                    b.source
+                    b.source,
+                    if floor { " (the floor requires the veto)" } else { "" }
                 ),
+                floor,
             });
         };
         for msr in b.first..=b.last {

@@ -22,7 +22,10 @@
 //! - [`kernel_tree`]: the compiler's view of a kernel tree, shared by both
 //!   readers;
 //! - [`bypass`], [`danger`]: what KVM does to an MSR without the guard,
-//!   and the MSRs that must never be allowed.
+//!   and the MSRs that must never be allowed (the floor);
+//! - [`profile`]: profiles over the policy (replaced entries, pins,
+//!   set-only bits, the VMs they are for), with [`rewritten`] the MSRs an
+//!   OS rewrites at run time, which no pin may touch.
 
 pub mod against_kvm;
 pub mod bypass;

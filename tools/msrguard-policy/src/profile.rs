@@ -183,8 +183,10 @@ pub fn parse_profile(
         }
     }
 
-    // Replacements: each must be a base entry's exact range.
+    // Replacements: each must be a base entry's exact range, once.
     let replacements = check_entries(file, &lines, &raw.msr, &mut errors);
+    let replacements = check_overlaps(file, replacements, &mut errors);
+    let replaced_ranges: Vec<(u32, u32)> = replacements.iter().map(|r| (r.first, r.last)).collect();
     let mut entries = base.to_vec();
     for r in replacements {
         match entries
@@ -238,11 +240,16 @@ pub fn parse_profile(
                 "reason must be one non-empty line".to_string(),
             ));
         }
-        if let Some(r) = rewritten(msr) {
+        if let Some(r) = rewritten(msr).filter(|r| pin || r.bits & set_only != 0) {
+            let bits = if r.bits == u64::MAX || pin {
+                String::new()
+            } else {
+                format!(" (bits {:#x})", r.bits & set_only)
+            };
             errors.push(diag(
                 index.span().start,
                 format!(
-                    "{what} on {name} ({msr:#x}) would veto a well-behaved guest: {}",
+                    "{what} on {name} ({msr:#x}){bits} would veto a well-behaved guest: {}",
                     r.why
                 ),
             ));
@@ -262,12 +269,22 @@ pub fn parse_profile(
                 || entry.write_mask.is_some_and(|m| m & set_only == set_only)
         };
         if !writable {
+            let replaced = replaced_ranges.contains(&(entry.first, entry.last));
             errors.push(diag(
                 index.span().start,
                 format!(
-                    "{what} on {name} ({msr:#x}): the entry at line {} does not let a guest write {}",
+                    "{what} on {name} ({msr:#x}): {} at line {} does not let a guest write {}",
+                    if replaced {
+                        "the profile's entry"
+                    } else {
+                        "the base policy's entry"
+                    },
                     entry.line,
-                    if pin { "it".to_string() } else { format!("bits {set_only:#x}") }
+                    if pin {
+                        "it".to_string()
+                    } else {
+                        format!("bits {set_only:#x}")
+                    }
                 ),
             ));
             return;

@@ -10,13 +10,25 @@ pub struct Rewritten {
     pub first: u32,
     /// Last MSR index, inclusive.
     pub last: u32,
+    /// The bits rewritten (all of them: `u64::MAX`). No MSR of the range
+    /// may be pinned; no set-only bit may be one of these.
+    pub bits: u64,
     /// Who rewrites it and when (one line).
     pub why: &'static str,
 }
 
 const fn r(first: u32, last: u32, why: &'static str) -> Rewritten {
-    Rewritten { first, last, why }
+    Rewritten {
+        first,
+        last,
+        bits: u64::MAX,
+        why,
+    }
 }
+
+/// EFER's bits an OS or KVM changes at run time: LME and LMA (mode
+/// switches, RSM), SVME (a guest hypervisor enabling SVM).
+const EFER_REWRITTEN: u64 = (1 << 8) | (1 << 10) | (1 << 12);
 
 /// Sorted by `first`, no overlaps (a unit test checks it).
 pub const REWRITTEN: &[Rewritten] = &[
@@ -27,23 +39,40 @@ pub const REWRITTEN: &[Rewritten] = &[
     r(0xc1, 0xc8, "PMU counters: perf programs and reloads them on every context switch and overflow"),
     r(0xe1, 0xe1, "UMWAIT_CONTROL: Linux rewrites it whenever root changes /sys/devices/system/cpu/umwait_control"),
     r(0x10b, 0x10b, "FLUSH_CMD: a command MSR (L1D flush), written on VM entry and context switches; it holds no value to pin"),
+    r(0x140, 0x140, "MISC_FEATURES_ENABLES: Linux switches CPUID faulting per task (arch_prctl(ARCH_SET_CPUID), __switch_to_xtra())"),
+    r(0x174, 0x174, "SYSENTER_CS: 32-bit Linux zeroes it to enter vm86 mode and writes it back after"),
     r(0x17a, 0x17a, "MCG_STATUS: the machine-check handler clears it after each machine check"),
     r(0x186, 0x18d, "PMU event selects: perf programs them on every context switch"),
     r(0x1c4, 0x1c5, "XFD, XFD_ERR: Linux switches them per task (AMX state, arch/x86/kernel/fpu/xstate.c)"),
+    r(0x1c8, 0x1c8, "LBR_SELECT: perf programs it for each LBR user"),
     r(0x1d9, 0x1d9, "DEBUGCTL: Linux sets and clears BTF per task (arch/x86/kernel/step.c) and perf toggles LBR"),
     r(0x309, 0x30b, "PMU fixed counters: perf reloads them on every context switch and overflow"),
     r(0x38d, 0x390, "PMU global control and status: perf enables, disables and acknowledges overflows on every PMI"),
+    r(0x3f1, 0x3f2, "PEBS_ENABLE, PEBS data config: perf programs them per event"),
     r(0x400, 0x47f, "machine-check banks: the machine-check handler and its poller clear MCi_STATUS after each error"),
+    r(0x4c1, 0x4c8, "PMU full-width counters: perf reloads them on every context switch and overflow"),
+    r(0x600, 0x600, "DS_AREA: perf points it at each CPU's debug store when PEBS or BTS starts"),
+    r(0x680, 0x69f, "LBR stack (from): perf saves and restores it per task"),
     r(0x6a0, 0x6a0, "U_CET: the user shadow stack and IBT state, switched per task"),
     r(0x6a2, 0x6a2, "S_CET: Linux clears ENDBR_EN around EFI runtime calls (ibt_save()/ibt_restore() in arch/x86/platform/efi) and sets it again after"),
     r(0x6a4, 0x6a7, "PL0_SSP..PL3_SSP: shadow stack pointers, switched per task"),
+    r(0x6c0, 0x6df, "LBR stack (to): perf saves and restores it per task"),
     r(0x6e0, 0x6e0, "TSC_DEADLINE: written for every timer interrupt the local APIC programs (lapic_next_deadline())"),
     r(0x6e1, 0x6e1, "PKRS: protection keys for supervisor pages, switched per task"),
     r(0x800, 0x8ff, "x2APIC registers: EOI on every interrupt, ICR for every IPI, the timer for every tick"),
+    r(0x14ce, 0x14cf, "architectural LBR control and depth: perf programs them per LBR user"),
+    r(0x1500, 0x161f, "architectural LBR stack: perf saves and restores it per task (XSAVES)"),
     r(0x4000_0070, 0x4000_0072, "Hyper-V synthetic EOI, ICR and TPR: written for every interrupt and IPI by guests using the enlightenments (Windows, Linux's hv_apic.c)"),
     r(0x4000_00b0, 0x4000_00b7, "Hyper-V synthetic timers: reprogrammed for every timer event"),
     r(0x4b56_4d00, 0x4b56_4d04, "KVM paravirtual MSRs (clock, async page faults, steal time, PV EOI): Linux writes the wall-clock MSR on every read of it and clears the others when a CPU goes offline or the kernel kexecs (kvm_guest_cpu_offline()), then writes them again"),
+    Rewritten {
+        first: 0xc000_0080,
+        last: 0xc000_0080,
+        bits: EFER_REWRITTEN,
+        why: "EFER's LME and LMA change with the mode (KVM's RSM writes EFER 0 and back), SVME whenever a guest hypervisor enables or disables SVM",
+    },
     r(0xc000_0100, 0xc000_0102, "FS_BASE, GS_BASE, KERNEL_GS_BASE: switched per thread (Linux's x86_fsbase_write_task() and SWAPGS, Windows' thread switch for WOW64 and its per-processor GS)"),
+    r(0xc000_0300, 0xc000_0303, "AMD PerfMonV2 global control and status: perf enables, disables and acknowledges overflows on every PMI"),
     r(0xc001_0000, 0xc001_0007, "AMD PMU counters and controls: perf programs them on every context switch"),
     r(0xc001_011f, 0xc001_011f, "VIRT_SPEC_CTRL: Linux switches SSBD per task on AMD guests (__speculation_ctrl_update())"),
     r(0xc001_0200, 0xc001_020b, "AMD core PMU counters and controls: perf programs them on every context switch"),
@@ -68,7 +97,7 @@ mod tests {
         assert!(rewritten(0xc000_0100).is_some_and(|x| x.why.starts_with("FS_BASE")));
         assert!(rewritten(0x830).is_some());
         assert!(rewritten(0xc000_0082).is_none());
-        assert!(rewritten(0xc000_0080).is_none());
+        assert_eq!(rewritten(0xc000_0080).map(|x| x.bits), Some(0x1500));
         assert!(rewritten(0x176).is_none());
         assert!(rewritten(u32::MAX).is_none());
     }

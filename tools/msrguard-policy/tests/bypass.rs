@@ -151,10 +151,20 @@ fn default_policy_warnings_are_the_documented_ones() {
             "warning: policy/default.toml:{}: ",
             w.line.unwrap_or(0)
         )));
-        assert!(w
-            .to_string()
-            .ends_with("without msrguard's decision: the policy cannot stop that"));
+        // SMBASE's writes: the floor's veto, which no policy may lift.
+        let tail = if w.floor {
+            "without msrguard's decision: the policy cannot stop that (the floor requires the veto)"
+        } else {
+            "without msrguard's decision: the policy cannot stop that"
+        };
+        assert!(w.to_string().ends_with(tail), "{w}");
+        assert_eq!(
+            w.floor,
+            w.msrs.0 == 0x9e && !w.to_string().contains(" read"),
+            "{w}"
+        );
     }
+    assert!(ws.iter().any(|w| w.floor));
 }
 
 #[test]

@@ -94,6 +94,7 @@ fn pin_needs_a_single_msr_the_guest_may_write() {
     let e = errors(&format!(
         "{HEADER}[[pin]]\nindex = 0x79\nname = \"MSR_IA32_UCODE_WRITE\"\nreason = \"r\"\n"
     ));
+    assert!(e[0].contains("the base policy's entry at line"), "{e:?}");
     assert!(e[0].contains("does not let a guest write it"), "{e:?}");
     // A set-only bit outside MISC_ENABLE's write mask.
     let e = errors(&format!(
@@ -127,14 +128,48 @@ fn pin_needs_a_single_msr_the_guest_may_write() {
 #[test]
 fn pin_and_set_only_on_one_msr_combine() {
     let text = format!(
-        "{HEADER}[[pin]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nreason = \"a\"\n\
-         [[set_only]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nbits = 0x800\nreason = \"b\"\n"
+        "{HEADER}[[pin]]\nindex = 0x277\nname = \"MSR_IA32_CR_PAT\"\nreason = \"a\"\n\
+         [[set_only]]\nindex = 0x277\nname = \"MSR_IA32_CR_PAT\"\nbits = 0x1\nreason = \"b\"\n"
     );
     let p = parse_profile("p.toml", &text, &default_policy()).expect("parses");
     assert_eq!(p.pins.len(), 1);
     assert!(p.pins[0].pin);
-    assert_eq!(p.pins[0].set_only, 0x800);
+    assert_eq!(p.pins[0].set_only, 0x1);
     assert_eq!(p.pins[0].reason, "a; b");
+}
+
+#[test]
+fn efer_takes_set_only_nxe_but_no_pin_and_no_mode_bits() {
+    // KVM's RSM writes EFER 0 and back, a guest hypervisor toggles SVME.
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nreason = \"r\"\n"
+    ));
+    assert!(
+        e[0].contains("pin on MSR_EFER (0xc0000080) would veto a well-behaved guest: EFER's LME"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{HEADER}[[set_only]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nbits = 0x1800\nreason = \"r\"\n"
+    ));
+    assert!(
+        e[0].contains("set_only on MSR_EFER (0xc0000080) (bits 0x1000) would veto"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_range_replaced_twice_is_refused() {
+    let base = default_policy();
+    let pmc = base
+        .iter()
+        .find(|e| e.first <= 0xc1 && 0xc1 <= e.last)
+        .expect("the default policy covers IA32_PMC0");
+    let one = format!(
+        "[[msr]]\nindex = {:#x}\nlast = {:#x}\nname = \"{}\"\nread = \"allow\"\nwrite = \"allow\"\nreason = \"r\"\n",
+        pmc.first, pmc.last, pmc.name
+    );
+    let e = errors(&format!("{HEADER}{one}{one}"));
+    assert!(e.iter().any(|m| m.contains("duplicates")), "{e:?}");
 }
 
 #[test]
