@@ -163,10 +163,11 @@ fi
 status=$(cat "$out/status")
 # The guest's kernel log is kept whatever the outcome: the backends'
 # common "status and kernel log out" (bochs-run.sh keeps its own likewise).
-if ! cp "$out/dmesg" "$LOG_DIR/vm-dmesg-$name.log" 2>/dev/null; then
+if [ ! -f "$out/dmesg" ]; then
 	echo "vm-run: the VM ended after the command's status, before its kernel log (all: $console_log)" >&2
 	exit 125
 fi
+cp "$out/dmesg" "$LOG_DIR/vm-dmesg-$name.log"
 if kernel_log_bugs vm-run "$out/dmesg"; then
 	exit 126
 fi

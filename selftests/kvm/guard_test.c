@@ -127,8 +127,8 @@ static const struct guard_case cases[] = {
 	/*
 	 * Guest firmware's FEATURE_CONTROL write (lock, VMXON), inside the
 	 * default policy's mask: on SVM KVM has no such MSR and refuses it
-	 * itself, with or without msrguard (..._without_msrguard); on VMX KVM
-	 * accepts it. No event either way.
+	 * itself, with or without msrguard (..._without_msrguard); when the vCPU
+	 * has VMX (kvm_intel nested=1) KVM accepts it. No event either way.
 	 */
 	{ .name = "feat_ctl_write_as_firmware", .msr = MSR_IA32_FEAT_CTL, .write = true,
 	  .value = FEAT_CTL_LOCKED | FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX, .vector = GP_VECTOR,
