@@ -11,15 +11,19 @@
 //!   ([`PinCheck::Pinned`]).
 //! - A set-only bit, once set on the vCPU, cannot be cleared by the guest
 //!   ([`PinCheck::SetOnly`]).
-//! - The state moves only when KVM accepted the write ([`commit`]): a write
-//!   KVM refuses (a non-canonical LSTAR, a reserved EFER bit) pins nothing.
+//! - The state moves only when KVM accepted the write ([`commit`]), with the
+//!   value the MSR then holds (KVM keeps only the low half of SYSENTER_EIP
+//!   for an AMD guest): a write KVM refuses (a non-canonical LSTAR, a
+//!   reserved EFER bit) pins nothing.
 //! - The VMM's own writes (`KVM_SET_MSRS`) ([`host_write`]): the pinned
 //!   value again keeps the pin (QEMU writes the current values back
 //!   whenever it syncs the vCPU's registers); 0, the reset value of every
 //!   MSR a profile may pin, unpins it (a VMM reset: the guest pins it again
 //!   as it boots); any other value pins it (a migration target restoring
 //!   the guest). A guest pinned at 0 (Linux without 32-bit emulation
-//!   writes SYSENTER_EIP 0) is restored elsewhere unpinned.
+//!   writes SYSENTER_EIP 0) is restored elsewhere unpinned, and stays
+//!   pinned at 0 across a VMM reset. Only MSRs whose reset value is 0 may
+//!   be pinned (the checker's rule).
 //! - A vCPU reset (KVM's, not INIT: the guest can send INIT to its own
 //!   vCPUs) clears the state ([`PinState::RESET`]).
 
@@ -97,7 +101,8 @@ pub fn check(rule: PinRule, state: &PinState, value: u64) -> PinCheck {
     PinCheck::Allow
 }
 
-/// Records a guest write KVM accepted (after [`check`] allowed it).
+/// Records a guest write KVM accepted (after [`check`] allowed it): `value`
+/// is what the MSR holds after it.
 pub fn commit(rule: PinRule, state: &mut PinState, value: u64) {
     if rule.pin && !state.pinned {
         state.value = value;
@@ -106,9 +111,9 @@ pub fn commit(rule: PinRule, state: &mut PinState, value: u64) {
     state.sticky |= value & rule.set_only;
 }
 
-/// Records the VMM's write of `value` (`KVM_SET_MSRS`, or KVM's own write
-/// of the MSR for the guest): the pinned value keeps the pin, 0 clears it,
-/// another value pins it; the set-only bits are the value's.
+/// Records the VMM's write of `value` (`KVM_SET_MSRS`): the pinned value
+/// keeps the pin, 0 clears it, another value pins it; the set-only bits
+/// are the value's.
 pub fn host_write(rule: PinRule, state: &mut PinState, value: u64) {
     if rule.pin && !(state.pinned && state.value == value) {
         state.pinned = value != 0;

@@ -179,6 +179,12 @@ proptest! {
                     }
                 }
                 Op::Host(v) => {
+                    // The VMM writing back the pinned value changes no pin.
+                    if pin && pinned == Some(v) {
+                        let mut again = s;
+                        host_write(rule, &mut again, v);
+                        prop_assert_eq!((again.pinned, again.value), (s.pinned, s.value));
+                    }
                     host_write(rule, &mut s, v);
                     if pinned != Some(v) {
                         pinned = (pin && v != 0).then_some(v);

@@ -296,8 +296,11 @@ pub fn check(file: &str, entries: &[PolicyEntry]) -> Vec<Warning> {
             } else {
                 ""
             };
+            // A path that only clears (bits 0) is one a zero write mask, which
+            // the floor allows, could let through: not the floor's.
             let floor = write
                 && !read
+                && b.bits != 0
                 && (a..=z).all(|m| crate::danger::dangerous(m).is_some_and(|d| d.in_floor()));
             out.push(Warning {
                 file: file.to_string(),

@@ -16,7 +16,7 @@
 
 use msrguard_core::policy::Action;
 
-use crate::entry::{describe_range, Diagnostic, PolicyEntry};
+use crate::entry::{describe_range, range_holding, Diagnostic, PolicyEntry};
 
 /// A range of dangerous MSRs and why.
 pub struct Danger {
@@ -37,7 +37,7 @@ const SMM: &str = "SMM: system-management mode state belongs to the host firmwar
 const POWER: &str =
     "power/voltage/frequency control: host-wide, and a fault-injection vector (Plundervolt)";
 const ENERGY: &str = "energy counters: host-wide power readings are a side channel (Platypus)";
-const TRACE: &str =
+pub(crate) const TRACE: &str =
     "tracing/debug store: LBR, BTS, PEBS and Intel PT record or write host-visible state";
 
 /// Sorted by `first`, no overlaps (a unit test checks it).
@@ -124,9 +124,7 @@ pub fn check_floor(file: &str, entries: &[PolicyEntry]) -> Vec<Diagnostic> {
 
 /// Why `msr` is dangerous, if it is.
 pub fn dangerous(msr: u32) -> Option<&'static Danger> {
-    let idx = DANGEROUS.partition_point(|x| x.first <= msr);
-    let x = DANGEROUS.get(idx.checked_sub(1)?)?;
-    (msr <= x.last).then_some(x)
+    range_holding(DANGEROUS, msr, |x| (x.first, x.last))
 }
 
 #[cfg(test)]

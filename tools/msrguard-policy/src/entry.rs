@@ -68,3 +68,15 @@ pub(crate) fn describe_range(e: &PolicyEntry) -> String {
         format!("MSRs {:#x}..={:#x}", e.first, e.last)
     }
 }
+
+/// The element of `table` (sorted by first index, ranges not overlapping)
+/// whose range, as `range` gives it, holds `msr`.
+pub(crate) fn range_holding<T>(
+    table: &[T],
+    msr: u32,
+    range: impl Fn(&T) -> (u32, u32),
+) -> Option<&T> {
+    let idx = table.partition_point(|x| range(x).0 <= msr);
+    let x = table.get(idx.checked_sub(1)?)?;
+    (msr <= range(x).1).then_some(x)
+}

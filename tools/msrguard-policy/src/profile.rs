@@ -28,7 +28,7 @@ use crate::kvm_internal::check_kvm_internal;
 use crate::parse::{
     check_entries, check_overlaps, name_mismatch, parse_number, Lines, RawEntry, RawNumber,
 };
-use crate::rewritten::rewritten;
+use crate::rewritten::{nonzero_reset, rewritten};
 
 /// Profiles a module can hold, the default one (the base) included: a
 /// VM's profile is a byte in its event records.
@@ -244,12 +244,22 @@ pub fn parse_profile(
             let bits = if r.bits == u64::MAX || pin {
                 String::new()
             } else {
-                format!(" (bits {:#x})", r.bits & set_only)
+                format!(", bits {:#x}", r.bits & set_only)
             };
             errors.push(diag(
                 index.span().start,
                 format!(
-                    "{what} on {name} ({msr:#x}){bits} would veto a well-behaved guest: {}",
+                    "{what} on {name} ({msr:#x}{bits}) would veto a well-behaved guest: {}",
+                    r.why
+                ),
+            ));
+            return;
+        }
+        if let Some(r) = nonzero_reset(msr).filter(|_| pin) {
+            errors.push(diag(
+                index.span().start,
+                format!(
+                    "pin on {name} ({msr:#x}) would hold its reset value after a VMM reset: {}",
                     r.why
                 ),
             ));

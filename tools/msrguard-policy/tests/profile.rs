@@ -128,8 +128,8 @@ fn pin_needs_a_single_msr_the_guest_may_write() {
 #[test]
 fn pin_and_set_only_on_one_msr_combine() {
     let text = format!(
-        "{HEADER}[[pin]]\nindex = 0x277\nname = \"MSR_IA32_CR_PAT\"\nreason = \"a\"\n\
-         [[set_only]]\nindex = 0x277\nname = \"MSR_IA32_CR_PAT\"\nbits = 0x1\nreason = \"b\"\n"
+        "{HEADER}[[pin]]\nindex = 0xc0000082\nname = \"MSR_LSTAR\"\nreason = \"a\"\n\
+         [[set_only]]\nindex = 0xc0000082\nname = \"MSR_LSTAR\"\nbits = 0x1\nreason = \"b\"\n"
     );
     let p = parse_profile("p.toml", &text, &default_policy()).expect("parses");
     assert_eq!(p.pins.len(), 1);
@@ -140,7 +140,7 @@ fn pin_and_set_only_on_one_msr_combine() {
 
 #[test]
 fn efer_takes_set_only_nxe_but_no_pin_and_no_mode_bits() {
-    // KVM's RSM writes EFER 0 and back, a guest hypervisor toggles SVME.
+    // RSM restores EFER without LMA, a guest hypervisor toggles SVME.
     let e = errors(&format!(
         "{HEADER}[[pin]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nreason = \"r\"\n"
     ));
@@ -152,7 +152,30 @@ fn efer_takes_set_only_nxe_but_no_pin_and_no_mode_bits() {
         "{HEADER}[[set_only]]\nindex = 0xc0000080\nname = \"MSR_EFER\"\nbits = 0x1800\nreason = \"r\"\n"
     ));
     assert!(
-        e[0].contains("set_only on MSR_EFER (0xc0000080) (bits 0x1000) would veto"),
+        e[0].contains("set_only on MSR_EFER (0xc0000080, bits 0x1000) would veto"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn pins_on_tracing_msrs_and_nonzero_reset_values_are_refused() {
+    // LBR_TOS: perf saves and restores it per task (danger.rs' tracing).
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0x1c9\nname = \"MSR_LBR_TOS\"\nreason = \"r\"\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("would veto a well-behaved guest: tracing")),
+        "{e:?}"
+    );
+    // PAT: the VMM's reset writes 0x0007040600070406, which would pin it.
+    let e = errors(&format!(
+        "{HEADER}[[pin]]\nindex = 0x277\nname = \"MSR_IA32_CR_PAT\"\nreason = \"r\"\n"
+    ));
+    assert!(
+        e[0].contains(
+            "pin on MSR_IA32_CR_PAT (0x277) would hold its reset value after a VMM reset"
+        ),
         "{e:?}"
     );
 }

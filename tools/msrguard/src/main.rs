@@ -9,10 +9,11 @@
 //! - `msrguard policy`: the policy the loaded module enforces;
 //! - `msrguard policy suggest --policy FILE [--from RECORDS] [--merge]`: a
 //!   policy proposal from audit-mode events;
-//! - `msrguard check [--strict] [--against-kvm KDIR] FILE`: validates a policy
+//! - `msrguard check [--strict] [--against-kvm KDIR] [--profile P]... FILE`: validates a policy
 //!   file with the build's checker, warns where it denies an MSR that a path
-//!   outside msrguard's decision points can set (errors with `--strict`), and
-//!   compares it with the MSRs KVM handles;
+//!   outside msrguard's decision points can set (errors with `--strict`, but
+//!   the floor's), checks profiles over it (`--profile`), and compares it
+//!   with the MSRs KVM handles;
 //! - `msrguard kvm-msrs KDIR`: the MSRs KVM handles, from a kernel tree.
 //!
 //! Errors are one line on stderr and a non-zero exit status.
@@ -79,7 +80,8 @@ enum Command {
     /// do to an MSR (Documentation/msrguard/design.rst, "Accesses outside the
     /// guard").
     Check {
-        /// Make those warnings errors (non-zero exit).
+        /// Make those warnings errors (non-zero exit), but those the floor
+        /// requires (no policy may allow those writes).
         #[arg(long)]
         strict: bool,
         /// A kernel source tree to compare the policy with.
