@@ -3,7 +3,7 @@
 //! Parsing and checking a policy file.
 
 use msrguard_core::policy::Action;
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
 use toml::Spanned;
 
 use crate::entry::{describe_range, Diagnostic, PolicyEntry};
@@ -94,6 +94,43 @@ pub(crate) fn name_mismatch(first: u32, name: &str) -> Option<String> {
         .map(|&(i, _)| format!("{name} is {i:#x} in Linux's headers, not {first:#x}"))
 }
 
+/// An MSR index: a number of 32 bits at most.
+pub(crate) fn parse_index(raw: &RawNumber) -> Result<u32, String> {
+    let v = parse_number(raw)?;
+    u32::try_from(v).map_err(|_| format!("index {v:#x} is not a 32-bit MSR index"))
+}
+
+/// Whether a reason is what every reason must be: one non-empty line.
+pub(crate) fn one_line(reason: &str) -> bool {
+    !reason.trim().is_empty() && !reason.contains('\n')
+}
+
+/// A file's TOML, or the parser's error at its line.
+pub(crate) fn from_toml<T: DeserializeOwned>(
+    file: &str,
+    lines: &Lines<'_>,
+    text: &str,
+) -> Result<T, Vec<Diagnostic>> {
+    toml::from_str(text).map_err(|e| {
+        vec![Diagnostic {
+            file: file.to_string(),
+            line: lines.line(e.span().map(|s| s.start).unwrap_or(0)),
+            message: e.message().trim().to_string(),
+        }]
+    })
+}
+
+/// The checks of a whole set of entries, once each entry is whole and none
+/// overlaps (a policy file's, or a profile's with its replacements): what
+/// KVM itself accesses stays allowed, nothing goes below the floor.
+pub(crate) fn check_whole(file: &str, entries: &[PolicyEntry]) -> Vec<Diagnostic> {
+    let errors = check_kvm_internal(file, entries);
+    if !errors.is_empty() {
+        return errors;
+    }
+    crate::danger::check_floor(file, entries)
+}
+
 fn parse_action(raw: &str) -> Result<Action, String> {
     Action::from_name(raw)
         .ok_or_else(|| format!("unknown action \"{raw}\" (want \"allow\", \"gp\" or \"ignore\")"))
@@ -103,25 +140,13 @@ fn parse_action(raw: &str) -> Result<Action, String> {
 /// success the entries are sorted by index and do not overlap.
 pub fn parse(file: &str, text: &str) -> Result<Vec<PolicyEntry>, Vec<Diagnostic>> {
     let lines = Lines { text };
-    let diag = |offset: usize, message: String| Diagnostic {
-        file: file.to_string(),
-        line: lines.line(offset),
-        message,
-    };
-
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        vec![diag(offset, e.message().trim().to_string())]
-    })?;
+    let raw: RawFile = from_toml(file, &lines, text)?;
 
     let mut errors = Vec::new();
     let entries = check_entries(file, &lines, &raw.msr, &mut errors);
     let sorted = check_overlaps(file, entries, &mut errors);
     if errors.is_empty() {
-        errors = check_kvm_internal(file, &sorted);
-    }
-    if errors.is_empty() {
-        errors = crate::danger::check_floor(file, &sorted);
+        errors = check_whole(file, &sorted);
     }
     if errors.is_empty() {
         Ok(sorted)
@@ -151,20 +176,9 @@ pub(crate) fn check_entries(
         let mut bad =
             |span: std::ops::Range<usize>, msg: String| errors.push(diag(span.start, msg));
 
-        let first = match parse_number(e.index.get_ref()) {
-            Ok(v) if v <= u32::MAX as u64 => Some(v as u32),
-            Ok(v) => {
-                bad(
-                    e.index.span(),
-                    format!("index {v:#x} is not a 32-bit MSR index"),
-                );
-                None
-            }
-            Err(m) => {
-                bad(e.index.span(), m);
-                None
-            }
-        };
+        let first = parse_index(e.index.get_ref())
+            .map_err(|m| bad(e.index.span(), m))
+            .ok();
         let last = match &e.last {
             None => first,
             Some(l) => match parse_number(l.get_ref()) {
@@ -222,7 +236,7 @@ pub(crate) fn check_entries(
             },
         };
         let reason = e.reason.get_ref().trim();
-        if reason.is_empty() || reason.contains('\n') {
+        if !one_line(reason) {
             bad(
                 e.reason.span(),
                 "reason must be one non-empty line".to_string(),

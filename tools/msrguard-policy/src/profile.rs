@@ -23,10 +23,10 @@ use msrguard_core::policy::Action;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::entry::{Diagnostic, PolicyEntry};
-use crate::kvm_internal::check_kvm_internal;
+use crate::entry::{range_holding, Diagnostic, PolicyEntry};
 use crate::parse::{
-    check_entries, check_overlaps, name_mismatch, parse_number, Lines, RawEntry, RawNumber,
+    check_entries, check_overlaps, check_whole, from_toml, name_mismatch, one_line, parse_index,
+    parse_number, Lines, RawEntry, RawNumber,
 };
 use crate::rewritten::{nonzero_reset, rewritten};
 
@@ -122,10 +122,6 @@ struct RawSetOnly {
     reason: Spanned<String>,
 }
 
-fn one_line(s: &str) -> bool {
-    !s.trim().is_empty() && !s.contains('\n')
-}
-
 /// Parses and checks a profile file over the checked `base` policy.
 pub fn parse_profile(
     file: &str,
@@ -138,10 +134,7 @@ pub fn parse_profile(
         line: lines.line(offset),
         message,
     };
-    let raw: RawProfileFile = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        vec![diag(offset, e.message().trim().to_string())]
-    })?;
+    let raw: RawProfileFile = from_toml(file, &lines, text)?;
     let mut errors = Vec::new();
 
     let header = raw.profile.get_ref();
@@ -216,15 +209,8 @@ pub fn parse_profile(
                    header: usize,
                    errors: &mut Vec<Diagnostic>| {
         let what = if pin { "pin" } else { "set_only" };
-        let msr = match parse_number(index.get_ref()) {
-            Ok(v) if v <= u64::from(u32::MAX) => v as u32,
-            Ok(v) => {
-                errors.push(diag(
-                    index.span().start,
-                    format!("index {v:#x} is not a 32-bit MSR index"),
-                ));
-                return;
-            }
+        let msr = match parse_index(index.get_ref()) {
+            Ok(msr) => msr,
             Err(m) => {
                 errors.push(diag(index.span().start, m));
                 return;
@@ -265,7 +251,7 @@ pub fn parse_profile(
             ));
             return;
         }
-        let Some(entry) = entries.iter().find(|e| e.first <= msr && msr <= e.last) else {
+        let Some(entry) = range_holding(&entries, msr, |e| (e.first, e.last)) else {
             errors.push(diag(
                 index.span().start,
                 format!("{what} on {name} ({msr:#x}): no entry of the profile covers it"),
@@ -363,10 +349,7 @@ pub fn parse_profile(
     }
 
     if errors.is_empty() {
-        errors = check_kvm_internal(file, &entries);
-    }
-    if errors.is_empty() {
-        errors = crate::danger::check_floor(file, &entries);
+        errors = check_whole(file, &entries);
     }
     if errors.is_empty() {
         Ok(Profile {
