@@ -19,14 +19,16 @@ $(MSRGUARD_SRC)/%.o: $(MSRGUARD_SRC)/%.c
 $(MSRGUARD_SRC)/msrguard_host.o: $(MSRGUARD_SRC)/../msrguard_host.c
 	$(CC) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
 
-$(MSRGUARD_SRC)/realmode_guest.o: $(MSRGUARD_SRC)/realmode_guest.S $(MSRGUARD_SRC)/realmode.h
+$(MSRGUARD_SRC)/%.o: $(MSRGUARD_SRC)/%.S
 	$(CC) $(CPPFLAGS) -c $< -o $@
+
+$(MSRGUARD_SRC)/realmode_guest.o: $(MSRGUARD_SRC)/realmode.h
 
 $(MSRGUARD_BINS): %: %.o $(MSRGUARD_SHARED_O) $(LIBKVM_OBJS)
 	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(MSRGUARD_SRC)/realmode_test $(MSRGUARD_SRC)/realmode_vmx_test: $(MSRGUARD_REALMODE_GUARD_O)
-$(MSRGUARD_SRC)/msrguard_bench: $(MSRGUARD_REALMODE_O)
+$(MSRGUARD_SRC)/msrguard_bench: $(MSRGUARD_REALMODE_O) $(MSRGUARD_SRC)/bench_long_mode.o
 
 -include $(wildcard $(MSRGUARD_SRC)/*.d)
 

@@ -6,16 +6,19 @@
  * -icount shift=0) one nanosecond is one instruction, so the figures repeat
  * from run to run; without it they are wall-clock time under TCG, and noise.
  *
- * The long-mode cases run their loop inside what the guest's memory makes a
- * PE image (a header at page 0 whose SizeOfImage covers the code): with
- * image attribution (msrguard's default) and without (image_scan_pages=0).
+ * The long-mode cases run on LIBKVM's standard guest, their loop copied
+ * into what the guest's memory makes a PE image (a header page, then the
+ * code): with image attribution (msrguard's default) and without
+ * (image_scan_pages=0).
  *
  * Each case checks that the guest saw what the case claims (the fault it
  * expects, one exit per access) and fails otherwise: a figure for an access
  * that did not exit, or was not vetoed, would measure something else.
  *
- * The guests are realmode.c's: loops of a few instructions around each
- * access, on a VM without in-kernel LAPIC, as before LIBKVM ran them.
+ * Every case's guest runs a loop of a few instructions around each access
+ * and a four-instruction #GP handler, so an exit's figure is KVM's and
+ * msrguard's work, not the guest's. The real-mode cases run on realmode.c's
+ * guest, which halts to the host (no in-kernel LAPIC).
  *
  * Usage: msrguard_bench MODULE.ko [EXITS]
  */
@@ -36,15 +39,21 @@
 
 #define ROUNDS 3
 
+/* bench_long_mode.S */
+extern const char bench_lm_code_start[], bench_lm_code_end[];
+extern const char bench_lm_wrmsr_loop[], bench_lm_wrmsr_steps[];
+extern const char bench_lm_gp_handler[];
+
 /* A guest access measured without and with msrguard. */
 struct bench_case {
 	const char *name;
 	const char *access;
-	const char *entry;		/* guest_{rdmsr,wrmsr}_loop, guest_wrmsr_steps */
+	const char *entry;		/* guest_{rdmsr,wrmsr}_loop, guest_wrmsr_steps,
+					 * bench_lm_wrmsr_{loop,steps} */
 	uint32_t msr;
 	uint64_t value;			/* written by a WRMSR loop */
 	const char *params;		/* "with" loads msrguard with these; NULL: none */
-	bool long_mode;			/* paging on, the code in a PE image */
+	bool long_mode;			/* LIBKVM's guest, the loop in a PE image */
 	enum { IMG_NONE, IMG_OFF, IMG_REPEAT, IMG_NEW } image; /* what "with" claims */
 	uint32_t vector_without;	/* fault the guest sees: 0 or GP_VECTOR */
 	uint32_t vector_with;
@@ -98,18 +107,26 @@ static struct bench_case cases[] = {
 	 * drops every event, and no drop is coalesced.
 	 */
 	{ .name = "LM blocked", .access = "WRMSR 0x79, long mode",
-	  .entry = guest_wrmsr_loop64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .entry = bench_lm_wrmsr_loop, .msr = 0x79, .value = 0x1000, .long_mode = true,
 	  .params = "image_scan_pages=0", .vector_with = GP_VECTOR, .image = IMG_OFF },
 	{ .name = "LM blocked+img", .access = "WRMSR 0x79, long mode",
-	  .entry = guest_wrmsr_loop64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .entry = bench_lm_wrmsr_loop, .msr = 0x79, .value = 0x1000, .long_mode = true,
 	  .params = "image_scan_pages=4096", .vector_with = GP_VECTOR, .image = IMG_REPEAT },
 	{ .name = "LM new", .access = "WRMSR 0x79, a new value each",
-	  .entry = guest_wrmsr_steps64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .entry = bench_lm_wrmsr_steps, .msr = 0x79, .value = 0x1000, .long_mode = true,
 	  .params = "image_scan_pages=0", .vector_with = GP_VECTOR, .image = IMG_OFF },
 	{ .name = "LM new+img", .access = "WRMSR 0x79, a new value each",
-	  .entry = guest_wrmsr_steps64, .msr = 0x79, .value = 0x1000, .long_mode = true,
+	  .entry = bench_lm_wrmsr_steps, .msr = 0x79, .value = 0x1000, .long_mode = true,
 	  .params = "image_scan_pages=4096", .vector_with = GP_VECTOR, .image = IMG_NEW },
 };
+
+/*
+ * Where the long-mode guest's image is mapped (a Windows kernel-like
+ * address, as image_test's): a header page, then the loops.
+ */
+#define LM_IMAGE_VA	0xfffff80000200000ull
+#define LM_CODE_VA	(LM_IMAGE_VA + 0x1000)
+#define LM_IMAGE_SIZE	0x2000
 
 static void put_le(uint8_t *p, uint64_t v, int bytes)
 {
@@ -120,9 +137,8 @@ static void put_le(uint8_t *p, uint64_t v, int bytes)
 }
 
 /*
- * A PE32+ header at guest physical (and, identity-mapped, virtual) address
- * 0 whose image spans the guest code: the smallest header rust/core/pe.rs
- * accepts (no data directories, so no name).
+ * A PE32+ header whose image spans the loops: the smallest header
+ * rust/core/pe.rs accepts (no data directories, so no name).
  */
 static void put_pe_header(uint8_t *mem)
 {
@@ -135,10 +151,133 @@ static void put_pe_header(uint8_t *mem)
 	put_le(mem + nt + 8, 0x5eed0001, 4);		/* TimeDateStamp */
 	put_le(mem + nt + 20, 112, 2);			/* SizeOfOptionalHeader */
 	put_le(mem + opt, 0x20b, 2);			/* PE32+ */
-	put_le(mem + opt + 56, 0x10000, 4);		/* SizeOfImage */
+	put_le(mem + opt + 56, LM_IMAGE_SIZE, 4);	/* SizeOfImage */
 	put_le(mem + opt + 60, 0x400, 4);		/* SizeOfHeaders */
 	put_le(mem + opt + 64, 0x5eed0002, 4);		/* CheckSum */
 	put_le(mem + opt + 108, 0, 4);			/* NumberOfRvaAndSizes */
+}
+
+/* The loop the long-mode guest calls next (sync_global_to_guest). */
+static struct {
+	uint64_t entry;		/* its address in the image */
+	uint32_t msr, count;
+	uint64_t value;
+} lm_args;
+
+/*
+ * The guest's own IDT while a loop runs: only the #GP gate, to
+ * bench_lm_gp_handler. LIBKVM's handlers (route_exception() and the
+ * registers it saves) would add tens of guest instructions to each vetoed
+ * access, which the real-mode cases do not pay.
+ */
+static struct idt_entry lm_idt[GP_VECTOR + 1];
+
+/* Runs the loop lm_args names, then GUEST_SYNCs the vector it saw (0 or #GP). */
+static void lm_guest(void)
+{
+	uint64_t handler = (uint64_t)bench_lm_gp_handler;
+	struct desc_ptr own = { .size = sizeof(lm_idt) - 1, .address = (uint64_t)lm_idt };
+	struct idt_entry *gp = &lm_idt[GP_VECTOR];
+	uint16_t cs;
+
+	asm volatile("mov %%cs, %0" : "=r"(cs));
+	gp->offset0 = handler;
+	gp->selector = cs;
+	gp->type = 14;		/* 64-bit interrupt gate */
+	gp->p = 1;
+	gp->offset1 = handler >> 16;
+	gp->offset2 = handler >> 32;
+	for (;;) {
+		struct desc_ptr libkvm = get_idt();
+		uint32_t eax = (uint32_t)lm_args.value, edx = lm_args.value >> 32;
+		uint32_t count = lm_args.count, vector = 0;
+
+		set_idt(&own);
+		/* Below the red zone: the call and a #GP push onto this stack. */
+		asm volatile("sub $128, %%rsp\n\t"
+			     "call *%[entry]\n\t"
+			     "add $128, %%rsp"
+			     : "+b"(count), "+a"(eax), "+d"(edx), "+D"(vector)
+			     : "c"(lm_args.msr), "S"(0), [entry] "r"(lm_args.entry)
+			     : "memory", "cc");
+		set_idt(&libkvm);
+		GUEST_SYNC(vector);
+	}
+}
+
+/* The VM a case runs in: realmode.c's, or LIBKVM's long-mode one. */
+struct bench_vm {
+	struct guest rm;
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+};
+
+static void bench_vm_create(struct bench_vm *b, bool long_mode)
+{
+	size_t code = bench_lm_code_end - bench_lm_code_start;
+	gpa_t gpa;
+	uint8_t *img;
+
+	memset(b, 0, sizeof(*b));
+	if (!long_mode) {
+		guest_create(&b->rm);
+		b->vm = b->rm.vm;
+		b->vcpu = b->rm.vcpu;
+		return;
+	}
+	b->vm = vm_create_with_one_vcpu(&b->vcpu, lm_guest);
+	TEST_ASSERT(code <= LM_IMAGE_SIZE - (LM_CODE_VA - LM_IMAGE_VA), "loops larger than the image");
+	gpa = vm_phy_pages_alloc(b->vm, LM_IMAGE_SIZE / 4096, 0x100000, 0);
+	img = addr_gpa2hva(b->vm, gpa);
+	memset(img, 0, LM_IMAGE_SIZE);
+	put_pe_header(img);
+	memcpy(img + (LM_CODE_VA - LM_IMAGE_VA), bench_lm_code_start, code);
+	virt_map(b->vm, LM_IMAGE_VA, gpa, LM_IMAGE_SIZE / 4096);
+}
+
+static void bench_vm_destroy(struct bench_vm *b)
+{
+	if (b->rm.vm)
+		guest_destroy(&b->rm);
+	else if (b->vm)
+		kvm_vm_free(b->vm);
+	memset(b, 0, sizeof(*b));
+}
+
+/*
+ * One run of @c's loop of @exits accesses: 0 and the vector the guest saw,
+ * or -1 with a message if it did not come back as it should.
+ */
+static int bench_vm_run(struct bench_vm *b, const struct bench_case *c, uint32_t exits,
+			uint32_t *vector)
+{
+	struct guest_result res;
+	struct ucall uc;
+	int ret;
+
+	if (!c->long_mode) {
+		ret = guest_run(&b->rm, c->entry, c->msr, c->value, exits, &res);
+		if (ret || res.exit_reason != KVM_EXIT_HLT) {
+			fprintf(stderr, "bench: %s: guest did not halt (ret %d, exit reason %u)\n",
+				c->name, ret, res.exit_reason);
+			return -1;
+		}
+		*vector = res.fault_vector;
+		return 0;
+	}
+	lm_args.entry = LM_CODE_VA + (uint64_t)(c->entry - bench_lm_code_start);
+	lm_args.msr = c->msr;
+	lm_args.value = c->value;
+	lm_args.count = exits;
+	sync_global_to_guest(b->vm, lm_args);
+	ret = __vcpu_run(b->vcpu);
+	if (ret || get_ucall(b->vcpu, &uc) != UCALL_SYNC) {
+		fprintf(stderr, "bench: %s: guest did not sync (ret %d, exit reason %u)\n",
+			c->name, ret, b->vcpu->run->exit_reason);
+		return -1;
+	}
+	*vector = (uint32_t)uc.args[1];
+	return 0;
 }
 
 static double now_ns(void)
@@ -155,7 +294,7 @@ struct exit_counter {
 	off_t offset;
 };
 
-static int exit_counter_open(struct guest *g, struct exit_counter *c)
+static int exit_counter_open(struct kvm_vcpu *vcpu, struct exit_counter *c)
 {
 	struct kvm_stats_header h;
 	struct kvm_stats_desc *d;
@@ -163,7 +302,7 @@ static int exit_counter_open(struct guest *g, struct exit_counter *c)
 	char *descs;
 	uint32_t i;
 
-	c->fd = ioctl(g->vcpu->fd, KVM_GET_STATS_FD, NULL);
+	c->fd = ioctl(vcpu->fd, KVM_GET_STATS_FD, NULL);
 	if (c->fd < 0)
 		return -errno;
 	if (pread(c->fd, &h, sizeof(h), 0) != sizeof(h))
@@ -204,55 +343,47 @@ static uint64_t exit_count(const struct exit_counter *c)
  */
 static bool measure(struct bench_case *c, int with, uint32_t exits)
 {
-	uint32_t want = with ? c->vector_with : c->vector_without;
+	uint32_t want = with ? c->vector_with : c->vector_without, vector;
+	const char *which = with ? "with" : "without";
 	struct exit_counter counter = { .fd = -1 };
-	struct guest_result res;
-	struct guest g;
+	struct bench_vm b;
 	bool ok = true;
 	int i, ret;
 
-	guest_create(&g);
-	if (c->long_mode) {
-		guest_set_mode(&g, GUEST_LONG_MODE);
-		put_pe_header(g.mem);
-	}
-	ret = exit_counter_open(&g, &counter);
+	bench_vm_create(&b, c->long_mode);
+	ret = exit_counter_open(b.vcpu, &counter);
 	if (ret) {
 		fprintf(stderr, "bench: %s: vCPU exit counter: %s\n", c->name, strerror(-ret));
 		if (counter.fd >= 0)
 			close(counter.fd);
-		guest_destroy(&g);
+		bench_vm_destroy(&b);
 		return false;
 	}
 	/*
 	 * One untimed round first: a new VM's first run also faults in its
 	 * memory and warms KVM's caches, which no later exit pays again.
 	 */
-	ret = guest_run(&g, c->entry, c->msr, c->value, exits, &res);
-	if (ret || res.exit_reason != KVM_EXIT_HLT) {
-		fprintf(stderr, "bench: %s %s msrguard: warm-up did not halt (ret %d, exit reason %u)\n",
-			c->name, with ? "with" : "without", ret, res.exit_reason);
+	if (bench_vm_run(&b, c, exits, &vector)) {
+		fprintf(stderr, "bench: %s %s msrguard: warm-up failed\n", c->name, which);
 		ok = false;
 	}
 	for (i = 0; i < ROUNDS && ok; i++) {
 		uint64_t e0 = exit_count(&counter), e1;
 		double t0 = now_ns(), t;
 
-		ret = guest_run(&g, c->entry, c->msr, c->value, exits, &res);
+		ret = bench_vm_run(&b, c, exits, &vector);
 		t = (now_ns() - t0) / exits;
 		e1 = exit_count(&counter);
-		if (ret || res.exit_reason != KVM_EXIT_HLT) {
-			fprintf(stderr, "bench: %s %s msrguard: guest did not halt (ret %d, exit reason %u)\n",
-				c->name, with ? "with" : "without", ret, res.exit_reason);
+		if (ret) {
+			fprintf(stderr, "bench: %s %s msrguard: round %d failed\n", c->name, which, i);
 			ok = false;
-		} else if (res.fault_vector != want) {
+		} else if (vector != want) {
 			fprintf(stderr, "bench: %s %s msrguard: guest saw vector %u, expected %u\n",
-				c->name, with ? "with" : "without", res.fault_vector, want);
+				c->name, which, vector, want);
 			ok = false;
 		} else if (e1 - e0 < exits) {
 			fprintf(stderr, "bench: %s %s msrguard: %llu exits for %u accesses: the MSR is not intercepted\n",
-				c->name, with ? "with" : "without",
-				(unsigned long long)(e1 - e0), exits);
+				c->name, which, (unsigned long long)(e1 - e0), exits);
 			ok = false;
 		}
 		if (!i || t < c->ns[with][0])
@@ -261,7 +392,7 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 			c->ns[with][1] = t;
 	}
 	close(counter.fd);
-	guest_destroy(&g);
+	bench_vm_destroy(&b);
 	return ok;
 }
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * A guest LIBKVM does not give: one vCPU starting in real mode (or in a
- * minimal long mode of our own), no in-kernel LAPIC (so HLT exits to us),
- * its code from realmode_guest.S at a fixed low address. For what only real
- * mode shows (16-bit Pcs, mode=real events) and for the exit benchmark,
- * whose loops are a few instructions each. The VM and the vCPU are LIBKVM's
+ * A guest LIBKVM does not give: one vCPU starting in real mode, no
+ * in-kernel LAPIC (so HLT exits to us), its code from realmode_guest.S at a
+ * fixed low address. For what only real mode shows (16-bit Pcs, mode=real
+ * events) and the exit benchmark's real-mode cases, whose loops are a few
+ * instructions each. The VM and the vCPU are LIBKVM's
  * (vm_create_barebones(), __vm_vcpu_add()); everything else is on LIBKVM's
  * own guests.
  */
@@ -29,17 +29,11 @@ extern const char guest_rdmsr_fep[], guest_wrmsr_fep[];
 extern const char guest_rdmsr_loop[], guest_wrmsr_loop[];
 extern const char guest_wrmsr_steps[];
 extern const char guest_gp_handler[], guest_ud_handler[];
-extern const char guest_gp_handler64[];
-extern const char guest_wrmsr_loop64[], guest_wrmsr_steps64[];
-
-/* The CPU mode guest_run() starts the guest in. */
-enum guest_cpu_mode { GUEST_REAL_MODE, GUEST_LONG_MODE };
 
 struct guest {
 	struct kvm_vm *vm;
 	struct kvm_vcpu *vcpu;
 	uint8_t *mem;		/* guest physical 0 .. GUEST_MEM_SIZE */
-	enum guest_cpu_mode mode;
 };
 
 /* What the guest saw when it halted (or why it stopped). */
@@ -60,13 +54,6 @@ static inline uint64_t guest_gpa(const char *entry)
 /* A real-mode guest; LIBKVM ends the program with its reason if it cannot. */
 void guest_create(struct guest *g);
 void guest_destroy(struct guest *g);
-
-/*
- * Makes later guest_run() calls start in @mode: long mode uses identity
- * page tables, a flat 64-bit GDT and an IDT with a #GP handler, all set up
- * here in guest memory, and the vCPU gets the CPUID KVM supports.
- */
-void guest_set_mode(struct guest *g, enum guest_cpu_mode mode);
 
 /*
  * Runs the guest from @entry with ECX = @msr, EDX:EAX = @value, EBX =

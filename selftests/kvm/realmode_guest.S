@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Guest code for the real-mode guest (realmode.c), real mode unless
- * guest_set_mode() switches the vCPU to long mode (the access stubs are the
- * same bytes in both). The host copies the bytes
+ * Guest code for the real-mode guest (realmode.c). The host copies the bytes
  * between guest_code_start and guest_code_end to guest physical address
  * GUEST_CODE_GPA, points RIP at one entry and sets ECX/EAX/EDX/EBX. Every
  * entry ends in HLT, which exits to the host (no in-kernel LAPIC).
@@ -19,8 +17,7 @@
 	.globl guest_rdmsr, guest_wrmsr, guest_rdmsr_fep, guest_wrmsr_fep
 	.globl guest_rdmsr_loop, guest_wrmsr_loop, guest_wrmsr_steps
 	.globl guest_gp_handler, guest_ud_handler
-	.globl guest_gp_handler64, guest_rdmsr_after_nops
-	.globl guest_wrmsr_loop64, guest_wrmsr_steps64
+	.globl guest_rdmsr_after_nops
 
 guest_code_start:
 
@@ -99,39 +96,6 @@ guest_gp_handler:
 guest_ud_handler:
 	movl $6, %edi
 	hlt
-
-/*
- * 64-bit #GP handler (IDT entry 13 in long mode): the CPU pushed an error
- * code, then RIP, CS, RFLAGS, RSP, SS.
- */
-	.code64
-guest_gp_handler64:
-	movl $13, %edi
-	addq $8, %rsp		/* drop the error code */
-	addq $2, (%rsp)		/* return RIP: past the 2-byte RDMSR/WRMSR */
-	iretq
-
-/*
- * Long mode: guest_wrmsr_loop and guest_wrmsr_steps again, for the
- * benchmarks (in 64-bit code the one-byte DEC encodings are REX prefixes).
- */
-guest_wrmsr_loop64:
-	wrmsr
-	decl %ebx
-	jnz guest_wrmsr_loop64
-	hlt
-
-guest_wrmsr_steps64:
-	wrmsr
-	decl %ebx
-	jz 2f
-	testl %esi, %ebx
-	jnz guest_wrmsr_steps64
-	incl %eax
-	jmp guest_wrmsr_steps64
-2:	hlt
-
-	.code16
 
 guest_code_end:
 	.section .note.GNU-stack, "", @progbits
