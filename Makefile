@@ -2,7 +2,8 @@
 # Builds msrguard.ko. Without KDIR, the kernel tree built by
 # scripts/setup.sh (cached outside the clone) is used; with
 # KDIR=/path/to/linux, a fully built, Rust-enabled tree of your own.
-# POLICY selects the policy file compiled in (default: policy/default.toml).
+# POLICY selects the policy file compiled in (default: policy/default.toml),
+# PROFILES the profile files over it (default: policy/profiles/*.toml).
 # MO=DIR builds into DIR (kbuild's output directory for external modules),
 # generated sources included, so builds with different policies do not
 # overwrite each other; without it, ./msrguard.ko. MO= needs a source
@@ -16,6 +17,7 @@ KDIR := $(shell $(CURDIR)/scripts/kernel-dir.sh)
 endif
 endif
 POLICY ?= policy/default.toml
+PROFILES ?= $(sort $(wildcard $(CURDIR)/policy/profiles/*.toml))
 # Where the build and its generated sources go (absolute: kbuild runs in KDIR).
 OUT := $(if $(MO),$(abspath $(MO)),$(CURDIR))
 kbuild = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(MO),MO=$(OUT)) MSRGUARD_GEN=$(OUT)
@@ -26,11 +28,11 @@ need_kdir = $(if $(KDIR),,$(error no built kernel tree: run scripts/setup.sh, or
 
 all: modules
 
-# The generator checks the policy (file:line: errors) and rewrites the table
-# only when it changes, so it runs every time at no cost.
+# The generator checks the policy and the profiles (file:line: errors) and
+# rewrites the tables only when they change, so it runs every time at no cost.
 $(OUT)/rust/policy_table.rs: FORCE
 	@mkdir -p $(@D)
-	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@
+	cargo run --quiet --locked --release -p msrguard-policy --bin msrguard-policy-gen -- $(POLICY) $@ $(PROFILES)
 
 # The record layout's and the guard's constants (rust/core/record.rs,
 # guard.rs), and the structs and functions the module's C and Rust sides

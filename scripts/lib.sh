@@ -199,6 +199,14 @@ need_kernel_tree() {
 module_dir() { echo "$MSRGUARD_ROOT/build/$1"; }
 module_ko() { echo "$(module_dir "$1")/msrguard.ko"; }
 
+# build_testpolicy [MAKE-ARGS...]: the suite's test build (variant
+# testpolicy): the test policy, with the shipped profiles and the suite's
+# own (selftests/test-profile.toml, given by cgroup) over it.
+build_testpolicy() {
+	build_module testpolicy POLICY=selftests/test-policy.toml \
+		PROFILES="$MSRGUARD_ROOT/policy/profiles/hardened.toml $MSRGUARD_ROOT/selftests/test-profile.toml" "$@"
+}
+
 # build_module VARIANT [MAKE-ARGS...]: builds the variant (e.g. POLICY=FILE,
 # KDIR=DIR, CLIPPY=1) into module_dir VARIANT; output on stdout.
 build_module() {

@@ -33,7 +33,7 @@ done
 if [ $# -eq 2 ]; then
 	module="$1" testpolicy="$2"
 else
-	build_module testpolicy -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
+	build_testpolicy -s >/dev/null || die "module build (test policy) failed"
 	build_module default -s >/dev/null || die "module build failed"
 	module="$(module_ko default)" testpolicy="$(module_ko testpolicy)"
 fi

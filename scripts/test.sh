@@ -112,7 +112,7 @@ step_build() {
 	# the default policy (build_all), the suite's test policy
 	# (selftests/test-policy.toml), the real-guest tests' strict policy
 	# (derived from the default one).
-	build_module testpolicy -s POLICY=selftests/test-policy.toml >/dev/null || die "module build (test policy) failed"
+	build_testpolicy -s >/dev/null || die "module build (test policy) failed"
 	build_all
 	KO=$(module_ko default) TESTPOLICY_KO=$(module_ko testpolicy)
 	# The background lane gets copies: lint and the packaging check below

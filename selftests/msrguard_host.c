@@ -69,6 +69,7 @@ static void decode(const struct msrguard_record *rec, struct event *e)
 	e->reason = rec->reason;
 	e->mode = rec->guest_mode;
 	e->flags = rec->flags;
+	e->profile = rec->profile;
 	memcpy(e->comm, rec->vmm_comm, MSRGUARD_COMM_LEN);
 	e->image_base = rec->image_base;
 	e->image_checksum = rec->image_checksum;

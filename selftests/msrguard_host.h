@@ -19,7 +19,7 @@
 struct event {
 	uint64_t seq, value, pc, repeat;
 	uint32_t msr, pid, vcpu, vm_id;
-	uint8_t is_write, status, reason, mode, flags;
+	uint8_t is_write, status, reason, mode, flags, profile;
 	char comm[MSRGUARD_COMM_LEN + 1];
 	uint64_t image_base;
 	uint32_t image_checksum, image_timestamp;

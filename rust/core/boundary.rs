@@ -134,7 +134,9 @@ boundary_struct! {
         pub host_initiated: u8,
         pub vmm_takes_filter_exits: u8,
         pub read_completion_armed: u8,
-        pub pad: [u8; 7],
+        /// The VM's profile ([`crate::profiles`]).
+        pub profile: u8,
+        pub pad: [u8; 6],
     }
 }
 
@@ -177,7 +179,9 @@ boundary_struct! {
         pub reason: u8,
         /// `MSRGUARD_FLAG_*`.
         pub flags: u8,
-        pub pad: [u8; 2],
+        /// The VM's profile.
+        pub profile: u8,
+        pub pad: u8,
         pub vmm_comm: [u8; COMM_LEN] as "char",
         /// The image holding `pc`, or zeros and "".
         pub image_base: u64,
@@ -242,6 +246,8 @@ boundary_struct! {
         pub status: [u8; 16] as "char",
         pub reason: [u8; 16] as "char",
         pub msr: [u8; 40] as "char",
+        /// The VM's profile.
+        pub profile: [u8; 16] as "char",
     }
 }
 
@@ -269,6 +275,16 @@ boundary_struct! {
     }
 }
 
+boundary_struct! {
+    /// What the VM table knows of a VM ([`crate::vms::Vm`]) that the hooks use.
+    pub struct VmC as "msrguard_vm" {
+        /// 0: untracked.
+        pub id: u32,
+        pub profile: u8,
+        pub pad: [u8; 3],
+    }
+}
+
 /// A boundary struct as the header generator and the tests see it.
 #[derive(Clone, Copy, Debug)]
 pub struct Described {
@@ -283,7 +299,7 @@ pub struct Described {
 }
 
 /// Every boundary struct, for the header generator and the tests.
-pub const ALL: [Described; 8] = [
+pub const ALL: [Described; 9] = [
     describe::<FactsC>(),
     describe::<AnswerC>(),
     describe::<AccessC>(),
@@ -292,6 +308,7 @@ pub const ALL: [Described; 8] = [
     describe::<OutcomeC>(),
     describe::<NamesC>(),
     describe::<EventFactsC>(),
+    describe::<VmC>(),
 ];
 
 const fn describe<T: CStruct>() -> Described {

@@ -36,7 +36,8 @@ use crate::boundary::{
     ImageC,
     NamesC,
     OutcomeC,
-    RepeatC, //
+    RepeatC,
+    VmC, //
 };
 
 /// `struct kvm`: only passed by pointer (neither `Send`, `Sync` nor
@@ -331,14 +332,22 @@ boundary_calls! {
             head: u32,
             facts: *const EventFactsC,
         );
-        /// A VM was created (kvm_arch_init_vm succeeded). Atomic context.
-        [ffi] fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const Kvm);
+        /// KVM starts making a VM (kvm_arch_init_vm) for the thread group
+        /// vmm_pid, created by a task in the cgroup cgroup (its path on the
+        /// unified hierarchy, len bytes, maybe truncated). Atomic context.
+        [ffi] fn msrguard_rust_vm_created(
+            ctx: *const c_void,
+            kvm: *const Kvm,
+            vmm_pid: u32,
+            cgroup: *const u8,
+            len: u32,
+        );
         /// A VM was destroyed (kvm_arch_destroy_vm returned): its id is never
         /// used again. Atomic context.
         [ffi] fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const Kvm);
-        /// A VM's id (0 if untracked), assigned at creation, never reused.
-        /// Atomic context.
-        [ffi] fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const Kvm) -> u32;
+        /// A VM's id (0 if untracked), assigned at creation, never reused,
+        /// and its profile. Atomic context.
+        [ffi] fn msrguard_rust_vm(ctx: *const c_void, kvm: *const Kvm, vm: *mut VmC);
         /// How many VMs the table tracks now.
         [vm_table] fn msrguard_rust_vms_tracked() -> u64;
         /// A recorded event's names, for its trace event and log line.
@@ -373,6 +382,8 @@ boundary_calls! {
         fn msrguard_hooks_exit();
         /// hooks.c: arms or disarms what audit mode needs.
         fn msrguard_hooks_set_audit(audit: bool) -> c_int;
+        /// hooks.c: a VM's profile changed; no CPU may keep it cached.
+        fn msrguard_hooks_vms_changed();
         /// guest_memory.c: the facts of a new event of vcpu's thread.
         fn msrguard_kvm_event_facts(
             vcpu: *mut KvmVcpu,

@@ -16,6 +16,7 @@
 //! - [`pipeline`]: what happens to a new event: recorded now, or after
 //!   its image is looked up, with [`work_pool`] (records waiting on their
 //!   vCPU thread, in order) and [`image_cache`] (images found per VM);
+//! - [`profiles`]: the profiles a VM may have (policy table, pins);
 //! - [`pins`]: pinned values and set-only bits, per vCPU;
 //! - [`vms`]: the VMs known, each with an id never reused;
 //! - [`pe`]: finding the PE image that holds an address;
@@ -33,6 +34,7 @@ pub mod pe;
 pub mod pins;
 pub mod pipeline;
 pub mod policy;
+pub mod profiles;
 pub mod queue;
 pub mod record;
 pub mod vms;

@@ -317,6 +317,7 @@ impl<S: DerefMut<Target = [RecordWire]>> Queue<S> {
             flags: 0,
             repeat: dropped,
             vm_id,
+            profile: 0,
         }
         .to_wire()
     }

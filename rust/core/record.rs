@@ -30,7 +30,8 @@
 //! |     67 |    1 | guest_mode        |
 //! |     68 |    1 | reason            |
 //! |     69 |    1 | flags (v2)        |
-//! |     70 |    2 | reserved (zero)   |
+//! |     70 |    1 | profile (v3)      |
+//! |     71 |    1 | reserved (zero)   |
 //! |     72 |   16 | vmm_comm          |
 //! |     88 |   40 | image_name        |
 //! |    128 |    8 | repeat (v2)       |
@@ -38,10 +39,14 @@
 //! |    140 |    4 | reserved (zero)   |
 //!
 //! Version 1 records are the first 128 bytes of this layout (`flags` was
-//! reserved, zero); the tool reads both.
+//! reserved, zero); version 2 had `profile` reserved (zero: `default`) and
+//! no pinned or set-only reasons; the tool reads all three.
 
 /// Version of the record layout and of the ioctl ABI.
-pub const ABI_VERSION: u16 = 2;
+pub const ABI_VERSION: u16 = 3;
+
+/// Version 2: the layout of version 3 without `profile` (zero).
+pub const ABI_VERSION_V2: u16 = 2;
 
 /// Size in bytes of one record.
 pub const RECORD_SIZE: usize = 144;
@@ -101,6 +106,8 @@ pub mod offset {
     pub const REASON: usize = 68;
     /// Offset of `flags` (1 byte, version 2).
     pub const FLAGS: usize = 69;
+    /// Offset of `profile` (1 byte, version 3).
+    pub const PROFILE: usize = 70;
     /// Offset of `vmm_comm` (16 bytes).
     pub const VMM_COMM: usize = 72;
     /// Offset of `image_name` (40 bytes).
@@ -181,16 +188,24 @@ pub enum Reason {
     WriteMask = 4,
     /// A drop report: the VM was over its share of the buffer (version 2).
     OverQuota = 5,
+    /// The write changes an MSR the VM's profile pinned on this vCPU
+    /// (version 3).
+    Pinned = 6,
+    /// The write clears a bit the VM's profile makes set-only, which this
+    /// vCPU had set (version 3).
+    SetOnly = 7,
 }
 
 impl Reason {
     /// Every reason, in wire order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Unknown,
         Self::ReadDenied,
         Self::WriteDenied,
         Self::WriteMask,
         Self::OverQuota,
+        Self::Pinned,
+        Self::SetOnly,
     ];
 }
 
@@ -203,6 +218,8 @@ impl Reason {
             3 => Some(Self::WriteDenied),
             4 => Some(Self::WriteMask),
             5 => Some(Self::OverQuota),
+            6 => Some(Self::Pinned),
+            7 => Some(Self::SetOnly),
             _ => None,
         }
     }
@@ -215,6 +232,8 @@ impl Reason {
             Self::WriteDenied => "write-denied",
             Self::WriteMask => "write-mask",
             Self::OverQuota => "over-vm-quota",
+            Self::Pinned => "pinned",
+            Self::SetOnly => "set-only",
         }
     }
 }
@@ -318,6 +337,9 @@ pub struct Record {
     pub repeat: u64,
     /// The VM's identifier, stable while the VM exists (version 2).
     pub vm_id: u32,
+    /// The VM's profile, an index into the module's profiles (0:
+    /// `default`; version 3).
+    pub profile: u8,
 }
 
 /// The record as it is stored and copied to userspace: the layout of the
@@ -361,8 +383,10 @@ pub struct RecordWire {
     pub reason: u8,
     /// `FLAG_*`.
     pub flags: u8,
+    /// The VM's profile.
+    pub profile: u8,
     /// Zero.
-    pub reserved: [u8; 2],
+    pub reserved: u8,
     /// VMM thread's comm, NUL-padded.
     pub vmm_comm: [u8; COMM_LEN],
     /// Image name, NUL-padded.
@@ -396,7 +420,8 @@ impl Default for RecordWire {
             guest_mode: 0,
             reason: 0,
             flags: 0,
-            reserved: [0; 2],
+            profile: 0,
+            reserved: 0,
             vmm_comm: [0; COMM_LEN],
             image_name: [0; IMAGE_NAME_LEN],
             repeat: 0,
@@ -428,6 +453,7 @@ const _: () = {
     assert!(offset_of!(RecordWire, guest_mode) == offset::GUEST_MODE);
     assert!(offset_of!(RecordWire, reason) == offset::REASON);
     assert!(offset_of!(RecordWire, flags) == offset::FLAGS);
+    assert!(offset_of!(RecordWire, profile) == offset::PROFILE);
     assert!(offset_of!(RecordWire, vmm_comm) == offset::VMM_COMM);
     assert!(offset_of!(RecordWire, image_name) == offset::IMAGE_NAME);
     assert!(offset_of!(RecordWire, repeat) == offset::REPEAT);
@@ -436,7 +462,7 @@ const _: () = {
 
 /// The C field list of [`RecordWire`] for the generated uapi header:
 /// `(C type, name, array length or 0, offset)`.
-pub const RECORD_C_FIELDS: [(&str, &str, usize, usize); 24] = [
+pub const RECORD_C_FIELDS: [(&str, &str, usize, usize); 25] = [
     ("__u16", "abi_version", 0, offset::ABI_VERSION),
     ("__u16", "record_size", 0, offset::RECORD_SIZE),
     ("__u32", "msr", 0, offset::MSR),
@@ -455,7 +481,8 @@ pub const RECORD_C_FIELDS: [(&str, &str, usize, usize); 24] = [
     ("__u8", "guest_mode", 0, offset::GUEST_MODE),
     ("__u8", "reason", 0, offset::REASON),
     ("__u8", "flags", 0, offset::FLAGS),
-    ("__u8", "reserved", 2, 70),
+    ("__u8", "profile", 0, offset::PROFILE),
+    ("__u8", "reserved", 0, 71),
     ("char", "vmm_comm", COMM_LEN, offset::VMM_COMM),
     ("char", "image_name", IMAGE_NAME_LEN, offset::IMAGE_NAME),
     ("__u64", "repeat", 0, offset::REPEAT),
@@ -508,7 +535,8 @@ impl Record {
             guest_mode: self.guest_mode as u8,
             reason: self.reason as u8,
             flags: self.flags,
-            reserved: [0; 2],
+            profile: self.profile,
+            reserved: 0,
             vmm_comm: self.vmm_comm,
             image_name: self.image_name,
             repeat: self.repeat,
@@ -547,6 +575,7 @@ impl Record {
         b[offset::GUEST_MODE] = w.guest_mode;
         b[offset::REASON] = w.reason;
         b[offset::FLAGS] = w.flags;
+        b[offset::PROFILE] = w.profile;
         put(&mut b, offset::VMM_COMM, w.vmm_comm);
         put(&mut b, offset::IMAGE_NAME, w.image_name);
         put(&mut b, offset::REPEAT, w.repeat.to_le_bytes());
@@ -563,13 +592,13 @@ impl Record {
         let version = u16::from_le_bytes([v[0], v[1]]);
         let size = u16::from_le_bytes([s[0], s[1]]);
         match (version, size as usize) {
-            (1, RECORD_SIZE_V1) | (ABI_VERSION, RECORD_SIZE) => Ok(size as usize),
-            (1 | ABI_VERSION, _) => Err(DecodeError::Size(size)),
+            (1, RECORD_SIZE_V1) | (ABI_VERSION_V2 | ABI_VERSION, RECORD_SIZE) => Ok(size as usize),
+            (1 | ABI_VERSION_V2 | ABI_VERSION, _) => Err(DecodeError::Size(size)),
             _ => Err(DecodeError::Version(version)),
         }
     }
 
-    /// Decodes one record (version 1 or 2), checking version, size and
+    /// Decodes one record (version 1, 2 or 3), checking version, size and
     /// enumerations.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let size = Self::size_of_next(bytes)?;
@@ -613,6 +642,7 @@ impl Record {
             vmm_comm: get(b, offset::VMM_COMM),
             image_name: get(b, offset::IMAGE_NAME),
             flags: b[offset::FLAGS],
+            profile: b[offset::PROFILE],
             repeat: u64::from_le_bytes(get(b, offset::REPEAT)),
             vm_id: u32::from_le_bytes(get(b, offset::VM_ID)),
         })
@@ -848,6 +878,148 @@ impl PolicyEntryWire {
         }
     }
 }
+
+/// Size in bytes of [`ProfileWire`] on the wire.
+pub const PROFILE_SIZE: usize = 24;
+
+/// `MSRGUARD_IOC_PROFILE`: `_IOWR('M', 3, struct msrguard_profile)`;
+/// userspace puts the profile's index in the first four bytes (`ENOENT`
+/// past the last). Version 3.
+pub const IOC_PROFILE: u32 = ioc(3, 3, PROFILE_SIZE);
+
+/// Length of the name field of [`ProfileWire`].
+pub const PROFILE_NAME_LEN: usize = 16;
+
+/// One compiled-in profile as [`IOC_PROFILE`] returns it.
+///
+/// Layout: index `u32`, pins `u32`, name (16 bytes, NUL-padded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProfileWire {
+    /// Its index: what records and [`VmInfoWire`] carry.
+    pub index: u32,
+    /// Its pinned and set-only MSRs.
+    pub pins: u32,
+    /// Name, NUL-padded.
+    pub name: [u8; PROFILE_NAME_LEN],
+}
+
+impl ProfileWire {
+    /// Encodes it.
+    pub fn to_bytes(self) -> [u8; PROFILE_SIZE] {
+        let mut b = [0u8; PROFILE_SIZE];
+        b[0..4].copy_from_slice(&self.index.to_le_bytes());
+        b[4..8].copy_from_slice(&self.pins.to_le_bytes());
+        b[8..24].copy_from_slice(&self.name);
+        b
+    }
+
+    /// Decodes it.
+    pub fn from_bytes(b: &[u8; PROFILE_SIZE]) -> Self {
+        let word = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let mut name = [0u8; PROFILE_NAME_LEN];
+        name.copy_from_slice(&b[8..24]);
+        Self {
+            index: word(0),
+            pins: word(4),
+            name,
+        }
+    }
+}
+
+/// Size in bytes of [`VmInfoWire`] on the wire.
+pub const VM_INFO_SIZE: usize = 16;
+
+/// `MSRGUARD_IOC_VM`: `_IOWR('M', 4, struct msrguard_vm_info)`; userspace
+/// puts a position (0, 1, ...) in the first four bytes and gets the live
+/// VM there (`ENOENT` past the last). VMs created or destroyed meanwhile
+/// may shift positions: a listing is a snapshot only per call. Version 3.
+pub const IOC_VM: u32 = ioc(3, 4, VM_INFO_SIZE);
+
+/// One live VM as [`IOC_VM`] returns it.
+///
+/// Layout: position `u32`, vm_id `u32`, vmm_pid `u32`, profile `u8`, 3
+/// reserved bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmInfoWire {
+    /// The position asked for.
+    pub position: u32,
+    /// The VM's id, as in its records.
+    pub vm_id: u32,
+    /// The thread group that created it (0: it existed before msrguard).
+    pub vmm_pid: u32,
+    /// Its profile's index.
+    pub profile: u8,
+}
+
+impl VmInfoWire {
+    /// Encodes it.
+    pub fn to_bytes(self) -> [u8; VM_INFO_SIZE] {
+        let mut b = [0u8; VM_INFO_SIZE];
+        b[0..4].copy_from_slice(&self.position.to_le_bytes());
+        b[4..8].copy_from_slice(&self.vm_id.to_le_bytes());
+        b[8..12].copy_from_slice(&self.vmm_pid.to_le_bytes());
+        b[12] = self.profile;
+        b
+    }
+
+    /// Decodes it.
+    pub fn from_bytes(b: &[u8; VM_INFO_SIZE]) -> Self {
+        let word = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        Self {
+            position: word(0),
+            vm_id: word(4),
+            vmm_pid: word(8),
+            profile: b[12],
+        }
+    }
+}
+
+/// Size in bytes of the [`IOC_SET_PROFILE`] argument: vm_id `u32`, profile
+/// `u8`, 3 reserved bytes.
+pub const SET_PROFILE_SIZE: usize = 8;
+
+/// `MSRGUARD_IOC_SET_PROFILE`: `_IOW('M', 5, struct msrguard_set_profile)`:
+/// gives a live VM another profile. `EPERM` once `lock` is set, `ENOENT`
+/// for no such VM, `EINVAL` for no such profile. Version 3.
+pub const IOC_SET_PROFILE: u32 = ioc(1, 5, SET_PROFILE_SIZE);
+
+/// A struct's C fields: `(C type, name, array length or 0, offset)`.
+pub type CFieldList = [(&'static str, &'static str, usize, usize)];
+
+/// The C field lists of the version 3 ioctl structs, for the generated
+/// uapi header: `(C type, name, array length or 0, offset)`, each with its
+/// struct's name and size.
+pub const IOCTL_C_STRUCTS: [(&str, usize, &CFieldList); 3] = [
+    (
+        "msrguard_profile",
+        PROFILE_SIZE,
+        &[
+            ("__u32", "index", 0, 0),
+            ("__u32", "pins", 0, 4),
+            ("char", "name", PROFILE_NAME_LEN, 8),
+        ],
+    ),
+    (
+        "msrguard_vm_info",
+        VM_INFO_SIZE,
+        &[
+            ("__u32", "position", 0, 0),
+            ("__u32", "vm_id", 0, 4),
+            ("__u32", "vmm_pid", 0, 8),
+            ("__u8", "profile", 0, 12),
+            ("__u8", "reserved", 3, 13),
+        ],
+    ),
+    (
+        "msrguard_set_profile",
+        SET_PROFILE_SIZE,
+        &[
+            ("__u32", "vm_id", 0, 0),
+            ("__u8", "profile", 0, 4),
+            ("__u8", "reserved", 3, 5),
+        ],
+    ),
+];
 
 /// Copies `s` into a NUL-padded field, truncating at a character boundary
 /// so the field stays valid UTF-8 and keeps a terminating NUL.

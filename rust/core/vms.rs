@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The VMs msrguard knows, each with its id. `core`-only: the module keeps
-//! the table under a spinlock and fills it from KVM's VM creation and
-//! destruction (`rust/module/vm_table.rs`), the host tests it.
+//! The VMs msrguard knows, each with its id, its VMM and its profile.
+//! `core`-only: the module keeps the table under a spinlock and fills it
+//! from KVM's VM creation and destruction (`rust/module/vm_table.rs`), the
+//! host tests it.
 //!
 //! - A VM's id is assigned when KVM creates it (or, for a VM that existed
 //!   before msrguard loaded, at its first event), counting up from 1, and
 //!   is never given to another VM while the module is loaded: a new VM at
 //!   a destroyed one's address gets a new id, so its events, its share of
 //!   the event queue and its cached images are its own.
+//! - A VM's profile ([`crate::profiles`]) is given when KVM creates it (by
+//!   the creating task's cgroup, which the module matches), the default one
+//!   for a VM that existed before msrguard loaded; root may change it
+//!   ([`VmTable::set_profile`]).
 //! - The table is fixed (no allocation after load): beyond
 //!   [`VmTable::capacity`] live VMs, a VM is untracked and its id is 0.
 //! - Open addressing with linear probing, deletion by backward shift: a
@@ -19,16 +24,43 @@ use core::ops::DerefMut;
 /// Slots the module has: VMs tracked at once.
 pub const VM_SLOTS: usize = 1024;
 
-/// One slot: a VM (its key, never 0) and its id, or free.
+/// One slot: a VM (its key, never 0) and what is known of it, or free.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmSlot {
     key: u64,
-    id: u32,
+    vm: Vm,
 }
 
 impl VmSlot {
     /// A free slot, to fill the storage with.
-    pub const FREE: Self = Self { key: 0, id: 0 };
+    pub const FREE: Self = Self {
+        key: 0,
+        vm: Vm {
+            id: 0,
+            vmm_pid: 0,
+            profile: 0,
+        },
+    };
+}
+
+/// What the table knows of a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vm {
+    /// Its id; 0: untracked.
+    pub id: u32,
+    /// The thread group that created it (0: it existed before msrguard).
+    pub vmm_pid: u32,
+    /// Its profile's index.
+    pub profile: u8,
+}
+
+impl Vm {
+    /// A VM the table does not track: id 0, the default profile.
+    pub const UNTRACKED: Self = Self {
+        id: 0,
+        vmm_pid: 0,
+        profile: 0,
+    };
 }
 
 /// The table, over storage the caller allocates (`[VmSlot::FREE; N]`).
@@ -109,34 +141,39 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
                 self.wrapped = true;
                 1
             });
-            if !self.wrapped || !self.slots.iter().any(|s| s.key != 0 && s.id == id) {
+            if !self.wrapped || !self.slots.iter().any(|s| s.key != 0 && s.vm.id == id) {
                 return id;
             }
         }
         0
     }
 
-    fn insert(&mut self, key: u64) -> u32 {
+    fn insert(&mut self, key: u64, vmm_pid: u32, profile: u8) -> Vm {
         if key == 0 || self.live >= self.capacity() {
-            return 0;
+            return Vm::UNTRACKED;
         }
         let Some((i, false)) = self.probe(key) else {
-            return 0;
+            return Vm::UNTRACKED;
         };
-        let id = self.take_id();
+        let vm = Vm {
+            id: self.take_id(),
+            vmm_pid,
+            profile,
+        };
         if let Some(slot) = self.slots.get_mut(i) {
-            *slot = VmSlot { key, id };
+            *slot = VmSlot { key, vm };
             self.live += 1;
-            return id;
+            return vm;
         }
-        0
+        Vm::UNTRACKED
     }
 
-    /// KVM created the VM `key`: its new id (0 if the table is full). A
-    /// stale entry of the same key (a destruction not seen) is replaced.
-    pub fn created(&mut self, key: u64) -> u32 {
+    /// KVM created the VM `key` for the thread group `vmm_pid`, with
+    /// `profile`: its new id (0 if the table is full). A stale entry of the
+    /// same key (a destruction not seen) is replaced.
+    pub fn created(&mut self, key: u64, vmm_pid: u32, profile: u8) -> u32 {
         self.destroyed(key);
-        self.insert(key)
+        self.insert(key, vmm_pid, profile).id
     }
 
     /// KVM destroyed the VM `key`: its slot is freed. Returns its id, if
@@ -145,7 +182,7 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         let (mut hole, true) = self.probe(key)? else {
             return None;
         };
-        let id = self.slots.get(hole)?.id;
+        let id = self.slots.get(hole)?.vm.id;
         let len = self.slots.len();
         // Backward shift: move up each following entry that may not sit
         // past the hole, so that no probe stops early at it.
@@ -174,13 +211,38 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         Some(id)
     }
 
-    /// The id of the VM `key`: its own, or for a VM msrguard has not seen
-    /// created (it existed before msrguard loaded) a new one now; 0 if it
-    /// is untracked (the table is full).
-    pub fn id_of(&mut self, key: u64) -> u32 {
+    /// The VM `key`: as created, or for a VM msrguard has not seen created
+    /// (it existed before msrguard loaded) a new id now and the default
+    /// profile; [`Vm::UNTRACKED`] if the table is full.
+    pub fn vm_of(&mut self, key: u64) -> Vm {
         match self.probe(key) {
-            Some((i, true)) => self.slots.get(i).map_or(0, |s| s.id),
-            _ => self.insert(key),
+            Some((i, true)) => self.slots.get(i).map_or(Vm::UNTRACKED, |s| s.vm),
+            _ => self.insert(key, 0, crate::profiles::DEFAULT),
         }
+    }
+
+    /// The id of the VM `key` ([`Self::vm_of`]).
+    pub fn id_of(&mut self, key: u64) -> u32 {
+        self.vm_of(key).id
+    }
+
+    /// Gives the VM `id` the profile `profile`; false if no live VM has
+    /// that id.
+    pub fn set_profile(&mut self, id: u32, profile: u8) -> bool {
+        if id == 0 {
+            return false;
+        }
+        match self.slots.iter_mut().find(|s| s.key != 0 && s.vm.id == id) {
+            Some(slot) => {
+                slot.vm.profile = profile;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The live VMs, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = Vm> + '_ {
+        self.slots.iter().filter(|s| s.key != 0).map(|s| s.vm)
     }
 }

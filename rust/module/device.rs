@@ -11,7 +11,10 @@
 //! - All readers share one queue: each record goes to exactly one read().
 //! - `poll`/`epoll` report `EPOLLIN` while records are queued.
 //! - `ioctl(MSRGUARD_IOC_STATS)` returns the ABI version and counters;
-//!   `ioctl(MSRGUARD_IOC_POLICY_ENTRY)` the compiled-in policy, entry by entry.
+//!   `ioctl(MSRGUARD_IOC_POLICY_ENTRY)` the compiled-in policy, entry by
+//!   entry; `MSRGUARD_IOC_PROFILE` the profiles, `MSRGUARD_IOC_VM` the live
+//!   VMs with their profiles, one per call; `MSRGUARD_IOC_SET_PROFILE` gives
+//!   a VM another profile (refused once `lock` is set).
 //! - An open file holds a reference on the module: `rmmod` fails with
 //!   "in use" (`EWOULDBLOCK`) while anyone has the device open.
 //!
@@ -59,17 +62,30 @@ use kernel::{
 use crate::{
     events::EventQueue,
     ffi,
-    policy_table::TABLE,
+    policy_table::{
+        PROFILES,
+        TABLE, //
+    },
     record::{
         fill_nul_padded,
         PolicyEntryWire,
+        ProfileWire,
         RecordWire,
+        VmInfoWire,
         IOC_POLICY_ENTRY,
+        IOC_PROFILE,
+        IOC_SET_PROFILE,
         IOC_STATS,
+        IOC_VM,
         POLICY_ENTRY_SIZE,
+        PROFILE_NAME_LEN,
+        PROFILE_SIZE,
         RECORD_SIZE,
-        STATS_SIZE, //
+        SET_PROFILE_SIZE,
+        STATS_SIZE,
+        VM_INFO_SIZE, //
     },
+    vm_table::Vms,
 };
 
 // SAFETY: `RecordWire` is `repr(C)` with only integer and byte-array fields
@@ -116,11 +132,13 @@ pub(crate) struct EventDevice {
     misc: Opaque<bindings::miscdevice>,
     /// Whether `misc` is registered.
     registered: bool,
+    /// The VM table, set by [`Self::register`]: valid while registered.
+    vms: *const Vms,
 }
 
 // SAFETY: The C side only touches `misc` through the misc core, which
-// serializes registration; `registered` changes only through `Pin<&mut Self>`;
-// everything else is behind locks.
+// serializes registration; `registered` and `vms` change only through
+// `Pin<&mut Self>`; everything else, the VM table included, is behind locks.
 unsafe impl Send for EventDevice {}
 // SAFETY: As above: shared access goes through locks.
 unsafe impl Sync for EventDevice {}
@@ -143,15 +161,22 @@ impl EventDevice {
                 Ok::<(), Error>(())
             }),
             registered: false,
+            vms: core::ptr::null(),
         })
     }
 
     /// Registers `/dev/msrguard`. Call once, when everything the device
     /// reads from is in place: an open file only pins the module, not its
     /// initialization.
-    pub(crate) fn register(self: Pin<&mut Self>) -> Result {
+    ///
+    /// # Safety
+    ///
+    /// `vms` stays valid until [`Self::deregister`] has returned and no
+    /// file of the device is open (an open file holds the module).
+    pub(crate) unsafe fn register(self: Pin<&mut Self>, vms: &Vms) -> Result {
         // SAFETY: Nothing is moved out of the pinned value.
         let this = unsafe { self.get_unchecked_mut() };
+        this.vms = vms;
         // `misc` is pinned and deregistered (`deregister`, or `drop`) before
         // it is freed.
         // SAFETY: `misc` holds an initialized miscdevice.
@@ -280,8 +305,57 @@ impl EventDevice {
                 writer.write_slice(&wire.to_bytes())?;
                 Ok(0)
             }
+            IOC_PROFILE => {
+                let (mut reader, mut writer) = UserSlice::new(arg, PROFILE_SIZE).reader_writer();
+                let mut index = [0u8; 4];
+                reader.read_slice(&mut index)?;
+                let index = u32::from_le_bytes(index);
+                let profile = PROFILES.get(index as usize).ok_or(ENOENT)?;
+                let mut wire = ProfileWire {
+                    index,
+                    pins: profile.pins.len() as u32,
+                    name: [0; PROFILE_NAME_LEN],
+                };
+                fill_nul_padded(&mut wire.name, profile.name);
+                writer.write_slice(&wire.to_bytes())?;
+                Ok(0)
+            }
+            IOC_VM => {
+                let (mut reader, mut writer) = UserSlice::new(arg, VM_INFO_SIZE).reader_writer();
+                let mut position = [0u8; 4];
+                reader.read_slice(&mut position)?;
+                let position = u32::from_le_bytes(position);
+                let vm = self.vms().nth(position as usize).ok_or(ENOENT)?;
+                let wire = VmInfoWire {
+                    position,
+                    vm_id: vm.id,
+                    vmm_pid: vm.vmm_pid,
+                    profile: vm.profile,
+                };
+                writer.write_slice(&wire.to_bytes())?;
+                Ok(0)
+            }
+            IOC_SET_PROFILE => {
+                let mut b = [0u8; SET_PROFILE_SIZE];
+                UserSlice::new(arg, SET_PROFILE_SIZE)
+                    .reader()
+                    .read_slice(&mut b)?;
+                let vm_id = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                if b[5..].iter().any(|&r| r != 0) {
+                    return Err(EINVAL);
+                }
+                ffi::set_profile(self.vms(), vm_id, b[4])?;
+                Ok(0)
+            }
             _ => Err(ENOTTY),
         }
+    }
+
+    /// The VM table.
+    fn vms(&self) -> &Vms {
+        // SAFETY: An ioctl runs on an open file, so the device is
+        // registered and `vms` valid (`register`'s contract).
+        unsafe { &*self.vms }
     }
 }
 

@@ -149,6 +149,7 @@ impl EventQueue {
             flags: a.flags,
             repeat: 0,
             vm_id: a.vm_id,
+            profile: a.profile,
         };
         let pushed = self.record(&record);
         (out.sequence, out.repeat, out.queued) = match pushed.pushed {

@@ -26,13 +26,15 @@ use crate::{
         EventFactsC,
         FactsC,
         NamesC,
-        RepeatC, //
+        RepeatC,
+        VmC, //
     },
     boundary_calls::{
         c_side::{
             msrguard_hooks_exit,
             msrguard_hooks_init,
             msrguard_hooks_set_audit,
+            msrguard_hooks_vms_changed,
             msrguard_kvm_event_facts, //
         },
         Kvm,
@@ -60,8 +62,10 @@ use crate::{
     policy,
     policy_table::{
         FAST,
+        PROFILES,
         TABLE, //
     },
+    profiles,
     queue::RepeatKey,
     record::{
         fill_nul_padded,
@@ -301,8 +305,9 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
     } else {
         Hook::Decision
     };
+    let table = profiles::get(PROFILES, f.profile).map_or(TABLE, |p| p.table);
     let a: Answer = guard::on_access(
-        TABLE,
+        table,
         &Facts {
             hook,
             msr: f.msr,
@@ -387,16 +392,33 @@ fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
     )
 }
 
-/// KVM created the VM `kvm` (`kvm_arch_init_vm` succeeded): it gets its id.
+/// KVM starts making the VM `kvm` (`kvm_arch_init_vm`) for the thread
+/// group `vmm_pid`: it gets its id, and the profile whose cgroup prefix the
+/// creating task's cgroup path (`cgroup`, `len` bytes) starts with.
 ///
 /// # Safety
 ///
 /// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
-/// still armed.
+/// still armed; `cgroup` is valid for reads of `len` bytes for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(ctx: *const c_void, kvm: *const Kvm) {
+pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(
+    ctx: *const c_void,
+    kvm: *const Kvm,
+    vmm_pid: u32,
+    cgroup: *const u8,
+    len: u32,
+) {
+    let path: &[u8] = if cgroup.is_null() {
+        &[]
+    } else {
+        // SAFETY: Valid for reads of `len` bytes, per the function's contract.
+        unsafe { core::slice::from_raw_parts(cgroup, len as usize) }
+    };
+    let profile = profiles::for_cgroup(PROFILES, path);
     // SAFETY: The hooks are armed, per the function's contract.
-    unsafe { Recorder::from_ctx(ctx) }.vms().created(kvm.cast());
+    unsafe { Recorder::from_ctx(ctx) }
+        .vms()
+        .created(kvm.cast(), vmm_pid, profile);
 }
 
 /// KVM destroyed the VM `kvm` (`kvm_arch_destroy_vm` returned): its id is
@@ -413,16 +435,47 @@ pub(crate) unsafe extern "C" fn msrguard_rust_vm_destroyed(ctx: *const c_void, k
         .destroyed(kvm.cast());
 }
 
-/// The id of the VM `kvm` (0 if untracked): assigned at its creation, or
-/// now for a VM that existed before msrguard loaded. Atomic context.
+/// The id of the VM `kvm` (0 if untracked: assigned at its creation, or
+/// now for a VM that existed before msrguard loaded) and its profile, into
+/// `vm`. Atomic context.
 ///
 /// # Safety
 ///
-/// As [`msrguard_rust_vm_created`].
+/// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `vm` is valid for writes for the call.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn msrguard_rust_vm_id(ctx: *const c_void, kvm: *const Kvm) -> u32 {
+pub(crate) unsafe extern "C" fn msrguard_rust_vm(
+    ctx: *const c_void,
+    kvm: *const Kvm,
+    vm: *mut VmC,
+) {
     // SAFETY: The hooks are armed, per the function's contract.
-    unsafe { Recorder::from_ctx(ctx) }.vms().id_of(kvm.cast())
+    let v = unsafe { Recorder::from_ctx(ctx) }.vms().vm_of(kvm.cast());
+    let c = VmC {
+        id: v.id,
+        profile: v.profile,
+        pad: [0; 3],
+    };
+    // SAFETY: Valid for writes for the call, per the function's contract.
+    unsafe { vm.write(c) };
+}
+
+/// Gives the VM `id` the profile `profile` (root, through `/dev/msrguard`):
+/// `EPERM` once `lock` is set, `ENOENT` if no live VM has that id, `EINVAL`
+/// for a profile the module does not have.
+pub(crate) fn set_profile(vms: &Vms, id: u32, profile: u8) -> Result {
+    if locked() {
+        return Err(EPERM);
+    }
+    if usize::from(profile) >= PROFILES.len() {
+        return Err(EINVAL);
+    }
+    if !vms.set_profile(id, profile) {
+        return Err(ENOENT);
+    }
+    // SAFETY: No preconditions: it moves the hooks' VM generation.
+    unsafe { msrguard_hooks_vms_changed() };
+    Ok(())
 }
 
 /// A new event (not a repeat) of `vcpu`, every field but the image's
@@ -511,10 +564,13 @@ pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, names
         .or_else(|| msr_names::msr_name(a.msr))
         .unwrap_or("unknown");
     fill_nul_padded(&mut names.msr, msr);
+    let profile = PROFILES.get(usize::from(a.profile)).map_or("?", |p| p.name);
+    fill_nul_padded(&mut names.profile, profile);
 }
 
-/// Whether KVM may stop intercepting `msr` for this kind of access.
+/// Whether KVM may stop intercepting `msr` for this kind of access, for
+/// a VM of any profile ([`profiles::may_pass_through`]).
 #[no_mangle]
 pub(crate) extern "C" fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool {
-    guard::may_pass_through(TABLE, msr, is_write)
+    profiles::may_pass_through(PROFILES, msr, is_write)
 }

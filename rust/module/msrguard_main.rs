@@ -15,7 +15,8 @@
 //!   `record` (the ABI), `policy`, `guard` (what happens to each access),
 //!   `queue` (the event buffer's rules), `pipeline` (what happens to a new
 //!   event) with `work_pool` and `image_cache`, `mode` (the parameters'
-//!   rules), `pe` (finding the image holding an address), `msr_names`,
+//!   rules), `profiles` (per VM: which table, which pins) with `pins` (the
+//!   rules per vCPU), `pe` (finding the image holding an address), `msr_names`,
 //!   `boundary` (the structs C and Rust pass);
 //! - `module/`: the kernel Rust: this file, `events` and `device`
 //!   (`/dev/msrguard`), `lookups` (the pipeline of a new event over the
@@ -25,7 +26,8 @@
 //! - `module/kvm/`: the C, only for what Rust cannot do: hooks into KVM,
 //!   guest memory, writable parameters, the trace event.
 //!
-//! `policy_table` is generated from the policy file at build time.
+//! `policy_table` is generated from the policy file and its profiles
+//! (`policy/profiles/`) at build time.
 
 use kernel::prelude::*;
 
@@ -63,6 +65,13 @@ mod msr_names;
     reason = "shared with the host crates, whose tests use its bounds"
 )]
 mod pe;
+#[path = "../core/pins.rs"]
+#[expect(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host crates; the module applies the rules in a later step"
+)]
+mod pins;
 #[path = "../core/pipeline.rs"]
 #[expect(
     dead_code,
@@ -82,6 +91,13 @@ mod policy;
 mod policy_table {
     include!(concat!(env!("MSRGUARD_GEN"), "/rust/policy_table.rs"));
 }
+#[path = "../core/profiles.rs"]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+#[expect(
+    dead_code,
+    reason = "the generator uses MAX_PINS; the module's pins use it later"
+)]
+mod profiles;
 #[path = "../core/queue.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
 mod queue;
@@ -160,10 +176,13 @@ impl kernel::InPlaceModule for MsrGuardModule {
             let hooks = unsafe { ffi::Hooks::arm(&this.device.events, &this.lookups, &this.vms) }?;
             *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.
-            this.device.register()?;
+            // SAFETY: `vms` is dropped after `PinnedDrop` deregistered the
+            // node, and the module (so `vms`) outlives every open file.
+            unsafe { this.device.register(&this.vms) }?;
             pr_info!(
-                "loaded: {} policy entries, buffer of {} events\n",
+                "loaded: {} policy entries, {} profiles, buffer of {} events\n",
                 policy_table::TABLE.len(),
+                policy_table::PROFILES.len(),
                 capacity
             );
             Ok(())

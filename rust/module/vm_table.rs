@@ -21,6 +21,7 @@ use kernel::{
 use crate::{
     lookups::filled,
     vms::{
+        Vm,
         VmSlot,
         VmTable,
         VM_SLOTS, //
@@ -60,9 +61,10 @@ impl Vms {
         r
     }
 
-    /// KVM created the VM `kvm`: its id (0 if untracked).
-    pub(crate) fn created(&self, kvm: *const c_void) -> u32 {
-        self.with(|t| t.created(kvm as u64))
+    /// KVM created the VM `kvm` for the thread group `vmm_pid`, with
+    /// `profile`: its id (0 if untracked).
+    pub(crate) fn created(&self, kvm: *const c_void, vmm_pid: u32, profile: u8) -> u32 {
+        self.with(|t| t.created(kvm as u64, vmm_pid, profile))
     }
 
     /// KVM destroyed the VM `kvm`.
@@ -70,8 +72,19 @@ impl Vms {
         self.with(|t| t.destroyed(kvm as u64));
     }
 
-    /// The id of the VM `kvm` (0 if untracked). Safe in atomic context.
-    pub(crate) fn id_of(&self, kvm: *const c_void) -> u32 {
-        self.with(|t| t.id_of(kvm as u64))
+    /// The VM `kvm` ([`Vm::UNTRACKED`] if untracked). Safe in atomic
+    /// context.
+    pub(crate) fn vm_of(&self, kvm: *const c_void) -> Vm {
+        self.with(|t| t.vm_of(kvm as u64))
+    }
+
+    /// Gives the VM `id` the profile `profile`; false if there is none.
+    pub(crate) fn set_profile(&self, id: u32, profile: u8) -> bool {
+        self.with(|t| t.set_profile(id, profile))
+    }
+
+    /// The live VM at `position` of the table's order, if there is one.
+    pub(crate) fn nth(&self, position: usize) -> Option<Vm> {
+        self.with(|t| t.iter().nth(position))
     }
 }

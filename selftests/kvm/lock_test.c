@@ -2,11 +2,14 @@
 /*
  * msrguard's lock parameter as a KVM selftest. lock=1 pins msrguard until
  * reboot, so this program needs a boot where nothing runs after it:
- * selftests/kvm/run.sh runs it last. Locking in audit mode is refused.
+ * selftests/kvm/run.sh runs it last. Locking in audit mode is refused; a
+ * locked module refuses to change a VM's profile.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "kvm_util.h"
 #include "processor.h"
@@ -51,6 +54,11 @@ TEST(refuses_to_lock_in_audit_mode)
 	EXPECT_EQ(0, unload_msrguard());
 }
 
+static void idle_guest(void)
+{
+	GUEST_DONE();
+}
+
 FIXTURE(lock) {};
 FIXTURE_SETUP(lock)
 {
@@ -63,9 +71,14 @@ FIXTURE_SETUP(lock)
 }
 FIXTURE_TEARDOWN(lock) {}
 
-TEST_F(lock, pins_the_module_and_its_enforce_mode_until_reboot)
+TEST_F(lock, pins_the_module_its_enforce_mode_and_the_profiles_until_reboot)
 {
+	struct msrguard_set_profile s = { .profile = 1 };
+	struct msrguard_vm_info v = { .position = 0 };
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
 	char buf[16];
+	int fd;
 
 	ASSERT_EQ(0, write_file(PARAM_DIR "lock", "1"));
 	read_param("lock", buf, sizeof(buf));
@@ -86,6 +99,20 @@ TEST_F(lock, pins_the_module_and_its_enforce_mode_until_reboot)
 
 	/* And it still guards. */
 	EXPECT_EQ(GP_VECTOR, ucode_write_vector());
+
+	/* A VM's profile is frozen too. */
+	vm = vm_create_with_one_vcpu(&vcpu, idle_guest);
+	fd = open_device();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, MSRGUARD_IOC_VM, &v)) TH_LOG("no VM listed: %s", strerror(errno));
+	s.vm_id = v.vm_id;
+	EXPECT_EQ(-1, ioctl(fd, MSRGUARD_IOC_SET_PROFILE, &s));
+	EXPECT_EQ(EPERM, errno);
+	v.position = 0;
+	ASSERT_EQ(0, ioctl(fd, MSRGUARD_IOC_VM, &v));
+	EXPECT_EQ(0, v.profile);
+	close(fd);
+	kvm_vm_free(vm);
 }
 
 TEST_HARNESS_MAIN

@@ -2,7 +2,8 @@
 /*
  * The msrguard tool (MSRGUARD_TOOL) against real events, as KVM selftests:
  * `events --json`, `events --follow`, `events --journal` (journald's
- * native protocol, its socket played here), `stats --json` and `policy`.
+ * native protocol, its socket played here), `stats --json`, `policy`,
+ * `vms` and `profile list/set`.
  * Each test loads msrguard (MSRGUARD_KO) in its fixture, has a long-mode
  * guest do the accesses, runs the tool and checks what it printed against
  * what the guest did (MSR, value, the instruction's address), then unloads
@@ -226,6 +227,46 @@ TEST_F(tool, stats_and_policy_read_the_loaded_module)
 		TH_LOG("policy: %.400s", out);
 	EXPECT_TRUE(has(out, "0x800-0x8ff")) TH_LOG("policy: %.400s", out);
 	EXPECT_TRUE(has(out, "0x400c51889")) TH_LOG("policy: %.400s", out);
+}
+
+/*
+ * `vms` lists this process's VM with its profile, `profile set` gives it
+ * another (by id, then by VMM pid), and the VM's events carry its name.
+ */
+TEST_F(tool, vms_and_profile_set_change_a_running_vms_profile)
+{
+	const char *vms[] = { "vms", "--json", NULL };
+	const char *list[] = { "profile", "list", NULL };
+	const char *by_pid[] = { "profile", "set", "--pid", NULL, "default", NULL };
+	const char *by_id[] = { "profile", "set", "--vm", NULL, "hardened", NULL };
+	const char *unknown[] = { "profile", "set", "--vm", NULL, "no-such-profile", NULL };
+	const char *events[] = { "events", "--json", NULL };
+	char out[4096], id[16], pid[16], *p;
+
+	EXPECT_EQ(0, run_tool(self->tool, list, out, sizeof(out)));
+	EXPECT_TRUE(has(out, "default ") && has(out, "hardened ")) TH_LOG("profile list: %.400s", out);
+	EXPECT_EQ(0, run_tool(self->tool, vms, out, sizeof(out)));
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	p = strstr(out, "\"vm_id\":\"");
+	ASSERT_NE(NULL, p) TH_LOG("vms: %.400s", out);
+	snprintf(id, sizeof(id), "%.8s", p + strlen("\"vm_id\":\""));
+	EXPECT_TRUE(has(out, "\"profile\":\"default\",\"vm_id\":\"%s\",\"vmm_pid\":%s", id, pid))
+		TH_LOG("vms: %.400s", out);
+
+	by_id[3] = id;
+	EXPECT_EQ(0, run_tool(self->tool, by_id, out, sizeof(out))) TH_LOG("profile set: %.400s", out);
+	EXPECT_EQ(0, run_tool(self->tool, vms, out, sizeof(out)));
+	EXPECT_TRUE(has(out, "\"profile\":\"hardened\",\"vm_id\":\"%s\"", id)) TH_LOG("vms: %.400s", out);
+	ASSERT_EQ(GP_VECTOR, access_in_guest(self->vcpu, UCODE_WRITE, true, 0x1000, NULL));
+	EXPECT_EQ(0, run_tool(self->tool, events, out, sizeof(out)));
+	EXPECT_TRUE(has(out, "\"profile\":\"hardened\"")) TH_LOG("events: %.400s", out);
+
+	unknown[3] = id;
+	EXPECT_NE(0, run_tool(self->tool, unknown, out, sizeof(out)));
+	by_pid[3] = pid;
+	EXPECT_EQ(0, run_tool(self->tool, by_pid, out, sizeof(out))) TH_LOG("profile set: %.400s", out);
+	EXPECT_EQ(0, run_tool(self->tool, vms, out, sizeof(out)));
+	EXPECT_TRUE(has(out, "\"profile\":\"default\",\"vm_id\":\"%s\"", id)) TH_LOG("vms: %.400s", out);
 }
 
 TEST_HARNESS_MAIN

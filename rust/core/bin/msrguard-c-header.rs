@@ -273,6 +273,12 @@ fn abi() -> String {
     }
     def("IOC_POLICY_ENTRY", format!("{:#x}u", IOC_POLICY_ENTRY));
     def("POLICY_ENTRY_SIZE", POLICY_ENTRY_SIZE.to_string());
+    def("IOC_PROFILE", format!("{:#x}u", IOC_PROFILE));
+    def("PROFILE_SIZE", PROFILE_SIZE.to_string());
+    def("IOC_VM", format!("{:#x}u", IOC_VM));
+    def("VM_INFO_SIZE", VM_INFO_SIZE.to_string());
+    def("IOC_SET_PROFILE", format!("{:#x}u", IOC_SET_PROFILE));
+    def("SET_PROFILE_SIZE", SET_PROFILE_SIZE.to_string());
 
     // The record as a uapi-style struct, each offset asserted.
     let mut record = String::from("struct msrguard_record {\n");
@@ -291,6 +297,23 @@ fn abi() -> String {
     asserts.push_str(&format!(
         "_Static_assert(sizeof(struct msrguard_record) == {RECORD_SIZE}, \"record size\");\n"
     ));
+    for (sname, size, fields) in IOCTL_C_STRUCTS {
+        record.push_str(&format!("\nstruct {sname} {{\n"));
+        for (ctype, name, len, off) in fields {
+            if *len == 0 {
+                record.push_str(&format!("\t{ctype} {name};\n"));
+            } else {
+                record.push_str(&format!("\t{ctype} {name}[{len}];\n"));
+            }
+            asserts.push_str(&format!(
+                "_Static_assert(__builtin_offsetof(struct {sname}, {name}) == {off}, \"{sname}.{name}\");\n"
+            ));
+        }
+        record.push_str("};\n");
+        asserts.push_str(&format!(
+            "_Static_assert(sizeof(struct {sname}) == {size}, \"{sname} size\");\n"
+        ));
+    }
     out.push_str(&format!(
         "\n#ifndef __KERNEL__\n#include <linux/types.h>\n#endif\n\n{record}{asserts}"
     ));

@@ -30,6 +30,7 @@ fn event(vm_id: u32, msr: u32, value: u64, t: u64) -> Record {
         flags: 0,
         repeat: 0,
         vm_id,
+        profile: 0,
     }
 }
 

@@ -27,6 +27,7 @@ fn sample() -> Record {
         flags: 0,
         repeat: 0,
         vm_id: 0x1234_5678,
+        profile: 0,
     }
 }
 
@@ -74,6 +75,7 @@ fn reads_version_1_records() {
         Record {
             repeat: 0,
             vm_id: 0,
+            profile: 0,
             ..r
         }
     );
@@ -85,6 +87,30 @@ fn reads_version_1_records() {
     );
 }
 
+/// A version 2 record is version 3's layout with `profile` reserved (zero):
+/// the default profile.
+#[test]
+fn reads_version_2_records_as_the_default_profile() {
+    let r = Record {
+        profile: 0,
+        ..sample()
+    };
+    let mut v2 = r.to_bytes();
+    v2[0..2].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(Record::from_bytes(&v2), Ok(r));
+}
+
+#[test]
+fn the_profile_is_byte_70() {
+    let b = Record {
+        profile: 5,
+        ..sample()
+    }
+    .to_bytes();
+    assert_eq!((b[70], b[71]), (5, 0));
+    assert_eq!(Record::from_bytes(&b).map(|r| r.profile), Ok(5));
+}
+
 #[test]
 fn rejects_truncated_and_foreign_records() {
     let b = sample().to_bytes();
@@ -93,8 +119,8 @@ fn rejects_truncated_and_foreign_records() {
         Err(DecodeError::Truncated(100))
     );
     let mut v = b;
-    v[0] = 3;
-    assert_eq!(Record::from_bytes(&v), Err(DecodeError::Version(3)));
+    v[0] = 4;
+    assert_eq!(Record::from_bytes(&v), Err(DecodeError::Version(4)));
     let mut s = b;
     s[2] = 64;
     assert_eq!(Record::from_bytes(&s), Err(DecodeError::Size(64)));
@@ -110,4 +136,44 @@ fn rejects_truncated_and_foreign_records() {
         Record::from_bytes(&w),
         Err(DecodeError::Field("is_write", 2))
     );
+}
+
+/// The ioctl structs' encoders put each field where the C header (built
+/// from IOCTL_C_STRUCTS) says it is.
+#[test]
+fn ioctl_structs_match_their_c_layout() {
+    use msrguard_core::record::{ProfileWire, VmInfoWire, IOCTL_C_STRUCTS};
+    let field = |s: &str, f: &str| {
+        let (_, _, fields) = IOCTL_C_STRUCTS.iter().find(|(n, _, _)| *n == s).unwrap();
+        fields.iter().find(|x| x.1 == f).unwrap().3
+    };
+    let mut name = [0u8; 16];
+    name[..8].copy_from_slice(b"hardened");
+    let p = ProfileWire {
+        index: 0x0102_0304,
+        pins: 7,
+        name,
+    }
+    .to_bytes();
+    assert_eq!(p[field("msrguard_profile", "index")], 4);
+    assert_eq!(p[field("msrguard_profile", "pins")], 7);
+    assert_eq!(p[field("msrguard_profile", "name")], b'h');
+    let v = VmInfoWire {
+        position: 1,
+        vm_id: 2,
+        vmm_pid: 3,
+        profile: 4,
+    }
+    .to_bytes();
+    assert_eq!(
+        [
+            v[field("msrguard_vm_info", "position")],
+            v[field("msrguard_vm_info", "vm_id")],
+            v[field("msrguard_vm_info", "vmm_pid")],
+            v[field("msrguard_vm_info", "profile")]
+        ],
+        [1, 2, 3, 4]
+    );
+    assert_eq!(VmInfoWire::from_bytes(&v).profile, 4);
+    assert_eq!(field("msrguard_set_profile", "profile"), 4);
 }

@@ -46,7 +46,7 @@ proptest! {
             match op {
                 Op::Created(k) => {
                     model.remove(&k);
-                    let id = t.created(k);
+                    let id = t.created(k, 0, 0);
                     if model.len() < t.capacity() {
                         prop_assert!(id > last, "ids count up: {} after {}", id, last);
                         prop_assert!(given.insert(id), "id {} given twice", id);
@@ -84,9 +84,9 @@ proptest! {
 #[test]
 fn a_new_vm_at_a_freed_address_gets_a_new_id() {
     let mut t = VmTable::new(vec![VmSlot::FREE; VM_SLOTS]);
-    let a = t.created(0xffff_c900_0010_0000);
+    let a = t.created(0xffff_c900_0010_0000, 0, 0);
     assert_eq!(t.destroyed(0xffff_c900_0010_0000), Some(a));
-    let b = t.created(0xffff_c900_0010_0000);
+    let b = t.created(0xffff_c900_0010_0000, 0, 0);
     assert!(b > a);
     assert_eq!(t.id_of(0xffff_c900_0010_0000), b);
 }
@@ -97,20 +97,20 @@ fn a_vm_from_before_load_is_adopted_once() {
     let a = t.id_of(0xffff_c900_0020_0000);
     assert_eq!(a, 1);
     assert_eq!(t.id_of(0xffff_c900_0020_0000), a);
-    assert_eq!(t.created(0xffff_c900_0030_0000), 2);
+    assert_eq!(t.created(0xffff_c900_0030_0000, 0, 0), 2);
 }
 
 #[test]
 fn after_the_wrap_a_live_vms_id_is_passed_over() {
     let mut t = VmTable::new(vec![VmSlot::FREE; 8]);
-    assert_eq!(t.created(0x1000), 1);
-    assert_eq!(t.created(0x2000), 2);
-    assert_eq!(t.created(0x3000), 3);
+    assert_eq!(t.created(0x1000, 0, 0), 1);
+    assert_eq!(t.created(0x2000, 0, 0), 2);
+    assert_eq!(t.created(0x3000, 0, 0), 3);
     assert_eq!(t.destroyed(0x2000), Some(2));
     // Ids come round again: 1 and 3 are live, 2 and 4 are not.
     t.wrap_to(1);
-    assert_eq!(t.created(0x4000), 2);
-    assert_eq!(t.created(0x5000), 4);
+    assert_eq!(t.created(0x4000, 0, 0), 2);
+    assert_eq!(t.created(0x5000, 0, 0), 4);
     assert_eq!(t.id_of(0x1000), 1);
     assert_eq!(t.id_of(0x3000), 3);
 }
@@ -118,8 +118,31 @@ fn after_the_wrap_a_live_vms_id_is_passed_over() {
 #[test]
 fn key_zero_is_never_a_vm() {
     let mut t = VmTable::new(vec![VmSlot::FREE; 8]);
-    assert_eq!(t.created(0), 0);
+    assert_eq!(t.created(0, 0, 0), 0);
     assert_eq!(t.destroyed(0), None);
     assert_eq!(t.id_of(0), 0);
     assert_eq!(t.live(), 0);
+}
+
+#[test]
+fn a_vm_keeps_the_vmm_and_profile_it_was_created_with_until_root_changes_it() {
+    let mut t = VmTable::new(vec![VmSlot::FREE; 8]);
+    let id = t.created(0xffff_c900_0040_0000, 4242, 1);
+    let vm = t.vm_of(0xffff_c900_0040_0000);
+    assert_eq!((vm.id, vm.vmm_pid, vm.profile), (id, 4242, 1));
+    assert!(t.set_profile(id, 2));
+    assert_eq!(t.vm_of(0xffff_c900_0040_0000).profile, 2);
+    // No VM has id 0 or an id never given.
+    assert!(!t.set_profile(0, 2));
+    assert!(!t.set_profile(id + 1, 2));
+    // A VM that existed before msrguard: the default profile, no VMM known.
+    let old = t.vm_of(0xffff_c900_0050_0000);
+    assert_eq!((old.vmm_pid, old.profile), (0, 0));
+    let mut live: Vec<u32> = t.iter().map(|v| v.id).collect();
+    live.sort();
+    assert_eq!(live, vec![id, old.id]);
+    // Destroyed: gone from the listing, its id no longer settable.
+    t.destroyed(0xffff_c900_0040_0000);
+    assert!(!t.set_profile(id, 0));
+    assert_eq!(t.iter().count(), 1);
 }

@@ -23,6 +23,7 @@
 #define pr_fmt(fmt) "msrguard: " fmt
 
 #include <linux/atomic.h>
+#include <linux/cgroup.h>
 #include <linux/delay.h>
 #include <linux/fprobe.h>
 #include <linux/ftrace.h>
@@ -57,18 +58,18 @@
 static const void *guard_ctx;
 static bool host_is_vmx;
 /*
- * Moved each time KVM makes or destroys a VM: a CPU's cached VM id (below)
- * is only good for the generation it was looked up in, as a new VM may get
- * a destroyed one's address.
+ * Moved each time KVM makes or destroys a VM, or root changes a VM's
+ * profile: a CPU's cached VM (below) is only good for the generation it was
+ * looked up in, as a new VM may get a destroyed one's address.
  */
 static atomic_long_t vm_generation = ATOMIC_LONG_INIT(0);
 
 /*
- * Per CPU, what a repeated event needs and costs more to compute than the
- * rest of its recording: the id of the last VM the CPU recorded an event
+ * Per CPU, what a decision and a repeated event need and cost more to
+ * compute than the rest: the id and profile of the last VM the CPU decided
  * for (a flood comes from one VM; Rust's table has it, looked up again
- * after any VM's destruction), and the coarse clock read in the current
- * jiffy. That may
+ * after any VM's destruction or profile change), and the coarse clock read
+ * in the current jiffy. That may
  * lag the precise clock by up to two ticks (jiffies moves before the wall
  * time is updated) or by a clock_settime() until the next jiffy: the queue
  * allows for the lag (COARSE_CLOCK_SLACK_NS); beyond it, an event takes
@@ -77,7 +78,7 @@ static atomic_long_t vm_generation = ATOMIC_LONG_INIT(0);
 struct record_cache {
 	const struct kvm *kvm;
 	long generation;
-	u32 vm_id;
+	struct msrguard_vm vm;
 	unsigned long tick;
 	u64 coarse_ns;
 };
@@ -166,8 +167,9 @@ static bool vmm_takes_filter_exits(struct kvm *kvm)
 /* Whether the read-completion fprobe is registered (written under arm_lock). */
 static bool read_completion_armed;
 
-static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is_write,
-				u64 value, bool host_initiated, struct msrguard_answer *ans)
+static __always_inline void ask(struct kvm_vcpu *vcpu, const struct msrguard_vm *vm, u8 hook,
+				u32 msr, bool is_write, u64 value, bool host_initiated,
+				struct msrguard_answer *ans)
 {
 	struct msrguard_facts facts = {
 		.value = value,
@@ -177,20 +179,22 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, u8 hook, u32 msr, bool is
 		.host_initiated = host_initiated,
 		.vmm_takes_filter_exits = vmm_takes_filter_exits(vcpu->kvm),
 		.read_completion_armed = READ_ONCE(read_completion_armed),
+		.profile = vm->profile,
 	};
 
 	msrguard_rust_on_access(&facts, ans);
 }
 
-/* The VM's id (Rust's VM table) and the coarse clock. */
-static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u64 *coarse_ns)
+/* The VM's id and profile (Rust's VM table) and the coarse clock. */
+static __always_inline void vm_and_time(const struct kvm *kvm, struct msrguard_vm *vm,
+					u64 *coarse_ns)
 {
 	struct record_cache *cache = get_cpu_ptr(&record_cache);
 	long generation = atomic_long_read(&vm_generation);
 	unsigned long tick = READ_ONCE(jiffies);
 
 	if (cache->kvm != kvm || cache->generation != generation) {
-		cache->vm_id = msrguard_rust_vm_id(guard_ctx, kvm);
+		msrguard_rust_vm(guard_ctx, kvm, &cache->vm);
 		cache->kvm = kvm;
 		cache->generation = generation;
 	}
@@ -198,7 +202,7 @@ static __always_inline void vm_id_and_time(const struct kvm *kvm, u32 *vm_id, u6
 		cache->coarse_ns = ktime_get_coarse_real_ns();
 		cache->tick = tick;
 	}
-	*vm_id = cache->vm_id;
+	*vm = cache->vm;
 	*coarse_ns = cache->coarse_ns;
 	put_cpu_ptr(&record_cache);
 }
@@ -218,7 +222,8 @@ static void printable_comm(char comm[TASK_COMM_LEN])
  * (msrguard_rust_new_event(): recorded now, or once the image holding Pc
  * is looked up on the vCPU's thread).
  */
-static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r)
+static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_repeat *r,
+				 u8 profile)
 {
 	struct msrguard_access a = {
 		.value = r->value,
@@ -233,6 +238,7 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
 		.guest_mode = guest_mode(vcpu),
 		.status = r->status,
 		.reason = r->reason,
+		.profile = profile,
 		.flags = (is_guest_mode(vcpu) ? MSRGUARD_FLAG_NESTED : 0) |
 			 (vcpu->arch.guest_state_protected ? MSRGUARD_FLAG_STATE_PROTECTED : 0),
 	};
@@ -250,22 +256,24 @@ static noinline void record_new(struct kvm_vcpu *vcpu, const struct msrguard_rep
  * trace event shows every event in full: while it is enabled, there is no
  * shortcut.
  */
-static __always_inline void record(struct kvm_vcpu *vcpu, u64 pc, u32 msr, bool is_write,
-				   u64 value, u8 status, u8 reason)
+static __always_inline void record(struct kvm_vcpu *vcpu, const struct msrguard_vm *vm,
+				   u64 now_ns, u64 pc, u32 msr, bool is_write, u64 value, u8 status,
+				   u8 reason)
 {
 	struct msrguard_repeat r = {
 		.value = value,
 		.pc = pc,
+		.now_ns = now_ns,
 		.msr = msr,
+		.vm_id = vm->id,
 		.is_write = is_write,
 		.status = status,
 		.reason = reason,
 	};
 
-	vm_id_and_time(vcpu->kvm, &r.vm_id, &r.now_ns);
 	if (!trace_msrguard_access_enabled() && msrguard_rust_repeat(guard_ctx, &r))
 		return;
-	record_new(vcpu, &r);
+	record_new(vcpu, &r, vm->profile);
 }
 
 /* ---- The decision hooks ----------------------------------------------- */
@@ -352,10 +360,16 @@ static void record_after_kvm(struct kvm_vcpu *vcpu, u32 msr, bool is_write, u64 
 			     bool host_initiated)
 {
 	struct msrguard_answer ans;
+	struct msrguard_vm vm;
+	u64 now_ns;
 
-	/* The same question as at the decision, asked again: the same answer. */
-	ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
-	record(vcpu, guest_rip(vcpu), msr, is_write, value, ans.status, ans.reason);
+	/*
+	 * The same question as at the decision, asked again: the same answer
+	 * (or a profile root changed in between: the new profile's).
+	 */
+	vm_and_time(vcpu->kvm, &vm, &now_ns);
+	ask(vcpu, &vm, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
+	record(vcpu, &vm, now_ns, guest_rip(vcpu), msr, is_write, value, ans.status, ans.reason);
 }
 
 /*
@@ -425,9 +439,12 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 	bool host_initiated = (u8)ftrace_regs_get_argument(fregs, 3);
 	u64 value = is_write ? data : 0;
 	struct msrguard_answer ans;
+	struct msrguard_vm vm;
+	u64 now_ns;
 	int ret;
 
-	ask(vcpu, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
+	vm_and_time(vcpu->kvm, &vm, &now_ns);
+	ask(vcpu, &vm, MSRGUARD_HOOK_DECISION, msr, is_write, value, host_initiated, &ans);
 	if (ans.kvm == MSRGUARD_KVM_PROCEED && ans.record == MSRGUARD_RECORD_NEVER)
 		return;
 	if (ans.kvm == MSRGUARD_KVM_SUCCEED_IF_KVM_DOES) {
@@ -438,7 +455,8 @@ static noinline void notrace decide(struct ftrace_regs *fregs, bool is_write)
 	}
 
 	if (ans.record == MSRGUARD_RECORD_NOW)
-		record(vcpu, guest_rip(vcpu), msr, is_write, value, ans.status, ans.reason);
+		record(vcpu, &vm, now_ns, guest_rip(vcpu), msr, is_write, value, ans.status,
+		       ans.reason);
 	if (ans.zero_read && !is_write)
 		*(u64 *)data = 0;
 
@@ -502,6 +520,8 @@ static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigne
 	bool host_initiated = (u8)ftrace_regs_get_argument(fregs, 3);
 	struct read_call *c = entry_data;
 	struct msrguard_answer ans;
+	struct msrguard_vm vm;
+	u64 now_ns;
 
 	/* As on the decision hook: an allowed read is one question. */
 	if (likely(msrguard_rust_read_proceeds(msr)))
@@ -510,7 +530,8 @@ static int notrace read_entry(struct fprobe *fp, unsigned long entry_ip, unsigne
 	if (current_in_wrapper())
 		return 1;
 
-	ask(vcpu, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated, &ans);
+	vm_and_time(vcpu->kvm, &vm, &now_ns);
+	ask(vcpu, &vm, MSRGUARD_HOOK_READ_COMPLETION, msr, false, 0, host_initiated, &ans);
 	if (ans.record != MSRGUARD_RECORD_AT_COMPLETION)
 		return 1;	/* nothing to record: no return handler */
 	c->vcpu = vcpu;
@@ -528,8 +549,11 @@ static void notrace read_exit(struct fprobe *fp, unsigned long entry_ip, unsigne
 {
 	struct read_call *c = entry_data;
 	int kvm_ret = (int)ftrace_regs_get_return_value(fregs);
+	struct msrguard_vm vm;
+	u64 now_ns;
 
-	record(c->vcpu, c->pc, c->msr, false,
+	vm_and_time(c->vcpu->kvm, &vm, &now_ns);
+	record(c->vcpu, &vm, now_ns, c->pc, c->msr, false,
 	       msrguard_rust_completed_read_value(kvm_ret, *c->data), c->status, c->reason);
 }
 
@@ -552,10 +576,29 @@ static struct fprobe read_completion = {
  * Either moves the VM-id generation, so no CPU keeps a cached id for an
  * address whose VM changed.
  */
+/*
+ * The creating task's cgroup path on the unified hierarchy, from its root,
+ * for the profiles' cgroup prefixes (at most 255 bytes, so a longer path's
+ * first 255 bytes decide). kernfs_path() takes only a spinlock: usable here.
+ */
+#define CGROUP_PATH_LEN 256
+static DEFINE_PER_CPU(char[CGROUP_PATH_LEN], cgroup_path_buf);
+
 static void notrace vm_created_hook(unsigned long ip, unsigned long parent_ip,
 				    struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	msrguard_rust_vm_created(guard_ctx, (struct kvm *)ftrace_regs_get_argument(fregs, 0));
+	struct kvm *kvm = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
+	char *path = *get_cpu_ptr(&cgroup_path_buf);
+	u32 len = 0;
+
+#ifdef CONFIG_CGROUPS
+	rcu_read_lock();
+	if (cgroup_path(task_dfl_cgroup(current), path, CGROUP_PATH_LEN) > 0)
+		len = strnlen(path, CGROUP_PATH_LEN);
+	rcu_read_unlock();
+#endif
+	msrguard_rust_vm_created(guard_ctx, kvm, task_tgid_nr(current), (const u8 *)path, len);
+	put_cpu_ptr(&cgroup_path_buf);
 	atomic_long_inc(&vm_generation);
 }
 
@@ -563,6 +606,11 @@ static void notrace vm_destroyed_hook(unsigned long ip, unsigned long parent_ip,
 				      struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
 	msrguard_rust_vm_destroyed(guard_ctx, (struct kvm *)ftrace_regs_get_argument(fregs, 0));
+	atomic_long_inc(&vm_generation);
+}
+
+void msrguard_hooks_vms_changed(void)
+{
 	atomic_long_inc(&vm_generation);
 }
 

@@ -39,6 +39,7 @@ TRACE_EVENT(msrguard_access,
 		__field(u32, vcpu_id)
 		__field(u8, guest_cpl)
 		__field(u8, guest_mode)
+		__array(char, profile, 16)
 	),
 	TP_fast_assign(
 		__entry->seq = o->sequence;
@@ -61,8 +62,9 @@ TRACE_EVENT(msrguard_access,
 		__entry->vcpu_id = a->vcpu_id;
 		__entry->guest_cpl = a->guest_cpl;
 		__entry->guest_mode = a->guest_mode;
+		memcpy(__entry->profile, names->profile, 16);
 	),
-	TP_printk("seq=%llu repeat=%llu vm=%08x flags=%#x Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%s",
+	TP_printk("seq=%llu repeat=%llu vm=%08x flags=%#x Msr=0x%x (%s) IsWrite=%u MsrValue=0x%llx AccessStatus=%s reason=%s Pc=0x%llx ImageBase=0x%llx ImageChecksum=0x%x ImageTimestamp=0x%x ImageName=%s vmm_pid=%u vmm_comm=%s vcpu=%u cpl=%u mode=%s profile=%s",
 		  __entry->seq, __entry->repeat, __entry->vm_id, __entry->flags, __entry->msr, __entry->msr_name, __entry->is_write,
 		  __entry->msr_value,
 		  __print_symbolic(__entry->access_status, MSRGUARD_STATUS_SYMBOLS),
@@ -71,7 +73,7 @@ TRACE_EVENT(msrguard_access,
 		  __entry->image_timestamp, __get_str(image_name),
 		  __entry->vmm_pid, __entry->vmm_comm, __entry->vcpu_id,
 		  __entry->guest_cpl,
-		  __print_symbolic(__entry->guest_mode, MSRGUARD_MODE_SYMBOLS))
+		  __print_symbolic(__entry->guest_mode, MSRGUARD_MODE_SYMBOLS), __entry->profile)
 );
 
 #endif /* _MSRGUARD_TRACE_H */

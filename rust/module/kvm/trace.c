@@ -34,10 +34,10 @@ void msrguard_report(const struct msrguard_access *a, const struct msrguard_outc
 	else if (a->image_base)
 		snprintf(image, sizeof(image), " image=%#llx+%#llx", a->image_base,
 			 a->pc - a->image_base);
-	pr_warn("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx%s reason=%s vm=%08x vmm=%u/%.16s vcpu=%u%s%s\n",
+	pr_warn("seq=%llu %s %s msr=%#x (%s) value=%#llx pc=%#llx%s reason=%s vm=%08x profile=%.16s vmm=%u/%.16s vcpu=%u%s%s\n",
 		o->sequence, names.status, a->is_write ? "WRMSR" : "RDMSR",
 		a->msr, names.msr, a->value, a->pc, image, names.reason, a->vm_id,
-		a->vmm_pid, a->vmm_comm, a->vcpu_id,
+		names.profile, a->vmm_pid, a->vmm_comm, a->vcpu_id,
 		(a->flags & MSRGUARD_FLAG_NESTED) ? " nested" : "",
 		(a->flags & MSRGUARD_FLAG_OUTSIDE_RUN) ? " outside-run" : "");
 }

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `msrguard-policy-gen POLICY.toml OUT.rs`: checks a policy file and writes
-//! the table the kernel module compiles. Errors are `file:line: message`,
-//! one per line, and nothing is written.
+//! `msrguard-policy-gen POLICY.toml OUT.rs [PROFILE.toml...]`: checks a
+//! policy file and its profiles and writes the tables the kernel module
+//! compiles. Errors are `file:line: message`, one per line, and nothing is
+//! written.
 
 use std::process::ExitCode;
 
+use msrguard_policy::profile::load_profiles;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let [_, input, output] = args.as_slice() else {
-        eprintln!("usage: msrguard-policy-gen POLICY.toml OUT.rs");
+    let [_, input, output, profile_files @ ..] = args.as_slice() else {
+        eprintln!("usage: msrguard-policy-gen POLICY.toml OUT.rs [PROFILE.toml...]");
         return ExitCode::from(2);
     };
     let text = match std::fs::read_to_string(input) {
@@ -28,11 +31,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let profiles = match load_profiles(&entries, profile_files) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in diags {
+                eprintln!("{d}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     let source = std::path::Path::new(input)
         .file_name()
         .map(|n| format!("policy/{}", n.to_string_lossy()))
         .unwrap_or_else(|| input.clone());
-    let generated = msrguard_policy::generate(&source, &entries);
+    let generated = msrguard_policy::generate(&source, &profiles);
     // Rewrite only on change, so an unchanged policy does not rebuild the module.
     if std::fs::read_to_string(output).ok().as_deref() == Some(generated.as_str()) {
         return ExitCode::SUCCESS;

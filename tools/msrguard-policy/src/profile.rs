@@ -30,12 +30,7 @@ use crate::parse::{
 };
 use crate::rewritten::{nonzero_reset, rewritten};
 
-/// Profiles a module can hold, the default one (the base) included: a
-/// VM's profile is a byte in its event records.
-pub const MAX_PROFILES: usize = 8;
-/// Pinned or set-only MSRs a profile may have: each vCPU of a VM with the
-/// profile keeps this many values.
-pub const MAX_PINS: usize = 16;
+pub use msrguard_core::profiles::{MAX_PINS, MAX_PROFILES};
 /// The name of the profile that is the base policy itself.
 pub const DEFAULT_PROFILE: &str = "default";
 
@@ -412,4 +407,24 @@ pub fn check_profile_set(profiles: &[Profile], files: &[String]) -> Vec<Diagnost
         }
     }
     errors
+}
+
+/// `default` (the policy `base` itself) and each profile file over it,
+/// checked one by one and as a set; the messages of every error found.
+pub fn load_profiles(base: &[PolicyEntry], files: &[String]) -> Result<Vec<Profile>, Vec<String>> {
+    let mut profiles = vec![Profile::default_of(base)];
+    let mut names = vec![String::new()];
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| vec![format!("{f}: {e}")])?;
+        let p = parse_profile(f, &text, base)
+            .map_err(|d| d.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        profiles.push(p);
+        names.push(f.clone());
+    }
+    let errors = check_profile_set(&profiles, &names);
+    if errors.is_empty() {
+        Ok(profiles)
+    } else {
+        Err(errors.iter().map(ToString::to_string).collect())
+    }
 }

@@ -8,8 +8,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 
 use msrguard_core::record::{
-    DecodeError, PolicyEntryWire, Record, Stats, ABI_VERSION, IOC_POLICY_ENTRY, IOC_STATS,
-    POLICY_ENTRY_SIZE, RECORD_SIZE, STATS_SIZE,
+    trim_nul, DecodeError, PolicyEntryWire, ProfileWire, Record, Stats, VmInfoWire, ABI_VERSION,
+    IOC_POLICY_ENTRY, IOC_PROFILE, IOC_SET_PROFILE, IOC_STATS, IOC_VM, POLICY_ENTRY_SIZE,
+    PROFILE_SIZE, RECORD_SIZE, SET_PROFILE_SIZE, STATS_SIZE, VM_INFO_SIZE,
 };
 
 use crate::Failure;
@@ -101,6 +102,76 @@ impl Device {
         }
         Ok(out)
     }
+
+    /// Items `0, 1, ...` of an ioctl that takes the position in its first
+    /// four bytes and answers `ENOENT` past the last.
+    fn positions<const N: usize>(&self, cmd: u32, what: &str) -> Result<Vec<[u8; N]>, Failure> {
+        let mut out = Vec::new();
+        for position in 0u32.. {
+            let mut buf = [0u8; N];
+            buf[..4].copy_from_slice(&position.to_le_bytes());
+            // SAFETY: `cmd` reads and writes N bytes of `buf` (its size is in
+            // the ioctl number).
+            let r = unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as _, buf.as_mut_ptr()) };
+            if r != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    break;
+                }
+                return Err(Failure(format!("{}: {what} ioctl: {e}", self.path)));
+            }
+            out.push(buf);
+        }
+        Ok(out)
+    }
+
+    /// The compiled-in profiles, `default` first.
+    pub(crate) fn profiles(&self) -> Result<Vec<ProfileWire>, Failure> {
+        Ok(self
+            .positions::<PROFILE_SIZE>(IOC_PROFILE, "profile")?
+            .iter()
+            .map(ProfileWire::from_bytes)
+            .collect())
+    }
+
+    /// The profiles' names, by index.
+    pub(crate) fn profile_names(&self) -> Result<Vec<String>, Failure> {
+        Ok(self
+            .profiles()?
+            .iter()
+            .map(|p| String::from_utf8_lossy(trim_nul(&p.name)).into_owned())
+            .collect())
+    }
+
+    /// The live VMs.
+    pub(crate) fn vms(&self) -> Result<Vec<VmInfoWire>, Failure> {
+        Ok(self
+            .positions::<VM_INFO_SIZE>(IOC_VM, "vm")?
+            .iter()
+            .map(VmInfoWire::from_bytes)
+            .collect())
+    }
+
+    /// Gives the VM `vm_id` the profile `profile`.
+    pub(crate) fn set_profile(&self, vm_id: u32, profile: u8) -> Result<(), Failure> {
+        let mut buf = [0u8; SET_PROFILE_SIZE];
+        buf[..4].copy_from_slice(&vm_id.to_le_bytes());
+        buf[4] = profile;
+        // SAFETY: IOC_SET_PROFILE reads SET_PROFILE_SIZE bytes of `buf`.
+        let r = unsafe { libc::ioctl(self.file.as_raw_fd(), IOC_SET_PROFILE as _, buf.as_ptr()) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        Err(Failure(match e.raw_os_error() {
+            Some(libc::EPERM) => format!(
+                "{}: the module is locked (lock=1): profiles cannot change until reboot",
+                self.path
+            ),
+            Some(libc::ENOENT) => format!("{}: no VM {vm_id:08x} (it may have exited)", self.path),
+            _ => format!("{}: set profile: {e}", self.path),
+        }))
+    }
 }
 
 /// Where `events` reads records from.
@@ -146,6 +217,14 @@ impl Source {
             data,
             offset: 0,
         })
+    }
+
+    /// The profiles' names by index, from the device (none from a file).
+    pub(crate) fn profile_names(&self) -> Vec<String> {
+        match self {
+            Source::Device { dev, .. } => dev.profile_names().unwrap_or_default(),
+            Source::File { .. } => Vec::new(),
+        }
     }
 
     /// The next record, or `None` at the end (of the file, or of the pending
@@ -221,7 +300,7 @@ fn describe(path: &str, offset: usize, e: DecodeError) -> Failure {
             "{path}: truncated record at offset {offset}: {n} of {RECORD_SIZE} bytes"
         ),
         DecodeError::Version(v) => format!(
-            "{path}: ABI version mismatch at offset {offset}: record version {v}, this tool reads versions 1 and {ABI_VERSION}"
+            "{path}: ABI version mismatch at offset {offset}: record version {v}, this tool reads versions 1 to {ABI_VERSION}"
         ),
         DecodeError::Size(s) => format!(
             "{path}: record at offset {offset} says it is {s} bytes, which its version does not define"

@@ -6,8 +6,10 @@
 //! schema_version, id, sequence, timestamp_ns, time, msr, msr_name, is_write,
 //! msr_value, access_status, reason, pc, image_base, image_checksum,
 //! image_timestamp, image_name, vmm_pid, vmm_comm, vcpu_id, guest_cpl,
-//! guest_mode, vm_id, nested, repeat (identical accesses coalesced after this
-//! one; for an access_status "dropped" record, the events of vm_id dropped).
+//! guest_mode, vm_id, profile (the VM's profile: its name when read from the
+//! device, else its index as a string), nested, repeat (identical accesses
+//! coalesced after this one; for an access_status "dropped" record, the
+//! events of vm_id dropped).
 //!
 //! JSON numbers are doubles to most consumers (jq 1.6, JavaScript): only
 //! integers below 2^53 survive. So every field that can exceed that is a
@@ -22,7 +24,8 @@ use std::fmt::Write as _;
 use msrguard_core::msr_names::msr_name;
 use msrguard_core::policy::Action;
 use msrguard_core::record::{
-    trim_nul, AccessStatus, PolicyEntryWire, Record, Stats, FLAG_NESTED, FLAG_OUTSIDE_RUN,
+    trim_nul, AccessStatus, PolicyEntryWire, Record, Stats, VmInfoWire, FLAG_NESTED,
+    FLAG_OUTSIDE_RUN,
 };
 use serde_json::json;
 
@@ -68,8 +71,20 @@ fn cpl(c: u8) -> String {
     }
 }
 
-/// The event as Windows shows event 12550, then the VM's identity.
-pub(crate) fn text(r: &Record) -> String {
+/// The name of profile `index`, from the module's `names` (index 0 is
+/// always `default`); its index where the name is not known (a file of
+/// records read without the module).
+pub(crate) fn profile_name(index: u8, names: &[String]) -> String {
+    match names.get(usize::from(index)) {
+        Some(name) => name.clone(),
+        None if index == 0 => "default".to_string(),
+        None => index.to_string(),
+    }
+}
+
+/// The event as Windows shows event 12550, then the VM's identity; `names`
+/// are the module's profiles (may be empty).
+pub(crate) fn text(r: &Record, names: &[String]) -> String {
     let mut s = String::new();
     let name = msr_name(r.msr).unwrap_or("unknown");
     let mut line = |k: &str, v: String| {
@@ -95,6 +110,7 @@ pub(crate) fn text(r: &Record) -> String {
     line("GuestCpl", cpl(r.guest_cpl));
     line("GuestMode", r.guest_mode.name().to_string());
     line("VmId", format!("{:08x}", r.vm_id));
+    line("Profile", profile_name(r.profile, names));
     line("Nested", (r.flags & FLAG_NESTED != 0).to_string());
     line("OutsideRun", (r.flags & FLAG_OUTSIDE_RUN != 0).to_string());
     line(
@@ -119,7 +135,7 @@ pub(crate) fn hex(v: u64) -> String {
 }
 
 /// One JSON object, on one line.
-pub(crate) fn json(r: &Record) -> String {
+pub(crate) fn json(r: &Record, names: &[String]) -> String {
     json!({
         "schema_version": JSON_SCHEMA_VERSION,
         "id": EVENT_ID,
@@ -143,6 +159,7 @@ pub(crate) fn json(r: &Record) -> String {
         "guest_cpl": if r.guest_cpl == 0xff { serde_json::Value::Null } else { r.guest_cpl.into() },
         "guest_mode": r.guest_mode.name(),
         "vm_id": format!("{:08x}", r.vm_id),
+        "profile": profile_name(r.profile, names),
         "nested": r.flags & FLAG_NESTED != 0,
         "outside_run": r.flags & FLAG_OUTSIDE_RUN != 0,
         "repeat": r.repeat,
@@ -231,9 +248,49 @@ pub(crate) fn policy_table(entries: &[PolicyEntryWire]) -> String {
     s
 }
 
+/// The live VMs: id, profile, VMM pid and its command name (from /proc).
+pub(crate) fn vms_text(vms: &[VmInfoWire], names: &[String]) -> String {
+    let mut s = format!(
+        "{:<8}  {:<15}  {:>8}  {}\n",
+        "VM", "PROFILE", "VMM_PID", "VMM"
+    );
+    for v in vms {
+        let comm = if v.vmm_pid == 0 {
+            "(before msrguard)".to_string()
+        } else {
+            std::fs::read_to_string(format!("/proc/{}/comm", v.vmm_pid))
+                .map(|c| c.trim_end().to_string())
+                .unwrap_or_else(|_| "?".to_string())
+        };
+        let _ = writeln!(
+            s,
+            "{:08x}  {:<15}  {:>8}  {comm}",
+            v.vm_id,
+            profile_name(v.profile, names),
+            v.vmm_pid
+        );
+    }
+    s
+}
+
+/// The live VMs as JSON, one object per line.
+pub(crate) fn vms_json(vms: &[VmInfoWire], names: &[String]) -> String {
+    vms.iter()
+        .map(|v| {
+            json!({
+                "vm_id": format!("{:08x}", v.vm_id),
+                "profile": profile_name(v.profile, names),
+                "vmm_pid": v.vmm_pid,
+            })
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{profile_name, utc};
 
     #[test]
     fn utc_is_rfc3339_with_nanoseconds() {
@@ -248,5 +305,13 @@ mod tests {
             "2000-02-29T00:00:00.000000001Z"
         );
         assert_eq!(utc(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+    }
+
+    #[test]
+    fn profile_names_come_from_the_module_else_the_index() {
+        let names = vec!["default".to_string(), "hardened".to_string()];
+        assert_eq!(profile_name(1, &names), "hardened");
+        assert_eq!(profile_name(0, &[]), "default");
+        assert_eq!(profile_name(3, &names), "3");
     }
 }

@@ -18,14 +18,14 @@ use crate::Failure;
 pub(crate) const MESSAGE_ID: &str = "4d5352475541524431323535300a0001";
 
 /// Sends one event as a journal entry.
-pub(crate) fn send(r: &Record) -> Result<(), Failure> {
-    let (priority, message, fields) = entry(r);
+pub(crate) fn send(r: &Record, names: &[String]) -> Result<(), Failure> {
+    let (priority, message, fields) = entry(r, names);
     journal_send(priority, &message, fields.into_iter())
         .map_err(|e| Failure(format!("journal: {e} (is systemd-journald running?)")))
 }
 
 /// The entry's priority, MESSAGE and other fields.
-fn entry(r: &Record) -> (Priority, String, Vec<(&'static str, String)>) {
+fn entry(r: &Record, names: &[String]) -> (Priority, String, Vec<(&'static str, String)>) {
     let name = msr_name(r.msr).unwrap_or("unknown");
     let message = format!(
         "msrguard: {} {} MSR {:#x} ({name}) value {:#x} at pc {:#x} (vmm {} {}, vcpu {})",
@@ -70,6 +70,7 @@ fn entry(r: &Record) -> (Priority, String, Vec<(&'static str, String)>) {
         ("VCPU_ID", r.vcpu_id.to_string()),
         ("GUEST_MODE", r.guest_mode.name().to_string()),
         ("VM_ID", format!("{:08x}", r.vm_id)),
+        ("PROFILE", crate::format::profile_name(r.profile, names)),
         ("REPEAT", r.repeat.to_string()),
     ];
     (priority, message, fields)
@@ -103,8 +104,9 @@ mod tests {
             flags: 0,
             repeat: u64::MAX,
             vm_id: 7,
+            profile: 0,
         };
-        let (priority, _, fields) = entry(&r);
+        let (priority, _, fields) = entry(&r, &[]);
         assert!(matches!(priority, Priority::Notice));
         let get = |k: &str| {
             fields

@@ -6,6 +6,9 @@
 //!   `/dev/msrguard` (or of a file of records, `--device FILE`); `--raw`
 //!   saves them as records for `policy suggest`;
 //! - `msrguard stats [--json]`: the module's counters and ABI version;
+//! - `msrguard vms [--json]`: the live VMs with their profiles;
+//! - `msrguard profile list` and `msrguard profile set (--vm ID | --pid
+//!   PID) NAME`: the compiled-in profiles, and giving a running VM another;
 //! - `msrguard policy`: the policy the loaded module enforces;
 //! - `msrguard policy suggest --policy FILE [--from RECORDS] [--merge]`: a
 //!   policy proposal from audit-mode events;
@@ -66,6 +69,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the live VMs: id, profile, the VMM that created them.
+    Vms {
+        /// One JSON object per VM per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The profiles compiled into the module, and a running VM's.
+    Profile {
+        #[command(subcommand)]
+        action: ProfileCommand,
+    },
     /// Print the policy the loaded module enforces.
     #[command(args_conflicts_with_subcommands = true)]
     Policy {
@@ -98,6 +112,29 @@ enum Command {
     KvmMsrs {
         /// The kernel source tree.
         kdir: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// List the profiles compiled into the module.
+    List,
+    /// Give a running VM the profile NAME; its pins start from the values
+    /// its vCPUs hold now. Refused once the module is locked (lock=1).
+    Set {
+        /// The VM, by its id as events and `msrguard vms` show it (hex).
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "pid",
+            required_unless_present = "pid"
+        )]
+        vm: Option<String>,
+        /// Every VM this VMM process created.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+        /// The profile's name.
+        name: String,
     },
 }
 
@@ -138,13 +175,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             journal,
         } => {
             let mut source = Source::open(&cli.device, follow)?;
+            let names = source.profile_names();
             let stdout = std::io::stdout();
             loop {
                 let Some(record) = source.next_record()? else {
                     return Ok(());
                 };
                 if journal {
-                    journal::send(&record)?;
+                    journal::send(&record, &names)?;
                 } else if raw {
                     let mut out = stdout.lock();
                     if out
@@ -157,9 +195,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 } else {
                     let mut out = stdout.lock();
                     let text = if json {
-                        format::json(&record)
+                        format::json(&record, &names)
                     } else {
-                        format::text(&record)
+                        format::text(&record, &names)
                     };
                     // A closed pipe (e.g. `| head`) ends the output quietly.
                     if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
@@ -180,6 +218,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Vms { json } => {
+            let dev = device::Device::open(&cli.device)?;
+            let (vms, names) = (dev.vms()?, dev.profile_names()?);
+            if json {
+                if !vms.is_empty() {
+                    println!("{}", format::vms_json(&vms, &names));
+                }
+            } else {
+                print!("{}", format::vms_text(&vms, &names));
+            }
+            Ok(())
+        }
+        Command::Profile {
+            action: ProfileCommand::List,
+        } => {
+            for p in device::Device::open(&cli.device)?.profiles()? {
+                println!(
+                    "{:<15}  {} pinned or set-only MSRs",
+                    String::from_utf8_lossy(msrguard_core::record::trim_nul(&p.name)),
+                    p.pins
+                );
+            }
+            Ok(())
+        }
+        Command::Profile {
+            action: ProfileCommand::Set { vm, pid, name },
+        } => set_profile(&cli.device, vm.as_deref(), pid, &name),
         Command::Policy {
             action:
                 Some(PolicyCommand::Suggest {
@@ -279,37 +344,58 @@ fn run(cli: Cli) -> Result<(), Failure> {
 /// Checks each profile file over the checked policy `base`, and the set
 /// of them, printing a line for each.
 fn check_profiles(base: &[msrguard_policy::PolicyEntry], files: &[String]) -> Result<(), Failure> {
-    use msrguard_policy::profile::{check_profile_set, parse_profile, Profile};
-
-    let joined = |diags: Vec<msrguard_policy::Diagnostic>| {
-        Failure(
-            diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    };
-    let mut profiles = vec![Profile::default_of(base)];
-    let mut names = vec![String::new()];
-    for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| Failure(format!("{f}: {e}")))?;
-        let p = parse_profile(f, &text, base).map_err(joined)?;
+    let profiles = msrguard_policy::profile::load_profiles(base, files)
+        .map_err(|errors| Failure(errors.join("\n")))?;
+    for (f, p) in files.iter().zip(profiles.iter().skip(1)) {
         let replaced = p.entries.iter().zip(base).filter(|(a, b)| a != b).count();
         println!(
             "{f}: profile {}: {} pinned or set-only MSRs, {replaced} entries replaced, ok",
             p.name,
             p.pins.len()
         );
-        profiles.push(p);
-        names.push(f.clone());
     }
-    let errors = check_profile_set(&profiles, &names);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(joined(errors))
+    Ok(())
+}
+
+/// `msrguard profile set`: the VM `vm` (hex id) or every VM of the VMM
+/// `pid` gets the profile `name`.
+fn set_profile(path: &str, vm: Option<&str>, pid: Option<u32>, name: &str) -> Result<(), Failure> {
+    let dev = device::Device::open(path)?;
+    let names = dev.profile_names()?;
+    let Some(index) = names.iter().position(|n| n == name) else {
+        return Err(Failure(format!(
+            "no profile \"{name}\" in the module (it has: {})",
+            names.join(", ")
+        )));
+    };
+    let ids: Vec<u32> = match (vm, pid) {
+        (Some(id), _) => {
+            let id = u32::from_str_radix(id.trim_start_matches("0x"), 16).map_err(|_| {
+                Failure(format!(
+                    "bad VM id \"{id}\" (want the hex id `msrguard vms` shows)"
+                ))
+            })?;
+            vec![id]
+        }
+        (None, Some(pid)) => {
+            let ids: Vec<u32> = dev
+                .vms()?
+                .iter()
+                .filter(|v| v.vmm_pid == pid)
+                .map(|v| v.vm_id)
+                .collect();
+            if ids.is_empty() {
+                return Err(Failure(format!("process {pid} created no live VM")));
+            }
+            ids
+        }
+        (None, None) => return Err(Failure("give --vm ID or --pid PID".to_string())),
+    };
+    for id in ids {
+        dev.set_profile(id, index as u8)?;
+        println!("VM {id:08x}: profile {name}");
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {

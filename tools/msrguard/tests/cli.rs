@@ -31,6 +31,7 @@ fn record(sequence: u64, msr: u32, is_write: bool, status: AccessStatus, reason:
         flags: 0,
         repeat: 0,
         vm_id: 0x1234_5678,
+        profile: 0,
     }
 }
 
@@ -90,6 +91,7 @@ VcpuId         : 3
 GuestCpl       : 0
 GuestMode      : long
 VmId           : 12345678
+Profile        : default
 Nested         : false
 OutsideRun     : false
 Repeat         : 0
@@ -114,6 +116,7 @@ VcpuId         : 3
 GuestCpl       : 0
 GuestMode      : long
 VmId           : 12345678
+Profile        : default
 Nested         : false
 OutsideRun     : false
 Repeat         : 0
@@ -135,9 +138,9 @@ fn events_text_is_the_12550_layout() {
 fn events_json_one_object_per_line() {
     let f = two_events();
     let golden = concat!(
-        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":"0x1000","nested":false,"outside_run":false,"pc":"0xffffffff81062a3c","reason":"write-denied","repeat":0,"schema_version":2,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"blocked-gp","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":true,"msr":121,"msr_name":"MSR_IA32_UCODE_WRITE","msr_value":"0x1000","nested":false,"outside_run":false,"pc":"0xffffffff81062a3c","profile":"default","reason":"write-denied","repeat":0,"schema_version":2,"sequence":1,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n",
-        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":"0x0","nested":false,"outside_run":false,"pc":"0xffffffff81062a3c","reason":"unknown-msr","repeat":0,"schema_version":2,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
+        r#"{"access_status":"audit-allowed","guest_cpl":0,"guest_mode":"long","id":12550,"image_base":"0x0","image_checksum":0,"image_name":"","image_timestamp":0,"is_write":false,"msr":1263947263,"msr_name":"","msr_value":"0x0","nested":false,"outside_run":false,"pc":"0xffffffff81062a3c","profile":"default","reason":"unknown-msr","repeat":0,"schema_version":2,"sequence":2,"time":"2026-11-25T17:12:41.123456789Z","timestamp_ns":"1795626761123456789","vcpu_id":3,"vm_id":"12345678","vmm_comm":"qemu","vmm_pid":4242}"#,
         "\n"
     );
     tool()
@@ -232,7 +235,7 @@ fn abi_version_mismatch_is_one_clear_error() {
     let f = records_file(&[], &bytes);
     let path = f.path().display().to_string();
     fails_with(&["events", "--device", &path], format!(
-            "{path}: ABI version mismatch at offset 0: record version 9, this tool reads versions 1 and 2\n"
+            "{path}: ABI version mismatch at offset 0: record version 9, this tool reads versions 1 to 3\n"
         ));
 }
 

@@ -42,6 +42,7 @@ fn audit(sequence: u64, msr: u32, is_write: bool, value: u64, pid: u32) -> Recor
         flags: 0,
         repeat: 0,
         vm_id: 1,
+        profile: 0,
     }
 }
 

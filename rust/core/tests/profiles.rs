@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Choosing a VM's profile (`rust/core/profiles.rs`): by the creating
+//! task's cgroup path, by index, and finding a profile's pin rule.
+
+use msrguard_core::pins::PinRule;
+use msrguard_core::policy::Entry;
+use msrguard_core::profiles::{for_cgroup, get, pin_of, PinEntry, Profile, DEFAULT};
+
+static TABLE: &[Entry] = &[];
+
+const PIN: PinRule = PinRule {
+    pin: true,
+    set_only: 0,
+};
+
+static PROFILES: &[Profile] = &[
+    Profile {
+        name: "default",
+        table: TABLE,
+        cgroup_prefixes: &[],
+        pins: &[],
+    },
+    Profile {
+        name: "hardened",
+        table: TABLE,
+        cgroup_prefixes: &["/machine.slice/", "/hardened"],
+        pins: &[
+            PinEntry {
+                msr: 0xc000_0080,
+                rule: PinRule {
+                    pin: false,
+                    set_only: 0x800,
+                },
+            },
+            PinEntry {
+                msr: 0xc000_0082,
+                rule: PIN,
+            },
+        ],
+    },
+    Profile {
+        name: "pmu",
+        table: TABLE,
+        cgroup_prefixes: &["/perf.slice/"],
+        pins: &[],
+    },
+];
+
+#[test]
+fn a_vm_gets_the_profile_whose_prefix_its_cgroup_path_starts_with() {
+    assert_eq!(
+        for_cgroup(PROFILES, b"/machine.slice/machine-qemu-1.scope"),
+        1
+    );
+    assert_eq!(for_cgroup(PROFILES, b"/perf.slice/vm7"), 2);
+    // A byte-wise prefix, as the checker compares them.
+    assert_eq!(for_cgroup(PROFILES, b"/hardened2/x"), 1);
+}
+
+#[test]
+fn a_vm_in_no_profiles_cgroup_gets_the_default() {
+    assert_eq!(for_cgroup(PROFILES, b"/"), DEFAULT);
+    assert_eq!(for_cgroup(PROFILES, b"/machine.slice"), DEFAULT);
+    assert_eq!(
+        for_cgroup(PROFILES, b"/user.slice/user-0.slice/session-1.scope"),
+        DEFAULT
+    );
+    assert_eq!(for_cgroup(PROFILES, b""), DEFAULT);
+}
+
+#[test]
+fn an_index_the_module_does_not_have_falls_back_to_the_default() {
+    assert_eq!(get(PROFILES, 2).map(|p| p.name), Some("pmu"));
+    assert_eq!(get(PROFILES, 200).map(|p| p.name), Some("default"));
+}
+
+#[test]
+fn a_pin_rule_is_found_with_the_index_of_its_state() {
+    let pins = PROFILES[1].pins;
+    assert_eq!(pin_of(pins, 0xc000_0082), Some((1, PIN)));
+    assert_eq!(
+        pin_of(pins, 0xc000_0080).map(|(i, r)| (i, r.set_only)),
+        Some((0, 0x800))
+    );
+    assert_eq!(pin_of(pins, 0xc000_0081), None);
+    assert_eq!(pin_of(PROFILES[0].pins, 0xc000_0082), None);
+}
+
+static ALLOW_LSTAR: &[Entry] = &[Entry {
+    first: 0xc000_0082,
+    last: 0xc000_0082,
+    name: "MSR_LSTAR",
+    read: msrguard_core::policy::Action::Allow,
+    write: msrguard_core::policy::Action::Allow,
+    write_mask: 0,
+    has_write_mask: false,
+}];
+
+#[test]
+fn a_pinned_msr_stays_intercepted_for_writes_only() {
+    let profiles = [
+        Profile {
+            table: ALLOW_LSTAR,
+            ..PROFILES[0]
+        },
+        Profile {
+            table: ALLOW_LSTAR,
+            ..PROFILES[1]
+        },
+    ];
+    assert!(msrguard_core::profiles::may_pass_through(
+        &profiles[..1],
+        0xc000_0082,
+        true
+    ));
+    assert!(!msrguard_core::profiles::may_pass_through(
+        &profiles,
+        0xc000_0082,
+        true
+    ));
+    assert!(msrguard_core::profiles::may_pass_through(
+        &profiles,
+        0xc000_0082,
+        false
+    ));
+    // A profile whose table does not allow it keeps it intercepted.
+    let strict = [profiles[0], PROFILES[2]];
+    assert!(!msrguard_core::profiles::may_pass_through(
+        &strict,
+        0xc000_0082,
+        false
+    ));
+}

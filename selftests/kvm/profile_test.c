@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Per-VM profiles as KVM selftests, on the test build (its profiles:
+ * default, hardened, and selftest, given to the VMs of a VMM in the cgroup
+ * /msrguard-selftest/...; selftests/test-profile.toml): a VM gets its
+ * profile when KVM creates it, by the creating task's cgroup; root gives a
+ * running VM another (MSRGUARD_IOC_SET_PROFILE); the listing
+ * (MSRGUARD_IOC_VM) and the VM's records carry it. lock_test checks that
+ * lock=1 refuses a change.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "kselftest_harness.h"
+
+#include "msrguard_kvm.h"
+
+#define CGROUP_ROOT	"/sys/fs/cgroup"
+/* Under the selftest profile's prefix "/msrguard-selftest/". */
+#define CGROUP_PARENT	CGROUP_ROOT "/msrguard-selftest"
+#define CGROUP_IN	CGROUP_PARENT "/vmm"
+/* Matches no prefix: a byte-wise prefix needs the trailing slash. */
+#define CGROUP_OUT	CGROUP_ROOT "/msrguard-selftest2"
+
+static void guest_code(void)
+{
+	GUEST_SYNC(wrmsr_safe(MSR_IA32_UCODE_WRITE, 0x1000));
+	GUEST_DONE();
+}
+
+/* The index of the module's profile @name, or -1. */
+static int profile_index(int fd, const char *name)
+{
+	struct msrguard_profile p;
+	uint32_t i;
+
+	for (i = 0;; i++) {
+		memset(&p, 0, sizeof(p));
+		p.index = i;
+		if (ioctl(fd, MSRGUARD_IOC_PROFILE, &p))
+			return -1;
+		if (!strncmp(p.name, name, sizeof(p.name)))
+			return (int)i;
+	}
+}
+
+/* The listing's entry of the live VM whose VMM is this process and whose id
+ * is not @skip (0: none skipped); false if there is none. */
+static bool my_vm(int fd, uint32_t skip, struct msrguard_vm_info *out)
+{
+	struct msrguard_vm_info v;
+	uint32_t i;
+
+	for (i = 0;; i++) {
+		memset(&v, 0, sizeof(v));
+		v.position = i;
+		if (ioctl(fd, MSRGUARD_IOC_VM, &v))
+			return false;
+		if (v.vmm_pid == (uint32_t)getpid() && v.vm_id != skip) {
+			*out = v;
+			return true;
+		}
+	}
+}
+
+static int set_profile(int fd, uint32_t vm_id, uint8_t profile)
+{
+	struct msrguard_set_profile s = { .vm_id = vm_id, .profile = profile };
+
+	return ioctl(fd, MSRGUARD_IOC_SET_PROFILE, &s) ? -errno : 0;
+}
+
+/* Moves this process into the cgroup @dir (created if needed). */
+static int enter_cgroup(const char *dir)
+{
+	char path[256], pid[16];
+
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	return write_file(path, pid);
+}
+
+/* The vetoed WRMSR of guest_code(), and its record. */
+static void vetoed_write(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu, int fd,
+			 struct event *e)
+{
+	struct ucall uc;
+
+	drain(fd);
+	vcpu_run(vcpu);
+	ASSERT_EQ(UCALL_SYNC, get_ucall(vcpu, &uc));
+	ASSERT_EQ(GP_VECTOR, uc.args[1]);
+	ASSERT_EQ(1, next_event(fd, e));
+	ASSERT_EQ(MSR_IA32_UCODE_WRITE, e->msr);
+}
+
+FIXTURE(profile) {
+	int fd;
+	int hardened, selftest;
+};
+
+FIXTURE_SETUP(profile)
+{
+	self->fd = -1;
+	ASSERT_EQ(0, msrguard_load_or_reuse(POLICY_TEST, ""))
+		TH_LOG("cannot load msrguard's test build (MSRGUARD_TESTPOLICY_KO)");
+	self->fd = open_device();
+	ASSERT_LE(0, self->fd) TH_LOG("%s: %s", DEVICE_PATH, strerror(errno));
+	ASSERT_EQ(0, profile_index(self->fd, "default"));
+	self->hardened = profile_index(self->fd, "hardened");
+	self->selftest = profile_index(self->fd, "selftest");
+	ASSERT_LT(0, self->hardened) TH_LOG("the test build has no hardened profile");
+	ASSERT_LT(0, self->selftest) TH_LOG("the test build has no selftest profile");
+}
+
+FIXTURE_TEARDOWN(profile)
+{
+	/* Back to the root cgroup, so that later programs' VMs are default. */
+	enter_cgroup(CGROUP_ROOT);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(profile, the_listing_names_every_profile_once_and_ends)
+{
+	struct msrguard_profile p = { .index = 100 };
+
+	EXPECT_EQ(-1, ioctl(self->fd, MSRGUARD_IOC_PROFILE, &p));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_NE(self->hardened, self->selftest);
+}
+
+TEST_F(profile, a_vm_gets_the_profile_its_vmm_cgroup_says_when_created)
+{
+	struct kvm_vcpu *vcpu_in, *vcpu_out;
+	struct kvm_vm *vm_in, *vm_out;
+	struct msrguard_vm_info in, out;
+	struct event e;
+
+	if (access(CGROUP_ROOT "/cgroup.procs", F_OK) &&
+	    mount("cgroup2", CGROUP_ROOT, "cgroup2", 0, NULL))
+		SKIP(return, "no cgroup2 hierarchy at " CGROUP_ROOT " and cannot mount one: %s",
+		     strerror(errno));
+	ASSERT_EQ(0, mkdir(CGROUP_PARENT, 0755) && errno != EEXIST ? -errno : 0);
+	ASSERT_EQ(0, enter_cgroup(CGROUP_IN));
+	vm_in = vm_create_with_one_vcpu(&vcpu_in, guest_code);
+	ASSERT_EQ(0, enter_cgroup(CGROUP_OUT));
+	vm_out = vm_create_with_one_vcpu(&vcpu_out, guest_code);
+
+	ASSERT_TRUE(my_vm(self->fd, 0, &in));
+	ASSERT_TRUE(my_vm(self->fd, in.vm_id, &out));
+	/* Creation order: the first VM listed may be either. */
+	if (in.profile != self->selftest) {
+		struct msrguard_vm_info t = in;
+
+		in = out;
+		out = t;
+	}
+	EXPECT_EQ(self->selftest, in.profile);
+	EXPECT_EQ(0, out.profile) TH_LOG("a VMM in %s got profile %u", CGROUP_OUT, out.profile);
+
+	/* Each VM's records carry its own profile. */
+	vetoed_write(_metadata, vcpu_in, self->fd, &e);
+	EXPECT_EQ(in.vm_id, e.vm_id);
+	EXPECT_EQ(self->selftest, e.profile);
+	vetoed_write(_metadata, vcpu_out, self->fd, &e);
+	EXPECT_EQ(out.vm_id, e.vm_id);
+	EXPECT_EQ(0, e.profile);
+
+	kvm_vm_free(vm_in);
+	kvm_vm_free(vm_out);
+}
+
+TEST_F(profile, root_gives_a_running_vm_another_profile)
+{
+	struct msrguard_set_profile reserved = { .reserved = { 1 } };
+	struct msrguard_vm_info v;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct event e;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	ASSERT_TRUE(my_vm(self->fd, 0, &v));
+	EXPECT_EQ(0, v.profile);
+
+	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, self->hardened));
+	ASSERT_TRUE(my_vm(self->fd, 0, &v));
+	EXPECT_EQ(self->hardened, v.profile);
+	vetoed_write(_metadata, vcpu, self->fd, &e);
+	EXPECT_EQ(self->hardened, e.profile);
+
+	/* No such profile, no such VM, a reserved byte set: refused, nothing changes. */
+	EXPECT_EQ(-EINVAL, set_profile(self->fd, v.vm_id, 100));
+	EXPECT_EQ(-ENOENT, set_profile(self->fd, 0, 0));
+	EXPECT_EQ(-ENOENT, set_profile(self->fd, v.vm_id + 1000, 0));
+	reserved.vm_id = v.vm_id;
+	EXPECT_EQ(-1, ioctl(self->fd, MSRGUARD_IOC_SET_PROFILE, &reserved));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_TRUE(my_vm(self->fd, 0, &v));
+	EXPECT_EQ(self->hardened, v.profile);
+
+	kvm_vm_free(vm);
+	/* Gone with its VM. */
+	EXPECT_FALSE(my_vm(self->fd, 0, &v));
+	EXPECT_EQ(-ENOENT, set_profile(self->fd, v.vm_id, 0));
+}
+
+TEST_HARNESS_MAIN
