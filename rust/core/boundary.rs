@@ -127,7 +127,13 @@ boundary_struct! {
     pub struct FactsC as "msrguard_facts" {
         /// Value written; 0 for reads.
         pub value: u64,
+        /// The value the MSR holds now, where the hook knows it (EFER's,
+        /// for a write of EFER); else 0.
+        pub held: u64,
         pub msr: u32,
+        pub vcpu_id: u32,
+        /// The VM's id (0: untracked).
+        pub vm_id: u32,
         /// `MSRGUARD_HOOK_*` ([`crate::guard::Hook`]).
         pub hook: u8,
         pub is_write: u8,
@@ -136,7 +142,9 @@ boundary_struct! {
         pub read_completion_armed: u8,
         /// The VM's profile ([`crate::profiles`]).
         pub profile: u8,
-        pub pad: [u8; 6],
+        /// The vCPU runs a nested guest (L2): its own MSR values, not L1's.
+        pub nested: u8,
+        pub pad: [u8; 5],
     }
 }
 

@@ -296,7 +296,11 @@ boundary_calls! {
         /// The same for a guest write. Atomic context.
         [ffi] fn msrguard_rust_write_proceeds(msr: u32) -> bool;
         /// Decides one access from the facts a hook gathered. Atomic context.
-        [ffi] fn msrguard_rust_on_access(facts: *const FactsC, answer: *mut AnswerC);
+        [ffi] fn msrguard_rust_on_access(
+            ctx: *const c_void,
+            facts: *const FactsC,
+            answer: *mut AnswerC,
+        );
         /// The value a completed read returns to the guest. Atomic context.
         [ffi] fn msrguard_rust_completed_read_value(kvm_ret: c_int, data: u64) -> u64;
         /// What an access answered MSRGUARD_KVM_SUCCEED_IF_KVM_DOES returns
@@ -350,6 +354,9 @@ boundary_calls! {
         [ffi] fn msrguard_rust_vm(ctx: *const c_void, kvm: *const Kvm, vm: *mut VmC);
         /// How many VMs the table tracks now.
         [vm_table] fn msrguard_rust_vms_tracked() -> u64;
+        /// Guest writes of pinned MSRs left unchecked (no room for their
+        /// vCPU's pinned values).
+        [pin_table] fn msrguard_rust_pins_unchecked() -> u64;
         /// A recorded event's names, for its trace event and log line.
         [ffi] fn msrguard_rust_name(access: *const AccessC, names: *mut NamesC);
         /// MSRGUARD_COUNTER_* which of the image lookups.

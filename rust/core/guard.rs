@@ -17,6 +17,12 @@
 //!   returns, so that the event carries the value the guest got.
 
 use crate::{
+    pins::{
+        self,
+        PinCheck,
+        PinRule,
+        PinState, //
+    },
     policy::{
         self,
         Action,
@@ -243,6 +249,55 @@ pub fn completed_read_value(kvm_ret: i32, data: u64) -> u64 {
         data
     } else {
         0
+    }
+}
+
+/// A write the policy allows (or audits) of an MSR the VM's profile pins
+/// or has set-only bits in, on an L1 vCPU whose states are `state`;
+/// `current` is the value the MSR holds now (set-only bits are checked
+/// against it). Decides, and records the write in `state` right away: a
+/// write KVM then refuses (a non-canonical LSTAR) still pins its value,
+/// which only the guest that wrote it pays for.
+///
+/// - The VMM's write (`KVM_SET_MSRS`): never vetoed, it moves the pin
+///   ([`pins::host_write`]: a migration target pins, a reset unpins).
+/// - The guest's: a change of a pinned value is vetoed, reason
+///   [`Reason::Pinned`]; clearing a set-only bit the MSR holds,
+///   [`Reason::SetOnly`]; audit mode records them and lets them through.
+///
+/// Bounded, no allocation: safe in the hooks' atomic context.
+pub fn on_pinned_write(rule: PinRule, state: &mut PinState, current: u64, facts: &Facts) -> Answer {
+    if facts.host_initiated {
+        pins::host_write(rule, state, facts.value);
+        return Answer::PROCEED;
+    }
+    state.sticky = current & rule.set_only;
+    let reason = match pins::check(rule, state, facts.value) {
+        PinCheck::Allow => {
+            pins::commit(rule, state, facts.value);
+            return Answer::PROCEED;
+        }
+        PinCheck::Pinned { .. } => Reason::Pinned,
+        PinCheck::SetOnly { .. } => Reason::SetOnly,
+    };
+    if facts.audit {
+        return Answer {
+            record: RecordWhen::Now,
+            status: AccessStatus::AuditAllowed,
+            reason,
+            ..Answer::PROCEED
+        };
+    }
+    Answer {
+        kvm: if facts.vmm_takes_filter_exits {
+            KvmReturn::FailFiltered
+        } else {
+            KvmReturn::Fail
+        },
+        zero_read: false,
+        record: RecordWhen::Now,
+        status: AccessStatus::BlockedGp,
+        reason,
     }
 }
 

@@ -3,18 +3,18 @@
 //! Pins and set-only bits: what a hardened guest set at boot, held per vCPU.
 //!
 //! `core`-only: the module keeps one [`PinState`] per pinned or set-only
-//! entry of a VM's profile for each of its vCPUs, allocated when the vCPU
-//! is created; the host tests check every rule here.
+//! entry of a VM's profile for each of its vCPUs ([`PinTable`], allocated
+//! at load); the host tests check every rule here.
 //!
 //! - A pinned MSR's first guest write since the vCPU's reset fixes its
 //!   value; writing that value again is allowed, any other value is vetoed
 //!   ([`PinCheck::Pinned`]).
-//! - A set-only bit, once set on the vCPU, cannot be cleared by the guest
-//!   ([`PinCheck::SetOnly`]).
-//! - The state moves only when KVM accepted the write ([`commit`]), with the
-//!   value the MSR then holds (KVM keeps only the low half of SYSENTER_EIP
-//!   for an AMD guest): a write KVM refuses (a non-canonical LSTAR, a
-//!   reserved EFER bit) pins nothing.
+//! - A set-only bit the MSR holds cannot be cleared by the guest
+//!   ([`PinCheck::SetOnly`]); the module sets `sticky` from the value KVM
+//!   holds before it checks (`guard::on_pinned_write`).
+//! - [`commit`] records a write [`check`] allowed. The module commits at
+//!   once: a write KVM then refuses (a non-canonical LSTAR) still pins its
+//!   value, which only the guest that wrote it pays for.
 //! - The VMM's own writes (`KVM_SET_MSRS`) ([`host_write`]): the pinned
 //!   value again keeps the pin (QEMU writes the current values back
 //!   whenever it syncs the vCPU's registers); 0, the reset value of every
@@ -24,8 +24,8 @@
 //!   writes SYSENTER_EIP 0) is restored elsewhere unpinned, and stays
 //!   pinned at 0 across a VMM reset. Only MSRs whose reset value is 0 may
 //!   be pinned (the checker's rule).
-//! - A vCPU reset (KVM's, not INIT: the guest can send INIT to its own
-//!   vCPUs) clears the state ([`PinState::RESET`]).
+//! - A new vCPU starts from [`PinState::RESET`]; INIT keeps the state (the
+//!   guest can send INIT to its own vCPUs).
 
 /// What a profile's entry asks of writes the policy allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,19 +34,6 @@ pub struct PinRule {
     pub pin: bool,
     /// Bits that, once set, the guest cannot clear.
     pub set_only: u64,
-}
-
-impl PinRule {
-    /// No pin, no set-only bit: the entry's writes are the policy's alone.
-    pub const NONE: Self = Self {
-        pin: false,
-        set_only: 0,
-    };
-
-    /// Whether the rule asks for anything.
-    pub const fn is_some(&self) -> bool {
-        self.pin || self.set_only != 0
-    }
 }
 
 /// One vCPU's memory of one pinned or set-only MSR.
@@ -101,8 +88,7 @@ pub fn check(rule: PinRule, state: &PinState, value: u64) -> PinCheck {
     PinCheck::Allow
 }
 
-/// Records a guest write KVM accepted (after [`check`] allowed it): `value`
-/// is what the MSR holds after it.
+/// Records a guest write [`check`] allowed, of `value`.
 pub fn commit(rule: PinRule, state: &mut PinState, value: u64) {
     if rule.pin && !state.pinned {
         state.value = value;
@@ -120,4 +106,138 @@ pub fn host_write(rule: PinRule, state: &mut PinState, value: u64) {
         state.value = value;
     }
     state.sticky = value & rule.set_only;
+}
+
+/// The pinned and set-only states of the vCPUs msrguard has seen write a
+/// pinned MSR, over storage the caller allocates (`[VcpuPins::FREE; N]`):
+/// the module keeps it under a spinlock, filled when a vCPU first writes a
+/// pinned MSR (no allocation there: the storage is allocated at load) and
+/// emptied of a VM's vCPUs when the VM goes or gets another profile.
+///
+/// Keyed by the VM's id (never reused, so a new VM at a destroyed one's
+/// address inherits nothing) and the vCPU's id. Open addressing with
+/// linear probing, deletion by backward shift; one slot stays free, so
+/// every probe ends. Beyond the capacity a vCPU has no states: the module
+/// never vetoes for it, and counts it.
+pub struct PinTable<S> {
+    slots: S,
+    live: usize,
+}
+
+/// One vCPU's states, by the index of their MSR in its profile's pins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuPins {
+    /// `vm_id << 32 | vcpu_id`; 0: free (VM id 0 is never tracked).
+    key: u64,
+    states: [PinState; crate::profiles::MAX_PINS],
+}
+
+impl VcpuPins {
+    /// A free slot, to fill the storage with.
+    pub const FREE: Self = Self {
+        key: 0,
+        states: [PinState::RESET; crate::profiles::MAX_PINS],
+    };
+}
+
+impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
+    /// An empty table of `slots.len()` slots.
+    pub fn new(mut slots: S) -> Self {
+        slots.fill(VcpuPins::FREE);
+        Self { slots, live: 0 }
+    }
+
+    /// vCPUs it holds now.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    fn key(vm_id: u32, vcpu_id: u32) -> u64 {
+        (u64::from(vm_id) << 32) | u64::from(vcpu_id)
+    }
+
+    fn home(&self, key: u64) -> usize {
+        let h = key.wrapping_mul(0x61c8_8646_80b5_83eb) >> 32;
+        (h as usize) % self.slots.len().max(1)
+    }
+
+    /// The states of vCPU `vcpu_id` of VM `vm_id`, as they were (all
+    /// [`PinState::RESET`] for a vCPU seen first now); None for VM id 0 or
+    /// a full table. Bounded: safe in the hooks' atomic context.
+    pub fn states(
+        &mut self,
+        vm_id: u32,
+        vcpu_id: u32,
+    ) -> Option<&mut [PinState; crate::profiles::MAX_PINS]> {
+        if vm_id == 0 {
+            return None;
+        }
+        let key = Self::key(vm_id, vcpu_id);
+        let len = self.slots.len();
+        let mut i = self.home(key);
+        for _ in 0..len {
+            let slot_key = self.slots.get(i)?.key;
+            if slot_key == key {
+                return self.slots.get_mut(i).map(|s| &mut s.states);
+            }
+            if slot_key == 0 {
+                if self.live + 1 >= len {
+                    return None;
+                }
+                self.live += 1;
+                let slot = self.slots.get_mut(i)?;
+                *slot = VcpuPins {
+                    key,
+                    ..VcpuPins::FREE
+                };
+                return Some(&mut slot.states);
+            }
+            i = (i + 1) % len;
+        }
+        None
+    }
+
+    /// Frees slot `hole`, shifting back the entries whose probe passed it.
+    fn remove_at(&mut self, mut hole: usize) {
+        let len = self.slots.len();
+        let mut i = hole;
+        for _ in 0..len {
+            i = (i + 1) % len;
+            let Some(&slot) = self.slots.get(i) else {
+                return;
+            };
+            if slot.key == 0 {
+                break;
+            }
+            let home = self.home(slot.key);
+            let stays = if hole <= i {
+                hole < home && home <= i
+            } else {
+                hole < home || home <= i
+            };
+            if !stays {
+                if let Some(h) = self.slots.get_mut(hole) {
+                    *h = slot;
+                }
+                hole = i;
+            }
+        }
+        if let Some(h) = self.slots.get_mut(hole) {
+            *h = VcpuPins::FREE;
+        }
+        self.live -= 1;
+    }
+
+    /// Forgets every vCPU of VM `vm_id`: the VM went, or got another
+    /// profile (whose pins start from nothing). Bounded by the table.
+    pub fn forget_vm(&mut self, vm_id: u32) {
+        let mut i = 0;
+        // A removal may shift a later entry into slot i: look at it again.
+        while i < self.slots.len() {
+            match self.slots.get(i) {
+                Some(s) if s.key != 0 && (s.key >> 32) as u32 == vm_id => self.remove_at(i),
+                _ => i += 1,
+            }
+        }
+    }
 }

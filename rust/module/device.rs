@@ -62,6 +62,7 @@ use kernel::{
 use crate::{
     events::EventQueue,
     ffi,
+    pin_table::Pins,
     policy_table::{
         PROFILES,
         TABLE, //
@@ -132,13 +133,16 @@ pub(crate) struct EventDevice {
     misc: Opaque<bindings::miscdevice>,
     /// Whether `misc` is registered.
     registered: bool,
-    /// The VM table, set by [`Self::register`]: valid while registered.
+    /// The VM table and the pin table, set by [`Self::register`]: valid
+    /// while registered.
     vms: *const Vms,
+    pins: *const Pins,
 }
 
 // SAFETY: The C side only touches `misc` through the misc core, which
-// serializes registration; `registered` and `vms` change only through
-// `Pin<&mut Self>`; everything else, the VM table included, is behind locks.
+// serializes registration; `registered`, `vms` and `pins` change only through
+// `Pin<&mut Self>`; everything else, the VM and pin tables included, is
+// behind locks.
 unsafe impl Send for EventDevice {}
 // SAFETY: As above: shared access goes through locks.
 unsafe impl Sync for EventDevice {}
@@ -162,6 +166,7 @@ impl EventDevice {
             }),
             registered: false,
             vms: core::ptr::null(),
+            pins: core::ptr::null(),
         })
     }
 
@@ -171,12 +176,13 @@ impl EventDevice {
     ///
     /// # Safety
     ///
-    /// `vms` stays valid until [`Self::deregister`] has returned and no
-    /// file of the device is open (an open file holds the module).
-    pub(crate) unsafe fn register(self: Pin<&mut Self>, vms: &Vms) -> Result {
+    /// `vms` and `pins` stay valid until [`Self::deregister`] has returned
+    /// and no file of the device is open (an open file holds the module).
+    pub(crate) unsafe fn register(self: Pin<&mut Self>, vms: &Vms, pins: &Pins) -> Result {
         // SAFETY: Nothing is moved out of the pinned value.
         let this = unsafe { self.get_unchecked_mut() };
         this.vms = vms;
+        this.pins = pins;
         // `misc` is pinned and deregistered (`deregister`, or `drop`) before
         // it is freed.
         // SAFETY: `misc` holds an initialized miscdevice.
@@ -344,7 +350,9 @@ impl EventDevice {
                 if b[5..].iter().any(|&r| r != 0) {
                     return Err(EINVAL);
                 }
-                ffi::set_profile(self.vms(), vm_id, b[4])?;
+                // SAFETY: As in `vms`: `pins` is valid while a file is open.
+                let pins = unsafe { &*self.pins };
+                ffi::set_profile(self.vms(), pins, vm_id, b[4])?;
                 Ok(0)
             }
             _ => Err(ENOTTY),

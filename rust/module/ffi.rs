@@ -58,6 +58,7 @@ use crate::{
         ModeStep, //
     },
     msr_names,
+    pin_table::Pins,
     pipeline,
     policy,
     policy_table::{
@@ -81,11 +82,12 @@ pub(crate) struct Recorder {
     events: *const EventQueue,
     lookups: *const ImageLookups,
     vms: *const Vms,
+    pins: *const Pins,
 }
 
 // SAFETY: `Recorder` only hands out shared references to the queue, the
-// lookups and the VM table, which are `Sync` (everything in them is behind
-// locks or atomic).
+// lookups, the VM table and the pin table, which are `Sync` (everything in
+// them is behind locks or atomic).
 unsafe impl Send for Recorder {}
 // SAFETY: As above.
 unsafe impl Sync for Recorder {}
@@ -119,6 +121,11 @@ impl Recorder {
         // SAFETY: As in `events`.
         unsafe { &*self.vms }
     }
+
+    fn pins(&self) -> &Pins {
+        // SAFETY: As in `events`.
+        unsafe { &*self.pins }
+    }
 }
 
 /// The KVM hooks, armed for as long as this value lives.
@@ -133,22 +140,25 @@ pub(crate) struct Hooks {
 
 impl Hooks {
     /// Arms the hooks, recording into `events`, looking images up with
-    /// `lookups`, knowing VMs by `vms`. On error nothing stays registered.
+    /// `lookups`, knowing VMs by `vms` and their vCPUs' pinned values by
+    /// `pins`. On error nothing stays registered.
     ///
     /// # Safety
     ///
-    /// `events`, `lookups` and `vms` outlive the returned value (the hooks
-    /// use them until it is dropped).
+    /// `events`, `lookups`, `vms` and `pins` outlive the returned value (the
+    /// hooks use them until it is dropped).
     pub(crate) unsafe fn arm(
         events: &EventQueue,
         lookups: &ImageLookups,
         vms: &Vms,
+        pins: &Pins,
     ) -> Result<Self> {
         let recorder = KBox::new(
             Recorder {
                 events,
                 lookups,
                 vms,
+                pins,
             },
             GFP_KERNEL,
         )?;
@@ -283,18 +293,24 @@ pub(crate) extern "C" fn msrguard_rust_write_proceeds(msr: u32) -> bool {
     guard::proceeds_regardless(FAST, msr, true)
 }
 
-/// Decides one access from the facts a hook gathered ([`guard::on_access`]).
+/// Decides one access from the facts a hook gathered ([`guard::on_access`],
+/// then for a write the policy allows of an MSR the VM's profile pins,
+/// [`guard::on_pinned_write`] over the vCPU's pinned values).
 ///
-/// Called in atomic context: one bitmap test, at worst a binary search.
+/// Called in atomic context: one bitmap test, at worst a binary search
+/// (and for a pinned MSR's write, a probe of the pin table).
 ///
 /// The answer is written through `answer`, not returned: C reads its bytes
 /// in place instead of unpacking a register.
 ///
 /// # Safety
 ///
-/// `facts` is valid for reads and `answer` for writes for the call.
+/// `ctx` is the pointer given to `msrguard_hooks_init`, whose hooks are
+/// still armed; `facts` is valid for reads and `answer` for writes for the
+/// call.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
+    ctx: *const c_void,
     facts: *const FactsC,
     answer: *mut AnswerC,
 ) {
@@ -305,20 +321,26 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
     } else {
         Hook::Decision
     };
-    let table = profiles::get(PROFILES, f.profile).map_or(TABLE, |p| p.table);
-    let a: Answer = guard::on_access(
-        table,
-        &Facts {
-            hook,
-            msr: f.msr,
-            is_write: f.is_write != 0,
-            value: f.value,
-            host_initiated: f.host_initiated != 0,
-            audit: audit(),
-            vmm_takes_filter_exits: f.vmm_takes_filter_exits != 0,
-            read_completion_armed: f.read_completion_armed != 0,
-        },
-    );
+    let profile = profiles::get(PROFILES, f.profile);
+    let facts = Facts {
+        hook,
+        msr: f.msr,
+        is_write: f.is_write != 0,
+        value: f.value,
+        host_initiated: f.host_initiated != 0,
+        audit: audit(),
+        vmm_takes_filter_exits: f.vmm_takes_filter_exits != 0,
+        read_completion_armed: f.read_completion_armed != 0,
+    };
+    let mut a: Answer = guard::on_access(profile.map_or(TABLE, |p| p.table), &facts);
+    // Pins are L1's: a nested guest writes its own values.
+    if a == Answer::PROCEED && facts.is_write && hook == Hook::Decision && f.nested == 0 {
+        if let Some((index, rule)) = profile.and_then(|p| profiles::pin_of(p.pins, f.msr)) {
+            // SAFETY: The hooks are armed, per the function's contract.
+            let pins = unsafe { Recorder::from_ctx(ctx) }.pins();
+            a = pins.on_write(f.vm_id, f.vcpu_id, index, rule, f.held, &facts);
+        }
+    }
     let a = AnswerC {
         kvm: a.kvm as u8,
         zero_read: u8::from(a.zero_read),
@@ -430,9 +452,10 @@ pub(crate) unsafe extern "C" fn msrguard_rust_vm_created(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn msrguard_rust_vm_destroyed(ctx: *const c_void, kvm: *const Kvm) {
     // SAFETY: The hooks are armed, per the function's contract.
-    unsafe { Recorder::from_ctx(ctx) }
-        .vms()
-        .destroyed(kvm.cast());
+    let recorder = unsafe { Recorder::from_ctx(ctx) };
+    if let Some(id) = recorder.vms().destroyed(kvm.cast()) {
+        recorder.pins().forget_vm(id);
+    }
 }
 
 /// The id of the VM `kvm` (0 if untracked: assigned at its creation, or
@@ -460,10 +483,11 @@ pub(crate) unsafe extern "C" fn msrguard_rust_vm(
     unsafe { vm.write(c) };
 }
 
-/// Gives the VM `id` the profile `profile` (root, through `/dev/msrguard`):
+/// Gives the VM `id` the profile `profile` (root, through `/dev/msrguard`),
+/// forgetting its vCPUs' pinned values:
 /// `EPERM` once `lock` is set, `ENOENT` if no live VM has that id, `EINVAL`
 /// for a profile the module does not have.
-pub(crate) fn set_profile(vms: &Vms, id: u32, profile: u8) -> Result {
+pub(crate) fn set_profile(vms: &Vms, pins: &Pins, id: u32, profile: u8) -> Result {
     if locked() {
         return Err(EPERM);
     }
@@ -473,6 +497,9 @@ pub(crate) fn set_profile(vms: &Vms, id: u32, profile: u8) -> Result {
     if !vms.set_profile(id, profile) {
         return Err(ENOENT);
     }
+    // The new profile's pins start from nothing: each vCPU's next write of
+    // a pinned MSR pins it.
+    pins.forget_vm(id);
     // SAFETY: No preconditions: it moves the hooks' VM generation.
     unsafe { msrguard_hooks_vms_changed() };
     Ok(())

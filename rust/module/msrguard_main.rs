@@ -65,11 +65,12 @@ mod msr_names;
     reason = "shared with the host crates, whose tests use its bounds"
 )]
 mod pe;
+mod pin_table;
 #[path = "../core/pins.rs"]
 #[expect(
     dead_code,
     unreachable_pub,
-    reason = "shared with the host crates; the module applies the rules in a later step"
+    reason = "shared with the host crates, whose tests read the pin table's size"
 )]
 mod pins;
 #[path = "../core/pipeline.rs"]
@@ -93,10 +94,6 @@ mod policy_table {
 }
 #[path = "../core/profiles.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
-#[expect(
-    dead_code,
-    reason = "the generator uses MAX_PINS; the module's pins use it later"
-)]
 mod profiles;
 #[path = "../core/queue.rs"]
 #[expect(unreachable_pub, reason = "shared with the host crates")]
@@ -140,8 +137,8 @@ module! {
 
 /// The loaded module. Fields are dropped in declaration order: after
 /// [`PinnedDrop`] removed `/dev/msrguard`, the hooks are disarmed before the
-/// lookups and the queue they use go (no lookup is pending then: each holds
-/// the module).
+/// lookups, the tables and the queue they use go (no lookup is pending
+/// then: each holds the module).
 #[pin_data(PinnedDrop)]
 struct MsrGuardModule {
     /// The armed KVM hooks; `None` only while the module initializes.
@@ -149,9 +146,12 @@ struct MsrGuardModule {
     /// Records waiting for their image, and the images found.
     #[pin]
     lookups: lookups::ImageLookups,
-    /// The VMs known, with their ids.
+    /// The VMs known, with their ids and profiles.
     #[pin]
     vms: vm_table::Vms,
+    /// The vCPUs' pinned values.
+    #[pin]
+    pins: pin_table::Pins,
     /// The event queue and its device node.
     #[pin]
     device: device::EventDevice,
@@ -164,21 +164,25 @@ impl kernel::InPlaceModule for MsrGuardModule {
             hooks: None,
             lookups <- lookups::ImageLookups::new(),
             vms <- vm_table::Vms::new(),
+            pins <- pin_table::Pins::new(),
             device <- device::EventDevice::new(capacity),
         })
         .pin_chain(move |this| {
             let this = this.project();
-            // The queue, the lookups and the VM table are in place: the
-            // hooks may now use them. `hooks` is declared before all three,
-            // so it is dropped (disarmed) before them.
-            // SAFETY: The queue, the lookups and the VM table outlive the
-            // hooks, as said above.
-            let hooks = unsafe { ffi::Hooks::arm(&this.device.events, &this.lookups, &this.vms) }?;
+            // The queue, the lookups, the VM and pin tables are in place:
+            // the hooks may now use them. `hooks` is declared before all
+            // four, so it is dropped (disarmed) before them.
+            // SAFETY: The queue, the lookups, the VM and pin tables outlive
+            // the hooks, as said above.
+            let hooks = unsafe {
+                ffi::Hooks::arm(&this.device.events, &this.lookups, &this.vms, &this.pins)
+            }?;
             *this.hooks = Some(hooks);
             // Last: once the node exists, userspace may use it.
-            // SAFETY: `vms` is dropped after `PinnedDrop` deregistered the
-            // node, and the module (so `vms`) outlives every open file.
-            unsafe { this.device.register(&this.vms) }?;
+            // SAFETY: `vms` and `pins` are dropped after `PinnedDrop`
+            // deregistered the node, and the module (so both) outlives every
+            // open file.
+            unsafe { this.device.register(&this.vms, &this.pins) }?;
             pr_info!(
                 "loaded: {} policy entries, {} profiles, buffer of {} events\n",
                 policy_table::TABLE.len(),

@@ -67,9 +67,9 @@ impl Vms {
         self.with(|t| t.created(kvm as u64, vmm_pid, profile))
     }
 
-    /// KVM destroyed the VM `kvm`.
-    pub(crate) fn destroyed(&self, kvm: *const c_void) {
-        self.with(|t| t.destroyed(kvm as u64));
+    /// KVM destroyed the VM `kvm`: its id, if it was tracked.
+    pub(crate) fn destroyed(&self, kvm: *const c_void) -> Option<u32> {
+        self.with(|t| t.destroyed(kvm as u64))
     }
 
     /// The VM `kvm` ([`Vm::UNTRACKED`] if untracked). Safe in atomic

@@ -2,11 +2,15 @@
 /*
  * Per-VM profiles as KVM selftests, on the test build (its profiles:
  * default, hardened, and selftest, given to the VMs of a VMM in the cgroup
- * /msrguard-selftest/...; selftests/test-profile.toml): a VM gets its
- * profile when KVM creates it, by the creating task's cgroup; root gives a
- * running VM another (MSRGUARD_IOC_SET_PROFILE); the listing
- * (MSRGUARD_IOC_VM) and the VM's records carry it. lock_test checks that
- * lock=1 refuses a change.
+ * /msrguard-selftest/...; selftests/test-profile.toml: LSTAR pinned,
+ * EFER.NXE set-only): a VM gets its profile when KVM creates it, by the
+ * creating task's cgroup; root gives a running VM another
+ * (MSRGUARD_IOC_SET_PROFILE); the listing (MSRGUARD_IOC_VM) and the VM's
+ * records carry it. Under the selftest profile the guest's first LSTAR
+ * write pins it, another value is vetoed with reason pinned, clearing
+ * EFER.NXE with reason set-only; the VMM's writes move the pin (a reset,
+ * a restore into a new VM); a default VM is unchanged. lock_test checks
+ * that lock=1 refuses a change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,7 @@
 #include "processor.h"
 #include "kselftest_harness.h"
 
+#include "msrguard_guest.h"
 #include "msrguard_kvm.h"
 
 #define CGROUP_ROOT	"/sys/fs/cgroup"
@@ -31,11 +36,9 @@
 /* Matches no prefix: a byte-wise prefix needs the trailing slash. */
 #define CGROUP_OUT	CGROUP_ROOT "/msrguard-selftest2"
 
-static void guest_code(void)
-{
-	GUEST_SYNC(wrmsr_safe(MSR_IA32_UCODE_WRITE, 0x1000));
-	GUEST_DONE();
-}
+/* Two values a kernel could give LSTAR: the guest never uses SYSCALL. */
+#define ENTRY_A	0xffffffff81a00000ull
+#define ENTRY_B	0xffffffff8badc0deull
 
 /* The index of the module's profile @name, or -1. */
 static int profile_index(int fd, const char *name)
@@ -91,19 +94,26 @@ static int enter_cgroup(const char *dir)
 	return write_file(path, pid);
 }
 
-/* The vetoed WRMSR of guest_code(), and its record. */
+/* A vetoed WRMSR (UCODE_WRITE, which the test policy does not know) and its record. */
 static void vetoed_write(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu, int fd,
 			 struct event *e)
 {
-	struct ucall uc;
-
 	drain(fd);
-	vcpu_run(vcpu);
-	ASSERT_EQ(UCALL_SYNC, get_ucall(vcpu, &uc));
-	ASSERT_EQ(GP_VECTOR, uc.args[1]);
+	ASSERT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
 	ASSERT_EQ(1, next_event(fd, e));
 	ASSERT_EQ(MSR_IA32_UCODE_WRITE, e->msr);
 }
+
+/* Moves this process into the selftest profile's cgroup (SKIP without cgroup2). */
+#define ENTER_SELFTEST_CGROUP()								\
+do {											\
+	if (access(CGROUP_ROOT "/cgroup.procs", F_OK) &&				\
+	    mount("cgroup2", CGROUP_ROOT, "cgroup2", 0, NULL))				\
+		SKIP(return, "no cgroup2 hierarchy at " CGROUP_ROOT " and cannot mount one: %s", \
+		     strerror(errno));							\
+	ASSERT_EQ(0, mkdir(CGROUP_PARENT, 0755) && errno != EEXIST ? -errno : 0);	\
+	ASSERT_EQ(0, enter_cgroup(CGROUP_IN));						\
+} while (0)
 
 FIXTURE(profile) {
 	int fd;
@@ -148,15 +158,10 @@ TEST_F(profile, a_vm_gets_the_profile_its_vmm_cgroup_says_when_created)
 	struct msrguard_vm_info in, out;
 	struct event e;
 
-	if (access(CGROUP_ROOT "/cgroup.procs", F_OK) &&
-	    mount("cgroup2", CGROUP_ROOT, "cgroup2", 0, NULL))
-		SKIP(return, "no cgroup2 hierarchy at " CGROUP_ROOT " and cannot mount one: %s",
-		     strerror(errno));
-	ASSERT_EQ(0, mkdir(CGROUP_PARENT, 0755) && errno != EEXIST ? -errno : 0);
-	ASSERT_EQ(0, enter_cgroup(CGROUP_IN));
-	vm_in = vm_create_with_one_vcpu(&vcpu_in, guest_code);
+	ENTER_SELFTEST_CGROUP();
+	vm_in = vm_create_with_one_vcpu(&vcpu_in, access_guest);
 	ASSERT_EQ(0, enter_cgroup(CGROUP_OUT));
-	vm_out = vm_create_with_one_vcpu(&vcpu_out, guest_code);
+	vm_out = vm_create_with_one_vcpu(&vcpu_out, access_guest);
 
 	ASSERT_TRUE(my_vm(self->fd, 0, &in));
 	ASSERT_TRUE(my_vm(self->fd, in.vm_id, &out));
@@ -190,7 +195,7 @@ TEST_F(profile, root_gives_a_running_vm_another_profile)
 	struct kvm_vm *vm;
 	struct event e;
 
-	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
 	ASSERT_TRUE(my_vm(self->fd, 0, &v));
 	EXPECT_EQ(0, v.profile);
 
@@ -214,6 +219,117 @@ TEST_F(profile, root_gives_a_running_vm_another_profile)
 	/* Gone with its VM. */
 	EXPECT_FALSE(my_vm(self->fd, 0, &v));
 	EXPECT_EQ(-ENOENT, set_profile(self->fd, v.vm_id, 0));
+}
+
+/* The guest's LSTAR write; on a veto, its record must say pinned. */
+static int lstar_write(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu, int fd,
+		       uint64_t value)
+{
+	struct event e;
+	int vector;
+
+	drain(fd);
+	vector = access_in_guest(vcpu, MSR_LSTAR, true, value, NULL);
+	if (vector == GP_VECTOR) {
+		EXPECT_EQ(1, next_event(fd, &e));
+		EXPECT_EQ(MSR_LSTAR, e.msr);
+		EXPECT_EQ(value, e.value);
+		EXPECT_EQ(MSRGUARD_REASON_PINNED, e.reason);
+		EXPECT_EQ(MSRGUARD_STATUS_BLOCKED_GP, e.status);
+	} else {
+		EXPECT_EQ(0, next_event(fd, &e)) TH_LOG("an allowed LSTAR write recorded");
+	}
+	return vector;
+}
+
+TEST_F(profile, lstar_is_pinned_at_the_guests_first_write)
+{
+	struct kvm_vcpu *vcpu, *plain_vcpu;
+	struct kvm_vm *vm, *plain;
+
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	ASSERT_EQ(0, enter_cgroup(CGROUP_OUT));
+	plain = vm_create_with_one_vcpu(&plain_vcpu, access_guest);
+
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(ENTRY_A, vcpu_get_msr(vcpu, MSR_LSTAR));
+	/* The default profile pins nothing. */
+	EXPECT_EQ(0, lstar_write(_metadata, plain_vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(0, lstar_write(_metadata, plain_vcpu, self->fd, ENTRY_B));
+
+	kvm_vm_free(vm);
+	kvm_vm_free(plain);
+}
+
+TEST_F(profile, the_vmms_writes_move_the_pin_and_a_restored_vm_keeps_it)
+{
+	struct kvm_vcpu *vcpu, *restored_vcpu;
+	struct kvm_vm *vm, *restored;
+
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+
+	/* A VMM reset writes 0: the guest's next write pins again. */
+	vcpu_set_msr(vcpu, MSR_LSTAR, 0);
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+
+	/*
+	 * Saved and restored into a new VM, as a migration does
+	 * (KVM_GET_MSRS, KVM_SET_MSRS): the restored value is pinned there.
+	 */
+	restored = vm_create_with_one_vcpu(&restored_vcpu, access_guest);
+	vcpu_set_msr(restored_vcpu, MSR_LSTAR, vcpu_get_msr(vcpu, MSR_LSTAR));
+	kvm_vm_free(vm);
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, restored_vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(0, lstar_write(_metadata, restored_vcpu, self->fd, ENTRY_B));
+	kvm_vm_free(restored);
+}
+
+TEST_F(profile, efer_nxe_once_set_cannot_be_cleared)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t efer;
+	struct event e;
+
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	efer = vcpu_get_msr(vcpu, MSR_EFER);
+	ASSERT_TRUE(efer & EFER_NX) TH_LOG("LIBKVM's guest runs without EFER.NXE: %#lx", efer);
+	drain(self->fd);
+	/* Writing it as it is passes; clearing NXE is vetoed. */
+	EXPECT_EQ(0, access_in_guest(vcpu, MSR_EFER, true, efer, NULL));
+	EXPECT_EQ(0, next_event(self->fd, &e));
+	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_EFER, true, efer & ~EFER_NX, NULL));
+	ASSERT_EQ(1, next_event(self->fd, &e));
+	EXPECT_EQ(MSR_EFER, e.msr);
+	EXPECT_EQ(MSRGUARD_REASON_SET_ONLY, e.reason);
+	EXPECT_EQ(efer, vcpu_get_msr(vcpu, MSR_EFER));
+	kvm_vm_free(vm);
+}
+
+TEST_F(profile, a_profile_given_by_root_pins_from_the_next_write)
+{
+	struct msrguard_vm_info v;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	ASSERT_TRUE(my_vm(self->fd, 0, &v));
+	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, self->hardened));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	/* Back to default: no pin. */
+	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, 0));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	kvm_vm_free(vm);
 }
 
 TEST_HARNESS_MAIN

@@ -281,3 +281,131 @@ fn masked_write_inside_the_mask_is_allowed_outside_vetoed() {
     let a = on_access(&t, &f(0x100));
     assert_eq!((a.kvm, a.reason), (KvmReturn::Fail, Reason::WriteMask));
 }
+
+mod pinned {
+    use msrguard_core::guard::*;
+    use msrguard_core::pins::{PinRule, PinState};
+    use msrguard_core::record::{AccessStatus, Reason};
+
+    const LSTAR: u32 = 0xc000_0082;
+    const EFER: u32 = 0xc000_0080;
+    const NXE: u64 = 1 << 11;
+    const PIN: PinRule = PinRule {
+        pin: true,
+        set_only: 0,
+    };
+    const NXE_SET_ONLY: PinRule = PinRule {
+        pin: false,
+        set_only: NXE,
+    };
+
+    fn write(msr: u32, value: u64) -> Facts {
+        Facts {
+            hook: Hook::Decision,
+            msr,
+            is_write: true,
+            value,
+            host_initiated: false,
+            audit: false,
+            vmm_takes_filter_exits: false,
+            read_completion_armed: false,
+        }
+    }
+
+    #[test]
+    fn a_guest_changing_a_pinned_value_gets_gp_and_an_event() {
+        let mut s = PinState::RESET;
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0, &write(LSTAR, 0xa000)),
+            Answer::PROCEED
+        );
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0xa000, &write(LSTAR, 0xa000)),
+            Answer::PROCEED
+        );
+        let a = on_pinned_write(PIN, &mut s, 0xa000, &write(LSTAR, 0xb000));
+        assert_eq!(
+            (a.kvm, a.record, a.status, a.reason),
+            (
+                KvmReturn::Fail,
+                RecordWhen::Now,
+                AccessStatus::BlockedGp,
+                Reason::Pinned
+            )
+        );
+        // A VMM that asked for filter exits gets one.
+        let f = Facts {
+            vmm_takes_filter_exits: true,
+            ..write(LSTAR, 0xb000)
+        };
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0xa000, &f).kvm,
+            KvmReturn::FailFiltered
+        );
+        // Audit mode reports it and lets it through; the pin stays.
+        let audit = Facts {
+            audit: true,
+            ..write(LSTAR, 0xb000)
+        };
+        let a = on_pinned_write(PIN, &mut s, 0xa000, &audit);
+        assert_eq!(
+            (a.kvm, a.status, a.reason),
+            (
+                KvmReturn::Proceed,
+                AccessStatus::AuditAllowed,
+                Reason::Pinned
+            )
+        );
+        assert_eq!((s.pinned, s.value), (true, 0xa000));
+    }
+
+    #[test]
+    fn the_vmms_writes_move_the_pin_and_are_never_vetoed() {
+        let mut s = PinState::RESET;
+        on_pinned_write(PIN, &mut s, 0, &write(LSTAR, 0xa000));
+        let host = |v| Facts {
+            host_initiated: true,
+            ..write(LSTAR, v)
+        };
+        // A migration target restoring another value: pinned there.
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0xa000, &host(0xc000)),
+            Answer::PROCEED
+        );
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0xc000, &write(LSTAR, 0xa000)).reason,
+            Reason::Pinned
+        );
+        // A reset: 0 unpins, the guest's next write pins again.
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0xc000, &host(0)),
+            Answer::PROCEED
+        );
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, 0, &write(LSTAR, 0xb000)),
+            Answer::PROCEED
+        );
+        assert_eq!((s.pinned, s.value), (true, 0xb000));
+    }
+
+    #[test]
+    fn a_set_only_bit_the_msr_holds_cannot_be_cleared() {
+        let mut s = PinState::RESET;
+        let a = on_pinned_write(NXE_SET_ONLY, &mut s, 0x501 | NXE, &write(EFER, 0x501));
+        assert_eq!((a.kvm, a.reason), (KvmReturn::Fail, Reason::SetOnly));
+        // Setting it, keeping it, or a vCPU whose EFER does not hold it
+        // (after a reset through KVM_SET_SREGS, or INIT): allowed.
+        assert_eq!(
+            on_pinned_write(NXE_SET_ONLY, &mut s, 0x501, &write(EFER, 0x501 | NXE)),
+            Answer::PROCEED
+        );
+        assert_eq!(
+            on_pinned_write(NXE_SET_ONLY, &mut s, 0x501 | NXE, &write(EFER, 0x501 | NXE)),
+            Answer::PROCEED
+        );
+        assert_eq!(
+            on_pinned_write(NXE_SET_ONLY, &mut s, 0, &write(EFER, 0x100)),
+            Answer::PROCEED
+        );
+    }
+}

@@ -112,7 +112,7 @@ fn host_writes_restore_or_reset() {
 fn no_rule_allows_everything() {
     let mut s = PinState::RESET;
     for v in [0, 1, u64::MAX, 0x1234] {
-        assert_eq!(guest_write(PinRule::NONE, &mut s, v), PinCheck::Allow);
+        assert_eq!(guest_write(PinRule::default(), &mut s, v), PinCheck::Allow);
     }
     assert_eq!(s, PinState::RESET);
 }
@@ -198,5 +198,79 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+mod table {
+    use std::collections::HashMap;
+
+    use msrguard_core::pins::{PinState, PinTable, VcpuPins};
+    use proptest::prelude::*;
+    use proptest::test_runner::FileFailurePersistence;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A vCPU writes: its first state gets this value.
+        Write(u32, u32, u64),
+        /// Its VM went.
+        Forget(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Few VMs and vCPUs: many collisions in a small table.
+        prop_oneof![
+            4 => (1u32..6, 0u32..4, 1u64..1000).prop_map(|(v, c, x)| Op::Write(v, c, x)),
+            1 => (1u32..6).prop_map(Op::Forget),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+            ..ProptestConfig::default()
+        })]
+
+        /// Against a map: each vCPU keeps its own states until its VM is
+        /// forgotten, then starts from reset; the capacity is respected
+        /// (a vCPU beyond it has none) and no forget loses another VM's.
+        #[test]
+        fn keeps_each_vcpus_states_until_its_vm_goes(ops in prop::collection::vec(op(), 1..200), slots in 2usize..24) {
+            let mut t = PinTable::new(vec![VcpuPins::FREE; slots]);
+            let mut model: HashMap<(u32, u32), u64> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Write(vm, vcpu, x) => {
+                        let known = model.contains_key(&(vm, vcpu));
+                        match t.states(vm, vcpu) {
+                            Some(s) => {
+                                let expect = model.get(&(vm, vcpu)).copied().unwrap_or(0);
+                                prop_assert_eq!(s[0].value, expect);
+                                s[0] = PinState { value: x, pinned: true, sticky: 0 };
+                                model.insert((vm, vcpu), x);
+                            }
+                            None => {
+                                prop_assert!(!known, "a held vCPU lost");
+                                prop_assert_eq!(model.len(), slots - 1, "refused below capacity");
+                            }
+                        }
+                    }
+                    Op::Forget(vm) => {
+                        t.forget_vm(vm);
+                        model.retain(|&(v, _), _| v != vm);
+                    }
+                }
+                prop_assert_eq!(t.live(), model.len());
+            }
+            for (&(vm, vcpu), &x) in &model {
+                prop_assert_eq!(t.states(vm, vcpu).map(|s| s[0].value), Some(x));
+            }
+        }
+    }
+
+    #[test]
+    fn vm_id_0_is_never_held() {
+        let mut t = PinTable::new(vec![VcpuPins::FREE; 4]);
+        assert!(t.states(0, 1).is_none());
+        assert_eq!(t.live(), 0);
     }
 }

@@ -173,16 +173,21 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, const struct msrguard_vm 
 {
 	struct msrguard_facts facts = {
 		.value = value,
+		/* Set-only bits are checked against what EFER holds (KVM's cache is current). */
+		.held = (is_write && msr == MSR_EFER) ? vcpu->arch.efer : 0,
 		.msr = msr,
+		.vcpu_id = vcpu->vcpu_id,
+		.vm_id = vm->id,
 		.hook = hook,
 		.is_write = is_write,
 		.host_initiated = host_initiated,
 		.vmm_takes_filter_exits = vmm_takes_filter_exits(vcpu->kvm),
 		.read_completion_armed = READ_ONCE(read_completion_armed),
 		.profile = vm->profile,
+		.nested = is_guest_mode(vcpu),
 	};
 
-	msrguard_rust_on_access(&facts, ans);
+	msrguard_rust_on_access(guard_ctx, &facts, ans);
 }
 
 /* The VM's id and profile (Rust's VM table) and the coarse clock. */

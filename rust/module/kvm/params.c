@@ -91,3 +91,14 @@ static const struct kernel_param_ops vms_tracked_ops = {
 };
 module_param_cb(vms_tracked, &vms_tracked_ops, NULL, 0444);
 MODULE_PARM_DESC(vms_tracked, "VMs msrguard tracks now, each with its id (read-only)");
+
+static int pins_unchecked_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%llu\n", msrguard_rust_pins_unchecked());
+}
+
+static const struct kernel_param_ops pins_unchecked_ops = {
+	.get = pins_unchecked_get,
+};
+module_param_cb(pins_unchecked, &pins_unchecked_ops, NULL, 0444);
+MODULE_PARM_DESC(pins_unchecked, "guest writes of pinned MSRs not checked: no room for their vCPU's pinned values (read-only)");

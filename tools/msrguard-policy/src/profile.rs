@@ -31,6 +31,11 @@ use crate::parse::{
 use crate::rewritten::{nonzero_reset, rewritten};
 
 pub use msrguard_core::profiles::{MAX_PINS, MAX_PROFILES};
+
+/// The one MSR that may have set-only bits: the module compares a write
+/// with the value KVM holds, which its hooks read for EFER only
+/// (`vcpu->arch.efer`, always current).
+pub const SET_ONLY_MSR: u32 = 0xc000_0080;
 /// The name of the profile that is the base policy itself.
 pub const DEFAULT_PROFILE: &str = "default";
 
@@ -214,6 +219,15 @@ pub fn parse_profile(
         let name = name.get_ref().trim();
         if let Some(m) = name_mismatch(msr, name) {
             errors.push(diag(index.span().start, m));
+        }
+        if !pin && msr != SET_ONLY_MSR {
+            errors.push(diag(
+                index.span().start,
+                format!(
+                    "set_only on {name} ({msr:#x}): the module checks set-only bits against the value the MSR holds, which it knows for MSR_EFER ({SET_ONLY_MSR:#x}) only"
+                ),
+            ));
+            return;
         }
         if !one_line(reason.get_ref()) {
             errors.push(diag(
