@@ -313,9 +313,9 @@ boundary_calls! {
             zero_read: *mut bool,
             record: *mut bool,
         ) -> c_int;
-        /// Whether KVM may stop intercepting msr for this kind of access.
-        /// Atomic context.
-        [ffi] fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool;
+        /// Whether KVM may stop intercepting msr for this kind of access,
+        /// for a VM of profile profile. Atomic context.
+        [ffi] fn msrguard_rust_may_pass_through(profile: u8, msr: u32, is_write: bool) -> bool;
         /// Events, with ctx the pointer given to msrguard_hooks_init(): a
         /// repeat of its VM's previous event is only counted (true). Atomic
         /// context.
@@ -391,6 +391,14 @@ boundary_calls! {
         fn msrguard_hooks_set_audit(audit: bool) -> c_int;
         /// hooks.c: a VM's profile changed; no CPU may keep it cached.
         fn msrguard_hooks_vms_changed();
+        /// hooks.c: a reference on kvm if it is still alive; the caller
+        /// holds the VM table's lock, so the VM's destruction has not
+        /// passed msrguard's hook and its memory is there. Atomic context.
+        fn msrguard_kvm_get(kvm: *const Kvm) -> bool;
+        /// hooks.c: has each vCPU of kvm recompute its MSR intercepts at
+        /// its next entry, then drops msrguard_kvm_get()'s reference.
+        /// Process context.
+        fn msrguard_kvm_recalc_intercepts_put(kvm: *const Kvm);
         /// guest_memory.c: the facts of a new event of vcpu's thread.
         fn msrguard_kvm_event_facts(
             vcpu: *mut KvmVcpu,

@@ -80,15 +80,12 @@ pub fn pin_of(pins: &[PinEntry], msr: u32) -> Option<(usize, PinRule)> {
     pins.get(i).map(|p| (i, p.rule))
 }
 
-/// Whether KVM may stop intercepting `msr` for this kind of access, for
-/// every VM whatever its profile: each profile's table allows every such
-/// access whatever the value (in audit mode too, see
-/// [`crate::guard::may_pass_through`]), and for a write no profile pins the
-/// MSR or has set-only bits in it (its writes must reach the hooks; reads
-/// still pass through).
-pub fn may_pass_through(profiles: &[Profile], msr: u32, is_write: bool) -> bool {
-    profiles.iter().take(MAX_PROFILES).all(|p| {
-        crate::guard::may_pass_through(p.table, msr, is_write)
-            && !(is_write && pin_of(p.pins, msr).is_some())
-    })
+/// Whether KVM may stop intercepting `msr` for this kind of access for a
+/// VM of profile `profile`: its table allows every such access whatever
+/// the value (in audit mode too, see [`crate::guard::may_pass_through`]),
+/// and for a write the profile neither pins the MSR nor has set-only bits
+/// in it (its writes must reach the hooks; reads still pass through).
+pub fn may_pass_through(profile: &Profile, msr: u32, is_write: bool) -> bool {
+    crate::guard::may_pass_through(profile.table, msr, is_write)
+        && !(is_write && pin_of(profile.pins, msr).is_some())
 }

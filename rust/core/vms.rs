@@ -226,19 +226,18 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         self.vm_of(key).id
     }
 
-    /// Gives the VM `id` the profile `profile`; false if no live VM has
-    /// that id.
-    pub fn set_profile(&mut self, id: u32, profile: u8) -> bool {
+    /// Gives the VM `id` the profile `profile`: its key, or None if no
+    /// live VM has that id.
+    pub fn set_profile(&mut self, id: u32, profile: u8) -> Option<u64> {
         if id == 0 {
-            return false;
+            return None;
         }
-        match self.slots.iter_mut().find(|s| s.key != 0 && s.vm.id == id) {
-            Some(slot) => {
-                slot.vm.profile = profile;
-                true
-            }
-            None => false,
-        }
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.key != 0 && s.vm.id == id)?;
+        slot.vm.profile = profile;
+        Some(slot.key)
     }
 
     /// The live VMs, in no particular order.

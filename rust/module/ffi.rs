@@ -35,7 +35,8 @@ use crate::{
             msrguard_hooks_init,
             msrguard_hooks_set_audit,
             msrguard_hooks_vms_changed,
-            msrguard_kvm_event_facts, //
+            msrguard_kvm_event_facts,
+            msrguard_kvm_recalc_intercepts_put, //
         },
         Kvm,
         KvmVcpu, //
@@ -494,14 +495,19 @@ pub(crate) fn set_profile(vms: &Vms, pins: &Pins, id: u32, profile: u8) -> Resul
     if usize::from(profile) >= PROFILES.len() {
         return Err(EINVAL);
     }
-    if !vms.set_profile(id, profile) {
-        return Err(ENOENT);
-    }
+    let kvm = vms.set_profile(id, profile).ok_or(ENOENT)?;
     // The new profile's pins start from nothing: each vCPU's next write of
     // a pinned MSR pins it.
     pins.forget_vm(id);
     // SAFETY: No preconditions: it moves the hooks' VM generation.
     unsafe { msrguard_hooks_vms_changed() };
+    if let Some(kvm) = kvm {
+        // The intercepts follow the new profile (a pinned MSR's writes
+        // exit), from each vCPU's next entry.
+        // SAFETY: `set_profile` took a reference on `kvm`, which this
+        // drops.
+        unsafe { msrguard_kvm_recalc_intercepts_put(kvm) };
+    }
     Ok(())
 }
 
@@ -596,8 +602,15 @@ pub(crate) unsafe extern "C" fn msrguard_rust_name(access: *const AccessC, names
 }
 
 /// Whether KVM may stop intercepting `msr` for this kind of access, for
-/// a VM of any profile ([`profiles::may_pass_through`]).
+/// a VM of profile `profile` ([`profiles::may_pass_through`]).
 #[no_mangle]
-pub(crate) extern "C" fn msrguard_rust_may_pass_through(msr: u32, is_write: bool) -> bool {
-    profiles::may_pass_through(PROFILES, msr, is_write)
+pub(crate) extern "C" fn msrguard_rust_may_pass_through(
+    profile: u8,
+    msr: u32,
+    is_write: bool,
+) -> bool {
+    match profiles::get(PROFILES, profile) {
+        Some(p) => profiles::may_pass_through(p, msr, is_write),
+        None => guard::may_pass_through(TABLE, msr, is_write),
+    }
 }

@@ -19,6 +19,10 @@ use kernel::{
 };
 
 use crate::{
+    boundary_calls::{
+        c_side::msrguard_kvm_get,
+        Kvm, //
+    },
     lookups::filled,
     vms::{
         Vm,
@@ -78,9 +82,18 @@ impl Vms {
         self.with(|t| t.vm_of(kvm as u64))
     }
 
-    /// Gives the VM `id` the profile `profile`; false if there is none.
-    pub(crate) fn set_profile(&self, id: u32, profile: u8) -> bool {
-        self.with(|t| t.set_profile(id, profile))
+    /// Gives the VM `id` the profile `profile`: None if there is no such
+    /// VM, else a reference on its `struct kvm` if it is still alive (the
+    /// caller drops it), taken under the table's lock: the VM's
+    /// destruction cannot pass msrguard's hook, which takes that lock
+    /// too, so its memory is there.
+    pub(crate) fn set_profile(&self, id: u32, profile: u8) -> Option<Option<*const Kvm>> {
+        self.with(|t| {
+            let key = t.set_profile(id, profile)?;
+            let kvm = key as *const Kvm;
+            // SAFETY: `kvm` is a live VM's, as said above.
+            Some(unsafe { msrguard_kvm_get(kvm) }.then_some(kvm))
+        })
     }
 
     /// The live VM at `position` of the table's order, if there is one.

@@ -97,37 +97,19 @@ static ALLOW_LSTAR: &[Entry] = &[Entry {
 }];
 
 #[test]
-fn a_pinned_msr_stays_intercepted_for_writes_only() {
-    let profiles = [
-        Profile {
-            table: ALLOW_LSTAR,
-            ..PROFILES[0]
-        },
-        Profile {
-            table: ALLOW_LSTAR,
-            ..PROFILES[1]
-        },
-    ];
-    assert!(msrguard_core::profiles::may_pass_through(
-        &profiles[..1],
-        0xc000_0082,
-        true
-    ));
-    assert!(!msrguard_core::profiles::may_pass_through(
-        &profiles,
-        0xc000_0082,
-        true
-    ));
-    assert!(msrguard_core::profiles::may_pass_through(
-        &profiles,
-        0xc000_0082,
-        false
-    ));
+fn a_pinned_msr_stays_intercepted_for_writes_only_in_its_profile() {
+    use msrguard_core::profiles::may_pass_through;
+    let default = Profile {
+        table: ALLOW_LSTAR,
+        ..PROFILES[0]
+    };
+    let hardened = Profile {
+        table: ALLOW_LSTAR,
+        ..PROFILES[1]
+    };
+    assert!(may_pass_through(&default, 0xc000_0082, true));
+    assert!(!may_pass_through(&hardened, 0xc000_0082, true));
+    assert!(may_pass_through(&hardened, 0xc000_0082, false));
     // A profile whose table does not allow it keeps it intercepted.
-    let strict = [profiles[0], PROFILES[2]];
-    assert!(!msrguard_core::profiles::may_pass_through(
-        &strict,
-        0xc000_0082,
-        false
-    ));
+    assert!(!may_pass_through(&PROFILES[2], 0xc000_0082, false));
 }

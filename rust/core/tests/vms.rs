@@ -130,11 +130,11 @@ fn a_vm_keeps_the_vmm_and_profile_it_was_created_with_until_root_changes_it() {
     let id = t.created(0xffff_c900_0040_0000, 4242, 1);
     let vm = t.vm_of(0xffff_c900_0040_0000);
     assert_eq!((vm.id, vm.vmm_pid, vm.profile), (id, 4242, 1));
-    assert!(t.set_profile(id, 2));
+    assert_eq!(t.set_profile(id, 2), Some(0xffff_c900_0040_0000));
     assert_eq!(t.vm_of(0xffff_c900_0040_0000).profile, 2);
     // No VM has id 0 or an id never given.
-    assert!(!t.set_profile(0, 2));
-    assert!(!t.set_profile(id + 1, 2));
+    assert_eq!(t.set_profile(0, 2), None);
+    assert_eq!(t.set_profile(id + 1, 2), None);
     // A VM that existed before msrguard: the default profile, no VMM known.
     let old = t.vm_of(0xffff_c900_0050_0000);
     assert_eq!((old.vmm_pid, old.profile), (0, 0));
@@ -143,6 +143,6 @@ fn a_vm_keeps_the_vmm_and_profile_it_was_created_with_until_root_changes_it() {
     assert_eq!(live, vec![id, old.id]);
     // Destroyed: gone from the listing, its id no longer settable.
     t.destroyed(0xffff_c900_0040_0000);
-    assert!(!t.set_profile(id, 0));
+    assert_eq!(t.set_profile(id, 0), None);
     assert_eq!(t.iter().count(), 1);
 }

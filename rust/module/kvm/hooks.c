@@ -619,24 +619,47 @@ void msrguard_hooks_vms_changed(void)
 	atomic_long_inc(&vm_generation);
 }
 
+bool msrguard_kvm_get(const struct kvm *kvm)
+{
+	return kvm_get_kvm_safe((struct kvm *)kvm);
+}
+
+void msrguard_kvm_recalc_intercepts_put(const struct kvm *kvm)
+{
+	struct kvm *vm = (struct kvm *)kvm;
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+
+	/* Checked before each entry: set_intercept_hook asks the new profile. */
+	kvm_for_each_vcpu(i, vcpu, vm)
+		kvm_make_request(KVM_REQ_RECALC_INTERCEPTS, vcpu);
+	kvm_put_kvm(vm);
+}
+
 /* ---- Intercepts -------------------------------------------------------- */
 
 /*
  * svm_set_intercept_for_msr(vcpu, msr, int type, bool set) and the VMX twin:
  * a request to stop intercepting (set == false) becomes a request to keep
- * intercepting when the policy does not allow every such access. Both kinds
- * stay intercepted if either is denied.
+ * intercepting when the VM's profile does not allow every such access (or
+ * pins the MSR). Both kinds stay intercepted if either is denied. KVM
+ * calls it when it creates a vCPU and when it recomputes the vCPU's
+ * intercepts (KVM_REQ_RECALC_INTERCEPTS, which a profile change makes).
  */
 static void notrace set_intercept_hook(unsigned long ip, unsigned long parent_ip,
 				       struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
+	struct kvm_vcpu *vcpu = (struct kvm_vcpu *)ftrace_regs_get_argument(fregs, 0);
 	u32 msr = (u32)ftrace_regs_get_argument(fregs, 1);
 	int type = (int)ftrace_regs_get_argument(fregs, 2);
+	struct msrguard_vm vm;
+	u64 now_ns;
 
 	if ((u8)ftrace_regs_get_argument(fregs, 3))
 		return;
-	if (((type & MSR_TYPE_R) && !msrguard_rust_may_pass_through(msr, false)) ||
-	    ((type & MSR_TYPE_W) && !msrguard_rust_may_pass_through(msr, true))) {
+	vm_and_time(vcpu->kvm, &vm, &now_ns);
+	if (((type & MSR_TYPE_R) && !msrguard_rust_may_pass_through(vm.profile, msr, false)) ||
+	    ((type & MSR_TYPE_W) && !msrguard_rust_may_pass_through(vm.profile, msr, true))) {
 		/* The saved argument registers are restored into the call. */
 		arch_ftrace_regs(fregs)->regs.cx = 1;
 		atomic64_inc(&intercepts_kept);
