@@ -41,7 +41,7 @@ has_fentry() {
 }
 
 for pair in kvm:kvm_get_msr_ignored_check kvm:kvm_set_msr_ignored_check \
-	kvm:kvm_arch_init_vm kvm:kvm_mmu_uninit_vm \
+	kvm:kvm_arch_init_vm kvm:kvm_mmu_uninit_vm kvm:kvm_arch_vcpu_precreate \
 	kvm-amd:svm_set_intercept_for_msr kvm-intel:vmx_set_intercept_for_msr; do
 	m=${pair%%:*}
 	f=${pair#*:}
@@ -57,6 +57,11 @@ c=$(callers_of kvm_arch_init_vm kvm | tr '\n' ' ')
 	bad "nothing in kvm.ko calls kvm_arch_init_vm (inlined?)"
 grep -qx kvm_arch_destroy_vm <<<"$(callers_of kvm_mmu_uninit_vm kvm)" &&
 	ok "kvm_arch_destroy_vm calls kvm_mmu_uninit_vm" || bad "kvm_arch_destroy_vm does not call kvm_mmu_uninit_vm (inlined?)"
+# And creates every vCPU through kvm_arch_vcpu_precreate (from the ioctl
+# that creates vCPUs): a VM's entry is trusted from there.
+c=$(callers_of kvm_arch_vcpu_precreate kvm | tr '\n' ' ')
+[ -n "$c" ] && ok "kvm_arch_vcpu_precreate is called (from ${c% })" ||
+	bad "nothing in kvm.ko calls kvm_arch_vcpu_precreate (inlined?)"
 
 # The decision points: every guest access path calls them.
 get_callers=$(callers_of kvm_get_msr_ignored_check kvm)

@@ -252,6 +252,11 @@ pub fn completed_read_value(kvm_ret: i32, data: u64) -> u64 {
     }
 }
 
+/// `MSR_EFER`, the one MSR with set-only bits (the checker's rule), and its
+/// long mode enable.
+const EFER: u32 = 0xc000_0080;
+const EFER_LME: u64 = 1 << 8;
+
 /// A write the policy allows (or audits) of an MSR the VM's profile pins
 /// or has set-only bits in, on an L1 vCPU whose states are `state`;
 /// `current` is the value the MSR holds now (set-only bits are checked
@@ -262,8 +267,9 @@ pub fn completed_read_value(kvm_ret: i32, data: u64) -> u64 {
 /// - The VMM's write (`KVM_SET_MSRS`): never vetoed, it moves the pin
 ///   ([`pins::host_write`]: a migration target pins, a reset unpins).
 /// - The guest's: a change of a pinned value is vetoed, reason
-///   [`Reason::Pinned`]; clearing a set-only bit the MSR holds,
-///   [`Reason::SetOnly`]; audit mode records them and lets them through.
+///   [`Reason::Pinned`]; clearing a set-only bit EFER holds, by a write
+///   that keeps long mode enabled, [`Reason::SetOnly`]; audit mode records
+///   them and lets them through.
 ///
 /// Bounded, no allocation: safe in the hooks' atomic context.
 pub fn on_pinned_write(rule: PinRule, state: &mut PinState, current: u64, facts: &Facts) -> Answer {
@@ -271,7 +277,15 @@ pub fn on_pinned_write(rule: PinRule, state: &mut PinState, current: u64, facts:
         pins::host_write(rule, state, facts.value);
         return Answer::PROCEED;
     }
-    state.sticky = current & rule.set_only;
+    state.sticky = if facts.msr == EFER && facts.value & EFER_LME == 0 {
+        // A write leaving long mode (RSM's EFER 0 on its way back from SMM,
+        // a reboot to real mode) may clear what long mode needed: the bits
+        // bind while it stays on. Coming back needs a new EFER write with
+        // LME, which the next write of the set-only bits then governs.
+        0
+    } else {
+        current & rule.set_only
+    };
     let reason = match pins::check(rule, state, facts.value) {
         PinCheck::Allow => {
             pins::commit(rule, state, facts.value);

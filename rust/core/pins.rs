@@ -129,6 +129,9 @@ pub struct PinTable<S> {
 pub struct VcpuPins {
     /// `vm_id << 32 | vcpu_id`; 0: free (VM id 0 is never tracked).
     key: u64,
+    /// The profile whose pins `states` are (a state's index names an MSR
+    /// of that profile's pins only).
+    profile: u8,
     states: [PinState; crate::profiles::MAX_PINS],
 }
 
@@ -136,6 +139,7 @@ impl VcpuPins {
     /// A free slot, to fill the storage with.
     pub const FREE: Self = Self {
         key: 0,
+        profile: 0,
         states: [PinState::RESET; crate::profiles::MAX_PINS],
     };
 }
@@ -161,13 +165,16 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
         (h as usize) % self.slots.len().max(1)
     }
 
-    /// The states of vCPU `vcpu_id` of VM `vm_id`, as they were (all
-    /// [`PinState::RESET`] for a vCPU seen first now); None for VM id 0 or
+    /// The states of vCPU `vcpu_id` of VM `vm_id` under profile `profile`,
+    /// as they were (all [`PinState::RESET`] for a vCPU seen first now, or
+    /// whose states were another profile's: a write decided under the VM's
+    /// previous profile may land after root's change); None for VM id 0 or
     /// a full table. Bounded: safe in the hooks' atomic context.
     pub fn states(
         &mut self,
         vm_id: u32,
         vcpu_id: u32,
+        profile: u8,
     ) -> Option<&mut [PinState; crate::profiles::MAX_PINS]> {
         if vm_id == 0 {
             return None;
@@ -178,7 +185,15 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
         for _ in 0..len {
             let slot_key = self.slots.get(i)?.key;
             if slot_key == key {
-                return self.slots.get_mut(i).map(|s| &mut s.states);
+                let slot = self.slots.get_mut(i)?;
+                if slot.profile != profile {
+                    *slot = VcpuPins {
+                        key,
+                        profile,
+                        ..VcpuPins::FREE
+                    };
+                }
+                return Some(&mut slot.states);
             }
             if slot_key == 0 {
                 if self.live + 1 >= len {
@@ -188,6 +203,7 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
                 let slot = self.slots.get_mut(i)?;
                 *slot = VcpuPins {
                     key,
+                    profile,
                     ..VcpuPins::FREE
                 };
                 return Some(&mut slot.states);

@@ -10,6 +10,9 @@
 //!   is never given to another VM while the module is loaded: a new VM at
 //!   a destroyed one's address gets a new id, so its events, its share of
 //!   the event queue and its cached images are its own.
+//! - An entry is trusted (listed, its profile changeable by root) once
+//!   KVM creates a vCPU of the VM (or a hook sees one): KVM may free a VM
+//!   whose creation failed after `kvm_arch_init_vm` without destroying it.
 //! - A VM's profile ([`crate::profiles`]) is given when KVM creates it (by
 //!   the creating task's cgroup, which the module matches), the default one
 //!   for a VM that existed before msrguard loaded; root may change it
@@ -29,6 +32,10 @@ pub const VM_SLOTS: usize = 1024;
 pub struct VmSlot {
     key: u64,
     vm: Vm,
+    /// KVM created a vCPU of it, or a hook saw one: KVM finished creating
+    /// it. Until then the entry may be stale (KVM's creation failed after
+    /// `kvm_arch_init_vm`, and freed the VM without destroying it).
+    vcpu_seen: bool,
 }
 
 impl VmSlot {
@@ -40,6 +47,7 @@ impl VmSlot {
             vmm_pid: 0,
             profile: 0,
         },
+        vcpu_seen: false,
     };
 }
 
@@ -161,7 +169,11 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
             profile,
         };
         if let Some(slot) = self.slots.get_mut(i) {
-            *slot = VmSlot { key, vm };
+            *slot = VmSlot {
+                key,
+                vm,
+                vcpu_seen: false,
+            };
             self.live += 1;
             return vm;
         }
@@ -211,13 +223,27 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         Some(id)
     }
 
-    /// The VM `key`: as created, or for a VM msrguard has not seen created
+    /// The VM `key`, for a hook that has one of its vCPUs or sees KVM
+    /// create one (so KVM finished creating it): as created, or for a VM msrguard has not seen created
     /// (it existed before msrguard loaded) a new id now and the default
     /// profile; [`Vm::UNTRACKED`] if the table is full.
     pub fn vm_of(&mut self, key: u64) -> Vm {
-        match self.probe(key) {
-            Some((i, true)) => self.slots.get(i).map_or(Vm::UNTRACKED, |s| s.vm),
-            _ => self.insert(key, 0, crate::profiles::DEFAULT),
+        let i = match self.probe(key) {
+            Some((i, true)) => i,
+            _ => {
+                self.insert(key, 0, crate::profiles::DEFAULT);
+                match self.probe(key) {
+                    Some((i, true)) => i,
+                    _ => return Vm::UNTRACKED,
+                }
+            }
+        };
+        match self.slots.get_mut(i) {
+            Some(slot) => {
+                slot.vcpu_seen = true;
+                slot.vm
+            }
+            None => Vm::UNTRACKED,
         }
     }
 
@@ -226,8 +252,10 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         self.vm_of(key).id
     }
 
-    /// Gives the VM `id` the profile `profile`: its key, or None if no
-    /// live VM has that id.
+    /// Gives the VM `id` the profile `profile`; None if no VM with a vCPU
+    /// has that id (an entry not yet seen may be stale: its
+    /// `struct kvm` freed). Returns the VM's key: its `struct kvm`, which
+    /// lives as long as the entry (msrguard's destroy hook removes it).
     pub fn set_profile(&mut self, id: u32, profile: u8) -> Option<u64> {
         if id == 0 {
             return None;
@@ -235,13 +263,16 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
         let slot = self
             .slots
             .iter_mut()
-            .find(|s| s.key != 0 && s.vm.id == id)?;
+            .find(|s| s.key != 0 && s.vcpu_seen && s.vm.id == id)?;
         slot.vm.profile = profile;
         Some(slot.key)
     }
 
-    /// The live VMs, in no particular order.
+    /// The VMs with a vCPU, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Vm> + '_ {
-        self.slots.iter().filter(|s| s.key != 0).map(|s| s.vm)
+        self.slots
+            .iter()
+            .filter(|s| s.key != 0 && s.vcpu_seen)
+            .map(|s| s.vm)
     }
 }

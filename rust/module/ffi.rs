@@ -339,7 +339,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
         if let Some((index, rule)) = profile.and_then(|p| profiles::pin_of(p.pins, f.msr)) {
             // SAFETY: The hooks are armed, per the function's contract.
             let pins = unsafe { Recorder::from_ctx(ctx) }.pins();
-            a = pins.on_write(f.vm_id, f.vcpu_id, index, rule, f.held, &facts);
+            a = pins.on_write(f.vm_id, f.vcpu_id, f.profile, index, rule, f.held, &facts);
         }
     }
     let a = AnswerC {
@@ -496,11 +496,13 @@ pub(crate) fn set_profile(vms: &Vms, pins: &Pins, id: u32, profile: u8) -> Resul
         return Err(EINVAL);
     }
     let kvm = vms.set_profile(id, profile).ok_or(ENOENT)?;
+    // No CPU decides under the old profile from here; a decision already
+    // under way finds its vCPU's states reset (`PinTable::states`).
+    // SAFETY: No preconditions: it moves the hooks' VM generation.
+    unsafe { msrguard_hooks_vms_changed() };
     // The new profile's pins start from nothing: each vCPU's next write of
     // a pinned MSR pins it.
     pins.forget_vm(id);
-    // SAFETY: No preconditions: it moves the hooks' VM generation.
-    unsafe { msrguard_hooks_vms_changed() };
     if let Some(kvm) = kvm {
         // The intercepts follow the new profile (a pinned MSR's writes
         // exit), from each vCPU's next entry.

@@ -66,12 +66,15 @@ impl Pins {
     }
 
     /// Decides a write the policy allows of an MSR whose rule is `rule`
-    /// (its state at `index` of the vCPU's), by [`guard::on_pinned_write`].
+    /// (its state at `index` of the vCPU's states under `profile`), by
+    /// [`guard::on_pinned_write`].
     /// A vCPU whose states do not fit is never vetoed. Atomic context.
+    #[expect(clippy::too_many_arguments, reason = "the facts of one decision")]
     pub(crate) fn on_write(
         &self,
         vm_id: u32,
         vcpu_id: u32,
+        profile: u8,
         index: usize,
         rule: PinRule,
         current: u64,
@@ -79,7 +82,7 @@ impl Pins {
     ) -> Answer {
         let mut table = self.table.lock();
         match table
-            .states(vm_id, vcpu_id)
+            .states(vm_id, vcpu_id, profile)
             .and_then(|states| states.get_mut(index))
         {
             Some(state) => guard::on_pinned_write(rule, state, current, facts),

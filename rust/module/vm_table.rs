@@ -83,15 +83,17 @@ impl Vms {
     }
 
     /// Gives the VM `id` the profile `profile`: None if there is no such
-    /// VM, else a reference on its `struct kvm` if it is still alive (the
-    /// caller drops it), taken under the table's lock: the VM's
-    /// destruction cannot pass msrguard's hook, which takes that lock
-    /// too, so its memory is there.
+    /// VM a hook saw running, else a reference on its `struct kvm` if it
+    /// is still alive (the caller drops it), taken under the table's lock:
+    /// a VM whose creation finished is freed only after its destruction
+    /// passed msrguard's hook, which takes that lock to drop the entry, so
+    /// its memory is there.
     pub(crate) fn set_profile(&self, id: u32, profile: u8) -> Option<Option<*const Kvm>> {
         self.with(|t| {
             let key = t.set_profile(id, profile)?;
             let kvm = key as *const Kvm;
-            // SAFETY: `kvm` is a live VM's, as said above.
+            // SAFETY: `kvm` is a VM's whose creation finished and whose
+            // destruction has not passed msrguard's hook, as said above.
             Some(unsafe { msrguard_kvm_get(kvm) }.then_some(kvm))
         })
     }

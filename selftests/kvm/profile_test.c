@@ -322,10 +322,18 @@ TEST_F(profile, a_profile_given_by_root_pins_from_the_next_write)
 	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
 	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
 	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_A, NULL));
 	ASSERT_TRUE(my_vm(self->fd, 0, &v));
 	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, self->hardened));
 	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
 	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	/*
+	 * SYSENTER_EIP, which SVM (for this AMD-like guest) and VMX pass
+	 * through in the default profile: its writes exit only once the vCPU
+	 * recomputed its intercepts for the new profile.
+	 */
+	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_A, NULL));
+	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_B, NULL));
 	/* Back to default: no pin. */
 	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, 0));
 	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));

@@ -221,6 +221,8 @@ TEST_F(tool, stats_and_policy_read_the_loaded_module)
 	EXPECT_EQ(0, run_tool(self->tool, stats, out, sizeof(out)));
 	EXPECT_TRUE(has(out, "\"abi_version\":%d", MSRGUARD_ABI_VERSION)) TH_LOG("stats: %.400s", out);
 	EXPECT_TRUE(has(out, "\"mode\":\"enforce\"")) TH_LOG("stats: %.400s", out);
+	/* The fixture's VM, in the default profile. */
+	EXPECT_TRUE(has(out, "\"vms\":{\"default\":1}")) TH_LOG("stats: %.400s", out);
 	EXPECT_EQ(0, run_tool(self->tool, policy, out, sizeof(out)));
 	/* Entries of policy/default.toml: the module's table, read back. */
 	EXPECT_TRUE(has(out, "%#x ", UCODE_WRITE) && has(out, "MSR_IA32_UCODE_WRITE"))

@@ -408,4 +408,24 @@ mod pinned {
             Answer::PROCEED
         );
     }
+
+    /// RSM leaves SMM by writing EFER 0 first (OVMF's SMI handler runs with
+    /// NXE set), then the saved EFER, which in a 32-bit firmware phase has
+    /// neither LME nor NXE: a guard that vetoed either would triple-fault
+    /// the guest. A write without LME leaves long mode: not bound.
+    #[test]
+    fn a_write_leaving_long_mode_may_clear_nxe() {
+        let mut s = PinState::RESET;
+        assert_eq!(
+            on_pinned_write(NXE_SET_ONLY, &mut s, 0x500 | NXE, &write(EFER, 0)),
+            Answer::PROCEED
+        );
+        assert_eq!(
+            on_pinned_write(NXE_SET_ONLY, &mut s, NXE, &write(EFER, 0x1)),
+            Answer::PROCEED
+        );
+        // Staying in long mode without NXE: vetoed.
+        let a = on_pinned_write(NXE_SET_ONLY, &mut s, 0x500 | NXE, &write(EFER, 0x500));
+        assert_eq!(a.reason, Reason::SetOnly);
+    }
 }

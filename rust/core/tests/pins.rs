@@ -241,7 +241,7 @@ mod table {
                 match op {
                     Op::Write(vm, vcpu, x) => {
                         let known = model.contains_key(&(vm, vcpu));
-                        match t.states(vm, vcpu) {
+                        match t.states(vm, vcpu, 1) {
                             Some(s) => {
                                 let expect = model.get(&(vm, vcpu)).copied().unwrap_or(0);
                                 prop_assert_eq!(s[0].value, expect);
@@ -262,7 +262,7 @@ mod table {
                 prop_assert_eq!(t.live(), model.len());
             }
             for (&(vm, vcpu), &x) in &model {
-                prop_assert_eq!(t.states(vm, vcpu).map(|s| s[0].value), Some(x));
+                prop_assert_eq!(t.states(vm, vcpu, 1).map(|s| s[0].value), Some(x));
             }
         }
     }
@@ -270,7 +270,22 @@ mod table {
     #[test]
     fn vm_id_0_is_never_held() {
         let mut t = PinTable::new(vec![VcpuPins::FREE; 4]);
-        assert!(t.states(0, 1).is_none());
+        assert!(t.states(0, 1, 1).is_none());
         assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn states_of_another_profile_start_from_reset() {
+        let mut t = PinTable::new(vec![VcpuPins::FREE; 4]);
+        if let Some(s) = t.states(1, 0, 1) {
+            s[0] = PinState {
+                value: 5,
+                pinned: true,
+                sticky: 0,
+            };
+        }
+        // Index 0 of profile 2's pins may be another MSR: nothing carries over.
+        assert_eq!(t.states(1, 0, 2).map(|s| s[0]), Some(PinState::RESET));
+        assert_eq!(t.live(), 1);
     }
 }

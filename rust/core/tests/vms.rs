@@ -146,3 +146,21 @@ fn a_vm_keeps_the_vmm_and_profile_it_was_created_with_until_root_changes_it() {
     assert_eq!(t.set_profile(id, 0), None);
     assert_eq!(t.iter().count(), 1);
 }
+
+/// KVM may free a VM whose creation failed after `kvm_arch_init_vm`
+/// without destroying it: until KVM creates one of its vCPUs, its entry is
+/// neither listed nor given another profile (root's change would take a
+/// reference on freed memory).
+#[test]
+fn a_vm_without_a_vcpu_is_not_listed_nor_changed() {
+    let mut t = VmTable::new(vec![VmSlot::FREE; 8]);
+    let id = t.created(0xffff_c900_0060_0000, 77, 0);
+    assert_eq!(t.iter().count(), 0);
+    assert_eq!(t.set_profile(id, 1), None);
+    t.vm_of(0xffff_c900_0060_0000);
+    assert_eq!(t.iter().count(), 1);
+    assert_eq!(t.set_profile(id, 1), Some(0xffff_c900_0060_0000));
+    // A VM at the same address, created anew: not seen again yet.
+    let again = t.created(0xffff_c900_0060_0000, 78, 0);
+    assert_eq!(t.set_profile(again, 1), None);
+}

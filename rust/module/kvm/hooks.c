@@ -607,6 +607,20 @@ static void notrace vm_created_hook(unsigned long ip, unsigned long parent_ip,
 	atomic_long_inc(&vm_generation);
 }
 
+/*
+ * kvm_arch_vcpu_precreate(kvm, id): KVM_CREATE_VCPU on a VM whose creation
+ * finished. From here the VM's entry is trusted: listed, and root may give
+ * it another profile (which takes a reference on its struct kvm; a stale
+ * entry's may be freed memory).
+ */
+static void notrace vcpu_precreate_hook(unsigned long ip, unsigned long parent_ip,
+					struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	struct msrguard_vm vm;
+
+	msrguard_rust_vm(guard_ctx, (struct kvm *)ftrace_regs_get_argument(fregs, 0), &vm);
+}
+
 static void notrace vm_destroyed_hook(unsigned long ip, unsigned long parent_ip,
 				      struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
@@ -619,9 +633,13 @@ void msrguard_hooks_vms_changed(void)
 	atomic_long_inc(&vm_generation);
 }
 
+/* kvm_put_kvm(), found when kvm was armed (find_kvm_functions()). */
+static void (*kvm_put)(struct kvm *kvm);
+
+/* kvm_get_kvm_safe() without linking to kvm: refused until kvm_put is known. */
 bool msrguard_kvm_get(const struct kvm *kvm)
 {
-	return kvm_get_kvm_safe((struct kvm *)kvm);
+	return READ_ONCE(kvm_put) && refcount_inc_not_zero(&((struct kvm *)kvm)->users_count);
 }
 
 void msrguard_kvm_recalc_intercepts_put(const struct kvm *kvm)
@@ -633,7 +651,8 @@ void msrguard_kvm_recalc_intercepts_put(const struct kvm *kvm)
 	/* Checked before each entry: set_intercept_hook asks the new profile. */
 	kvm_for_each_vcpu(i, vcpu, vm)
 		kvm_make_request(KVM_REQ_RECALC_INTERCEPTS, vcpu);
-	kvm_put_kvm(vm);
+	/* Set: msrguard_kvm_get() took the reference. */
+	READ_ONCE(kvm_put)(vm);
 }
 
 /* ---- Intercepts -------------------------------------------------------- */
@@ -690,6 +709,7 @@ static struct hook kvm_hooks[] = {
 	/* VM lifetimes: each VM's id (a VM older than these gets one lazily). */
 	HOOK("kvm_arch_init_vm", vm_created_hook, 0),
 	HOOK("kvm_mmu_uninit_vm", vm_destroyed_hook, 0),
+	HOOK("kvm_arch_vcpu_precreate", vcpu_precreate_hook, 0),
 };
 static struct hook svm_hooks[] = {
 	HOOK("svm_set_intercept_for_msr", set_intercept_hook, 0),
@@ -780,15 +800,16 @@ static void disarm_set(struct hook_set *set)
 }
 
 /*
- * The wrappers' way into KVM (kvm_guest_read), checked callable: with IBT,
- * an indirect call must land on an ENDBR (or it is a #CP, an oops).
+ * @name of @module, checked callable indirectly: with IBT, an indirect call
+ * must land on an ENDBR (or it is a #CP, an oops). Only address-taken
+ * functions (exported ones) keep theirs. 0 and the address, or -errno.
  */
-static int find_guest_read(const char *module)
+static int find_callable(const char *module, const char *name, unsigned long *out)
 {
-	unsigned long addr = msrguard_function_address(module, "__kvm_emulate_msr_read");
+	unsigned long addr = msrguard_function_address(module, name);
 
 	if (!addr) {
-		pr_err("refusing to arm: %s has no function __kvm_emulate_msr_read\n", module);
+		pr_err("refusing to arm: %s has no function %s\n", module, name);
 		return -ENOENT;
 	}
 #ifdef CONFIG_X86_KERNEL_IBT
@@ -797,12 +818,34 @@ static int find_guest_read(const char *module)
 
 		if (copy_from_kernel_nofault(&insn, (void *)addr, sizeof(insn)) ||
 		    insn != gen_endbr()) {
-			pr_err("refusing to arm: __kvm_emulate_msr_read has no ENDBR: it cannot be called indirectly with IBT\n");
+			pr_err("refusing to arm: %s has no ENDBR: it cannot be called indirectly with IBT\n",
+			       name);
 			return -ENOEXEC;
 		}
 	}
 #endif
-	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))addr);
+	*out = addr;
+	return 0;
+}
+
+/*
+ * KVM's functions msrguard calls, found when kvm is armed rather than
+ * linked: msrguard loads without kvm, and arms once it comes. The
+ * wrappers' way into KVM (kvm_guest_read), and kvm_put_kvm() for the
+ * reference a profile change takes (kvm_put).
+ */
+static int find_kvm_functions(const char *module)
+{
+	unsigned long read, put;
+	int ret;
+
+	ret = find_callable(module, "__kvm_emulate_msr_read", &read);
+	if (!ret)
+		ret = find_callable(module, "kvm_put_kvm", &put);
+	if (ret)
+		return ret;
+	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))read);
+	WRITE_ONCE(kvm_put, (typeof(kvm_put))put);
 	return 0;
 }
 
@@ -811,7 +854,7 @@ static int arm_set(struct hook_set *set)
 {
 	int ret = 0, i;
 
-	const char *functions[4];
+	const char *functions[ARRAY_SIZE(kvm_hooks)];
 
 	if (set->armed)
 		return 0;
@@ -824,7 +867,7 @@ static int arm_set(struct hook_set *set)
 	if (ret)
 		return ret;
 	if (set->has_read_completion) {
-		ret = find_guest_read(set->module);
+		ret = find_kvm_functions(set->module);
 		if (ret)
 			return ret;
 	}

@@ -27,5 +27,6 @@
 
 HOOK_PROTOTYPE(kvm_get_msr_ignored_check, int(struct kvm_vcpu *, u32, DATA_ARG, bool));
 HOOK_PROTOTYPE(kvm_set_msr_ignored_check, int(struct kvm_vcpu *, u32, u64, bool));
+HOOK_PROTOTYPE(kvm_arch_vcpu_precreate, int(struct kvm *, unsigned int));
 HOOK_PROTOTYPE(svm_set_intercept_for_msr, void(struct kvm_vcpu *, u32, int, bool));
 HOOK_PROTOTYPE(vmx_set_intercept_for_msr, void(struct kvm_vcpu *, u32, int, bool));

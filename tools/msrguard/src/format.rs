@@ -167,9 +167,9 @@ pub(crate) fn json(r: &Record, names: &[String]) -> String {
     .to_string()
 }
 
-/// The counters as a table.
-pub(crate) fn stats_text(s: &Stats) -> String {
-    format!(
+/// The counters as a table, then the live VMs per profile.
+pub(crate) fn stats_text(s: &Stats, vms: &[(String, usize)]) -> String {
+    let counters = format!(
         "abi_version     : {}\nrecord_size     : {}\nmode            : {}\nlocked          : {}\ncapacity        : {}\nqueued          : {}\ngenerated       : {}\ndelivered       : {}\ndropped         : {}\nblocked_gp      : {}\nblocked_ignored : {}\naudit_allowed   : {}\ncoalesced       : {}\nvm_quota        : {}\nvm_reserve      : {}",
         s.abi_version,
         s.record_size,
@@ -186,12 +186,29 @@ pub(crate) fn stats_text(s: &Stats) -> String {
         s.coalesced,
         s.vm_quota,
         s.vm_reserve
+    );
+    let vms_line = vms
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{counters}\nvms             : {}{}",
+        vms.iter().map(|(_, n)| n).sum::<usize>(),
+        if vms.is_empty() {
+            String::new()
+        } else {
+            format!(" ({vms_line})")
+        }
     )
 }
 
 /// The counters as one JSON object.
-pub(crate) fn stats_json(s: &Stats) -> String {
+pub(crate) fn stats_json(s: &Stats, vms: &[(String, usize)]) -> String {
+    let by_profile: serde_json::Map<String, serde_json::Value> =
+        vms.iter().map(|(p, n)| (p.clone(), (*n).into())).collect();
     json!({
+        "vms": by_profile,
         "abi_version": s.abi_version,
         "record_size": s.record_size,
         "mode": if s.audit != 0 { "audit" } else { "enforce" },
@@ -271,6 +288,21 @@ pub(crate) fn vms_text(vms: &[VmInfoWire], names: &[String]) -> String {
         );
     }
     s
+}
+
+/// How many live VMs each profile has, in the module's order (the
+/// profiles without one left out).
+pub(crate) fn vms_by_profile(vms: &[VmInfoWire], names: &[String]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for v in vms {
+        let name = profile_name(v.profile, names);
+        match counts.iter_mut().find(|(p, _)| *p == name) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    counts.sort_by_key(|(p, _)| names.iter().position(|n| n == p).unwrap_or(usize::MAX));
+    counts
 }
 
 /// The live VMs as JSON, one object per line.

@@ -5,7 +5,8 @@
 //! - `msrguard events [--follow] [--json|--raw] [--journal]`: the events of
 //!   `/dev/msrguard` (or of a file of records, `--device FILE`); `--raw`
 //!   saves them as records for `policy suggest`;
-//! - `msrguard stats [--json]`: the module's counters and ABI version;
+//! - `msrguard stats [--json]`: the module's counters and ABI version, and
+//!   the live VMs per profile;
 //! - `msrguard vms [--json]`: the live VMs with their profiles;
 //! - `msrguard profile list` and `msrguard profile set (--vm ID | --pid
 //!   PID) NAME`: the compiled-in profiles, and giving a running VM another;
@@ -119,8 +120,9 @@ enum Command {
 enum ProfileCommand {
     /// List the profiles compiled into the module.
     List,
-    /// Give a running VM the profile NAME; its pins start from the values
-    /// its vCPUs hold now. Refused once the module is locked (lock=1).
+    /// Give a running VM the profile NAME; its pins start from nothing:
+    /// each vCPU's next write of a pinned MSR pins it. Refused once the
+    /// module is locked (lock=1).
     Set {
         /// The VM, by its id as events and `msrguard vms` show it (hex).
         #[arg(
@@ -207,13 +209,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Stats { json } => {
-            let stats = device::Device::open(&cli.device)?.stats()?;
+            let dev = device::Device::open(&cli.device)?;
+            let stats = dev.stats()?;
+            let by_profile = format::vms_by_profile(&dev.vms()?, &dev.profile_names()?);
             println!(
                 "{}",
                 if json {
-                    format::stats_json(&stats)
+                    format::stats_json(&stats, &by_profile)
                 } else {
-                    format::stats_text(&stats)
+                    format::stats_text(&stats, &by_profile)
                 }
             );
             Ok(())
