@@ -19,10 +19,20 @@ mkdir -p "$GUESTS"
 # modinfo says of 6.1's and 6.12's: kvm-amd/kvm-intel need kvm, kvm needs
 # irqbypass).
 KVM_MODULES=(virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd arch/x86/kvm/kvm-intel)
+# And the msr driver, for the hardened profile's attack (/dev/cpu/*/msr).
+GUEST_MODULES=("${KVM_MODULES[@]}" arch/x86/kernel/msr)
+
+# Whether DIR has every module of GUEST_MODULES (a cache made before one was added has not).
+have_modules() {
+	local m
+	for m in "${GUEST_MODULES[@]}"; do
+		compgen -G "$1/modules/*/${m##*/}.ko" >/dev/null || return 1
+	done
+}
 
 fetch_kernel() {
 	local pkg="$1" version="$2" dir="$3" tmp mods rel m f
-	[ -f "$dir/vmlinuz" ] && [ -d "$dir/modules" ] && return
+	[ -f "$dir/vmlinuz" ] && have_modules "$dir" && return
 	if [ -z "${APT_OPTS+x}" ]; then
 		local suites=() entry suite
 		for entry in "${GUEST_KERNELS[@]}"; do
@@ -46,7 +56,7 @@ fetch_kernel() {
 	rel=${mods##*/}
 	rm -rf "$dir/modules.tmp"
 	mkdir -p "$dir/modules.tmp/$rel"
-	for m in "${KVM_MODULES[@]}"; do
+	for m in "${GUEST_MODULES[@]}"; do
 		f=""
 		for f in "$mods/kernel/$m.ko" "$mods/kernel/$m.ko.xz" "$mods/kernel/$m.ko.zst" ""; do
 			[ -f "$f" ] && break
@@ -76,8 +86,8 @@ make_initramfs() {
 	fi
 	key=$({
 		dpkg-query -W -f='${Version}' busybox-static
-		cat "$init" "$MSRGUARD_ROOT/selftests/msr-index-list.c"
-		printf '%s\n' "${GUEST_KERNELS[@]}" "${KVM_MODULES[@]}"
+		cat "$init" "$MSRGUARD_ROOT/selftests/msr-index-list.c" "$MSRGUARD_ROOT/selftests/guest-pin-attack.c"
+		printf '%s\n' "${GUEST_KERNELS[@]}" "${GUEST_MODULES[@]}"
 	} | sha256sum | cut -c1-16)
 	out="$GUESTS/initramfs-$key.cpio.gz"
 	if [ ! -f "$out" ]; then
@@ -88,6 +98,9 @@ make_initramfs() {
 		gcc -static -O2 -Wall -o "$tmp/bin/msr-index-list" \
 			"$MSRGUARD_ROOT/selftests/msr-index-list.c" ||
 			die "cannot build selftests/msr-index-list.c"
+		gcc -static -O2 -Wall -o "$tmp/bin/guest-pin-attack" \
+			"$MSRGUARD_ROOT/selftests/guest-pin-attack.c" ||
+			die "cannot build selftests/guest-pin-attack.c"
 		# Every guest kernel's KVM modules, under its release.
 		for dir in "$@"; do
 			cp -r "$dir"/modules/* "$tmp/lib/modules/"

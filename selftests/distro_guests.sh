@@ -12,7 +12,11 @@
 # exactly its ignored reads; then, 4. and 5., the guest loads its own KVM
 # (msrguard.guest_kvm), without and with msrguard: KVM's MSR list, which its
 # init builds by probing each MSR with rdmsr_safe, must be the same (a guard
-# only takes away). kselftest TAP and its exit status: 0 passed, 1 failed,
+# only takes away); 6., the guest's VM gets the hardened profile before it
+# runs (QEMU paused, `msrguard profile set --pid`), boots, and then moves
+# each MSR the profile pins and clears EFER.NXE on every CPU, as a
+# compromised kernel would: each write is vetoed, with one event each and
+# none from the boot. kselftest TAP and its exit status: 0 passed, 1 failed,
 # 4 none could run (each check a SKIP with the reason).
 # When the default policy records events, one more boot in audit mode lists
 # every access that policy objects to.
@@ -45,8 +49,9 @@ skip() { n=$((n + 1)); skipped=$((skipped + 1)); echo "ok $n # SKIP $*"; }
 comment() { sed 's/^/# /'; }
 
 # Per kernel: baseline (2 checks), default policy (3), strict policy (3),
-# the guest's own KVM (3).
-CHECKS_PER_KERNEL=11
+# the guest's own KVM (3), the hardened profile (4).
+CHECKS_PER_KERNEL=15
+HARDENED=$(cd "$(dirname "$0")/.." && pwd)/policy/profiles/hardened.toml
 echo "TAP version 13"
 echo "1..$((CHECKS_PER_KERNEL * ${#KERNELS[@]}))"
 
@@ -124,8 +129,9 @@ bounded() {
 # problem"), without msrguard too. loglevel=5: warnings and worse reach the
 # console (the unchecked-MSR message and traces are warnings); every console
 # byte costs exits, so the info lines would only slow the boot down.
+QEMU_EXTRA=()
 run_qemu() {
-	exec qemu-system-x86_64 -enable-kvm -cpu host,-xsave \
+	exec qemu-system-x86_64 -enable-kvm -cpu host,-xsave "${QEMU_EXTRA[@]}" \
 		-smp 2 -m 512 -nodefaults -nographic -serial stdio -no-reboot \
 		-kernel "$1" -initrd "$INITRAMFS" \
 		-append "console=ttyS0 panic=-1 loglevel=5${3:+ $3}" \
@@ -213,6 +219,61 @@ with_msrguard() {
 	[ -z "$host_stuck" ] || return "$rc"
 	bounded 60 "$TOOL" events --json >"$events" || { echo "# reading the events failed"; rc=1; }
 	bounded 60 "$TOOL" stats --json >"$events.stats" || { echo "# reading the counters failed"; rc=1; }
+	bounded 60 rmmod msrguard || { echo "# rmmod msrguard failed"; rc=1; }
+	return "$rc"
+}
+
+# The hardened profile's pins and set-only bits as guest-pin-attack's
+# specs ("pin:0xc0000082,...,set_only:0xc0000080:0x800"), from its file.
+hardened_specs() {
+	awk '
+		/^\[\[pin\]\]/ { t = "pin"; next }
+		/^\[\[set_only\]\]/ { t = "set_only"; next }
+		/^\[/ { t = ""; next }
+		t != "" && $1 == "index" { idx = $3; if (t == "pin") { print "pin:" idx; t = "" } }
+		t == "set_only" && $1 == "bits" { print "set_only:" idx ":" $3; t = "" }
+	' "$HARDENED" | paste -sd,
+}
+
+# hardened_boot KO VMLINUZ LOG EVENTS: boots with KO loaded and QEMU paused
+# (-S) until its VM has the hardened profile (`msrguard profile set --pid`,
+# retried until QEMU made its VM), then "cont" on its monitor; the guest
+# runs guest-pin-attack. Saves the events, unloads KO. Returns the boot's
+# status.
+hardened_boot() {
+	local ko="$1" vmlinuz="$2" log="$3" events="$4" port=$((20000 + RANDOM % 20000)) rc=0
+	local start
+	: >"$log"
+	: >"$events"
+	[ -z "$host_stuck" ] || return 1
+	bounded 60 insmod "$ko" || { echo "# insmod $ko failed"; return 1; }
+	rm -f "$WORK/qemu.pid"
+	QEMU_EXTRA=(-S -pidfile "$WORK/qemu.pid" -monitor "tcp:127.0.0.1:$port,server,nowait")
+	(
+		for _ in $(seq 300); do
+			[ -s "$WORK/qemu.pid" ] &&
+				"$TOOL" profile set --pid "$(cat "$WORK/qemu.pid")" hardened >"$WORK/profile-set.log" 2>&1 &&
+				break
+			sleep 0.1
+		done
+		# The monitor takes "cont" once the profile is set (or never: the
+		# boot times out); it may not listen yet, and reads a command
+		# only while the connection stays open: ask until it says running.
+		grep -q 'profile hardened' "$WORK/profile-set.log" 2>/dev/null || exit 0
+		for _ in $(seq 100); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$port" &&
+				printf 'cont\ninfo status\n' >&3 && timeout 3 cat <&3) >"$WORK/monitor.log" 2>&1
+			grep -q 'VM status: running' "$WORK/monitor.log" && break
+			sleep 0.2
+		done
+	) &
+	start=$SECONDS
+	bounded "$BOOT_TIMEOUT" run_qemu "$vmlinuz" "$log" "msrguard.pin_attack=$(hardened_specs)" || rc=$?
+	wait
+	QEMU_EXTRA=()
+	echo "# boot took $((SECONDS - start))s, qemu exit $rc; $(cat "$WORK/profile-set.log" 2>/dev/null)"
+	[ -z "$host_stuck" ] || return "$rc"
+	bounded 60 "$TOOL" events --json >"$events" || { echo "# reading the events failed"; rc=1; }
 	bounded 60 rmmod msrguard || { echo "# rmmod msrguard failed"; rc=1; }
 	return "$rc"
 }
@@ -307,6 +368,30 @@ for entry in "${KERNELS[@]}"; do
 		echo "# without: $without"
 		echo "# with:    $with"
 		not_ok "$name: the guest KVM's MSR list is the same with msrguard as without"
+	fi
+	[ -z "$host_stuck" ] || break
+
+	# The hardened profile: a clean boot, then each pinned write vetoed.
+	rc=0
+	hardened_boot "$DEFAULT_KO" "$vmlinuz" "$log.hardened" "$log.hardened.events" || rc=$?
+	check_boot "$name with msrguard (hardened profile)" "$rc" "$log.hardened"
+	cpus=$(tr -d '\r' <"$log.hardened" | grep -c '^MSRGUARD-GUEST-PIN cpu=' || true)
+	specs=$(hardened_specs | tr , '\n' | wc -l)
+	vetoed=$(tr -d '\r' <"$log.hardened" | grep -c '^MSRGUARD-GUEST-PIN cpu=[0-9]* msr=0x[0-9a-f]* vetoed$' || true)
+	if [ "$cpus" -gt 0 ] && [ "$vetoed" = "$cpus" ] && [ $((cpus % specs)) = 0 ]; then
+		ok "$name with msrguard (hardened profile): all $vetoed writes of pinned MSRs and EFER.NXE vetoed ($specs MSRs, $((cpus / specs)) CPUs)"
+	else
+		tr -d '\r' <"$log.hardened" | grep '^MSRGUARD-GUEST-PIN' | comment || true
+		not_ok "$name with msrguard (hardened profile): every write of a pinned MSR and EFER.NXE vetoed"
+	fi
+	# One event per write, each pinned or set-only and naming the profile;
+	# none from the boot (the profile and the default policy let it be).
+	others=$(grep -vc '"profile":"hardened".*"reason":"\(pinned\|set-only\)"' "$log.hardened.events" || true)
+	if [ "$vetoed" -gt 0 ] && [ "$(wc -l <"$log.hardened.events")" = "$vetoed" ] && [ "$others" = 0 ]; then
+		ok "$name with msrguard (hardened profile): one event per vetoed write, reason pinned or set-only, none from the boot"
+	else
+		summarize "$log.hardened.events" | comment
+		not_ok "$name with msrguard (hardened profile): one event per vetoed write, reason pinned or set-only, none from the boot"
 	fi
 	[ -z "$host_stuck" ] || break
 done
