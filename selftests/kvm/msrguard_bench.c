@@ -20,6 +20,10 @@
  * msrguard's work, not the guest's. The real-mode cases run on realmode.c's
  * guest, which halts to the host (no in-kernel LAPIC).
  *
+ * The pinned cases run with msrguard in both columns: KVM intercepts LSTAR
+ * writes only for a VM whose profile pins it, so their baseline is an
+ * allowed write that exits (PAT) of a VM in the default profile.
+ *
  * Usage: msrguard_bench MODULE.ko [EXITS]
  */
 #include <errno.h>
@@ -55,6 +59,16 @@ struct bench_case {
 	const char *params;		/* "with" loads msrguard with these; NULL: none */
 	bool long_mode;			/* LIBKVM's guest, the loop in a PE image */
 	enum { IMG_NONE, IMG_OFF, IMG_REPEAT, IMG_NEW } image; /* what "with" claims */
+	/*
+	 * "with" gives the VM this profile (MSRGUARD_IOC_SET_PROFILE). A
+	 * pinned MSR's write exits only while msrguard keeps it intercepted,
+	 * in that profile: "without" is then msrguard loaded, the VM in the
+	 * default profile, writing @base_msr (an allowed write that exits).
+	 */
+	const char *profile;
+	uint64_t pinned;		/* the VMM writes this first (KVM_SET_MSRS): the pin */
+	uint32_t base_msr;
+	uint64_t base_value;
 	uint32_t vector_without;	/* fault the guest sees: 0 or GP_VECTOR */
 	uint32_t vector_with;
 	double ns[2][2];		/* [without, with][best, worst] */
@@ -118,6 +132,21 @@ static struct bench_case cases[] = {
 	{ .name = "LM new+img", .access = "WRMSR 0x79, a new value each",
 	  .entry = bench_lm_wrmsr_steps, .msr = 0x79, .value = 0x1000, .long_mode = true,
 	  .params = "image_scan_pages=4096", .vector_with = GP_VECTOR, .image = IMG_NEW },
+	/*
+	 * The hardened profile's pins (policy/profiles/hardened.toml): a
+	 * kernel's LSTAR write of the value it pinned (Linux's resume from
+	 * suspend does it), and a rootkit's write of another, vetoed (a repeat,
+	 * coalesced). Against an allowed write that exits, PAT's, in the
+	 * default profile (an unpinned VM's LSTAR write does not exit).
+	 */
+	{ .name = "LM pinned", .access = "WRMSR LSTAR, the pinned value",
+	  .entry = bench_lm_wrmsr_loop, .msr = 0xc0000082, .value = 0xffffffff81a00000ull,
+	  .long_mode = true, .profile = "hardened", .pinned = 0xffffffff81a00000ull,
+	  .base_msr = 0x277, .base_value = 0x0007040600070406ull },
+	{ .name = "LM pin veto", .access = "WRMSR LSTAR, another value",
+	  .entry = bench_lm_wrmsr_loop, .msr = 0xc0000082, .value = 0xffffffff8badc0deull,
+	  .long_mode = true, .profile = "hardened", .pinned = 0xffffffff81a00000ull,
+	  .base_msr = 0x277, .base_value = 0x0007040600070406ull, .vector_with = GP_VECTOR },
 };
 
 /*
@@ -245,11 +274,12 @@ static void bench_vm_destroy(struct bench_vm *b)
 }
 
 /*
- * One run of @c's loop of @exits accesses: 0 and the vector the guest saw,
- * or -1 with a message if it did not come back as it should.
+ * One run of @c's loop of @exits accesses (@base: of its baseline's MSR
+ * and value): 0 and the vector the guest saw, or -1 with a message if it
+ * did not come back as it should.
  */
-static int bench_vm_run(struct bench_vm *b, const struct bench_case *c, uint32_t exits,
-			uint32_t *vector)
+static int bench_vm_run(struct bench_vm *b, const struct bench_case *c, bool base,
+			uint32_t exits, uint32_t *vector)
 {
 	struct guest_result res;
 	struct ucall uc;
@@ -266,8 +296,8 @@ static int bench_vm_run(struct bench_vm *b, const struct bench_case *c, uint32_t
 		return 0;
 	}
 	lm_args.entry = LM_CODE_VA + (uint64_t)(c->entry - bench_lm_code_start);
-	lm_args.msr = c->msr;
-	lm_args.value = c->value;
+	lm_args.msr = base ? c->base_msr : c->msr;
+	lm_args.value = base ? c->base_value : c->value;
 	lm_args.count = exits;
 	sync_global_to_guest(b->vm, lm_args);
 	ret = __vcpu_run(b->vcpu);
@@ -336,6 +366,52 @@ static uint64_t exit_count(const struct exit_counter *c)
 	return v;
 }
 
+/* Gives this process's one live VM the profile @name; false with a message if it cannot. */
+static bool give_profile(const char *name)
+{
+	struct msrguard_set_profile set = {};
+	struct msrguard_vm_info vm = {};
+	struct msrguard_profile p;
+	bool found = false;
+	int fd = open_device();
+	uint32_t i;
+
+	if (fd < 0) {
+		fprintf(stderr, "bench: %s: %s\n", DEVICE_PATH, strerror(errno));
+		return false;
+	}
+	for (p.index = 0;; p.index++) {
+		if (ioctl(fd, MSRGUARD_IOC_PROFILE, &p))
+			break;
+		if (!strncmp(p.name, name, sizeof(p.name))) {
+			found = true;
+			break;
+		}
+	}
+	for (i = 0; found; i++) {
+		vm.position = i;
+		if (ioctl(fd, MSRGUARD_IOC_VM, &vm)) {
+			found = false;
+			break;
+		}
+		if (vm.vmm_pid == (uint32_t)getpid())
+			break;
+	}
+	if (!found) {
+		fprintf(stderr, "bench: no profile %s, or no VM of this process: %s\n", name,
+			strerror(errno));
+		close(fd);
+		return false;
+	}
+	set.vm_id = vm.vm_id;
+	set.profile = p.index;
+	found = !ioctl(fd, MSRGUARD_IOC_SET_PROFILE, &set);
+	if (!found)
+		fprintf(stderr, "bench: profile %s for VM %u: %s\n", name, vm.vm_id, strerror(errno));
+	close(fd);
+	return found;
+}
+
 /*
  * Runs @exits accesses of @c ROUNDS times in a fresh VM; stores the best and
  * worst ns per exit in c->ns[@with]. Returns false, with a message, if the
@@ -351,6 +427,12 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 	int i, ret;
 
 	bench_vm_create(&b, c->long_mode);
+	if (with && c->profile && !give_profile(c->profile)) {
+		bench_vm_destroy(&b);
+		return false;
+	}
+	if (with && c->pinned)
+		vcpu_set_msr(b.vcpu, c->msr, c->pinned);
 	ret = exit_counter_open(b.vcpu, &counter);
 	if (ret) {
 		fprintf(stderr, "bench: %s: vCPU exit counter: %s\n", c->name, strerror(-ret));
@@ -363,7 +445,7 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 	 * One untimed round first: a new VM's first run also faults in its
 	 * memory and warms KVM's caches, which no later exit pays again.
 	 */
-	if (bench_vm_run(&b, c, exits, &vector)) {
+	if (bench_vm_run(&b, c, !with && c->base_msr, exits, &vector)) {
 		fprintf(stderr, "bench: %s %s msrguard: warm-up failed\n", c->name, which);
 		ok = false;
 	}
@@ -371,7 +453,7 @@ static bool measure(struct bench_case *c, int with, uint32_t exits)
 		uint64_t e0 = exit_count(&counter), e1;
 		double t0 = now_ns(), t;
 
-		ret = bench_vm_run(&b, c, exits, &vector);
+		ret = bench_vm_run(&b, c, !with && c->base_msr, exits, &vector);
 		t = (now_ns() - t0) / exits;
 		e1 = exit_count(&counter);
 		if (ret) {
@@ -451,9 +533,14 @@ static bool measure_with(const char *ko, const char *params, uint32_t exits)
 	if (!load(ko, params))
 		return false;
 	ok = true;
-	for (i = 0; i < ARRAY_SIZE(cases); i++)
-		if (!strcmp(params_of(&cases[i]), params))
-			ok = measure_attributed(&cases[i], exits) && ok;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (strcmp(params_of(&cases[i]), params))
+			continue;
+		/* A profile's case: its baseline is the default profile's, here. */
+		if (cases[i].profile)
+			ok = measure(&cases[i], 0, exits) && ok;
+		ok = measure_attributed(&cases[i], exits) && ok;
+	}
 	return unload() && ok;
 }
 
@@ -468,9 +555,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s MODULE.ko [EXITS]\n", argv[0]);
 		return 2;
 	}
-	/* Baselines first, with no msrguard loaded at all. */
+	/* Baselines first, with no msrguard loaded at all (but a profile's). */
 	for (i = 0; i < ARRAY_SIZE(cases); i++)
-		ok = measure(&cases[i], 0, exits) && ok;
+		if (!cases[i].profile)
+			ok = measure(&cases[i], 0, exits) && ok;
 	/* One load of msrguard per distinct parameter string, in case order. */
 	for (i = 0; i < ARRAY_SIZE(cases) && ok; i++) {
 		for (j = 0; j < i && strcmp(params_of(&cases[j]), params_of(&cases[i])); j++)
@@ -491,8 +579,10 @@ int main(int argc, char **argv)
 		const struct bench_case *c = &cases[i];
 		double w0 = c->ns[0][0], w1 = c->ns[1][0];
 
-		printf("# bench: %-14s %-30s %9.0f %9.0f %7.3f %+8.0f%s%s%s\n", c->name, c->access, w0,
-		       w1, w1 / w0, w1 - w0, c->params ? "  (" : "", params_of(c), c->params ? ")" : "");
+		printf("# bench: %-14s %-30s %9.0f %9.0f %7.3f %+8.0f%s%s%s%s%s%s\n", c->name, c->access, w0,
+		       w1, w1 / w0, w1 - w0, c->params ? "  (" : "", params_of(c), c->params ? ")" : "",
+		       c->profile ? "  (" : "", c->profile ? c->profile : "",
+		       c->profile ? " profile; without: WRMSR PAT, default profile)" : "");
 		spread = c->ns[0][1] / c->ns[0][0] - 1;
 		worst = spread > worst ? spread : worst;
 		spread = c->ns[1][1] / c->ns[1][0] - 1;
