@@ -19,6 +19,7 @@
 //! - [`profiles`]: the profiles a VM may have (policy table, pins);
 //! - [`pins`]: pinned values and set-only bits, per vCPU;
 //! - [`vms`]: the VMs known, each with an id never reused;
+//! - [`slots`]: open addressing over a fixed slice, for both tables;
 //! - [`pe`]: finding the PE image that holds an address;
 //! - [`msr_names`]: MSR names from the kernel's `msr-index.h`.
 
@@ -37,5 +38,6 @@ pub mod policy;
 pub mod profiles;
 pub mod queue;
 pub mod record;
+pub mod slots;
 pub mod vms;
 pub mod work_pool;

@@ -27,6 +27,11 @@
 //! - A new vCPU starts from [`PinState::RESET`]; INIT keeps the state (the
 //!   guest can send INIT to its own vCPUs).
 
+use crate::slots::{
+    self,
+    Slot, //
+};
+
 /// What a profile's entry asks of writes the policy allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PinRule {
@@ -144,6 +149,12 @@ impl VcpuPins {
     };
 }
 
+impl Slot for VcpuPins {
+    fn key(&self) -> u64 {
+        self.key
+    }
+}
+
 impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
     /// An empty table of `slots.len()` slots.
     pub fn new(mut slots: S) -> Self {
@@ -161,8 +172,7 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
     }
 
     fn home(&self, key: u64) -> usize {
-        let h = key.wrapping_mul(0x61c8_8646_80b5_83eb) >> 32;
-        (h as usize) % self.slots.len().max(1)
+        slots::home(key, self.slots.len())
     }
 
     /// The states of vCPU `vcpu_id` of VM `vm_id` under profile `profile`,
@@ -213,37 +223,6 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
         None
     }
 
-    /// Frees slot `hole`, shifting back the entries whose probe passed it.
-    fn remove_at(&mut self, mut hole: usize) {
-        let len = self.slots.len();
-        let mut i = hole;
-        for _ in 0..len {
-            i = (i + 1) % len;
-            let Some(&slot) = self.slots.get(i) else {
-                return;
-            };
-            if slot.key == 0 {
-                break;
-            }
-            let home = self.home(slot.key);
-            let stays = if hole <= i {
-                hole < home && home <= i
-            } else {
-                hole < home || home <= i
-            };
-            if !stays {
-                if let Some(h) = self.slots.get_mut(hole) {
-                    *h = slot;
-                }
-                hole = i;
-            }
-        }
-        if let Some(h) = self.slots.get_mut(hole) {
-            *h = VcpuPins::FREE;
-        }
-        self.live -= 1;
-    }
-
     /// Forgets every vCPU of VM `vm_id`: the VM went, or got another
     /// profile (whose pins start from nothing). Bounded by the table.
     pub fn forget_vm(&mut self, vm_id: u32) {
@@ -251,7 +230,10 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
         // A removal may shift a later entry into slot i: look at it again.
         while i < self.slots.len() {
             match self.slots.get(i) {
-                Some(s) if s.key != 0 && (s.key >> 32) as u32 == vm_id => self.remove_at(i),
+                Some(s) if s.key != 0 && (s.key >> 32) as u32 == vm_id => {
+                    slots::remove(&mut self.slots, i, VcpuPins::FREE);
+                    self.live -= 1;
+                }
                 _ => i += 1,
             }
         }

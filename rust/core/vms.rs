@@ -24,6 +24,11 @@
 
 use core::ops::DerefMut;
 
+use crate::slots::{
+    self,
+    Slot, //
+};
+
 /// Slots the module has: VMs tracked at once.
 pub const VM_SLOTS: usize = 1024;
 
@@ -49,6 +54,12 @@ impl VmSlot {
         },
         vcpu_seen: false,
     };
+}
+
+impl Slot for VmSlot {
+    fn key(&self) -> u64 {
+        self.key
+    }
 }
 
 /// What the table knows of a VM.
@@ -112,10 +123,7 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
     }
 
     fn home(&self, key: u64) -> usize {
-        // Keys are addresses: a multiplicative hash (the kernel's hash_64)
-        // spreads every bit of them over the top bits used.
-        let h = key.wrapping_mul(0x61c8_8646_80b5_83eb) >> 32;
-        (h as usize) % self.slots.len().max(1)
+        slots::home(key, self.slots.len())
     }
 
     /// The slot holding `key`, or the free slot where it would go. None for
@@ -191,34 +199,11 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
     /// KVM destroyed the VM `key`: its slot is freed. Returns its id, if
     /// it was tracked.
     pub fn destroyed(&mut self, key: u64) -> Option<u32> {
-        let (mut hole, true) = self.probe(key)? else {
+        let (hole, true) = self.probe(key)? else {
             return None;
         };
         let id = self.slots.get(hole)?.vm.id;
-        let len = self.slots.len();
-        // Backward shift: move up each following entry that may not sit
-        // past the hole, so that no probe stops early at it.
-        let mut i = hole;
-        for _ in 0..len {
-            i = (i + 1) % len;
-            let slot = *self.slots.get(i)?;
-            if slot.key == 0 {
-                break;
-            }
-            let home = self.home(slot.key);
-            // Whether `home` lies cyclically in (hole, i]: then the entry
-            // stays where it is.
-            let stays = if hole <= i {
-                hole < home && home <= i
-            } else {
-                hole < home || home <= i
-            };
-            if !stays {
-                *self.slots.get_mut(hole)? = slot;
-                hole = i;
-            }
-        }
-        *self.slots.get_mut(hole)? = VmSlot::FREE;
+        slots::remove(&mut self.slots, hole, VmSlot::FREE);
         self.live -= 1;
         Some(id)
     }

@@ -105,6 +105,9 @@ mod queue;
     reason = "shared with the host crates, which decode what the module encodes"
 )]
 mod record;
+#[path = "../core/slots.rs"]
+#[expect(unreachable_pub, reason = "shared with the host crates")]
+mod slots;
 mod vm_table;
 #[path = "../core/vms.rs"]
 #[expect(

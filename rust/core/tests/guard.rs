@@ -28,6 +28,21 @@ fn table() -> Vec<Entry> {
     ]
 }
 
+/// The guest's WRMSR of `value` to `msr`, as the decision hook sees it in
+/// enforce mode.
+fn guest_write(msr: u32, value: u64) -> Facts {
+    Facts {
+        hook: Hook::Decision,
+        msr,
+        is_write: true,
+        value,
+        host_initiated: false,
+        audit: false,
+        vmm_takes_filter_exits: false,
+        read_completion_armed: false,
+    }
+}
+
 /// Bitmaps built as the generator builds them (bit = `always_allowed`).
 fn bitmaps(table: &[Entry]) -> Vec<AllowBitmap> {
     AllowBitmap::BASES
@@ -267,16 +282,7 @@ fn unknown_msr_answers_as_kvm_would() {
 #[test]
 fn masked_write_inside_the_mask_is_allowed_outside_vetoed() {
     let t = table();
-    let f = |value| Facts {
-        hook: Hook::Decision,
-        msr: 0x40,
-        is_write: true,
-        value,
-        host_initiated: false,
-        audit: false,
-        vmm_takes_filter_exits: false,
-        read_completion_armed: false,
-    };
+    let f = |value| guest_write(0x40, value);
     assert_eq!(on_access(&t, &f(0x7f)), Answer::PROCEED);
     let a = on_access(&t, &f(0x100));
     assert_eq!((a.kvm, a.reason), (KvmReturn::Fail, Reason::WriteMask));
@@ -300,16 +306,7 @@ mod pinned {
     };
 
     fn write(msr: u32, value: u64) -> Facts {
-        Facts {
-            hook: Hook::Decision,
-            msr,
-            is_write: true,
-            value,
-            host_initiated: false,
-            audit: false,
-            vmm_takes_filter_exits: false,
-            read_completion_armed: false,
-        }
+        super::guest_write(msr, value)
     }
 
     #[test]
