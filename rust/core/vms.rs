@@ -11,8 +11,9 @@
 //!   a destroyed one's address gets a new id, so its events, its share of
 //!   the event queue and its cached images are its own.
 //! - An entry is trusted (listed, its profile changeable by root) once
-//!   KVM creates a vCPU of the VM (or a hook sees one): KVM may free a VM
-//!   whose creation failed after `kvm_arch_init_vm` without destroying it.
+//!   KVM creates a vCPU of the VM (or a hook sees one): KVM frees a VM
+//!   whose `kvm_arch_init_vm` failed early (an unsupported type) without
+//!   destroying it.
 //! - A VM's profile ([`crate::profiles`]) is given when KVM creates it (by
 //!   the creating task's cgroup, which the module matches), the default one
 //!   for a VM that existed before msrguard loaded; root may change it
@@ -38,8 +39,8 @@ pub struct VmSlot {
     key: u64,
     vm: Vm,
     /// KVM created a vCPU of it, or a hook saw one: KVM finished creating
-    /// it. Until then the entry may be stale (KVM's creation failed after
-    /// `kvm_arch_init_vm`, and freed the VM without destroying it).
+    /// it. Until then the entry may be stale (`kvm_arch_init_vm` failed
+    /// early, and KVM freed the VM without destroying it).
     vcpu_seen: bool,
 }
 

@@ -496,13 +496,12 @@ pub(crate) fn set_profile(vms: &Vms, pins: &Pins, id: u32, profile: u8) -> Resul
         return Err(EINVAL);
     }
     let kvm = vms.set_profile(id, profile).ok_or(ENOENT)?;
-    // No CPU decides under the old profile from here; a decision already
-    // under way finds its vCPU's states reset (`PinTable::states`).
+    // The new profile's pins start from nothing: each vCPU's next write of
+    // a pinned MSR pins it. A decision still under the old profile finds
+    // its vCPU's states under the new one reset (`PinTable::states`).
+    pins.forget_vm(id);
     // SAFETY: No preconditions: it moves the hooks' VM generation.
     unsafe { msrguard_hooks_vms_changed() };
-    // The new profile's pins start from nothing: each vCPU's next write of
-    // a pinned MSR pins it.
-    pins.forget_vm(id);
     if let Some(kvm) = kvm {
         // The intercepts follow the new profile (a pinned MSR's writes
         // exit), from each vCPU's next entry.

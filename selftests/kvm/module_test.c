@@ -178,9 +178,10 @@ TEST_F(lifetime, hooks_verified_before_arming)
 	before = log_lines(verified);
 	vendor_before = log_lines(vendor_verified);
 
+	/* The first function kvm's hooks check: the VM lifetimes attach first. */
 	load_refused(_metadata, "verify_inject=clone",
-		     "msrguard: refusing to arm: kvm_get_msr_ignored_check has a compiler clone "
-		     "(kvm_get_msr_ignored_check*)");
+		     "msrguard: refusing to arm: kvm_arch_init_vm has a compiler clone "
+		     "(kvm_arch_init_vm*)");
 	load_refused(_metadata, "verify_inject=caller",
 		     "msrguard: refusing to arm: kvm_get_msr_common does not call "
 		     "kvm_get_msr_ignored_check (inlined into it?)");

@@ -147,8 +147,8 @@ fn a_vm_keeps_the_vmm_and_profile_it_was_created_with_until_root_changes_it() {
     assert_eq!(t.iter().count(), 1);
 }
 
-/// KVM may free a VM whose creation failed after `kvm_arch_init_vm`
-/// without destroying it: until KVM creates one of its vCPUs, its entry is
+/// KVM frees a VM whose `kvm_arch_init_vm` failed early (an unsupported
+/// type) without destroying it: until KVM creates one of its vCPUs, its entry is
 /// neither listed nor given another profile (root's change would take a
 /// reference on freed memory).
 #[test]

@@ -633,26 +633,38 @@ void msrguard_hooks_vms_changed(void)
 	atomic_long_inc(&vm_generation);
 }
 
-/* kvm_put_kvm(), found when kvm was armed (find_kvm_functions()). */
-static void (*kvm_put)(struct kvm *kvm);
-
-/* kvm_get_kvm_safe() without linking to kvm: refused until kvm_put is known. */
+/*
+ * kvm_get_kvm_safe() without linking to kvm (msrguard may load before
+ * kvm.ko): kvm_put_kvm through symbol_get(), whose reference on kvm.ko
+ * stays until msrguard_kvm_recalc_intercepts_put() has put the VM.
+ */
 bool msrguard_kvm_get(const struct kvm *kvm)
 {
-	return READ_ONCE(kvm_put) && refcount_inc_not_zero(&((struct kvm *)kvm)->users_count);
+	if (!symbol_get(kvm_put_kvm))
+		return false;
+	if (refcount_inc_not_zero(&((struct kvm *)kvm)->users_count))
+		return true;
+	symbol_put(kvm_put_kvm);
+	return false;
 }
 
 void msrguard_kvm_recalc_intercepts_put(const struct kvm *kvm)
 {
 	struct kvm *vm = (struct kvm *)kvm;
+	void (*put)(struct kvm *kvm);
 	struct kvm_vcpu *vcpu;
 	unsigned long i;
 
 	/* Checked before each entry: set_intercept_hook asks the new profile. */
 	kvm_for_each_vcpu(i, vcpu, vm)
 		kvm_make_request(KVM_REQ_RECALC_INTERCEPTS, vcpu);
-	/* Set: msrguard_kvm_get() took the reference. */
-	READ_ONCE(kvm_put)(vm);
+	/* msrguard_kvm_get() holds kvm.ko: the symbol is there. */
+	put = symbol_get(kvm_put_kvm);
+	if (!WARN_ON_ONCE(!put)) {
+		put(vm);
+		symbol_put(kvm_put_kvm);
+	}
+	symbol_put(kvm_put_kvm);
 }
 
 /* ---- Intercepts -------------------------------------------------------- */
@@ -704,12 +716,16 @@ struct hook {
  */
 #define DECISION_FLAGS (FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT)
 static struct hook kvm_hooks[] = {
-	HOOK("kvm_get_msr_ignored_check", get_check_hook, DECISION_FLAGS),
-	HOOK("kvm_set_msr_ignored_check", set_check_hook, DECISION_FLAGS),
-	/* VM lifetimes: each VM's id (a VM older than these gets one lazily). */
+	/*
+	 * VM lifetimes first: each VM's id (a VM older than these gets one
+	 * lazily), and no entry a decision hook makes for a VM older than
+	 * msrguard may outlive it (its destruction seen by the hook already).
+	 */
 	HOOK("kvm_arch_init_vm", vm_created_hook, 0),
 	HOOK("kvm_mmu_uninit_vm", vm_destroyed_hook, 0),
 	HOOK("kvm_arch_vcpu_precreate", vcpu_precreate_hook, 0),
+	HOOK("kvm_get_msr_ignored_check", get_check_hook, DECISION_FLAGS),
+	HOOK("kvm_set_msr_ignored_check", set_check_hook, DECISION_FLAGS),
 };
 static struct hook svm_hooks[] = {
 	HOOK("svm_set_intercept_for_msr", set_intercept_hook, 0),
@@ -829,23 +845,18 @@ static int find_callable(const char *module, const char *name, unsigned long *ou
 }
 
 /*
- * KVM's functions msrguard calls, found when kvm is armed rather than
- * linked: msrguard loads without kvm, and arms once it comes. The
- * wrappers' way into KVM (kvm_guest_read), and kvm_put_kvm() for the
- * reference a profile change takes (kvm_put).
+ * The wrappers' way into KVM (kvm_guest_read), found when kvm is armed
+ * rather than linked: msrguard loads without kvm, and arms once it comes.
  */
 static int find_kvm_functions(const char *module)
 {
-	unsigned long read, put;
+	unsigned long read;
 	int ret;
 
 	ret = find_callable(module, "__kvm_emulate_msr_read", &read);
-	if (!ret)
-		ret = find_callable(module, "kvm_put_kvm", &put);
 	if (ret)
 		return ret;
 	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))read);
-	WRITE_ONCE(kvm_put, (typeof(kvm_put))put);
 	return 0;
 }
 
