@@ -433,5 +433,9 @@ boundary_calls! {
         /// verify.c: where module's function name starts (0: no such
         /// function).
         fn msrguard_function_address(module: *const c_char, name: *const c_char) -> UnsignedLong;
+        /// verify.c: module's function name's ftrace call site, where its
+        /// hook attaches by address (0: none, or not traceable). A filter
+        /// by name reads every traceable function's name instead.
+        fn msrguard_ftrace_site(module: *const c_char, name: *const c_char) -> UnsignedLong;
     }
 }

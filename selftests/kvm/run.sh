@@ -40,8 +40,9 @@ for prog in "${progs[@]}"; do
 	else
 		case "$name" in storm_test | fuzz_test) continue ;; esac
 	fi
-	rc=0
+	rc=0 t=$SECONDS
 	"$prog" "$@" || rc=$?
+	echo "# run.sh: $name exited $rc after $((SECONDS - t))s"
 	ran=$((ran + 1))
 	case "$rc" in
 	0) ;;

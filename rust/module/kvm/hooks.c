@@ -761,9 +761,12 @@ static bool exiting;
 /* mode=audit wants the read-completion fprobe while kvm is armed. */
 static bool audit_wanted;
 
+/* kvm_get_msr_ignored_check's ftrace call site, found when kvm is armed. */
+static unsigned long get_check_site;
+
 static int arm_read_completion(void)
 {
-	int ret = register_fprobe(&read_completion, "kvm_get_msr_ignored_check", NULL);
+	int ret = register_fprobe_ips(&read_completion, &get_check_site, 1);
 
 	if (ret) {
 		pr_err("cannot hook kvm_get_msr_ignored_check for audited reads (%d)\n", ret);
@@ -787,11 +790,16 @@ static void detach(struct hook *h)
 	ftrace_free_filter(&h->ops);
 }
 
-static int attach(struct hook *h)
+/*
+ * By address: a filter by name reads the name of every traceable function
+ * of the kernel, which made arming take seconds in an emulated VM.
+ */
+static int attach(const char *module, struct hook *h)
 {
+	unsigned long site = msrguard_ftrace_site(module, h->function);
 	int ret;
 
-	ret = ftrace_set_filter(&h->ops, (unsigned char *)h->function, strlen(h->function), 1);
+	ret = site ? ftrace_set_filter_ip(&h->ops, site, 0, 1) : -ENOENT;
 	if (!ret)
 		ret = register_ftrace_function(&h->ops);
 	if (ret) {
@@ -857,6 +865,11 @@ static int find_kvm_functions(const char *module)
 	if (ret)
 		return ret;
 	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))read);
+	get_check_site = msrguard_ftrace_site(module, "kvm_get_msr_ignored_check");
+	if (!get_check_site) {
+		pr_err("refusing to arm: kvm_get_msr_ignored_check is not traceable\n");
+		return -ENOENT;
+	}
 	return 0;
 }
 
@@ -886,7 +899,7 @@ static int arm_set(struct hook_set *set)
 	if (set->has_read_completion && audit_wanted)
 		ret = arm_read_completion();
 	for (i = 0; i < set->nr_hooks && !ret; i++) {
-		ret = attach(&set->hooks[i]);
+		ret = attach(set->module, &set->hooks[i]);
 		if (ret)
 			break;
 	}

@@ -12,7 +12,8 @@
  * running kernel's code:
  *
  *  - no clone: no traceable function is named "<hooked>.*" (ftrace's own
- *    list of functions, which the hook's filter also uses);
+ *    list of functions; one search for the two decision hooks, each
+ *    search reading every traceable function's name);
  *  - every guest entry point reaches the hooked function: its machine code
  *    calls or jumps to it (rel32 forms, and rel8 jumps the assembler
  *    shortened), directly or through the functions
@@ -24,6 +25,10 @@
  * The prototypes are the compiler's to check, when msrguard is built
  * against the tree (kvm_probe.c). A mismatch refuses to arm with
  * one log line naming it.
+ *
+ * The VM lifetime hooks (kvm_arch_init_vm, kvm_mmu_uninit_vm,
+ * kvm_arch_vcpu_precreate) each have one caller in KVM's source, whose ways
+ * in are the entry points: read the same way, that covers a clone too.
  *
  * The intercept hooks (svm/vmx_set_intercept_for_msr) are read the same
  * way: each of the vendor's global functions that changes MSR intercepts
@@ -75,6 +80,11 @@ MODULE_PARM_DESC(verify_inject,
  */
 struct chain {
 	const char *hooked;
+	/*
+	 * A glob of its compiler clones, which must not exist (NULL: another
+	 * chain's glob covers it, or every caller of it is an entry point).
+	 */
+	const char *clones;
 	const char *const *entries;
 	const char *const *optional_entries;	/* configuration-dependent */
 	const char *const *links;
@@ -106,6 +116,16 @@ static const char *const set_links[] = {
 	"rsm_load_state_64", NULL,
 };
 static const char *const kvm_decoy[] = { "kvm_get_msr_common", NULL };
+/*
+ * The VM lifetime hooks: each is called from one place in KVM's source,
+ * and the entry points here are those places' only ways in, so a clone
+ * (or a copy inlined) would fail the chain: no clone search for them.
+ */
+static const char *const init_vm_entries[] = { "kvm_dev_ioctl", NULL };
+static const char *const init_vm_links[] = { "kvm_dev_ioctl_create_vm", "kvm_create_vm", NULL };
+static const char *const uninit_vm_entries[] = { "kvm_arch_destroy_vm", "kvm_arch_init_vm", NULL };
+static const char *const precreate_entries[] = { "kvm_vm_ioctl", NULL };
+static const char *const precreate_links[] = { "kvm_vm_ioctl_create_vcpu", NULL };
 
 /*
  * The vendors' paths to their intercept hook in 7.3: the recalculation
@@ -138,20 +158,32 @@ static const char *const vmx_links[] = {
 static const char *const vmx_decoy[] = { "vmx_get_msr", NULL };
 static const char *const none[] = { NULL };
 
+/*
+ * One clone search reads the name of every traceable function of the
+ * kernel (seconds in an emulated VM): the two decision hooks share one.
+ */
 static const struct chain chains[] = {
-	{ "kvm_get_msr_ignored_check", get_entries, none, get_links,
+	{ "kvm_get_msr_ignored_check", "kvm_[gs]et_msr_ignored_check.*", get_entries, none,
+	  get_links, "guest accesses", "caller", kvm_decoy },
+	{ "kvm_set_msr_ignored_check", NULL, set_entries, set_optional, set_links,
 	  "guest accesses", "caller", kvm_decoy },
-	{ "kvm_set_msr_ignored_check", set_entries, set_optional, set_links,
-	  "guest accesses", "caller", kvm_decoy },
-	{ "svm_set_intercept_for_msr", svm_entries, none, svm_links,
-	  "intercept changes", "vendor_caller", svm_decoy },
-	{ "vmx_set_intercept_for_msr", vmx_entries, none, vmx_links,
-	  "intercept changes", "vendor_caller", vmx_decoy },
+	{ "kvm_arch_init_vm", NULL, init_vm_entries, none, init_vm_links,
+	  "VM creations", "", none },
+	{ "kvm_mmu_uninit_vm", NULL, uninit_vm_entries, none, none,
+	  "VM destructions", "", none },
+	{ "kvm_arch_vcpu_precreate", NULL, precreate_entries, none, precreate_links,
+	  "vCPU creations", "", none },
+	{ "svm_set_intercept_for_msr", "svm_set_intercept_for_msr.*", svm_entries, none,
+	  svm_links, "intercept changes", "vendor_caller", svm_decoy },
+	{ "vmx_set_intercept_for_msr", "vmx_set_intercept_for_msr.*", vmx_entries, none,
+	  vmx_links, "intercept changes", "vendor_caller", vmx_decoy },
 };
 
 /* Where a function's code is: its start and size, and its name. */
 struct extent {
 	unsigned long start, size;
+	/* Where ftrace hooks it (lookup() only); 0 if not traceable. */
+	unsigned long ftrace_site;
 	char name[KSYM_NAME_LEN];
 };
 
@@ -197,6 +229,8 @@ static bool lookup(const char *module, const char *name, struct extent *x)
 	if (register_kprobe(&kp))
 		return false;
 	addr = (unsigned long)kp.addr;
+	/* A probe on a function's ftrace call site goes through ftrace. */
+	x->ftrace_site = (kp.flags & KPROBE_FLAG_FTRACE) ? addr : 0;
 	unregister_kprobe(&kp);
 	/* kp.addr may be past an ENDBR: back to the symbol's start. */
 	return extent_of(addr, x) && !strcmp(x->name, name);
@@ -312,20 +346,28 @@ static bool traceable_match(const char *pattern)
 	return match;
 }
 
-/* No compiler clone of @function, anywhere ftrace sees. */
-static int check_no_clone(const char *function)
+/*
+ * No compiler clone of @c's hooked function(s), anywhere ftrace sees
+ * (the glob "name.*"; verify_inject=clone drops the dot, so that the
+ * function itself matches, as a clone would).
+ */
+static int check_no_clone(const struct chain *c)
 {
-	char pattern[KSYM_NAME_LEN + 3];
+	char pattern[KSYM_NAME_LEN], searched[KSYM_NAME_LEN];
+	size_t dot;
 
-	snprintf(pattern, sizeof(pattern), "%s%s*", function,
-		 strcmp(verify_inject, "clone") ? "." : "");
-	/* ftrace parses the glob in place: the message shows it from here. */
+	if (!c->clones)
+		return 0;
+	strscpy(pattern, c->clones, sizeof(pattern));
+	dot = strlen(pattern) - 2;
+	if (!strcmp(verify_inject, "clone"))
+		strscpy(pattern + dot, "*", sizeof(pattern) - dot);
+	/* ftrace parses the glob in place. */
+	strscpy(searched, pattern, sizeof(searched));
 	if (!traceable_match(pattern))
 		return 0;
-	snprintf(pattern, sizeof(pattern), "%s%s*", function,
-		 strcmp(verify_inject, "clone") ? "." : "");
 	pr_err("refusing to arm: %s has a compiler clone (%s): calls through it would not be hooked\n",
-	       function, pattern);
+	       c->hooked, searched);
 	return -ENOEXEC;
 }
 
@@ -375,14 +417,32 @@ unsigned long msrguard_function_address(const char *module, const char *name)
 	return addr;
 }
 
+unsigned long msrguard_ftrace_site(const char *module, const char *name)
+{
+	struct extent *x = kzalloc_obj(*x, GFP_KERNEL);
+	unsigned long site = 0;
+
+	if (x && lookup(module, name, x))
+		site = x->ftrace_site;
+	kfree(x);
+	return site;
+}
+
 int msrguard_verify_hooks(const char *module, const char *const *functions, unsigned int nr)
 {
 	struct walk *w;
 	unsigned int i, c;
 	int ret = 0;
 
-	for (i = 0; i < nr && !ret; i++)
-		ret = check_no_clone(functions[i]);
+	for (i = 0; i < nr && !ret; i++) {
+		for (c = 0; c < ARRAY_SIZE(chains); c++)
+			if (!strcmp(chains[c].hooked, functions[i]))
+				break;
+		/* Every hooked function is checked. */
+		if (WARN_ON_ONCE(c == ARRAY_SIZE(chains)))
+			return -EINVAL;
+		ret = check_no_clone(&chains[c]);
+	}
 	if (ret)
 		return ret;
 	w = kzalloc_obj(*w, GFP_KERNEL);
