@@ -11,9 +11,11 @@
 //!   a destroyed one's address gets a new id, so its events, its share of
 //!   the event queue and its cached images are its own.
 //! - An entry is trusted (listed, its profile changeable by root) once
-//!   KVM creates a vCPU of the VM (or a hook sees one): KVM frees a VM
-//!   whose `kvm_arch_init_vm` failed early (an unsupported type) without
-//!   destroying it.
+//!   KVM creates a vCPU of the VM (or a hook sees one): KVM's creation has
+//!   finished, and with it the failure path that expects to drop the only
+//!   reference to the VM. The module makes an entry only once
+//!   `kvm_arch_init_vm` succeeded, and KVM uninitializes (so destroys,
+//!   for msrguard) every such VM: no entry is stale.
 //! - A VM's profile ([`crate::profiles`]) is given when KVM creates it (by
 //!   the creating task's cgroup, which the module matches), the default one
 //!   for a VM that existed before msrguard loaded; root may change it
@@ -39,8 +41,8 @@ pub struct VmSlot {
     key: u64,
     vm: Vm,
     /// KVM created a vCPU of it, or a hook saw one: KVM finished creating
-    /// it. Until then the entry may be stale (`kvm_arch_init_vm` failed
-    /// early, and KVM freed the VM without destroying it).
+    /// it. Until then its creation may still fail, and KVM drop the only
+    /// reference to it.
     vcpu_seen: bool,
 }
 
@@ -190,8 +192,8 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
     }
 
     /// KVM created the VM `key` for the thread group `vmm_pid`, with
-    /// `profile`: its new id (0 if the table is full). A stale entry of the
-    /// same key (a destruction not seen) is replaced.
+    /// `profile`: its new id (0 if the table is full). An entry of the same
+    /// key (a destruction not seen) is replaced.
     pub fn created(&mut self, key: u64, vmm_pid: u32, profile: u8) -> u32 {
         self.destroyed(key);
         self.insert(key, vmm_pid, profile).id
@@ -239,8 +241,8 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
     }
 
     /// Gives the VM `id` the profile `profile`; None if no VM with a vCPU
-    /// has that id (an entry not yet seen may be stale: its
-    /// `struct kvm` freed). Returns the VM's key: its `struct kvm`, which
+    /// has that id (a VM without one may still fail its creation, whose
+    /// failure path expects to drop the only reference). Returns the VM's key: its `struct kvm`, which
     /// lives as long as the entry (msrguard's destroy hook removes it).
     pub fn set_profile(&mut self, id: u32, profile: u8) -> Option<u64> {
         if id == 0 {

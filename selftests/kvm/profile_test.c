@@ -9,8 +9,8 @@
  * records carry it. Under the selftest profile the guest's first LSTAR
  * write pins it, another value is vetoed with reason pinned, clearing
  * EFER.NXE with reason set-only; the VMM's writes move the pin (a reset,
- * a restore into a new VM); a default VM is unchanged. lock_test checks
- * that lock=1 refuses a change.
+ * a restore into a new VM); a default VM is unchanged. A failed VM
+ * creation leaves no entry. lock_test checks that lock=1 refuses a change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -185,6 +185,37 @@ TEST_F(profile, a_vm_gets_the_profile_its_vmm_cgroup_says_when_created)
 
 	kvm_vm_free(vm_in);
 	kvm_vm_free(vm_out);
+}
+
+/*
+ * KVM_CREATE_VM of a type KVM does not support fails in kvm_arch_init_vm,
+ * and KVM frees that VM without destroying it: msrguard must make no
+ * entry for it. More failures than the VM table has slots (1,024), as any
+ * user of /dev/kvm may make, then a VM in the selftest cgroup: tracked,
+ * with its profile.
+ */
+TEST_F(profile, failed_creations_leave_no_entry)
+{
+	uint64_t tracked = param_u64("vms_tracked");
+	struct msrguard_vm_info v;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int kvm_fd, i;
+
+	kvm_fd = open_kvm_dev_path_or_exit();
+	for (i = 0; i < 1100; i++) {
+		ASSERT_EQ(-1, ioctl(kvm_fd, KVM_CREATE_VM, 0x4d5247ul));
+		ASSERT_EQ(EINVAL, errno);
+	}
+	close(kvm_fd);
+	EXPECT_EQ(tracked, param_u64("vms_tracked"));
+
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	ASSERT_TRUE(my_vm(self->fd, 0, &v)) TH_LOG("the VM made after the failures is untracked");
+	EXPECT_EQ(self->selftest, v.profile);
+	EXPECT_EQ(tracked + 1, param_u64("vms_tracked"));
+	kvm_vm_free(vm);
 }
 
 TEST_F(profile, root_gives_a_running_vm_another_profile)

@@ -571,13 +571,15 @@ static struct fprobe read_completion = {
 /* ---- VM lifetimes -------------------------------------------------------- */
 
 /*
- * kvm_arch_init_vm(kvm, type): KVM starts making a VM (a failure there
- * leaves a stale entry, which the next VM at that address replaces).
- * kvm_mmu_uninit_vm(kvm): called only by kvm_arch_destroy_vm(), after the
- * vCPUs' teardown (whose MSR loads are still the VM's), and by
- * kvm_arch_init_vm()'s own failure path. Both global in kvm.ko and hooked
- * at their entry by plain ftrace_ops: no return handler, so no
- * function-graph tracing (and its per-task shadow stacks) for them.
+ * A VM's entry lives exactly as long as KVM's MMU state of it:
+ * kvm_arch_init_vm(kvm, type) returned 0 (an fprobe's return handler: a
+ * failure before kvm_mmu_init_vm(), an unsupported type, frees the VM
+ * without destroying it, and would leave a stale entry: repeated, as any
+ * user of /dev/kvm may, they would fill the table and leave later VMs
+ * untracked, in the default profile), until kvm_mmu_uninit_vm(kvm),
+ * called by kvm_arch_destroy_vm() after the vCPUs' teardown (whose MSR
+ * loads are still the VM's) and by every later failure of the creation.
+ * kvm_mmu_uninit_vm() is hooked at its entry by a plain ftrace_ops.
  * Either moves the VM-id generation, so no CPU keeps a cached id for an
  * address whose VM changed.
  */
@@ -589,13 +591,26 @@ static struct fprobe read_completion = {
 #define CGROUP_PATH_LEN 256
 static DEFINE_PER_CPU(char[CGROUP_PATH_LEN], cgroup_path_buf);
 
-static void notrace vm_created_hook(unsigned long ip, unsigned long parent_ip,
-				    struct ftrace_ops *op, struct ftrace_regs *fregs)
+static int notrace vm_creation_entry(struct fprobe *fp, unsigned long entry_ip,
+				     unsigned long ret_ip, struct ftrace_regs *fregs,
+				     void *entry_data)
 {
-	struct kvm *kvm = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
-	char *path = *get_cpu_ptr(&cgroup_path_buf);
+	*(struct kvm **)entry_data = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
+	return 0;
+}
+
+/* Still in the creating task: its cgroup chooses the profile. */
+static void notrace vm_creation_exit(struct fprobe *fp, unsigned long entry_ip,
+				     unsigned long ret_ip, struct ftrace_regs *fregs,
+				     void *entry_data)
+{
+	struct kvm *kvm = *(struct kvm **)entry_data;
+	char *path;
 	u32 len = 0;
 
+	if ((int)ftrace_regs_get_return_value(fregs))
+		return;
+	path = *get_cpu_ptr(&cgroup_path_buf);
 #ifdef CONFIG_CGROUPS
 	rcu_read_lock();
 	if (cgroup_path(task_dfl_cgroup(current), path, CGROUP_PATH_LEN) > 0)
@@ -606,6 +621,15 @@ static void notrace vm_created_hook(unsigned long ip, unsigned long parent_ip,
 	put_cpu_ptr(&cgroup_path_buf);
 	atomic_long_inc(&vm_generation);
 }
+
+/* kvm_arch_init_vm's ftrace call site, found when kvm is armed. */
+static unsigned long vm_creation_site;
+
+static struct fprobe vm_creation = {
+	.entry_handler = vm_creation_entry,
+	.exit_handler = vm_creation_exit,
+	.entry_data_size = sizeof(struct kvm *),
+};
 
 /*
  * kvm_arch_vcpu_precreate(kvm, id): KVM_CREATE_VCPU on a VM whose creation
@@ -717,11 +741,11 @@ struct hook {
 #define DECISION_FLAGS (FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT)
 static struct hook kvm_hooks[] = {
 	/*
-	 * VM lifetimes first: each VM's id (a VM older than these gets one
-	 * lazily), and no entry a decision hook makes for a VM older than
-	 * msrguard may outlive it (its destruction seen by the hook already).
+	 * VM lifetimes first (after the vm_creation fprobe, arm_set()): each
+	 * VM's id (a VM older than these gets one lazily), and no entry a
+	 * decision hook makes for a VM older than msrguard may outlive it
+	 * (its destruction seen by the hook already).
 	 */
-	HOOK("kvm_arch_init_vm", vm_created_hook, 0),
 	HOOK("kvm_mmu_uninit_vm", vm_destroyed_hook, 0),
 	HOOK("kvm_arch_vcpu_precreate", vcpu_precreate_hook, 0),
 	HOOK("kvm_get_msr_ignored_check", get_check_hook, DECISION_FLAGS),
@@ -741,13 +765,15 @@ struct hook_set {
 	struct hook *hooks;
 	unsigned int nr_hooks;
 	bool has_read_completion;
+	/* kvm: VMs are created here (the vm_creation fprobe). */
+	bool tracks_vms;
 	bool armed;
 };
 
 static struct hook_set hook_sets[] = {
-	{ "kvm", "kvm_vcpu_ioctl", kvm_hooks, ARRAY_SIZE(kvm_hooks), true },
-	{ "kvm_amd", "svm_vcpu_run", svm_hooks, ARRAY_SIZE(svm_hooks), false },
-	{ "kvm_intel", "vmx_vcpu_run", vmx_hooks, ARRAY_SIZE(vmx_hooks), false },
+	{ "kvm", "kvm_vcpu_ioctl", kvm_hooks, ARRAY_SIZE(kvm_hooks), true, true },
+	{ "kvm_amd", "svm_vcpu_run", svm_hooks, ARRAY_SIZE(svm_hooks), false, false },
+	{ "kvm_intel", "vmx_vcpu_run", vmx_hooks, ARRAY_SIZE(vmx_hooks), false, false },
 };
 
 /* Serializes arming, disarming and the audit hooks' state. */
@@ -819,6 +845,8 @@ static void disarm_set(struct hook_set *set)
 		detach(&set->hooks[i]);
 	if (set->has_read_completion)
 		disarm_read_completion();
+	if (set->tracks_vms)
+		unregister_fprobe(&vm_creation);
 	set->armed = false;
 	pr_info("disarmed (%s)\n", set->module);
 }
@@ -866,8 +894,9 @@ static int find_kvm_functions(const char *module)
 		return ret;
 	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))read);
 	get_check_site = msrguard_ftrace_site(module, "kvm_get_msr_ignored_check");
-	if (!get_check_site) {
-		pr_err("refusing to arm: kvm_get_msr_ignored_check is not traceable\n");
+	vm_creation_site = msrguard_ftrace_site(module, "kvm_arch_init_vm");
+	if (!get_check_site || !vm_creation_site) {
+		pr_err("refusing to arm: kvm_get_msr_ignored_check or kvm_arch_init_vm is not traceable\n");
 		return -ENOENT;
 	}
 	return 0;
@@ -878,16 +907,19 @@ static int arm_set(struct hook_set *set)
 {
 	int ret = 0, i;
 
-	const char *functions[ARRAY_SIZE(kvm_hooks)];
+	const char *functions[ARRAY_SIZE(kvm_hooks) + 1];
+	int nr_functions = 0;
 
 	if (set->armed)
 		return 0;
 	/* What is hooked is what the guest paths call (verify.c). */
-	if (WARN_ON_ONCE(set->nr_hooks > ARRAY_SIZE(functions)))
+	if (WARN_ON_ONCE(set->nr_hooks + 1 > ARRAY_SIZE(functions)))
 		return -EINVAL;
+	if (set->tracks_vms)
+		functions[nr_functions++] = "kvm_arch_init_vm";
 	for (i = 0; i < set->nr_hooks; i++)
-		functions[i] = set->hooks[i].function;
-	ret = msrguard_verify_hooks(set->module, functions, set->nr_hooks);
+		functions[nr_functions++] = set->hooks[i].function;
+	ret = msrguard_verify_hooks(set->module, functions, nr_functions);
 	if (ret)
 		return ret;
 	if (set->has_read_completion) {
@@ -895,8 +927,16 @@ static int arm_set(struct hook_set *set)
 		if (ret)
 			return ret;
 	}
+	/* VM creations first: no VM of this kvm is made unseen. */
+	if (set->tracks_vms) {
+		ret = register_fprobe_ips(&vm_creation, &vm_creation_site, 1);
+		if (ret) {
+			pr_err("no hook on kvm_arch_init_vm (%d): unsupported kernel?\n", ret);
+			return ret;
+		}
+	}
 	/* Audit's completion hook first: no audited read goes unseen. */
-	if (set->has_read_completion && audit_wanted)
+	if (!ret && set->has_read_completion && audit_wanted)
 		ret = arm_read_completion();
 	for (i = 0; i < set->nr_hooks && !ret; i++) {
 		ret = attach(set->module, &set->hooks[i]);
@@ -908,6 +948,8 @@ static int arm_set(struct hook_set *set)
 			detach(&set->hooks[i]);
 		if (set->has_read_completion)
 			disarm_read_completion();
+		if (set->tracks_vms)
+			unregister_fprobe(&vm_creation);
 		return ret;
 	}
 	set->armed = true;
