@@ -41,7 +41,7 @@ has_fentry() {
 }
 
 for pair in kvm:kvm_get_msr_ignored_check kvm:kvm_set_msr_ignored_check \
-	kvm:kvm_arch_init_vm kvm:kvm_mmu_uninit_vm kvm:kvm_arch_vcpu_precreate \
+	kvm:kvm_mmu_init_vm kvm:kvm_mmu_uninit_vm kvm:kvm_arch_vcpu_precreate \
 	kvm-amd:svm_set_intercept_for_msr kvm-intel:vmx_set_intercept_for_msr; do
 	m=${pair%%:*}
 	f=${pair#*:}
@@ -49,12 +49,12 @@ for pair in kvm:kvm_get_msr_ignored_check kvm:kvm_set_msr_ignored_check \
 	if has_fentry "$f" "$m"; then ok "$f calls __fentry__ (ftrace can hook it)"; else bad "$f has no __fentry__ call: ftrace cannot hook it"; fi
 done
 
-# VM lifetimes: KVM makes every VM through kvm_arch_init_vm (called from
-# kvm_create_vm, which the compiler may fold into the ioctl), and destroys
-# every one through kvm_mmu_uninit_vm (after its vCPUs).
-c=$(callers_of kvm_arch_init_vm kvm | tr '\n' ' ')
-[ -n "$c" ] && ok "kvm_arch_init_vm is called (from ${c% })" ||
-	bad "nothing in kvm.ko calls kvm_arch_init_vm (inlined?)"
+# VM lifetimes: KVM makes every VM through kvm_mmu_init_vm (called from
+# kvm_arch_init_vm once the VM's type is accepted), and destroys every one
+# through kvm_mmu_uninit_vm (after its vCPUs; also kvm_arch_init_vm's
+# failure path after kvm_mmu_init_vm).
+grep -qx kvm_arch_init_vm <<<"$(callers_of kvm_mmu_init_vm kvm)" &&
+	ok "kvm_arch_init_vm calls kvm_mmu_init_vm" || bad "kvm_arch_init_vm does not call kvm_mmu_init_vm (inlined?)"
 grep -qx kvm_arch_destroy_vm <<<"$(callers_of kvm_mmu_uninit_vm kvm)" &&
 	ok "kvm_arch_destroy_vm calls kvm_mmu_uninit_vm" || bad "kvm_arch_destroy_vm does not call kvm_mmu_uninit_vm (inlined?)"
 # And creates every vCPU through kvm_arch_vcpu_precreate (from the ioctl

@@ -336,7 +336,7 @@ boundary_calls! {
             head: u32,
             facts: *const EventFactsC,
         );
-        /// KVM starts making a VM (kvm_arch_init_vm) for the thread group
+        /// KVM starts making a VM (kvm_mmu_init_vm) for the thread group
         /// vmm_pid, created by a task in the cgroup cgroup (its path on the
         /// unified hierarchy, len bytes, maybe truncated). Atomic context.
         [ffi] fn msrguard_rust_vm_created(

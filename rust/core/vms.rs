@@ -13,9 +13,10 @@
 //! - An entry is trusted (listed, its profile changeable by root) once
 //!   KVM creates a vCPU of the VM (or a hook sees one): KVM's creation has
 //!   finished, and with it the failure path that expects to drop the only
-//!   reference to the VM. The module makes an entry only once
-//!   `kvm_arch_init_vm` succeeded, and KVM uninitializes (so destroys,
-//!   for msrguard) every such VM: no entry is stale.
+//!   reference to the VM. The module makes an entry when KVM makes the
+//!   VM's MMU (`kvm_mmu_init_vm`, once its type was accepted), and KVM
+//!   uninitializes it (so destroys the VM, for msrguard) on every later
+//!   failure: no entry is stale but after that function's own ENOMEM.
 //! - A VM's profile ([`crate::profiles`]) is given when KVM creates it (by
 //!   the creating task's cgroup, which the module matches), the default one
 //!   for a VM that existed before msrguard loaded; root may change it

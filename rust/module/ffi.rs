@@ -415,7 +415,7 @@ fn repeat_key(r: &RepeatC) -> Option<RepeatKey> {
     )
 }
 
-/// KVM starts making the VM `kvm` (`kvm_arch_init_vm`) for the thread
+/// KVM starts making the VM `kvm` (`kvm_mmu_init_vm`) for the thread
 /// group `vmm_pid`: it gets its id, and the profile whose cgroup prefix the
 /// creating task's cgroup path (`cgroup`, `len` bytes) starts with.
 ///

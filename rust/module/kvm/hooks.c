@@ -571,17 +571,19 @@ static struct fprobe read_completion = {
 /* ---- VM lifetimes -------------------------------------------------------- */
 
 /*
- * A VM's entry lives exactly as long as KVM's MMU state of it:
- * kvm_arch_init_vm(kvm, type) returned 0 (an fprobe's return handler: a
- * failure before kvm_mmu_init_vm(), an unsupported type, frees the VM
- * without destroying it, and would leave a stale entry: repeated, as any
- * user of /dev/kvm may, they would fill the table and leave later VMs
- * untracked, in the default profile), until kvm_mmu_uninit_vm(kvm),
- * called by kvm_arch_destroy_vm() after the vCPUs' teardown (whose MSR
- * loads are still the VM's) and by every later failure of the creation.
- * kvm_mmu_uninit_vm() is hooked at its entry by a plain ftrace_ops.
- * Either moves the VM-id generation, so no CPU keeps a cached id for an
- * address whose VM changed.
+ * A VM's entry lives exactly as long as KVM's MMU state of it: from
+ * kvm_mmu_init_vm(kvm), which kvm_arch_init_vm() calls once the VM's type
+ * was accepted, until kvm_mmu_uninit_vm(kvm), called by
+ * kvm_arch_destroy_vm() after the vCPUs' teardown (whose MSR loads are
+ * still the VM's) and by every later failure of the creation. A failure
+ * before (an unsupported type) frees the VM without destroying it: an
+ * entry made then would stay, and, repeated, as any user of /dev/kvm may,
+ * such entries would fill the table and leave later VMs untracked, in the
+ * default profile. (Left: kvm_mmu_init_vm's own ENOMEM with shadow
+ * paging.) Both global in kvm.ko and hooked at their entry by plain
+ * ftrace_ops: no return handler, so no function-graph tracing (and its
+ * per-task shadow stacks) for them. Either moves the VM-id generation, so
+ * no CPU keeps a cached id for an address whose VM changed.
  */
 /*
  * The creating task's cgroup path on the unified hierarchy, from its root,
@@ -591,26 +593,14 @@ static struct fprobe read_completion = {
 #define CGROUP_PATH_LEN 256
 static DEFINE_PER_CPU(char[CGROUP_PATH_LEN], cgroup_path_buf);
 
-static int notrace vm_creation_entry(struct fprobe *fp, unsigned long entry_ip,
-				     unsigned long ret_ip, struct ftrace_regs *fregs,
-				     void *entry_data)
-{
-	*(struct kvm **)entry_data = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
-	return 0;
-}
-
 /* Still in the creating task: its cgroup chooses the profile. */
-static void notrace vm_creation_exit(struct fprobe *fp, unsigned long entry_ip,
-				     unsigned long ret_ip, struct ftrace_regs *fregs,
-				     void *entry_data)
+static void notrace vm_created_hook(unsigned long ip, unsigned long parent_ip,
+				    struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
-	struct kvm *kvm = *(struct kvm **)entry_data;
-	char *path;
+	struct kvm *kvm = (struct kvm *)ftrace_regs_get_argument(fregs, 0);
+	char *path = *get_cpu_ptr(&cgroup_path_buf);
 	u32 len = 0;
 
-	if ((int)ftrace_regs_get_return_value(fregs))
-		return;
-	path = *get_cpu_ptr(&cgroup_path_buf);
 #ifdef CONFIG_CGROUPS
 	rcu_read_lock();
 	if (cgroup_path(task_dfl_cgroup(current), path, CGROUP_PATH_LEN) > 0)
@@ -622,20 +612,11 @@ static void notrace vm_creation_exit(struct fprobe *fp, unsigned long entry_ip,
 	atomic_long_inc(&vm_generation);
 }
 
-/* kvm_arch_init_vm's ftrace call site, found when kvm is armed. */
-static unsigned long vm_creation_site;
-
-static struct fprobe vm_creation = {
-	.entry_handler = vm_creation_entry,
-	.exit_handler = vm_creation_exit,
-	.entry_data_size = sizeof(struct kvm *),
-};
-
 /*
  * kvm_arch_vcpu_precreate(kvm, id): KVM_CREATE_VCPU on a VM whose creation
  * finished. From here the VM's entry is trusted: listed, and root may give
- * it another profile (which takes a reference on its struct kvm; a stale
- * entry's may be freed memory).
+ * it another profile (which takes a reference on its struct kvm: until
+ * the creation finished, its failure path expects to drop the only one).
  */
 static void notrace vcpu_precreate_hook(unsigned long ip, unsigned long parent_ip,
 					struct ftrace_ops *op, struct ftrace_regs *fregs)
@@ -741,12 +722,14 @@ struct hook {
 #define DECISION_FLAGS (FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT)
 static struct hook kvm_hooks[] = {
 	/*
-	 * VM lifetimes first (after the vm_creation fprobe, arm_set()): each
-	 * VM's id (a VM older than these gets one lazily), and no entry a
-	 * decision hook makes for a VM older than msrguard may outlive it
-	 * (its destruction seen by the hook already).
+	 * VM lifetimes first: each VM's id (a VM older than these gets one
+	 * lazily), and no entry a decision hook makes for a VM older than
+	 * msrguard may outlive it (its destruction seen by the hook already).
+	 * Destructions before creations: no entry made meanwhile outlives its
+	 * VM.
 	 */
 	HOOK("kvm_mmu_uninit_vm", vm_destroyed_hook, 0),
+	HOOK("kvm_mmu_init_vm", vm_created_hook, 0),
 	HOOK("kvm_arch_vcpu_precreate", vcpu_precreate_hook, 0),
 	HOOK("kvm_get_msr_ignored_check", get_check_hook, DECISION_FLAGS),
 	HOOK("kvm_set_msr_ignored_check", set_check_hook, DECISION_FLAGS),
@@ -765,15 +748,13 @@ struct hook_set {
 	struct hook *hooks;
 	unsigned int nr_hooks;
 	bool has_read_completion;
-	/* kvm: VMs are created here (the vm_creation fprobe). */
-	bool tracks_vms;
 	bool armed;
 };
 
 static struct hook_set hook_sets[] = {
-	{ "kvm", "kvm_vcpu_ioctl", kvm_hooks, ARRAY_SIZE(kvm_hooks), true, true },
-	{ "kvm_amd", "svm_vcpu_run", svm_hooks, ARRAY_SIZE(svm_hooks), false, false },
-	{ "kvm_intel", "vmx_vcpu_run", vmx_hooks, ARRAY_SIZE(vmx_hooks), false, false },
+	{ "kvm", "kvm_vcpu_ioctl", kvm_hooks, ARRAY_SIZE(kvm_hooks), true },
+	{ "kvm_amd", "svm_vcpu_run", svm_hooks, ARRAY_SIZE(svm_hooks), false },
+	{ "kvm_intel", "vmx_vcpu_run", vmx_hooks, ARRAY_SIZE(vmx_hooks), false },
 };
 
 /* Serializes arming, disarming and the audit hooks' state. */
@@ -845,8 +826,6 @@ static void disarm_set(struct hook_set *set)
 		detach(&set->hooks[i]);
 	if (set->has_read_completion)
 		disarm_read_completion();
-	if (set->tracks_vms)
-		unregister_fprobe(&vm_creation);
 	set->armed = false;
 	pr_info("disarmed (%s)\n", set->module);
 }
@@ -894,9 +873,8 @@ static int find_kvm_functions(const char *module)
 		return ret;
 	WRITE_ONCE(kvm_guest_read, (typeof(kvm_guest_read))read);
 	get_check_site = msrguard_ftrace_site(module, "kvm_get_msr_ignored_check");
-	vm_creation_site = msrguard_ftrace_site(module, "kvm_arch_init_vm");
-	if (!get_check_site || !vm_creation_site) {
-		pr_err("refusing to arm: kvm_get_msr_ignored_check or kvm_arch_init_vm is not traceable\n");
+	if (!get_check_site) {
+		pr_err("refusing to arm: kvm_get_msr_ignored_check is not traceable\n");
 		return -ENOENT;
 	}
 	return 0;
@@ -907,19 +885,16 @@ static int arm_set(struct hook_set *set)
 {
 	int ret = 0, i;
 
-	const char *functions[ARRAY_SIZE(kvm_hooks) + 1];
-	int nr_functions = 0;
+	const char *functions[ARRAY_SIZE(kvm_hooks)];
 
 	if (set->armed)
 		return 0;
 	/* What is hooked is what the guest paths call (verify.c). */
-	if (WARN_ON_ONCE(set->nr_hooks + 1 > ARRAY_SIZE(functions)))
+	if (WARN_ON_ONCE(set->nr_hooks > ARRAY_SIZE(functions)))
 		return -EINVAL;
-	if (set->tracks_vms)
-		functions[nr_functions++] = "kvm_arch_init_vm";
 	for (i = 0; i < set->nr_hooks; i++)
-		functions[nr_functions++] = set->hooks[i].function;
-	ret = msrguard_verify_hooks(set->module, functions, nr_functions);
+		functions[i] = set->hooks[i].function;
+	ret = msrguard_verify_hooks(set->module, functions, set->nr_hooks);
 	if (ret)
 		return ret;
 	if (set->has_read_completion) {
@@ -927,16 +902,8 @@ static int arm_set(struct hook_set *set)
 		if (ret)
 			return ret;
 	}
-	/* VM creations first: no VM of this kvm is made unseen. */
-	if (set->tracks_vms) {
-		ret = register_fprobe_ips(&vm_creation, &vm_creation_site, 1);
-		if (ret) {
-			pr_err("no hook on kvm_arch_init_vm (%d): unsupported kernel?\n", ret);
-			return ret;
-		}
-	}
 	/* Audit's completion hook first: no audited read goes unseen. */
-	if (!ret && set->has_read_completion && audit_wanted)
+	if (set->has_read_completion && audit_wanted)
 		ret = arm_read_completion();
 	for (i = 0; i < set->nr_hooks && !ret; i++) {
 		ret = attach(set->module, &set->hooks[i]);
@@ -948,8 +915,6 @@ static int arm_set(struct hook_set *set)
 			detach(&set->hooks[i]);
 		if (set->has_read_completion)
 			disarm_read_completion();
-		if (set->tracks_vms)
-			unregister_fprobe(&vm_creation);
 		return ret;
 	}
 	set->armed = true;

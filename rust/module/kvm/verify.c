@@ -26,9 +26,10 @@
  * against the tree (kvm_probe.c). A mismatch refuses to arm with
  * one log line naming it.
  *
- * The VM lifetime hooks (kvm_arch_init_vm, kvm_mmu_uninit_vm,
- * kvm_arch_vcpu_precreate) each have one caller in KVM's source, whose ways
- * in are the entry points: read the same way, that covers a clone too.
+ * The VM lifetime hooks (kvm_mmu_init_vm, kvm_mmu_uninit_vm,
+ * kvm_arch_vcpu_precreate) are called from a few places in KVM's source,
+ * whose ways in are the entry points: read the same way, that covers a
+ * clone too.
  *
  * The intercept hooks (svm/vmx_set_intercept_for_msr) are read the same
  * way: each of the vendor's global functions that changes MSR intercepts
@@ -117,12 +118,15 @@ static const char *const set_links[] = {
 };
 static const char *const kvm_decoy[] = { "kvm_get_msr_common", NULL };
 /*
- * The VM lifetime hooks: each is called from one place in KVM's source,
- * and the entry points here are those places' only ways in, so a clone
- * (or a copy inlined) would fail the chain: no clone search for them.
+ * The VM lifetime hooks: KVM's source calls each from the functions
+ * listed here (or, for kvm_mmu_init_vm, from kvm_arch_init_vm, reached
+ * only from the VM-creating ioctl), so a clone (or a copy inlined) would
+ * fail the chain: no clone search for them.
  */
 static const char *const init_vm_entries[] = { "kvm_dev_ioctl", NULL };
-static const char *const init_vm_links[] = { "kvm_dev_ioctl_create_vm", "kvm_create_vm", NULL };
+static const char *const init_vm_links[] = {
+	"kvm_dev_ioctl_create_vm", "kvm_create_vm", "kvm_arch_init_vm", NULL,
+};
 static const char *const uninit_vm_entries[] = { "kvm_arch_destroy_vm", "kvm_arch_init_vm", NULL };
 static const char *const precreate_entries[] = { "kvm_vm_ioctl", NULL };
 static const char *const precreate_links[] = { "kvm_vm_ioctl_create_vcpu", NULL };
@@ -167,7 +171,7 @@ static const struct chain chains[] = {
 	  get_links, "guest accesses", "caller", kvm_decoy },
 	{ "kvm_set_msr_ignored_check", NULL, set_entries, set_optional, set_links,
 	  "guest accesses", "caller", kvm_decoy },
-	{ "kvm_arch_init_vm", NULL, init_vm_entries, none, init_vm_links,
+	{ "kvm_mmu_init_vm", NULL, init_vm_entries, none, init_vm_links,
 	  "VM creations", "", none },
 	{ "kvm_mmu_uninit_vm", NULL, uninit_vm_entries, none, none,
 	  "VM destructions", "", none },
@@ -359,6 +363,7 @@ static int check_no_clone(const struct chain *c)
 	if (!c->clones)
 		return 0;
 	strscpy(pattern, c->clones, sizeof(pattern));
+	/* Every glob here ends in ".*". */
 	dot = strlen(pattern) - 2;
 	if (!strcmp(verify_inject, "clone"))
 		strscpy(pattern + dot, "*", sizeof(pattern) - dot);
