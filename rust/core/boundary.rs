@@ -127,8 +127,9 @@ boundary_struct! {
     pub struct FactsC as "msrguard_facts" {
         /// Value written; 0 for reads.
         pub value: u64,
-        /// The value the MSR holds now, where the hook knows it (EFER's,
-        /// for a write of EFER); else 0.
+        /// The value the MSR holds now, where the hook read it (EFER's,
+        /// for a write of EFER; a pinned MSR's when the guard asked for
+        /// it: `held_state`); else 0.
         pub held: u64,
         pub msr: u32,
         pub vcpu_id: u32,
@@ -144,7 +145,9 @@ boundary_struct! {
         pub profile: u8,
         /// The vCPU runs a nested guest (L2): its own MSR values, not L1's.
         pub nested: u8,
-        pub pad: [u8; 5],
+        /// `MSRGUARD_HELD_*` ([`crate::pins::HeldState`]): what `held` is.
+        pub held_state: u8,
+        pub pad: [u8; 4],
     }
 }
 
@@ -160,6 +163,10 @@ boundary_struct! {
         pub status: u8,
         /// `MSRGUARD_REASON_*`, when recorded.
         pub reason: u8,
+        /// No answer yet: ask again with the value the MSR holds
+        /// (`held`, `held_state`), which the guard's first look at a
+        /// pinned MSR's state needs ([`crate::pins::first_look`]).
+        pub wants_held: u8,
     }
 }
 

@@ -19,6 +19,7 @@
 use crate::{
     pins::{
         self,
+        Held,
         PinCheck,
         PinRule,
         PinState, //
@@ -259,10 +260,12 @@ const EFER_LME: u64 = 1 << 8;
 
 /// A write the policy allows (or audits) of an MSR the VM's profile pins
 /// or has set-only bits in, on an L1 vCPU whose states are `state`;
-/// `current` is the value the MSR holds now (set-only bits are checked
-/// against it). Decides, and records the write in `state` right away: a
-/// write KVM then refuses (a non-canonical LSTAR) still pins its value,
-/// which only the guest that wrote it pays for.
+/// `held` is the value the MSR holds now, as far as the hook read it
+/// (set-only bits are checked against it; the first look at a state pins
+/// it, [`pins::first_look`]). Decides, and records the write in `state`
+/// right away: a write KVM then refuses (a non-canonical LSTAR) still pins
+/// its value, which only the guest that wrote it pays for. None if the
+/// held value must be read first: the hook reads it and asks again.
 ///
 /// - The VMM's write (`KVM_SET_MSRS`): never vetoed, it moves the pin
 ///   ([`pins::host_write`]: a migration target pins, a reset unpins).
@@ -272,10 +275,18 @@ const EFER_LME: u64 = 1 << 8;
 ///   them and lets them through.
 ///
 /// Bounded, no allocation: safe in the hooks' atomic context.
-pub fn on_pinned_write(rule: PinRule, state: &mut PinState, current: u64, facts: &Facts) -> Answer {
+pub fn on_pinned_write(
+    rule: PinRule,
+    state: &mut PinState,
+    held: Held,
+    facts: &Facts,
+) -> Option<Answer> {
     if facts.host_initiated {
         pins::host_write(rule, state, facts.value);
-        return Answer::PROCEED;
+        return Some(Answer::PROCEED);
+    }
+    if !pins::first_look(rule, state, held) {
+        return None;
     }
     state.sticky = if facts.msr == EFER && facts.value & EFER_LME == 0 {
         // A write leaving long mode (RSM's EFER 0 on its way back from SMM,
@@ -284,25 +295,25 @@ pub fn on_pinned_write(rule: PinRule, state: &mut PinState, current: u64, facts:
         // LME, which the next write of the set-only bits then governs.
         0
     } else {
-        current & rule.set_only
+        held.or_zero() & rule.set_only
     };
     let reason = match pins::check(rule, state, facts.value) {
         PinCheck::Allow => {
             pins::commit(rule, state, facts.value);
-            return Answer::PROCEED;
+            return Some(Answer::PROCEED);
         }
         PinCheck::Pinned { .. } => Reason::Pinned,
         PinCheck::SetOnly { .. } => Reason::SetOnly,
     };
     if facts.audit {
-        return Answer {
+        return Some(Answer {
             record: RecordWhen::Now,
             status: AccessStatus::AuditAllowed,
             reason,
             ..Answer::PROCEED
-        };
+        });
     }
-    Answer {
+    Some(Answer {
         kvm: if facts.vmm_takes_filter_exits {
             KvmReturn::FailFiltered
         } else {
@@ -312,7 +323,7 @@ pub fn on_pinned_write(rule: PinRule, state: &mut PinState, current: u64, facts:
         record: RecordWhen::Now,
         status: AccessStatus::BlockedGp,
         reason,
-    }
+    })
 }
 
 /// Whether KVM may stop intercepting `msr` for this kind of access: only if

@@ -26,6 +26,12 @@
 //!   be pinned (the checker's rule).
 //! - A new vCPU starts from [`PinState::RESET`]; INIT keeps the state (the
 //!   guest can send INIT to its own vCPUs).
+//! - The first time msrguard looks at a state ([`first_look`]: the vCPU's
+//!   first write of the MSR under the VM's profile, given at creation or
+//!   by root to a running VM), the value the vCPU holds pins it, unless it
+//!   is 0 (the reset value: nothing written yet, so the write pins): a
+//!   profile given to a running VM pins what its vCPUs hold, not what an
+//!   attacker writes next.
 
 use crate::slots::{
     self,
@@ -50,6 +56,8 @@ pub struct PinState {
     pub pinned: bool,
     /// Set-only bits the vCPU has set.
     pub sticky: u64,
+    /// [`first_look`] took the value the vCPU held, or the VMM wrote one.
+    pub looked: bool,
 }
 
 impl PinState {
@@ -58,7 +66,70 @@ impl PinState {
         value: 0,
         pinned: false,
         sticky: 0,
+        looked: false,
     };
+}
+
+/// The value a vCPU holds in an MSR, as the hook knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Not read yet: the hook reads it when [`first_look`] asks.
+    NotRead,
+    /// The value.
+    Value(u64),
+    /// It cannot be read here (KVM refused, or the MSR's read might sleep).
+    Unknown,
+}
+
+impl Held {
+    /// From the boundary's `held_state` (`MSRGUARD_HELD_*`) and `held`.
+    pub fn from_boundary(state: u8, value: u64) -> Self {
+        match state {
+            s if s == HeldState::Read as u8 => Self::Value(value),
+            s if s == HeldState::Unknown as u8 => Self::Unknown,
+            _ => Self::NotRead,
+        }
+    }
+
+    /// The value, 0 if not known (set-only bits then bind nothing).
+    pub fn or_zero(self) -> u64 {
+        match self {
+            Self::Value(v) => v,
+            _ => 0,
+        }
+    }
+}
+
+/// [`Held`] across the C boundary (`MSRGUARD_HELD_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum HeldState {
+    /// `held` was not read.
+    NotRead = 0,
+    /// `held` is the value.
+    Read = 1,
+    /// The hook could not read it.
+    Unknown = 2,
+}
+
+/// msrguard's first look at `state`, before it decides a guest write:
+/// a pinned MSR's held value pins it, unless 0 (its reset value: the write
+/// pins). Later looks change nothing. False if the held value must be read
+/// first (`held` is [`Held::NotRead`]): the hook reads it and asks again.
+pub fn first_look(rule: PinRule, state: &mut PinState, held: Held) -> bool {
+    if state.looked {
+        return true;
+    }
+    match held {
+        Held::NotRead => return false,
+        Held::Value(v) if rule.pin && v != 0 => {
+            state.value = v;
+            state.pinned = true;
+        }
+        Held::Value(_) | Held::Unknown => {}
+    }
+    state.looked = true;
+    true
 }
 
 /// The answer for a guest write the policy allows.
@@ -106,6 +177,7 @@ pub fn commit(rule: PinRule, state: &mut PinState, value: u64) {
 /// keeps the pin, 0 clears it, another value pins it; the set-only bits
 /// are the value's.
 pub fn host_write(rule: PinRule, state: &mut PinState, value: u64) {
+    state.looked = true;
     if rule.pin && !(state.pinned && state.value == value) {
         state.pinned = value != 0;
         state.value = value;

@@ -60,6 +60,7 @@ use crate::{
     },
     msr_names,
     pin_table::Pins,
+    pins::Held,
     pipeline,
     policy,
     policy_table::{
@@ -334,12 +335,17 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
         read_completion_armed: f.read_completion_armed != 0,
     };
     let mut a: Answer = guard::on_access(profile.map_or(TABLE, |p| p.table), &facts);
+    let mut wants_held = false;
     // Pins are L1's: a nested guest writes its own values.
     if a == Answer::PROCEED && facts.is_write && hook == Hook::Decision && f.nested == 0 {
         if let Some((index, rule)) = profile.and_then(|p| profiles::pin_of(p.pins, f.msr)) {
             // SAFETY: The hooks are armed, per the function's contract.
             let pins = unsafe { Recorder::from_ctx(ctx) }.pins();
-            a = pins.on_write(f.vm_id, f.vcpu_id, f.profile, index, rule, f.held, &facts);
+            let held = Held::from_boundary(f.held_state, f.held);
+            match pins.on_write(f.vm_id, f.vcpu_id, f.profile, index, rule, held, &facts) {
+                Some(answer) => a = answer,
+                None => wants_held = true,
+            }
         }
     }
     let a = AnswerC {
@@ -348,6 +354,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
         record: a.record as u8,
         status: a.status as u8,
         reason: a.reason as u8,
+        wants_held: u8::from(wants_held),
     };
     // SAFETY: Valid for writes for the call, per the function's contract.
     unsafe { answer.write(a) };

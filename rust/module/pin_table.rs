@@ -22,6 +22,7 @@ use crate::{
         Facts, //
     },
     pins::{
+        Held,
         PinRule,
         PinTable,
         VcpuPins, //
@@ -67,8 +68,9 @@ impl Pins {
 
     /// Decides a write the policy allows of an MSR whose rule is `rule`
     /// (its state at `index` of the vCPU's states under `profile`), by
-    /// [`guard::on_pinned_write`].
-    /// A vCPU whose states do not fit is never vetoed. Atomic context.
+    /// [`guard::on_pinned_write`]: None if the value the vCPU holds (`held`)
+    /// must be read first. A vCPU whose states do not fit is never vetoed.
+    /// Atomic context.
     #[expect(clippy::too_many_arguments, reason = "the facts of one decision")]
     pub(crate) fn on_write(
         &self,
@@ -77,18 +79,18 @@ impl Pins {
         profile: u8,
         index: usize,
         rule: PinRule,
-        current: u64,
+        held: Held,
         facts: &Facts,
-    ) -> Answer {
+    ) -> Option<Answer> {
         let mut table = self.table.lock();
         match table
             .states(vm_id, vcpu_id, profile)
             .and_then(|states| states.get_mut(index))
         {
-            Some(state) => guard::on_pinned_write(rule, state, current, facts),
+            Some(state) => guard::on_pinned_write(rule, state, held, facts),
             None => {
                 UNCHECKED.fetch_add(1, Ordering::Relaxed);
-                Answer::PROCEED
+                Some(Answer::PROCEED)
             }
         }
     }

@@ -9,8 +9,9 @@
  * records carry it. Under the selftest profile the guest's first LSTAR
  * write pins it, another value is vetoed with reason pinned, clearing
  * EFER.NXE with reason set-only; the VMM's writes move the pin (a reset,
- * a restore into a new VM); a default VM is unchanged. A failed VM
- * creation leaves no entry. lock_test checks that lock=1 refuses a change.
+ * a restore into a new VM); a default VM is unchanged; root's profile
+ * pins what a running VM's vCPUs hold. A failed VM creation leaves no
+ * entry. lock_test checks that lock=1 refuses a change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -344,7 +345,12 @@ TEST_F(profile, efer_nxe_once_set_cannot_be_cleared)
 	kvm_vm_free(vm);
 }
 
-TEST_F(profile, a_profile_given_by_root_pins_from_the_next_write)
+/*
+ * Root's profile pins what the vCPU holds then (its LSTAR, which KVM reads
+ * back as written), not what the guest writes next; SYSENTER_EIP, whose
+ * held value KVM truncates for an AMD guest, from the next write.
+ */
+TEST_F(profile, a_profile_given_by_root_pins_the_values_held)
 {
 	struct msrguard_vm_info v;
 	struct kvm_vcpu *vcpu;
@@ -356,18 +362,19 @@ TEST_F(profile, a_profile_given_by_root_pins_from_the_next_write)
 	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_A, NULL));
 	ASSERT_TRUE(my_vm(self->fd, 0, &v));
 	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, self->hardened));
-	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
-	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(ENTRY_B, vcpu_get_msr(vcpu, MSR_LSTAR));
 	/*
 	 * SYSENTER_EIP, which SVM (for this AMD-like guest) and VMX pass
 	 * through in the default profile: its writes exit only once the vCPU
 	 * recomputed its intercepts for the new profile.
 	 */
-	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_A, NULL));
-	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_B, NULL));
+	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_B, NULL));
+	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_IA32_SYSENTER_EIP, true, ENTRY_A, NULL));
 	/* Back to default: no pin. */
 	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, 0));
-	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
 	kvm_vm_free(vm);
 }
 

@@ -18,6 +18,7 @@ use msrguard_core::boundary;
 use msrguard_core::boundary_calls;
 use msrguard_core::guard::{Hook, KvmReturn, RecordWhen};
 use msrguard_core::pe;
+use msrguard_core::pins::HeldState;
 use msrguard_core::pipeline::{Counter, Search};
 use msrguard_core::policy::Action;
 use msrguard_core::record::*;
@@ -191,6 +192,13 @@ fn abi() -> String {
         ("READ_COMPLETION", Hook::ReadCompletion),
     ] {
         def(&format!("HOOK_{name}"), (h as u8).to_string());
+    }
+    for (name, h) in [
+        ("NOT_READ", HeldState::NotRead),
+        ("READ", HeldState::Read),
+        ("UNKNOWN", HeldState::Unknown),
+    ] {
+        def(&format!("HELD_{name}"), (h as u8).to_string());
     }
     for (name, k) in [
         ("PROCEED", KvmReturn::Proceed),

@@ -290,7 +290,7 @@ fn masked_write_inside_the_mask_is_allowed_outside_vetoed() {
 
 mod pinned {
     use msrguard_core::guard::*;
-    use msrguard_core::pins::{PinRule, PinState};
+    use msrguard_core::pins::{Held, PinRule, PinState};
     use msrguard_core::record::{AccessStatus, Reason};
 
     const LSTAR: u32 = 0xc000_0082;
@@ -309,18 +309,70 @@ mod pinned {
         super::guest_write(msr, value)
     }
 
+    /// A decision on a state msrguard looked at (or looks at now, with
+    /// `held` the value the vCPU holds).
+    fn decide(rule: PinRule, s: &mut PinState, held: u64, f: &Facts) -> Answer {
+        on_pinned_write(rule, s, Held::Value(held), f).expect("the held value was given")
+    }
+
+    #[test]
+    fn the_first_look_asks_for_the_held_value_and_pins_it() {
+        let mut s = PinState::RESET;
+        // Not read yet: no answer, nothing changed.
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, Held::NotRead, &write(LSTAR, 0xb000)),
+            None
+        );
+        assert_eq!(s, PinState::RESET);
+        // The vCPU holds 0xa000 (root gave a running VM this profile):
+        // pinned to it, the attacker's 0xb000 vetoed, 0xa000 passes.
+        let a = on_pinned_write(PIN, &mut s, Held::Value(0xa000), &write(LSTAR, 0xb000));
+        assert_eq!(a.map(|a| a.reason), Some(Reason::Pinned));
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, Held::NotRead, &write(LSTAR, 0xa000)),
+            Some(Answer::PROCEED)
+        );
+    }
+
+    #[test]
+    fn a_held_zero_or_unknown_value_leaves_the_pin_to_the_write() {
+        for held in [Held::Value(0), Held::Unknown] {
+            let mut s = PinState::RESET;
+            assert_eq!(
+                on_pinned_write(PIN, &mut s, held, &write(LSTAR, 0xb000)),
+                Some(Answer::PROCEED)
+            );
+            assert_eq!((s.pinned, s.value), (true, 0xb000));
+        }
+    }
+
+    #[test]
+    fn a_vmm_write_first_needs_no_held_value() {
+        let mut s = PinState::RESET;
+        let host = Facts {
+            host_initiated: true,
+            ..write(LSTAR, 0xc000)
+        };
+        assert_eq!(
+            on_pinned_write(PIN, &mut s, Held::NotRead, &host),
+            Some(Answer::PROCEED)
+        );
+        let a = on_pinned_write(PIN, &mut s, Held::NotRead, &write(LSTAR, 0xa000));
+        assert_eq!(a.map(|a| a.reason), Some(Reason::Pinned));
+    }
+
     #[test]
     fn a_guest_changing_a_pinned_value_gets_gp_and_an_event() {
         let mut s = PinState::RESET;
         assert_eq!(
-            on_pinned_write(PIN, &mut s, 0, &write(LSTAR, 0xa000)),
+            decide(PIN, &mut s, 0, &write(LSTAR, 0xa000)),
             Answer::PROCEED
         );
         assert_eq!(
-            on_pinned_write(PIN, &mut s, 0xa000, &write(LSTAR, 0xa000)),
+            decide(PIN, &mut s, 0xa000, &write(LSTAR, 0xa000)),
             Answer::PROCEED
         );
-        let a = on_pinned_write(PIN, &mut s, 0xa000, &write(LSTAR, 0xb000));
+        let a = decide(PIN, &mut s, 0xa000, &write(LSTAR, 0xb000));
         assert_eq!(
             (a.kvm, a.record, a.status, a.reason),
             (
@@ -335,16 +387,13 @@ mod pinned {
             vmm_takes_filter_exits: true,
             ..write(LSTAR, 0xb000)
         };
-        assert_eq!(
-            on_pinned_write(PIN, &mut s, 0xa000, &f).kvm,
-            KvmReturn::FailFiltered
-        );
+        assert_eq!(decide(PIN, &mut s, 0xa000, &f).kvm, KvmReturn::FailFiltered);
         // Audit mode reports it and lets it through; the pin stays.
         let audit = Facts {
             audit: true,
             ..write(LSTAR, 0xb000)
         };
-        let a = on_pinned_write(PIN, &mut s, 0xa000, &audit);
+        let a = decide(PIN, &mut s, 0xa000, &audit);
         assert_eq!(
             (a.kvm, a.status, a.reason),
             (
@@ -359,27 +408,21 @@ mod pinned {
     #[test]
     fn the_vmms_writes_move_the_pin_and_are_never_vetoed() {
         let mut s = PinState::RESET;
-        on_pinned_write(PIN, &mut s, 0, &write(LSTAR, 0xa000));
+        decide(PIN, &mut s, 0, &write(LSTAR, 0xa000));
         let host = |v| Facts {
             host_initiated: true,
             ..write(LSTAR, v)
         };
         // A migration target restoring another value: pinned there.
+        assert_eq!(decide(PIN, &mut s, 0xa000, &host(0xc000)), Answer::PROCEED);
         assert_eq!(
-            on_pinned_write(PIN, &mut s, 0xa000, &host(0xc000)),
-            Answer::PROCEED
-        );
-        assert_eq!(
-            on_pinned_write(PIN, &mut s, 0xc000, &write(LSTAR, 0xa000)).reason,
+            decide(PIN, &mut s, 0xc000, &write(LSTAR, 0xa000)).reason,
             Reason::Pinned
         );
         // A reset: 0 unpins, the guest's next write pins again.
+        assert_eq!(decide(PIN, &mut s, 0xc000, &host(0)), Answer::PROCEED);
         assert_eq!(
-            on_pinned_write(PIN, &mut s, 0xc000, &host(0)),
-            Answer::PROCEED
-        );
-        assert_eq!(
-            on_pinned_write(PIN, &mut s, 0, &write(LSTAR, 0xb000)),
+            decide(PIN, &mut s, 0, &write(LSTAR, 0xb000)),
             Answer::PROCEED
         );
         assert_eq!((s.pinned, s.value), (true, 0xb000));
@@ -388,20 +431,20 @@ mod pinned {
     #[test]
     fn a_set_only_bit_the_msr_holds_cannot_be_cleared() {
         let mut s = PinState::RESET;
-        let a = on_pinned_write(NXE_SET_ONLY, &mut s, 0x501 | NXE, &write(EFER, 0x501));
+        let a = decide(NXE_SET_ONLY, &mut s, 0x501 | NXE, &write(EFER, 0x501));
         assert_eq!((a.kvm, a.reason), (KvmReturn::Fail, Reason::SetOnly));
         // Setting it, keeping it, or a vCPU whose EFER does not hold it
         // (after a reset through KVM_SET_SREGS, or INIT): allowed.
         assert_eq!(
-            on_pinned_write(NXE_SET_ONLY, &mut s, 0x501, &write(EFER, 0x501 | NXE)),
+            decide(NXE_SET_ONLY, &mut s, 0x501, &write(EFER, 0x501 | NXE)),
             Answer::PROCEED
         );
         assert_eq!(
-            on_pinned_write(NXE_SET_ONLY, &mut s, 0x501 | NXE, &write(EFER, 0x501 | NXE)),
+            decide(NXE_SET_ONLY, &mut s, 0x501 | NXE, &write(EFER, 0x501 | NXE)),
             Answer::PROCEED
         );
         assert_eq!(
-            on_pinned_write(NXE_SET_ONLY, &mut s, 0, &write(EFER, 0x100)),
+            decide(NXE_SET_ONLY, &mut s, 0, &write(EFER, 0x100)),
             Answer::PROCEED
         );
     }
@@ -414,15 +457,15 @@ mod pinned {
     fn a_write_leaving_long_mode_may_clear_nxe() {
         let mut s = PinState::RESET;
         assert_eq!(
-            on_pinned_write(NXE_SET_ONLY, &mut s, 0x500 | NXE, &write(EFER, 0)),
+            decide(NXE_SET_ONLY, &mut s, 0x500 | NXE, &write(EFER, 0)),
             Answer::PROCEED
         );
         assert_eq!(
-            on_pinned_write(NXE_SET_ONLY, &mut s, NXE, &write(EFER, 0x1)),
+            decide(NXE_SET_ONLY, &mut s, NXE, &write(EFER, 0x1)),
             Answer::PROCEED
         );
         // Staying in long mode without NXE: vetoed.
-        let a = on_pinned_write(NXE_SET_ONLY, &mut s, 0x500 | NXE, &write(EFER, 0x500));
+        let a = decide(NXE_SET_ONLY, &mut s, 0x500 | NXE, &write(EFER, 0x500));
         assert_eq!(a.reason, Reason::SetOnly);
     }
 }

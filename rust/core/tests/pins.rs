@@ -2,7 +2,9 @@
 //! Pins and set-only bits (`rust/core/pins.rs`): the rules one by one, and
 //! against a model over any sequence of guest and VMM writes.
 
-use msrguard_core::pins::{check, commit, host_write, PinCheck, PinRule, PinState};
+use msrguard_core::pins::{
+    check, commit, first_look, host_write, Held, PinCheck, PinRule, PinState,
+};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -106,6 +108,34 @@ fn host_writes_restore_or_reset() {
     );
     host_write(SET_ONLY, &mut e, 0);
     assert_eq!(guest_write(SET_ONLY, &mut e, 0x501), PinCheck::Allow);
+}
+
+#[test]
+fn the_first_look_pins_a_held_value_once() {
+    let mut s = PinState::RESET;
+    assert!(!first_look(PIN, &mut s, Held::NotRead));
+    assert_eq!(s, PinState::RESET);
+    assert!(first_look(PIN, &mut s, Held::Value(0x1234)));
+    assert_eq!(
+        guest_write(PIN, &mut s, 0x5678),
+        PinCheck::Pinned { pinned: 0x1234 }
+    );
+    // Later looks change nothing, a held value or not.
+    assert!(first_look(PIN, &mut s, Held::Value(0x5678)));
+    assert!(first_look(PIN, &mut s, Held::NotRead));
+    assert_eq!((s.pinned, s.value), (true, 0x1234));
+
+    // 0, every pinned MSR's reset value, or a value unknown: the write pins.
+    for held in [Held::Value(0), Held::Unknown] {
+        let mut z = PinState::RESET;
+        assert!(first_look(PIN, &mut z, held));
+        assert_eq!(guest_write(PIN, &mut z, 0x5678), PinCheck::Allow);
+        assert_eq!(z.value, 0x5678);
+    }
+    // A set-only rule pins nothing.
+    let mut e = PinState::RESET;
+    assert!(first_look(SET_ONLY, &mut e, Held::Value(0x501 | NXE)));
+    assert!(!e.pinned);
 }
 
 #[test]
@@ -245,7 +275,7 @@ mod table {
                             Some(s) => {
                                 let expect = model.get(&(vm, vcpu)).copied().unwrap_or(0);
                                 prop_assert_eq!(s[0].value, expect);
-                                s[0] = PinState { value: x, pinned: true, sticky: 0 };
+                                s[0] = PinState { value: x, pinned: true, sticky: 0, looked: true };
                                 model.insert((vm, vcpu), x);
                             }
                             None => {
@@ -282,6 +312,7 @@ mod table {
                 value: 5,
                 pinned: true,
                 sticky: 0,
+                looked: true,
             };
         }
         // Index 0 of profile 2's pins may be another MSR: nothing carries over.

@@ -167,14 +167,44 @@ static bool vmm_takes_filter_exits(struct kvm *kvm)
 /* Whether the read-completion fprobe is registered (written under arm_lock). */
 static bool read_completion_armed;
 
+/* A wrapper's call into KVM's read (below). */
+static int kvm_answer(struct kvm_vcpu *vcpu, u32 msr, u64 *data);
+
+/*
+ * What @msr holds on @vcpu, for the guard's first look at a pinned MSR
+ * (pins.rs): KVM's own read, for the SYSCALL MSRs, whose read is a field
+ * of the VMCB or of KVM's copy (atomic-safe, as this hook is), and reads
+ * back what the guest wrote; false for any other MSR or if KVM refuses.
+ * Not SYSENTER_*: for an AMD guest KVM reads back 32 bits of what Linux
+ * writes, which a pin would then refuse when Linux writes it again. Nor
+ * the others: a Hyper-V MSR's read takes a mutex.
+ */
+static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
+{
+	switch (msr) {
+	case MSR_EFER:
+		*value = vcpu->arch.efer;
+		return true;
+	case MSR_STAR:
+	case MSR_LSTAR:
+	case MSR_CSTAR:
+	case MSR_SYSCALL_MASK:
+		return !kvm_answer(vcpu, msr, value);
+	default:
+		return false;
+	}
+}
+
 static __always_inline void ask(struct kvm_vcpu *vcpu, const struct msrguard_vm *vm, u8 hook,
 				u32 msr, bool is_write, u64 value, bool host_initiated,
 				struct msrguard_answer *ans)
 {
+	bool efer_write = is_write && msr == MSR_EFER;
 	struct msrguard_facts facts = {
 		.value = value,
 		/* Set-only bits are checked against what EFER holds (KVM's cache is current). */
-		.held = (is_write && msr == MSR_EFER) ? vcpu->arch.efer : 0,
+		.held = efer_write ? vcpu->arch.efer : 0,
+		.held_state = efer_write ? MSRGUARD_HELD_READ : MSRGUARD_HELD_NOT_READ,
 		.msr = msr,
 		.vcpu_id = vcpu->vcpu_id,
 		.vm_id = vm->id,
@@ -188,6 +218,12 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, const struct msrguard_vm 
 	};
 
 	msrguard_rust_on_access(guard_ctx, &facts, ans);
+	/* Once per vCPU and pinned MSR: the value it holds, then the answer. */
+	if (unlikely(ans->wants_held)) {
+		facts.held_state = held_value(vcpu, msr, &facts.held) ? MSRGUARD_HELD_READ :
+									 MSRGUARD_HELD_UNKNOWN;
+		msrguard_rust_on_access(guard_ctx, &facts, ans);
+	}
 }
 
 /* The VM's id and profile (Rust's VM table) and the coarse clock. */
