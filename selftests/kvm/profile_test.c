@@ -10,8 +10,9 @@
  * write pins it, another value is vetoed with reason pinned, clearing
  * EFER.NXE with reason set-only; the VMM's writes move the pin (a reset,
  * a restore into a new VM); a default VM is unchanged; root's profile
- * pins what a running VM's vCPUs hold. A failed VM creation leaves no
- * entry. lock_test checks that lock=1 refuses a change.
+ * pins what a running VM's vCPUs hold. INIT and an SMI's RSM keep the
+ * pins and EFER.NXE; pins are L1's (an L2 writes its own values). A failed
+ * VM creation leaves no entry. lock_test checks that lock=1 refuses a change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,8 @@
 
 #include "kvm_util.h"
 #include "processor.h"
+#include "smm.h"
+#include "svm_util.h"
 #include "kselftest_harness.h"
 
 #include "msrguard_guest.h"
@@ -375,6 +378,168 @@ TEST_F(profile, a_profile_given_by_root_pins_the_values_held)
 	/* Back to default: no pin. */
 	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, 0));
 	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	kvm_vm_free(vm);
+}
+
+/*
+ * INIT keeps the pins (pins.rs): another vCPU of the guest may send INIT,
+ * and a kernel that pinned LSTAR must not lose the pin to it. KVM takes a
+ * latched INIT when asked for the vCPU's state (KVM_GET_MP_STATE), as an
+ * INIT IPI's would be; the registers are then put back as they were (not
+ * the MSRs: no LSTAR write).
+ */
+TEST_F(profile, init_keeps_the_pins)
+{
+	struct kvm_sregs sregs, after;
+	struct kvm_vcpu_events events;
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	vcpu_regs_get(vcpu, &regs);
+	vcpu_sregs_get(vcpu, &sregs);
+	vcpu_xcrs_get(vcpu, &xcrs);
+
+	vcpu_events_get(vcpu, &events);
+	events.flags = KVM_VCPUEVENT_VALID_SMM;
+	events.smi.latched_init = 1;
+	vcpu_events_set(vcpu, &events);
+	vcpu_mp_state_get(vcpu, &mp);
+	vcpu_sregs_get(vcpu, &after);
+	ASSERT_EQ(0, after.cr0 & X86_CR0_PG) TH_LOG("no INIT: CR0 %#llx", after.cr0);
+
+	vcpu_sregs_set(vcpu, &sregs);
+	vcpu_xcrs_set(vcpu, &xcrs);
+	vcpu_regs_set(vcpu, &regs);
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+	kvm_vm_free(vm);
+}
+
+/* smm_test's handler: reports its stage on port 0xe, then RSM. */
+#define SMRAM_GPA	0x1000000
+#define SMM_PORT	0xe
+static const u8 smi_handler[] = {
+	0xb0, 0xfe,		/* mov $0xfe, %al */
+	0xe4, SMM_PORT,		/* in $SMM_PORT, %al */
+	0x0f, 0xaa,		/* rsm */
+};
+
+/*
+ * SMM: RSM writes EFER back through KVM's MSR path, first 0 (out of long
+ * mode), then the saved value; neither may be vetoed (a veto would
+ * triple-fault the guest), and the pins and EFER.NXE hold afterwards.
+ */
+TEST_F(profile, an_smi_and_its_rsm_keep_efer_and_the_pins)
+{
+	struct kvm_vcpu_events events;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t efer;
+
+	if (!kvm_has_cap(KVM_CAP_X86_SMM))
+		SKIP(return, "KVM has no SMM here (KVM_CAP_X86_SMM)");
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	setup_smram(vm, vcpu, SMRAM_GPA, smi_handler, sizeof(smi_handler));
+	efer = vcpu_get_msr(vcpu, MSR_EFER);
+	ASSERT_TRUE(efer & EFER_NX);
+	EXPECT_EQ(0, lstar_write(_metadata, vcpu, self->fd, ENTRY_A));
+
+	drain(self->fd);
+	inject_smi(vcpu);
+	vcpu_run(vcpu);
+	ASSERT_EQ(KVM_EXIT_IO, vcpu->run->exit_reason);
+	ASSERT_EQ(SMM_PORT, vcpu->run->io.port) TH_LOG("the SMI handler did not run");
+	vcpu_events_get(vcpu, &events);
+	EXPECT_TRUE(events.smi.smm);
+
+	/* RSM, then the guest's next access: the pin holds, one event (its). */
+	EXPECT_EQ(GP_VECTOR, lstar_write(_metadata, vcpu, self->fd, ENTRY_B));
+	vcpu_events_get(vcpu, &events);
+	EXPECT_FALSE(events.smi.smm);
+	EXPECT_EQ(efer, vcpu_get_msr(vcpu, MSR_EFER));
+	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_EFER, true, efer & ~EFER_NX, NULL));
+	kvm_vm_free(vm);
+}
+
+/*
+ * Pins are L1's (pins.rs): an L2's write of its own LSTAR is not checked
+ * against them, and L1's own write of another value is still vetoed.
+ * What L1's LSTAR holds after its L2 ran is printed: SVM shares the
+ * VMLOAD state between L1 and L2 (and L1 may VMLOAD), which is why the
+ * hardened profile is for guests without nested virtualization
+ * (admin-guide.rst).
+ */
+static void l2_writes_lstar(void)
+{
+	wrmsr(MSR_LSTAR, ENTRY_B);
+	vmmcall();
+}
+
+static void l1_pins_lstar_then_runs_l2(struct svm_test_data *svm)
+{
+	u64 pc;
+
+	GUEST_SYNC(wrmsr_safe_at(MSR_LSTAR, ENTRY_A, &pc, false));
+	generic_svm_setup(svm, l2_writes_lstar);
+	run_guest(svm->vmcb, svm->vmcb_gpa);
+	GUEST_ASSERT_EQ(svm->vmcb->control.exit_code, SVM_EXIT_VMMCALL);
+	GUEST_SYNC(rdmsr(MSR_LSTAR));
+	GUEST_SYNC(wrmsr_safe_at(MSR_LSTAR, 0xffffffff8badf00dull, &pc, false));
+	GUEST_DONE();
+}
+
+/* The next GUEST_SYNC's argument. */
+static uint64_t next_sync(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_SYNC:
+		return uc.args[1];
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	return 0;
+}
+
+TEST_F(profile, pins_are_l1s_an_l2_writes_its_own_values)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t lstar;
+	struct event e;
+	gva_t svm_gva;
+
+	ASSERT_EQ(0, kvm_for_nested()) TH_LOG("kvm_amd could not be reloaded for nested guests");
+	if (!kvm_cpu_has(X86_FEATURE_SVM))
+		SKIP(return, "no SVM for a guest hypervisor");
+	ENTER_SELFTEST_CGROUP();
+	vm = vm_create_with_one_vcpu(&vcpu, l1_pins_lstar_then_runs_l2);
+	vcpu_alloc_svm(vm, &svm_gva);
+	vcpu_args_set(vcpu, 1, svm_gva);
+	drain(self->fd);
+
+	EXPECT_EQ(0, next_sync(vcpu));
+	/* L2's write, and the way back to L1: no veto, no event. */
+	lstar = next_sync(vcpu);
+	EXPECT_EQ(0, next_event(self->fd, &e));
+	ksft_print_msg("L1's LSTAR after its L2 wrote %#llx: %#lx\n", ENTRY_B, lstar);
+	EXPECT_EQ(GP_VECTOR, next_sync(vcpu));
+	ASSERT_EQ(1, next_event(self->fd, &e));
+	EXPECT_EQ(MSR_LSTAR, e.msr);
+	EXPECT_EQ(MSRGUARD_REASON_PINNED, e.reason);
+	EXPECT_EQ(0, e.flags & MSRGUARD_FLAG_NESTED);
 	kvm_vm_free(vm);
 }
 
