@@ -16,6 +16,12 @@
  *
  * A write that succeeds is undone at once (best effort: the kernel may
  * not survive a moved system call entry).
+ *
+ *   guest-pin-attack --drain
+ *
+ * only waits until the console has sent what was written to it (/init's
+ * last step before poweroff, whose own message goes straight to the
+ * console and would otherwise cut the lines still queued).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* pin:MSR -> the value moved by a page; set_only:MSR:BITS -> the bits cleared. */
@@ -51,6 +58,8 @@ int main(int argc, char **argv)
 	unsigned int cpu;
 	int i;
 
+	if (argc == 2 && !strcmp(argv[1], "--drain"))
+		return tcdrain(STDOUT_FILENO) ? 1 : 0;
 	for (i = 1; i < argc; i++) {
 		uint32_t msr;
 		uint64_t clear;
