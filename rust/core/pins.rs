@@ -296,7 +296,8 @@ impl<S: core::ops::DerefMut<Target = [VcpuPins]>> PinTable<S> {
     }
 
     /// Forgets every vCPU of VM `vm_id`: the VM went, or got another
-    /// profile (whose pins start from nothing). Bounded by the table.
+    /// profile (whose states start unlooked, [`first_look`]). Bounded by
+    /// the table.
     pub fn forget_vm(&mut self, vm_id: u32) {
         let mut i = 0;
         // A removal may shift a later entry into slot i: look at it again.

@@ -503,9 +503,10 @@ pub(crate) fn set_profile(vms: &Vms, pins: &Pins, id: u32, profile: u8) -> Resul
         return Err(EINVAL);
     }
     let kvm = vms.set_profile(id, profile).ok_or(ENOENT)?;
-    // The new profile's pins start from nothing: each vCPU's next write of
-    // a pinned MSR pins it. A decision still under the old profile finds
-    // its vCPU's states under the new one reset (`PinTable::states`).
+    // The new profile's states start unlooked: each vCPU's next write of
+    // a pinned MSR first pins the value it holds (`pins::first_look`). A
+    // decision still under the old profile finds its vCPU's states under
+    // the new one reset (`PinTable::states`).
     pins.forget_vm(id);
     // SAFETY: No preconditions: it moves the hooks' VM generation.
     unsafe { msrguard_hooks_vms_changed() };

@@ -167,28 +167,39 @@ static bool vmm_takes_filter_exits(struct kvm *kvm)
 /* Whether the read-completion fprobe is registered (written under arm_lock). */
 static bool read_completion_armed;
 
+/*
+ * KVM's guest read, __kvm_emulate_msr_read() (msrs.h), while kvm is armed:
+ * held_value() and the wrappers below call it through this pointer. Not the static hooked
+ * function: only an address-taken function (this one is exported) keeps
+ * its ENDBR, which an indirect call needs on a CPU with IBT (arm_set()
+ * checks it is there).
+ */
+static typeof(&__kvm_emulate_msr_read) kvm_guest_read;
+
 /* A wrapper's call into KVM's read (below). */
 static int kvm_answer(struct kvm_vcpu *vcpu, u32 msr, u64 *data);
 
 /*
  * What @msr holds on @vcpu, for the guard's first look at a pinned MSR
- * (pins.rs): KVM's own read, for the SYSCALL MSRs, whose read is a field
- * of the VMCB or of KVM's copy (atomic-safe, as this hook is), and reads
- * back what the guest wrote; false for any other MSR or if KVM refuses.
- * Not SYSENTER_*: for an AMD guest KVM reads back 32 bits of what Linux
- * writes, which a pin would then refuse when Linux writes it again. Nor
- * the others: a Hyper-V MSR's read takes a mutex.
+ * (pins.rs; EFER's comes with the question): KVM's own read, for the
+ * SYSCALL MSRs, whose read is a field of the VMCB or of KVM's copy
+ * (atomic-safe, as this hook is), and reads back what the guest wrote;
+ * false for any other MSR or if KVM refuses. Not SYSENTER_*: for an AMD
+ * guest KVM reads back 32 bits of what Linux writes, which a pin would
+ * then refuse when Linux writes it again. Nor the others: a Hyper-V MSR's
+ * read takes a mutex. A read the policy always allows needs no wrapper
+ * slot (the read hook lets it through at once), so a guest that fills the
+ * slots cannot make its own write the pin.
  */
 static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
 {
 	switch (msr) {
-	case MSR_EFER:
-		*value = vcpu->arch.efer;
-		return true;
 	case MSR_STAR:
 	case MSR_LSTAR:
 	case MSR_CSTAR:
 	case MSR_SYSCALL_MASK:
+		if (msrguard_rust_read_proceeds(msr))
+			return !READ_ONCE(kvm_guest_read)(vcpu, msr, value);
 		return !kvm_answer(vcpu, msr, value);
 	default:
 		return false;
@@ -333,15 +344,6 @@ asm(
 );
 
 /* ---- "ignore" only where KVM would succeed ------------------------------ */
-
-/*
- * KVM's guest read, __kvm_emulate_msr_read() (msrs.h), while kvm is armed:
- * the wrappers below call it through this pointer. Not the static hooked
- * function: only an address-taken function (this one is exported) keeps
- * its ENDBR, which an indirect call needs on a CPU with IBT (arm_set()
- * checks it is there).
- */
-static typeof(&__kvm_emulate_msr_read) kvm_guest_read;
 
 /*
  * The tasks inside a wrapper: their call into KVM reaches the hooked read

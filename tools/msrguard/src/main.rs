@@ -120,9 +120,10 @@ enum Command {
 enum ProfileCommand {
     /// List the profiles compiled into the module.
     List,
-    /// Give a running VM the profile NAME; its pins start from nothing:
-    /// each vCPU's next write of a pinned MSR pins it. Refused once the
-    /// module is locked (lock=1).
+    /// Give a running VM the profile NAME; each vCPU's pinned MSRs are
+    /// pinned to the values it holds (LSTAR, STAR, CSTAR, SYSCALL_MASK;
+    /// the others from its next write). Refused once the module is locked
+    /// (lock=1).
     Set {
         /// The VM, by its id as events and `msrguard vms` show it (hex).
         #[arg(
