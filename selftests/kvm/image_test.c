@@ -204,23 +204,11 @@ static void set_param(const char *name, const char *value)
 /* @calls calls of the export (or WRMSRs outside any image, @fn 0): the #GPs. */
 static int image_run(struct kvm_vcpu *vcpu, uint64_t fn, uint32_t calls)
 {
-	struct ucall uc;
-
 	image_fn = fn;
 	image_calls = calls;
 	sync_global_to_guest(vcpu->vm, image_fn);
 	sync_global_to_guest(vcpu->vm, image_calls);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		return uc.args[1];
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-	return -1;
+	return run_to_sync(vcpu);
 }
 
 /* One vetoed access at @fn (0: outside any image) and its record. */

@@ -195,20 +195,31 @@ int kvm_for_nested(void)
 	return 0;
 }
 
-void run_until_done(struct kvm_vcpu *vcpu)
+/* Runs @vcpu to its next ucall, which must be @want; its first argument. */
+static uint64_t run_to(struct kvm_vcpu *vcpu, uint64_t want)
 {
 	struct ucall uc;
 
 	vcpu_run(vcpu);
 	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_DONE:
-		break;
 	case UCALL_ABORT:
 		REPORT_GUEST_ASSERT(uc);
+		break;
 	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+		TEST_ASSERT(uc.cmd == want, "unexpected ucall %lu", uc.cmd);
 	}
+	return uc.args[1];
+}
+
+void run_until_done(struct kvm_vcpu *vcpu)
+{
+	run_to(vcpu, UCALL_DONE);
+}
+
+uint64_t run_to_sync(struct kvm_vcpu *vcpu)
+{
+	return run_to(vcpu, UCALL_SYNC);
 }
 
 static void ucode_write_guest(void)

@@ -77,6 +77,8 @@ int kvm_for_nested(void);
 
 /* Runs @vcpu until its guest code ends with GUEST_DONE; anything else fails the test. */
 void run_until_done(struct kvm_vcpu *vcpu);
+/* Runs @vcpu to its next GUEST_SYNC and returns its argument; anything else fails the test. */
+uint64_t run_to_sync(struct kvm_vcpu *vcpu);
 
 /*
  * The vector a new guest sees for WRMSR UCODE_WRITE: 0 without msrguard

@@ -495,24 +495,6 @@ static void l1_pins_lstar_then_runs_l2(struct svm_test_data *svm)
 	GUEST_DONE();
 }
 
-/* The next GUEST_SYNC's argument. */
-static uint64_t next_sync(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_SYNC:
-		return uc.args[1];
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	default:
-		TEST_FAIL("unexpected ucall %lu", uc.cmd);
-	}
-	return 0;
-}
-
 TEST_F(profile, pins_are_l1s_an_l2_writes_its_own_values)
 {
 	struct kvm_vcpu *vcpu;
@@ -533,12 +515,12 @@ TEST_F(profile, pins_are_l1s_an_l2_writes_its_own_values)
 	vcpu_args_set(vcpu, 1, svm_gva);
 	drain(self->fd);
 
-	EXPECT_EQ(0, next_sync(vcpu));
+	EXPECT_EQ(0, run_to_sync(vcpu));
 	/* L2's write, and the way back to L1: no veto, no event. */
-	lstar = next_sync(vcpu);
+	lstar = run_to_sync(vcpu);
 	EXPECT_EQ(0, next_event(self->fd, &e));
 	ksft_print_msg("L1's LSTAR after its L2 wrote %#llx: %#lx\n", ENTRY_B, lstar);
-	EXPECT_EQ(GP_VECTOR, next_sync(vcpu));
+	EXPECT_EQ(GP_VECTOR, run_to_sync(vcpu));
 	ASSERT_EQ(1, next_event(self->fd, &e));
 	EXPECT_EQ(MSR_LSTAR, e.msr);
 	EXPECT_EQ(MSRGUARD_REASON_PINNED, e.reason);

@@ -411,25 +411,34 @@ static int check_chain(const char *module, const struct chain *c, struct walk *w
 	return 0;
 }
 
-unsigned long msrguard_function_address(const char *module, const char *name)
+/* @module's function @name: where it starts, where ftrace hooks it (0s: none). */
+static void function_of(const char *module, const char *name, unsigned long *start,
+			unsigned long *ftrace_site)
 {
 	struct extent *x = kzalloc_obj(*x, GFP_KERNEL);
-	unsigned long addr = 0;
 
-	if (x && lookup(module, name, x))
-		addr = x->start;
+	*start = 0;
+	*ftrace_site = 0;
+	if (x && lookup(module, name, x)) {
+		*start = x->start;
+		*ftrace_site = x->ftrace_site;
+	}
 	kfree(x);
-	return addr;
+}
+
+unsigned long msrguard_function_address(const char *module, const char *name)
+{
+	unsigned long start, site;
+
+	function_of(module, name, &start, &site);
+	return start;
 }
 
 unsigned long msrguard_ftrace_site(const char *module, const char *name)
 {
-	struct extent *x = kzalloc_obj(*x, GFP_KERNEL);
-	unsigned long site = 0;
+	unsigned long start, site;
 
-	if (x && lookup(module, name, x))
-		site = x->ftrace_site;
-	kfree(x);
+	function_of(module, name, &start, &site);
 	return site;
 }
 
