@@ -20,8 +20,9 @@ cd "$MSRGUARD_ROOT"
 # background lane, so that it shares the cores with the main lane's end
 # rather than running alone after it. KVM's selftests come before that in
 # the main lane: some wait for IPIs with a busy loop (hyperv_ipi), which
-# three TCG threads on two cores made fail. Each lane keeps this order. The host steps run after
-# the build when a VM step is selected, before it otherwise.
+# three TCG threads on two cores made fail. Each lane keeps this order.
+# The host steps run after the build when a VM step is selected, before
+# it otherwise.
 steps=(
 	"host:host tests (cargo test)"
 	"policy:the default policy against the KVM of the kernel tree"

@@ -243,8 +243,9 @@ impl<S: DerefMut<Target = [VmSlot]>> VmTable<S> {
 
     /// Gives the VM `id` the profile `profile`; None if no VM with a vCPU
     /// has that id (a VM without one may still fail its creation, whose
-    /// failure path expects to drop the only reference). Returns the VM's key: its `struct kvm`, which
-    /// lives as long as the entry (msrguard's destroy hook removes it).
+    /// failure path expects to drop the only reference). Returns the VM's
+    /// key: its `struct kvm`, which lives as long as the entry (msrguard's
+    /// destroy hook removes it).
     pub fn set_profile(&mut self, id: u32, profile: u8) -> Option<u64> {
         if id == 0 {
             return None;

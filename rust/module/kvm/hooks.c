@@ -169,10 +169,10 @@ static bool read_completion_armed;
 
 /*
  * KVM's guest read, __kvm_emulate_msr_read() (msrs.h), while kvm is armed:
- * held_value() and the wrappers below call it through this pointer. Not the static hooked
- * function: only an address-taken function (this one is exported) keeps
- * its ENDBR, which an indirect call needs on a CPU with IBT (arm_set()
- * checks it is there).
+ * held_value() and the wrappers below call it through this pointer. Not
+ * the static hooked function: only an address-taken function (this one is
+ * exported) keeps its ENDBR, which an indirect call needs on a CPU with
+ * IBT (arm_set() checks it is there).
  */
 static typeof(&__kvm_emulate_msr_read) kvm_guest_read;
 
