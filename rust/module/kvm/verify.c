@@ -357,12 +357,14 @@ static bool traceable_match(const char *pattern)
  */
 static int check_no_clone(const struct chain *c)
 {
-	char pattern[KSYM_NAME_LEN], searched[KSYM_NAME_LEN];
+	/* The globs here are short: 1 KiB of KSYM_NAME_LEN buffers is not. */
+	char pattern[64], searched[64];
 	size_t dot;
 
 	if (!c->clones)
 		return 0;
-	strscpy(pattern, c->clones, sizeof(pattern));
+	if (WARN_ON_ONCE(strscpy(pattern, c->clones, sizeof(pattern)) < 0))
+		return -EINVAL;
 	/* Every glob here ends in ".*". */
 	dot = strlen(pattern) - 2;
 	if (!strcmp(verify_inject, "clone"))
