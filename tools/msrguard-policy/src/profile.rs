@@ -5,9 +5,12 @@
 //! A profile file (`policy/profiles/NAME.toml`) starts from the policy the
 //! module is built with (its base) and may
 //!
-//! - replace base entries (`[[msr]]` tables with the same `index` and `last`
-//!   as the entry they replace: a profile for performance VMs allowing the
-//!   PMU);
+//! - decide MSRs of its own (`[[msr]]` tables, as in a policy file): each
+//!   decides the MSRs it covers, whatever the base says of them, and the
+//!   base decides the rest. A profile thus fits any base it is built over
+//!   (the shipped one, or a policy learned from audit records) and may
+//!   allow what the base refuses (a profile for VMs that trace inside the
+//!   guest opening LBR and Intel PT) or refuse what it allows;
 //! - pin MSRs (`[[pin]]`: the guest's first write since the vCPU's reset
 //!   fixes the value) and make bits set-only (`[[set_only]]`: once set on a
 //!   vCPU, the guest cannot clear them), each with its reason;
@@ -65,8 +68,10 @@ pub struct Profile {
     pub reason: String,
     /// cgroup path prefixes of the VMs it is given when they are created.
     pub cgroup_prefixes: Vec<String>,
-    /// The base entries with the profile's replacements, sorted.
+    /// The base entries with the profile's own laid over them, sorted.
     pub entries: Vec<PolicyEntry>,
+    /// How many `[[msr]]` entries of its own the profile has.
+    pub own_entries: usize,
     /// Pinned and set-only MSRs, sorted by MSR, one each.
     pub pins: Vec<PinSpec>,
 }
@@ -79,6 +84,7 @@ impl Profile {
             reason: "the base policy".to_string(),
             cgroup_prefixes: Vec::new(),
             entries: base.to_vec(),
+            own_entries: 0,
             pins: Vec::new(),
         }
     }
@@ -176,28 +182,11 @@ pub fn parse_profile(
         }
     }
 
-    // Replacements: each must be a base entry's exact range, once.
-    let replacements = check_entries(file, &lines, &raw.msr, &mut errors);
-    let replacements = check_overlaps(file, replacements, &mut errors);
-    let replaced_ranges: Vec<(u32, u32)> = replacements.iter().map(|r| (r.first, r.last)).collect();
-    let mut entries = base.to_vec();
-    for r in replacements {
-        match entries
-            .iter_mut()
-            .find(|e| e.first == r.first && e.last == r.last)
-        {
-            Some(e) => *e = r,
-            None => errors.push(Diagnostic {
-                file: file.to_string(),
-                line: r.line,
-                message: format!(
-                    "no base entry covers exactly {:#x}..={:#x} ({}): a profile replaces entries, it does not add or split them",
-                    r.first, r.last, r.name
-                ),
-            }),
-        }
-    }
-    let entries = check_overlaps(file, entries, &mut errors);
+    // Its own entries, laid over the base's.
+    let own = check_entries(file, &lines, &raw.msr, &mut errors);
+    let own = check_overlaps(file, own, &mut errors);
+    let own_ranges: Vec<(u32, u32)> = own.iter().map(|r| (r.first, r.last)).collect();
+    let entries = overlay(base, &own);
 
     // Pins and set-only bits.
     let mut pins: Vec<PinSpec> = Vec::new();
@@ -274,12 +263,12 @@ pub fn parse_profile(
                 || entry.write_mask.is_some_and(|m| m & set_only == set_only)
         };
         if !writable {
-            let replaced = replaced_ranges.contains(&(entry.first, entry.last));
+            let own = own_ranges.contains(&(entry.first, entry.last));
             errors.push(diag(
                 index.span().start,
                 format!(
                     "{what} on {name} ({msr:#x}): {} at line {} does not let a guest write {}",
-                    if replaced {
+                    if own {
                         "the profile's entry"
                     } else {
                         "the base policy's entry"
@@ -366,12 +355,49 @@ pub fn parse_profile(
             reason: header.reason.get_ref().trim().to_string(),
             cgroup_prefixes,
             entries,
+            own_entries: own_ranges.len(),
             pins,
         })
     } else {
         errors.sort_by_key(|d| d.line);
         Err(errors)
     }
+}
+
+/// `base` with `own` laid over it (both sorted by first index, neither
+/// overlapping itself): each of `own`'s entries decides the MSRs it
+/// covers; a base entry it covers in part keeps the rest of its range,
+/// in one or two pieces under its own name and line.
+pub fn overlay(base: &[PolicyEntry], own: &[PolicyEntry]) -> Vec<PolicyEntry> {
+    let mut entries = Vec::with_capacity(base.len() + 2 * own.len());
+    for e in base {
+        // The first index of `e` no entry of `own` has covered yet.
+        let mut next = Some(e.first);
+        for o in own
+            .iter()
+            .filter(|o| o.first <= e.last && e.first <= o.last)
+        {
+            let Some(first) = next else { break };
+            if o.first > first {
+                entries.push(PolicyEntry {
+                    first,
+                    last: o.first - 1,
+                    ..e.clone()
+                });
+            }
+            next = o
+                .last
+                .checked_add(1)
+                .filter(|&n| n <= e.last)
+                .map(|n| n.max(first));
+        }
+        if let Some(first) = next {
+            entries.push(PolicyEntry { first, ..e.clone() });
+        }
+    }
+    entries.extend(own.iter().cloned());
+    entries.sort_by_key(|e| e.first);
+    entries
 }
 
 /// Checks the set of profiles a module holds (the default one first):

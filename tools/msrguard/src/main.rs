@@ -352,11 +352,11 @@ fn check_profiles(base: &[msrguard_policy::PolicyEntry], files: &[String]) -> Re
     let profiles = msrguard_policy::profile::load_profiles(base, files)
         .map_err(|errors| Failure(errors.join("\n")))?;
     for (f, p) in files.iter().zip(profiles.iter().skip(1)) {
-        let replaced = p.entries.iter().zip(base).filter(|(a, b)| a != b).count();
         println!(
-            "{f}: profile {}: {} pinned or set-only MSRs, {replaced} entries replaced, ok",
+            "{f}: profile {}: {} pinned or set-only MSRs, {} entries of its own, ok",
             p.name,
-            p.pins.len()
+            p.pins.len(),
+            p.own_entries
         );
     }
     Ok(())
