@@ -528,4 +528,58 @@ TEST_F(profile, pins_are_l1s_an_l2_writes_its_own_values)
 	kvm_vm_free(vm);
 }
 
+/*
+ * The shipped profiles, on the default build: tracing opens what the
+ * default policy refuses for profiling VMs. The default answers a read of
+ * the legacy LBR MSRs with 0 and an event (ignore, where KVM has them);
+ * under tracing KVM answers, without an event.
+ */
+FIXTURE(shipped) {
+	int fd;
+};
+
+FIXTURE_SETUP(shipped)
+{
+	self->fd = -1;
+	ASSERT_EQ(0, msrguard_load_or_reuse(POLICY_DEFAULT, ""))
+		TH_LOG("cannot load msrguard (MSRGUARD_KO)");
+	self->fd = open_device();
+	ASSERT_LE(0, self->fd) TH_LOG("%s: %s", DEVICE_PATH, strerror(errno));
+}
+
+FIXTURE_TEARDOWN(shipped)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(shipped, tracing_opens_what_the_default_refuses)
+{
+	int tracing = profile_index(self->fd, "tracing");
+	struct msrguard_vm_info v;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct event e;
+
+	ASSERT_LT(0, tracing) TH_LOG("the default build has no tracing profile");
+	ASSERT_LT(0, profile_index(self->fd, "hardened"));
+	vm = vm_create_with_one_vcpu(&vcpu, access_guest);
+	drain(self->fd);
+	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_LASTBRANCHFROMIP, false, 0, NULL));
+	ASSERT_EQ(1, next_event(self->fd, &e));
+	EXPECT_EQ(MSR_IA32_LASTBRANCHFROMIP, e.msr);
+	EXPECT_EQ(MSRGUARD_STATUS_BLOCKED_IGNORED, e.status);
+
+	ASSERT_TRUE(my_vm(self->fd, 0, &v));
+	ASSERT_EQ(0, set_profile(self->fd, v.vm_id, tracing));
+	drain(self->fd);
+	EXPECT_EQ(0, access_in_guest(vcpu, MSR_IA32_LASTBRANCHFROMIP, false, 0, NULL));
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("a read the tracing profile allows was recorded");
+	/* The floor holds in every profile: microcode loading stays vetoed. */
+	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
+	ASSERT_EQ(1, next_event(self->fd, &e));
+	EXPECT_EQ(tracing, e.profile);
+	kvm_vm_free(vm);
+}
+
 TEST_HARNESS_MAIN
