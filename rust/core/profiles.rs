@@ -39,7 +39,8 @@ pub struct PinEntry {
 pub struct Profile {
     /// Its name: `[a-z0-9-]`, at most 15 bytes; `default` for profile 0.
     pub name: &'static str,
-    /// Its policy table: the policy's, with the profile's replacements.
+    /// Its policy table: the policy's, with the profile's own entries laid
+    /// over it.
     pub table: &'static [Entry],
     /// VMs whose creating task's cgroup path (on the unified hierarchy,
     /// from its root) starts with one of these get this profile.
@@ -81,11 +82,24 @@ pub fn pin_of(pins: &[PinEntry], msr: u32) -> Option<(usize, PinRule)> {
 }
 
 /// Whether KVM may stop intercepting `msr` for this kind of access for a
-/// VM of profile `profile`: its table allows every such access whatever
-/// the value (in audit mode too, see [`crate::guard::may_pass_through`]),
-/// and for a write the profile neither pins the MSR nor has set-only bits
-/// in it (its writes must reach the hooks; reads still pass through).
-pub fn may_pass_through(profile: &Profile, msr: u32, is_write: bool) -> bool {
-    crate::guard::may_pass_through(profile.table, msr, is_write)
+/// VM of profile `profile`, one of `profiles`: every profile's table allows
+/// every such access whatever the value (in audit mode too, see
+/// [`crate::guard::may_pass_through`]), and for a write `profile` neither
+/// pins the MSR nor has set-only bits in it (its writes must reach the
+/// hooks; reads still pass through).
+///
+/// Every profile's, not only the VM's: a profile change makes KVM
+/// recompute a vCPU's intercepts, but not all of them. VMX takes its LBR
+/// MSRs' pass-through back only when the guest's LBR use ends, so a VM
+/// moved off a profile that allows them would keep reading and writing
+/// them unseen. An MSR only some profiles allow stays intercepted, and
+/// KVM emulates the access (the LBR MSRs' included) once the hook allowed
+/// it.
+pub fn may_pass_through(profiles: &[Profile], profile: &Profile, msr: u32, is_write: bool) -> bool {
+    profiles
+        .iter()
+        .take(MAX_PROFILES)
+        .all(|p| crate::guard::may_pass_through(p.table, msr, is_write))
+        && crate::guard::may_pass_through(profile.table, msr, is_write)
         && !(is_write && pin_of(profile.pins, msr).is_some())
 }

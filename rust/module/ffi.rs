@@ -619,7 +619,7 @@ pub(crate) extern "C" fn msrguard_rust_may_pass_through(
     is_write: bool,
 ) -> bool {
     match profiles::get(PROFILES, profile) {
-        Some(p) => profiles::may_pass_through(p, msr, is_write),
+        Some(p) => profiles::may_pass_through(PROFILES, p, msr, is_write),
         None => guard::may_pass_through(TABLE, msr, is_write),
     }
 }

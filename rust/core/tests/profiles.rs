@@ -107,9 +107,51 @@ fn a_pinned_msr_stays_intercepted_for_writes_only_in_its_profile() {
         table: ALLOW_LSTAR,
         ..PROFILES[1]
     };
-    assert!(may_pass_through(&default, 0xc000_0082, true));
-    assert!(!may_pass_through(&hardened, 0xc000_0082, true));
-    assert!(may_pass_through(&hardened, 0xc000_0082, false));
+    let both = [default, hardened];
+    assert!(may_pass_through(&both, &default, 0xc000_0082, true));
+    assert!(!may_pass_through(&both, &hardened, 0xc000_0082, true));
+    assert!(may_pass_through(&both, &hardened, 0xc000_0082, false));
     // A profile whose table does not allow it keeps it intercepted.
-    assert!(!may_pass_through(&PROFILES[2], 0xc000_0082, false));
+    let with_third = [default, hardened, PROFILES[2]];
+    assert!(!may_pass_through(
+        &with_third,
+        &PROFILES[2],
+        0xc000_0082,
+        false
+    ));
+}
+
+/// An MSR one profile allows and another does not stays intercepted in
+/// both: a VM moved between them gets its accesses decided again at once,
+/// whether or not KVM recomputes that MSR's intercept (VMX's LBR MSRs).
+#[test]
+fn an_msr_only_some_profiles_allow_stays_intercepted_in_all() {
+    use msrguard_core::profiles::may_pass_through;
+    let default = Profile {
+        table: TABLE,
+        ..PROFILES[0]
+    };
+    let opens_lstar = Profile {
+        name: "tracing",
+        table: ALLOW_LSTAR,
+        cgroup_prefixes: &[],
+        pins: &[],
+    };
+    let both = [default, opens_lstar];
+    for is_write in [false, true] {
+        assert!(!may_pass_through(
+            &both,
+            &opens_lstar,
+            0xc000_0082,
+            is_write
+        ));
+        assert!(!may_pass_through(&both, &default, 0xc000_0082, is_write));
+    }
+    // Alone, the profile that allows it lets KVM pass it through.
+    assert!(may_pass_through(
+        &[opens_lstar],
+        &opens_lstar,
+        0xc000_0082,
+        true
+    ));
 }
