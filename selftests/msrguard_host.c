@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -104,6 +105,50 @@ void drain(int fd)
 int open_device(void)
 {
 	return open(DEVICE_PATH, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+int profile_index(int fd, const char *name)
+{
+	struct msrguard_profile p;
+	uint32_t i;
+
+	for (i = 0;; i++) {
+		memset(&p, 0, sizeof(p));
+		p.index = i;
+		if (ioctl(fd, MSRGUARD_IOC_PROFILE, &p))
+			return -1;
+		if (!strncmp(p.name, name, sizeof(p.name)))
+			return (int)i;
+	}
+}
+
+bool vmm_vm(int fd, pid_t vmm, uint32_t skip, struct msrguard_vm_info *out)
+{
+	struct msrguard_vm_info v;
+	uint32_t i;
+
+	for (i = 0;; i++) {
+		memset(&v, 0, sizeof(v));
+		v.position = i;
+		if (ioctl(fd, MSRGUARD_IOC_VM, &v))
+			return false;
+		if (v.vmm_pid == (uint32_t)vmm && v.vm_id != skip) {
+			*out = v;
+			return true;
+		}
+	}
+}
+
+bool my_vm(int fd, uint32_t skip, struct msrguard_vm_info *out)
+{
+	return vmm_vm(fd, getpid(), skip, out);
+}
+
+int set_profile(int fd, uint32_t vm_id, uint8_t profile)
+{
+	struct msrguard_set_profile s = { .vm_id = vm_id, .profile = profile };
+
+	return ioctl(fd, MSRGUARD_IOC_SET_PROFILE, &s) ? -errno : 0;
 }
 
 void trace_clear(void)

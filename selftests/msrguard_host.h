@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "msrguard_abi.h"
 
@@ -34,6 +35,15 @@ int open_device(void);
 /* Reads one record without blocking: 1, 0 if none, -errno. */
 int next_event(int fd, struct event *e);
 void drain(int fd);
+/* Profiles and VMs (ioctls on an open device): the index of the module's
+ * profile @name, or -1. */
+int profile_index(int fd, const char *name);
+/* The listing's entry of a live VM whose VMM is @vmm and whose id is not
+ * @skip (0: none skipped); false if there is none. my_vm(): this process's. */
+bool vmm_vm(int fd, pid_t vmm, uint32_t skip, struct msrguard_vm_info *out);
+bool my_vm(int fd, uint32_t skip, struct msrguard_vm_info *out);
+/* Root gives VM @vm_id profile @profile: 0 or -errno. */
+int set_profile(int fd, uint32_t vm_id, uint8_t profile);
 void trace_clear(void);
 /* Finds the tracefs line of event @want->seq and checks its 12550 fields. */
 /* An access status as tracefs prints it (from the generated header). */

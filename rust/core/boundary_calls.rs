@@ -176,7 +176,8 @@ pub enum Side {
     Rust,
     /// C (`rust/module/kvm/`); Rust calls it.
     C,
-    /// C; only another C file calls it (hooks.c, when it arms).
+    /// C; only another C file calls it (hooks.c when it arms, and
+    /// guest_memory.c for the vendor module's reference).
     CInternal,
 }
 
@@ -433,6 +434,15 @@ boundary_calls! {
         /// verify.c: where module's function name starts (0: no such
         /// function).
         fn msrguard_function_address(module: *const c_char, name: *const c_char) -> UnsignedLong;
+        /// hooks.c: a reference on the vendor module (kvm_amd or
+        /// kvm_intel), held with every VM reference msrguard takes: a
+        /// VM's last put destroys it through the vendor's code, and the
+        /// VM's files, which pin the vendor, may close meanwhile. True
+        /// when built in; false when it is not loaded or going. Atomic
+        /// context.
+        fn msrguard_vendor_get() -> bool;
+        /// hooks.c: drops msrguard_vendor_get()'s reference.
+        fn msrguard_vendor_put();
         /// verify.c: module's function name's ftrace call site, where its
         /// hook attaches by address (0: none, or not traceable). A filter
         /// by name reads every traceable function's name instead.

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -284,6 +285,23 @@ TEST_F(lifetime, unload_disarms_before_it_stops_following_kvm)
 	EXPECT_EQ(0, ucode_write_vector());
 }
 
+/* /sys/module/@name/refcnt, or -1. */
+static int module_refcount(const char *name)
+{
+	char path[64];
+	int n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
+}
+
 /* Vetoed writes of new values, forever: each record waits for its lookup. */
 static void vetoed_writes_forever(void)
 {
@@ -293,13 +311,117 @@ static void vetoed_writes_forever(void)
 		wrmsr_safe(MSR_UNKNOWN, i);
 }
 
+/* A VMM for the profile change below: a VM with a vCPU (never run), kept
+ * until @go. */
+static void vmm_until(int ready, int go)
+{
+	struct kvm_vcpu *vcpu;
+	char c = 0;
+
+	vm_create_with_one_vcpu(&vcpu, vetoed_writes_forever);
+	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+		_exit(1);
+	_exit(0);	/* the VM's files close here, its last ones */
+}
+
+struct profile_change {
+	int fd, vm_id, profile, ret;
+	pid_t tid;
+};
+
+static void *change_profile(void *arg)
+{
+	struct profile_change *c = arg;
+
+	WRITE_ONCE(c->tid, gettid());
+	c->ret = set_profile(c->fd, c->vm_id, c->profile);
+	return NULL;
+}
+
+/* Polls (10 ms) until thread @tid sleeps uninterruptibly (msleep); false after 5 s. */
+static bool in_uninterruptible_sleep(pid_t tid)
+{
+	char path[64], stat[256], *state;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	for (i = 0; i < 500; i++, usleep(10000)) {
+		FILE *f = fopen(path, "re");
+
+		if (!f)
+			continue;
+		state = fgets(stat, sizeof(stat), f) ? strrchr(stat, ')') : NULL;
+		fclose(f);
+		if (state && state[1] == ' ' && state[2] == 'D')
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A profile change holds the VM it changes while it tells each vCPU to
+ * recompute its intercepts (rust/module/kvm/hooks.c, msrguard_kvm_get), and
+ * with it the vendor module: should the VMM close the VM meanwhile,
+ * msrguard's put is the last and destroys the VM through kvm_amd's code.
+ * Held there (test_profile_pause_ms) after the VMM exited, the vendor
+ * module is "in use"; once msrguard let go the VM is gone and the vendor
+ * unloads. Without the vendor reference the unload went through and the
+ * VM was destroyed through the unloaded module's code.
+ */
+TEST_F(lifetime, a_profile_change_holds_the_vendor_module_with_the_vm)
+{
+	const char *vendor = kvm_vendor_module();
+	struct profile_change change = { .tid = 0 };
+	struct msrguard_vm_info v;
+	int ready[2], go[2], status;
+	char c;
+	pthread_t t;
+	pid_t vmm;
+
+	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, "test_profile_pause_ms=3000"));
+	change.fd = open_device();
+	ASSERT_LE(0, change.fd);
+	change.profile = profile_index(change.fd, "hardened");
+	ASSERT_LT(0, change.profile);
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(go));
+	vmm = fork();
+	ASSERT_LE(0, vmm);
+	if (!vmm)
+		vmm_until(ready[1], go[0]);
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	ASSERT_TRUE(vmm_vm(change.fd, vmm, 0, &v));
+	change.vm_id = v.vm_id;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, change_profile, &change));
+	while (!READ_ONCE(change.tid))
+		usleep(1000);
+	ASSERT_TRUE(in_uninterruptible_sleep(change.tid)) TH_LOG("the change did not pause");
+	/* The VMM goes: msrguard's reference on the VM is the last. */
+	ASSERT_EQ(1, write(go[1], "", 1));
+	ASSERT_EQ(vmm, waitpid(vmm, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	EXPECT_TRUE(vmm_vm(change.fd, vmm, 0, &v)) TH_LOG("the VM went while msrguard held it");
+	EXPECT_EQ(-1, syscall(SYS_delete_module, vendor, O_NONBLOCK));
+	EXPECT_EQ(EWOULDBLOCK, errno) TH_LOG("%s unloaded under msrguard's VM", vendor);
+
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, change.ret);
+	EXPECT_FALSE(vmm_vm(change.fd, vmm, 0, &v)) TH_LOG("msrguard's put left the VM");
+	close(change.fd);
+	EXPECT_EQ(0, syscall(SYS_delete_module, vendor, O_NONBLOCK)) TH_LOG("%s: %s", vendor,
+									  strerror(errno));
+	EXPECT_EQ(0, load_kvm());
+}
+
 /*
  * A VMM killed (SIGKILL) while its vCPU's records wait for their image
  * lookups (image_cache_ms=0: every record of this paging guest looks its
  * image up, from task work on the vCPU thread), 50 times at random
  * moments: the work runs in do_exit(), holding the VM, and records without
  * image fields; the VM is destroyed after it. No kernel warning (the VM
- * runner fails the run on one), nothing leaks: msrguard unloads.
+ * runner fails the run on one), nothing leaks: msrguard unloads, and no
+ * reference on the vendor module stays.
  */
 TEST_F(lifetime, vmm_killed_with_lookups_pending)
 {
@@ -336,6 +458,8 @@ TEST_F(lifetime, vmm_killed_with_lookups_pending)
 	EXPECT_LT(0, events);
 	close(fd);
 	EXPECT_EQ(0, unload_msrguard());
+	/* Each work dropped the vendor module's reference it held. */
+	EXPECT_EQ(0, module_refcount(kvm_vendor_module()));
 }
 
 TEST_HARNESS_MAIN

@@ -44,48 +44,6 @@
 #define ENTRY_A	0xffffffff81a00000ull
 #define ENTRY_B	0xffffffff8badc0deull
 
-/* The index of the module's profile @name, or -1. */
-static int profile_index(int fd, const char *name)
-{
-	struct msrguard_profile p;
-	uint32_t i;
-
-	for (i = 0;; i++) {
-		memset(&p, 0, sizeof(p));
-		p.index = i;
-		if (ioctl(fd, MSRGUARD_IOC_PROFILE, &p))
-			return -1;
-		if (!strncmp(p.name, name, sizeof(p.name)))
-			return (int)i;
-	}
-}
-
-/* The listing's entry of the live VM whose VMM is this process and whose id
- * is not @skip (0: none skipped); false if there is none. */
-static bool my_vm(int fd, uint32_t skip, struct msrguard_vm_info *out)
-{
-	struct msrguard_vm_info v;
-	uint32_t i;
-
-	for (i = 0;; i++) {
-		memset(&v, 0, sizeof(v));
-		v.position = i;
-		if (ioctl(fd, MSRGUARD_IOC_VM, &v))
-			return false;
-		if (v.vmm_pid == (uint32_t)getpid() && v.vm_id != skip) {
-			*out = v;
-			return true;
-		}
-	}
-}
-
-static int set_profile(int fd, uint32_t vm_id, uint8_t profile)
-{
-	struct msrguard_set_profile s = { .vm_id = vm_id, .profile = profile };
-
-	return ioctl(fd, MSRGUARD_IOC_SET_PROFILE, &s) ? -errno : 0;
-}
-
 /* Moves this process into the cgroup @dir (created if needed). */
 static int enter_cgroup(const char *dir)
 {

@@ -23,8 +23,10 @@
  * be freed) are recorded at once without image fields. Pending work holds
  * a reference on the module (try_module_get: msrguard cannot finish
  * unloading while work is pending), on the VM (kvm_get_kvm_safe: the VM and
- * so the vCPU outlive the work) and on kvm.ko (symbol_get of kvm_put_kvm,
- * which drops the VM's). The work drops these references last; a task
+ * so the vCPU outlive the work), on kvm.ko (symbol_get of kvm_put_kvm,
+ * which drops the VM's) and on the vendor module (msrguard_vendor_get: the
+ * VMM may close the VM meanwhile, and the work's put then destroys it
+ * through kvm_amd's or kvm_intel's code). The work drops these last; a task
  * still returning from it after module_put is waited for by the
  * synchronize_rcu_tasks() of msrguard_hooks_exit(). A task that exits with
  * work pending runs it in do_exit(): outside KVM_RUN, the work records
@@ -365,6 +367,7 @@ static void run_chain(struct callback_head *work)
 	msrguard_rust_run_chain(ctx, vcpu, head, &f);
 	put_kvm(kvm);
 	symbol_put(kvm_put_kvm);
+	msrguard_vendor_put();
 	/* Last: from here on only the return, which msrguard_hooks_exit() waits for. */
 	module_put(THIS_MODULE);
 }
@@ -387,6 +390,9 @@ bool msrguard_kvm_queue_work(const void *ctx, struct kvm_vcpu *vcpu, u32 item)
 #endif
 	if (!try_module_get(THIS_MODULE))
 		return false;
+	/* The work's put may destroy the VM through the vendor module. */
+	if (!msrguard_vendor_get())
+		goto no_vendor;
 	/*
 	 * kvm_get_kvm_safe/kvm_put_kvm through symbol_get(), not by linking:
 	 * msrguard may load before kvm.ko. Each holds a reference on kvm.ko
@@ -421,6 +427,8 @@ no_kvm:
 no_get:
 	symbol_put(kvm_put_kvm);
 no_put:
+	msrguard_vendor_put();
+no_vendor:
 	module_put(THIS_MODULE);
 	return false;
 }

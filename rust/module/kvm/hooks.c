@@ -28,6 +28,7 @@
 #include <linux/fprobe.h>
 #include <linux/ftrace.h>
 #include <linux/jiffies.h>
+#include <linux/kobject.h>
 #include <linux/kprobes.h>
 #include <linux/kvm_host.h>
 #include <linux/linkage.h>
@@ -677,17 +678,31 @@ void msrguard_hooks_vms_changed(void)
 }
 
 /*
+ * Test only: how long a profile change holds the VM it changes, a window in
+ * which the VMM can close the VM and leave msrguard the last reference.
+ */
+static unsigned int test_profile_pause_ms;
+module_param(test_profile_pause_ms, uint, 0444);
+MODULE_PARM_DESC(test_profile_pause_ms,
+		 "Test only: pause while a profile change holds its VM, in ms (at most 10000)");
+
+/*
  * kvm_get_kvm_safe() without linking to kvm (msrguard may load before
  * kvm.ko): kvm_put_kvm through symbol_get(), whose reference on kvm.ko
- * stays until msrguard_kvm_recalc_intercepts_put() has put the VM.
+ * stays until msrguard_kvm_recalc_intercepts_put() has put the VM; and the
+ * vendor module, through which that put may destroy the VM.
  */
 bool msrguard_kvm_get(const struct kvm *kvm)
 {
-	if (!symbol_get(kvm_put_kvm))
+	if (!msrguard_vendor_get())
 		return false;
+	if (!symbol_get(kvm_put_kvm))
+		goto no_kvm_module;
 	if (refcount_inc_not_zero(&((struct kvm *)kvm)->users_count))
 		return true;
 	symbol_put(kvm_put_kvm);
+no_kvm_module:
+	msrguard_vendor_put();
 	return false;
 }
 
@@ -698,6 +713,8 @@ void msrguard_kvm_recalc_intercepts_put(const struct kvm *kvm)
 	struct kvm_vcpu *vcpu;
 	unsigned long i;
 
+	if (test_profile_pause_ms)
+		msleep(min(test_profile_pause_ms, 10000U));
 	/* Checked before each entry: set_intercept_hook asks the new profile. */
 	kvm_for_each_vcpu(i, vcpu, vm)
 		kvm_make_request(KVM_REQ_RECALC_INTERCEPTS, vcpu);
@@ -708,6 +725,7 @@ void msrguard_kvm_recalc_intercepts_put(const struct kvm *kvm)
 		symbol_put(kvm_put_kvm);
 	}
 	symbol_put(kvm_put_kvm);
+	msrguard_vendor_put();
 }
 
 /* ---- Intercepts -------------------------------------------------------- */
@@ -787,6 +805,12 @@ struct hook_set {
 	unsigned int nr_hooks;
 	bool has_read_completion;
 	bool armed;
+	/*
+	 * The module while it is armed (RCU: cleared, then a grace period,
+	 * when it goes), for msrguard_vendor_get(); NULL when built in.
+	 */
+	struct module *mod;
+	bool builtin;
 };
 
 static struct hook_set hook_sets[] = {
@@ -987,6 +1011,78 @@ static struct hook_set *set_of(const char *module)
 	return NULL;
 }
 
+/* The set of the vendor module this host's VMs run on. */
+static struct hook_set *vendor_set(void)
+{
+	return set_of(host_is_vmx ? "kvm_intel" : "kvm_amd");
+}
+
+/*
+ * msrguard may drop a VM's last reference (a profile change, task work),
+ * which destroys the VM through the vendor module's code. The VM's files
+ * pin the vendor module, msrguard's reference does not: without this one,
+ * the VMM could close the VM and root unload kvm_amd in between. Held
+ * with each VM reference msrguard takes; an unload meanwhile is refused
+ * ("in use"). False if the vendor module is not loaded or going.
+ */
+bool msrguard_vendor_get(void)
+{
+	struct hook_set *set = vendor_set();
+	struct module *mod;
+	bool held;
+
+	if (!set)
+		return false;
+	if (READ_ONCE(set->builtin))
+		return true;
+	rcu_read_lock();
+	mod = READ_ONCE(set->mod);
+	held = mod && try_module_get(mod);
+	rcu_read_unlock();
+	return held;
+}
+
+void msrguard_vendor_put(void)
+{
+	struct hook_set *set = vendor_set();
+
+	/* The reference taken keeps the module, and set->mod, as they were. */
+	if (set && !READ_ONCE(set->builtin) && !WARN_ON_ONCE(!READ_ONCE(set->mod)))
+		module_put(READ_ONCE(set->mod));
+}
+
+/*
+ * The struct module of @set, loaded before msrguard: found by name in the
+ * sysfs kset every module's kobject is in (msrguard's too); the kobject
+ * reference keeps the struct there (free_module() waits for it) while
+ * try_module_get() checks that it is not going. NULL when built in (no
+ * module behind the name), or going (its GOING notification follows).
+ */
+static struct module *loaded_module(struct hook_set *set)
+{
+#ifdef MODULE
+	struct kobject *kobj = kset_find_obj(THIS_MODULE->mkobj.kobj.kset, set->module);
+	struct module *mod;
+
+	if (!kobj) {
+		set->builtin = true;
+		return NULL;
+	}
+	mod = container_of(kobj, struct module_kobject, kobj)->mod;
+	if (!mod)
+		set->builtin = true;
+	else if (try_module_get(mod))
+		module_put(mod);
+	else
+		mod = NULL;
+	kobject_put(kobj);
+	return mod;
+#else
+	set->builtin = true;
+	return NULL;
+#endif
+}
+
 /*
  * The KVM modules come and go. Hooks go in while a module is COMING (before
  * any VM can exist); if they cannot, the module is refused: an unguarded
@@ -996,19 +1092,28 @@ static int kvm_module_event(struct notifier_block *nb, unsigned long state, void
 {
 	struct module *mod = data;
 	struct hook_set *set = set_of(mod->name);
+	bool forgotten = false;
 	int ret = 0;
 
 	if (!set)
 		return NOTIFY_DONE;
 
 	mutex_lock(&arm_lock);
-	if (state == MODULE_STATE_COMING && exiting)
+	if (state == MODULE_STATE_COMING && exiting) {
 		pr_info("%s loads while msrguard goes: not hooked\n", mod->name);
-	else if (state == MODULE_STATE_COMING)
+	} else if (state == MODULE_STATE_COMING) {
 		ret = arm_set(set);
-	else if (state == MODULE_STATE_GOING)
+		if (!ret)
+			WRITE_ONCE(set->mod, mod);
+	} else if (state == MODULE_STATE_GOING) {
 		disarm_set(set);
+		forgotten = set->mod;
+		WRITE_ONCE(set->mod, NULL);
+	}
 	mutex_unlock(&arm_lock);
+	/* No msrguard_vendor_get() still holds the pointer: it is freed next. */
+	if (forgotten)
+		synchronize_rcu();
 
 	if (ret)
 		pr_err("refusing to let %s load unguarded\n", mod->name);
@@ -1097,12 +1202,15 @@ int msrguard_hooks_init(const void *guard)
 		bool loaded;
 
 		ret = module_is_loaded(set, &loaded);
-		if (ret)
+		if (ret) {
 			pr_err("cannot tell whether %s is loaded (%d)\n", set->module, ret);
-		else if (!loaded)
+		} else if (!loaded) {
 			pr_info("%s is not loaded: its hooks are armed when it loads\n", set->module);
-		else
+		} else {
+			/* Before the hooks: none takes a VM without the vendor module. */
+			WRITE_ONCE(set->mod, loaded_module(set));
 			ret = arm_set(set);
+		}
 	}
 	mutex_unlock(&arm_lock);
 	if (ret)
