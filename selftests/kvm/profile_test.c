@@ -150,6 +150,39 @@ TEST_F(profile, a_vm_gets_the_profile_its_vmm_cgroup_says_when_created)
 }
 
 /*
+ * A profile's own entries decide their MSRs over the policy it is built
+ * with: the test policy has no entry for KERNEL_GS_BASE, the selftest
+ * profile allows it. A default VM's read is vetoed (unknown MSR); the
+ * selftest VM's accesses are KVM's, without an event.
+ */
+TEST_F(profile, a_profiles_own_entry_opens_an_msr_the_policy_lacks)
+{
+	struct kvm_vcpu *vcpu_in, *vcpu_out;
+	struct kvm_vm *vm_in, *vm_out;
+	struct event e;
+
+	ENTER_SELFTEST_CGROUP();
+	vm_in = vm_create_with_one_vcpu(&vcpu_in, access_guest);
+	ASSERT_EQ(0, enter_cgroup(CGROUP_OUT));
+	vm_out = vm_create_with_one_vcpu(&vcpu_out, access_guest);
+	drain(self->fd);
+
+	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu_out, MSR_KERNEL_GS_BASE, false, 0, NULL));
+	ASSERT_EQ(1, next_event(self->fd, &e));
+	EXPECT_EQ(MSR_KERNEL_GS_BASE, e.msr);
+	EXPECT_EQ(MSRGUARD_REASON_UNKNOWN_MSR, e.reason);
+	EXPECT_EQ(0, e.profile);
+
+	EXPECT_EQ(0, access_in_guest(vcpu_in, MSR_KERNEL_GS_BASE, true, ENTRY_B, NULL));
+	EXPECT_EQ(0, access_in_guest(vcpu_in, MSR_KERNEL_GS_BASE, false, 0, NULL));
+	EXPECT_EQ(ENTRY_B, access_read_value(vcpu_in));
+	EXPECT_EQ(0, next_event(self->fd, &e)) TH_LOG("an access the profile allows was recorded");
+
+	kvm_vm_free(vm_in);
+	kvm_vm_free(vm_out);
+}
+
+/*
  * KVM_CREATE_VM of a type KVM does not support fails in kvm_arch_init_vm,
  * and KVM frees that VM without destroying it: msrguard must make no
  * entry for it. More failures than the VM table has slots (1,024), as any
@@ -537,6 +570,8 @@ TEST_F(shipped, tracing_opens_what_the_default_refuses)
 	EXPECT_EQ(GP_VECTOR, access_in_guest(vcpu, MSR_IA32_UCODE_WRITE, true, 0x1000, NULL));
 	ASSERT_EQ(1, next_event(self->fd, &e));
 	EXPECT_EQ(tracing, e.profile);
+	/* By the policy's own entry, kept under the profile's. */
+	EXPECT_EQ(MSRGUARD_REASON_WRITE_DENIED, e.reason);
 	kvm_vm_free(vm);
 }
 

@@ -69,7 +69,7 @@ pub fn generate(source_name: &str, profiles: &[Profile]) -> String {
         return out;
     };
     write_table(&mut out, "TABLE", &base.entries);
-    // A profile's own table only where it replaces entries.
+    // A profile's own table only where its entries change the policy's.
     let table_names: Vec<String> = profiles
         .iter()
         .enumerate()

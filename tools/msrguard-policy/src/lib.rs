@@ -23,7 +23,7 @@
 //!   readers;
 //! - [`bypass`], [`danger`]: what KVM does to an MSR without the guard,
 //!   and the MSRs that must never be allowed (the floor);
-//! - [`profile`]: profiles over the policy (replaced entries, pins,
+//! - [`profile`]: profiles over the policy (entries of their own, pins,
 //!   set-only bits, the VMs they are for), with [`rewritten`] the MSRs an
 //!   OS rewrites at run time, which no pin may touch.
 

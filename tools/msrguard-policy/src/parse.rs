@@ -121,7 +121,7 @@ pub(crate) fn from_toml<T: DeserializeOwned>(
 }
 
 /// The checks of a whole set of entries, once each entry is whole and none
-/// overlaps (a policy file's, or a profile's with its replacements): what
+/// overlaps (a policy file's, or a profile's laid over it): what
 /// KVM itself accesses stays allowed, nothing goes below the floor.
 pub(crate) fn check_whole(file: &str, entries: &[PolicyEntry]) -> Vec<Diagnostic> {
     let errors = check_kvm_internal(file, entries);

@@ -7,10 +7,10 @@
 //!
 //! - decide MSRs of its own (`[[msr]]` tables, as in a policy file): each
 //!   decides the MSRs it covers, whatever the base says of them, and the
-//!   base decides the rest. A profile thus fits any base it is built over
-//!   (the shipped one, or a policy learned from audit records) and may
-//!   allow what the base refuses (a profile for VMs that trace inside the
-//!   guest opening LBR and Intel PT) or refuse what it allows;
+//!   base decides the rest. These entries thus fit any base (the shipped
+//!   one, or a policy learned from audit records), and may allow what the
+//!   base refuses (a profile for VMs that trace inside the guest opening
+//!   LBR and Intel PT) or refuse what it allows;
 //! - pin MSRs (`[[pin]]`: the guest's first write since the vCPU's reset
 //!   fixes the value) and make bits set-only (`[[set_only]]`: once set on a
 //!   vCPU, the guest cannot clear them), each with its reason;

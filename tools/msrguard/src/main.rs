@@ -353,10 +353,13 @@ fn check_profiles(base: &[msrguard_policy::PolicyEntry], files: &[String]) -> Re
         .map_err(|errors| Failure(errors.join("\n")))?;
     for (f, p) in files.iter().zip(profiles.iter().skip(1)) {
         println!(
-            "{f}: profile {}: {} pinned or set-only MSRs, {} entries of its own, ok",
+            "{f}: profile {}: {} pinned or set-only MSRs, {} of its own, ok",
             p.name,
             p.pins.len(),
-            p.own_entries
+            match p.own_entries {
+                1 => "1 entry".to_string(),
+                n => format!("{n} entries"),
+            }
         );
     }
     Ok(())
