@@ -90,8 +90,9 @@ pub fn pin_of(pins: &[PinEntry], msr: u32) -> Option<(usize, PinRule)> {
 ///
 /// Every profile's, not only the VM's: a profile change makes KVM
 /// recompute a vCPU's intercepts, but not all of them. VMX takes its LBR
-/// MSRs' pass-through back only when the guest's LBR use ends, so a VM
-/// moved off a profile that allows them would keep reading and writing
+/// MSRs' pass-through back only when the guest's LBR use ends, and SVM
+/// skips an LBR recomputation that agrees with the state it cached, so a
+/// VM moved off a profile that allows them would keep reading and writing
 /// them unseen. An MSR only some profiles allow stays intercepted, and
 /// KVM emulates the access (the LBR MSRs' included) once the hook allowed
 /// it.

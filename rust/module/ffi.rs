@@ -620,6 +620,8 @@ pub(crate) extern "C" fn msrguard_rust_may_pass_through(
 ) -> bool {
     match profiles::get(PROFILES, profile) {
         Some(p) => profiles::may_pass_through(PROFILES, p, msr, is_write),
-        None => guard::may_pass_through(TABLE, msr, is_write),
+        // No profile at all (the generator always writes `default`): keep
+        // intercepting.
+        None => false,
     }
 }

@@ -319,6 +319,7 @@ static void vmm_until(int ready, int go)
 	char c = 0;
 
 	vm_create_with_one_vcpu(&vcpu, vetoed_writes_forever);
+	/* Only the parent's ends open: its failure ends this VMM too. */
 	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
 		_exit(1);
 	_exit(0);	/* the VM's files close here, its last ones */
@@ -366,7 +367,9 @@ static bool in_uninterruptible_sleep(pid_t tid)
  * Held there (test_profile_pause_ms) after the VMM exited, the vendor
  * module is "in use"; once msrguard let go the VM is gone and the vendor
  * unloads. Without the vendor reference the unload went through and the
- * VM was destroyed through the unloaded module's code.
+ * VM was destroyed through the unloaded module's code. The vendor module
+ * is reloaded after msrguard, which then knows it from the module
+ * notifier (vmm_killed_with_lookups_pending covers one loaded before).
  */
 TEST_F(lifetime, a_profile_change_holds_the_vendor_module_with_the_vm)
 {
@@ -374,11 +377,13 @@ TEST_F(lifetime, a_profile_change_holds_the_vendor_module_with_the_vm)
 	struct profile_change change = { .tid = 0 };
 	struct msrguard_vm_info v;
 	int ready[2], go[2], status;
-	char c;
+	char c, reload[80];
 	pthread_t t;
 	pid_t vmm;
 
 	ASSERT_EQ(0, msrguard_load(POLICY_DEFAULT, "test_profile_pause_ms=3000"));
+	snprintf(reload, sizeof(reload), "modprobe -r %s && modprobe %s", vendor, vendor);
+	ASSERT_EQ(0, system(reload));
 	change.fd = open_device();
 	ASSERT_LE(0, change.fd);
 	change.profile = profile_index(change.fd, "hardened");
@@ -387,8 +392,13 @@ TEST_F(lifetime, a_profile_change_holds_the_vendor_module_with_the_vm)
 	ASSERT_EQ(0, pipe(go));
 	vmm = fork();
 	ASSERT_LE(0, vmm);
-	if (!vmm)
+	if (!vmm) {
+		close(ready[0]);
+		close(go[1]);
 		vmm_until(ready[1], go[0]);
+	}
+	close(ready[1]);
+	close(go[0]);
 	ASSERT_EQ(1, read(ready[0], &c, 1));
 	ASSERT_TRUE(vmm_vm(change.fd, vmm, 0, &v));
 	change.vm_id = v.vm_id;
@@ -421,7 +431,8 @@ TEST_F(lifetime, a_profile_change_holds_the_vendor_module_with_the_vm)
  * moments: the work runs in do_exit(), holding the VM, and records without
  * image fields; the VM is destroyed after it. No kernel warning (the VM
  * runner fails the run on one), nothing leaks: msrguard unloads, and no
- * reference on the vendor module stays.
+ * reference on the vendor module stays. msrguard loads after the vendor
+ * module here and finds it by name: without it no work is queued.
  */
 TEST_F(lifetime, vmm_killed_with_lookups_pending)
 {

@@ -1055,8 +1055,11 @@ void msrguard_vendor_put(void)
  * The struct module of @set, loaded before msrguard: found by name in the
  * sysfs kset every module's kobject is in (msrguard's too); the kobject
  * reference keeps the struct there (free_module() waits for it) while
- * try_module_get() checks that it is not going. NULL when built in (no
- * module behind the name), or going (its GOING notification follows).
+ * try_module_get() checks that it is not going. A name without a module
+ * behind it is built in (kvm_amd and kvm_intel have parameters, so a
+ * built-in one has its kobject). NULL when built in, going (its GOING
+ * notification follows), or still loading: its kobject comes after the
+ * COMING notification, and its LIVE one gives the module instead.
  */
 static struct module *loaded_module(struct hook_set *set)
 {
@@ -1064,10 +1067,8 @@ static struct module *loaded_module(struct hook_set *set)
 	struct kobject *kobj = kset_find_obj(THIS_MODULE->mkobj.kobj.kset, set->module);
 	struct module *mod;
 
-	if (!kobj) {
-		set->builtin = true;
+	if (!kobj)
 		return NULL;
-	}
 	mod = container_of(kobj, struct module_kobject, kobj)->mod;
 	if (!mod)
 		set->builtin = true;
@@ -1104,6 +1105,10 @@ static int kvm_module_event(struct notifier_block *nb, unsigned long state, void
 	} else if (state == MODULE_STATE_COMING) {
 		ret = arm_set(set);
 		if (!ret)
+			WRITE_ONCE(set->mod, mod);
+	} else if (state == MODULE_STATE_LIVE) {
+		/* Armed at msrguard's load while it was loading, before its kobject. */
+		if (set->armed && !set->mod)
 			WRITE_ONCE(set->mod, mod);
 	} else if (state == MODULE_STATE_GOING) {
 		disarm_set(set);
@@ -1207,8 +1212,12 @@ int msrguard_hooks_init(const void *guard)
 		} else if (!loaded) {
 			pr_info("%s is not loaded: its hooks are armed when it loads\n", set->module);
 		} else {
-			/* Before the hooks: none takes a VM without the vendor module. */
-			WRITE_ONCE(set->mod, loaded_module(set));
+			/*
+			 * Before the hooks: none takes a VM without the vendor
+			 * module. Not over what its COMING notification gave.
+			 */
+			if (!set->mod)
+				WRITE_ONCE(set->mod, loaded_module(set));
 			ret = arm_set(set);
 		}
 	}
