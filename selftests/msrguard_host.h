@@ -35,11 +35,12 @@ int open_device(void);
 /* Reads one record without blocking: 1, 0 if none, -errno. */
 int next_event(int fd, struct event *e);
 void drain(int fd);
-/* Profiles and VMs (ioctls on an open device): the index of the module's
- * profile @name, or -1. */
+/* Profiles and VMs, through ioctls: the index of the module's profile @name, or -1. */
 int profile_index(int fd, const char *name);
-/* The listing's entry of a live VM whose VMM is @vmm and whose id is not
- * @skip (0: none skipped); false if there is none. my_vm(): this process's. */
+/*
+ * The listing's entry of a live VM whose VMM is @vmm and whose id is not
+ * @skip (0: none skipped); false if there is none. my_vm(): this process's.
+ */
 bool vmm_vm(int fd, pid_t vmm, uint32_t skip, struct msrguard_vm_info *out);
 bool my_vm(int fd, uint32_t skip, struct msrguard_vm_info *out);
 /* Root gives VM @vm_id profile @profile: 0 or -errno. */

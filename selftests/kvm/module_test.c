@@ -2,10 +2,11 @@
 /*
  * msrguard's module lifetime as KVM selftests: load and unload, bad
  * parameters, the hooks it arms, a reader pinning it, loading it before
- * KVM, the hook verification refusing injected mismatches, and VMMs
- * killed with image lookups pending. Each test starts and ends with msrguard unloaded and kvm_amd (or
- * kvm_intel) loaded. The lock parameter, which pins the module until
- * reboot, is lock_test's, which runs last in its boot.
+ * KVM, the hook verification refusing injected mismatches, the vendor
+ * module held with a VM msrguard holds, and VMMs killed with image
+ * lookups pending. Each test starts and ends with msrguard unloaded and
+ * kvm_amd (or kvm_intel) loaded. The lock parameter, which pins the module
+ * until reboot, is lock_test's, which runs last in its boot.
  */
 #include <asm/msr-index.h>
 
@@ -311,8 +312,7 @@ static void vetoed_writes_forever(void)
 		wrmsr_safe(MSR_UNKNOWN, i);
 }
 
-/* A VMM for the profile change below: a VM with a vCPU (never run), kept
- * until @go. */
+/* A VMM for the profile change below: a VM with a vCPU (never run) until @go. */
 static void vmm_until(int ready, int go)
 {
 	struct kvm_vcpu *vcpu;
