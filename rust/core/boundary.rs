@@ -131,6 +131,8 @@ boundary_struct! {
         /// for a write of EFER; a pinned MSR's when the guard asked for
         /// it: `held_state`); else 0.
         pub held: u64,
+        /// The bits of a written value KVM keeps ([`crate::guard::Facts`]).
+        pub kept_bits: u64,
         pub msr: u32,
         pub vcpu_id: u32,
         /// The VM's id (0: untracked).

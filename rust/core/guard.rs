@@ -68,6 +68,10 @@ pub struct Facts {
     pub vmm_takes_filter_exits: bool,
     /// The [`Hook::ReadCompletion`] hook is armed and sees this access.
     pub read_completion_armed: bool,
+    /// The bits of a written value KVM keeps ([`u64::MAX`] but for SVM's
+    /// SYSENTER_ESP/EIP of a guest with AMD's CPUID: 32); a pin compares
+    /// these, what the vCPU holds after the write.
+    pub kept_bits: u64,
 }
 
 /// What KVM's access function returns.
@@ -282,7 +286,7 @@ pub fn on_pinned_write(
     facts: &Facts,
 ) -> Option<Answer> {
     if facts.host_initiated {
-        pins::host_write(rule, state, facts.value);
+        pins::host_write(rule, state, facts.value, facts.kept_bits);
         return Some(Answer::PROCEED);
     }
     if !pins::first_look(rule, state, held) {
@@ -297,7 +301,7 @@ pub fn on_pinned_write(
     } else {
         held.or_zero() & rule.set_only
     };
-    let reason = match pins::check(rule, state, facts.value) {
+    let reason = match pins::check(rule, state, facts.value, facts.kept_bits) {
         PinCheck::Allow => {
             pins::commit(rule, state, facts.value);
             return Some(Answer::PROCEED);

@@ -32,6 +32,8 @@
 //!   is 0 (the reset value: nothing written yet, so the write pins): a
 //!   profile given to a running VM pins what its vCPUs hold, not what an
 //!   attacker writes next.
+//! - A pin compares the bits KVM keeps of a write ([`check`]: SVM keeps 32
+//!   of SYSENTER_ESP/EIP for a guest with AMD's CPUID).
 
 use crate::slots::{
     self,
@@ -149,10 +151,13 @@ pub enum PinCheck {
     },
 }
 
-/// Checks a guest write of `value` under `rule`, given the vCPU's `state`.
+/// Checks a guest write of `value` under `rule`, given the vCPU's `state`;
+/// KVM keeps the bits `kept` of it, which a pin compares (SVM keeps 32 of
+/// SYSENTER_EIP for a guest with AMD's CPUID: the value a pin took from
+/// what the vCPU held has only those, and Linux writes all 64 again).
 /// Bounded, no allocation: safe in the hooks' atomic context.
-pub fn check(rule: PinRule, state: &PinState, value: u64) -> PinCheck {
-    if rule.pin && state.pinned && value != state.value {
+pub fn check(rule: PinRule, state: &PinState, value: u64, kept: u64) -> PinCheck {
+    if rule.pin && state.pinned && (value ^ state.value) & kept != 0 {
         return PinCheck::Pinned {
             pinned: state.value,
         };
@@ -173,12 +178,12 @@ pub fn commit(rule: PinRule, state: &mut PinState, value: u64) {
     state.sticky |= value & rule.set_only;
 }
 
-/// Records the VMM's write of `value` (`KVM_SET_MSRS`): the pinned value
-/// keeps the pin, 0 clears it, another value pins it; the set-only bits
-/// are the value's.
-pub fn host_write(rule: PinRule, state: &mut PinState, value: u64) {
+/// Records the VMM's write of `value` (`KVM_SET_MSRS`), of which KVM keeps
+/// the bits `kept`: the pinned value keeps the pin, 0 clears it, another
+/// value pins it; the set-only bits are the value's.
+pub fn host_write(rule: PinRule, state: &mut PinState, value: u64, kept: u64) {
     state.looked = true;
-    if rule.pin && !(state.pinned && state.value == value) {
+    if rule.pin && !(state.pinned && (state.value ^ value) & kept == 0) {
         state.pinned = value != 0;
         state.value = value;
     }

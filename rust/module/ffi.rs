@@ -333,6 +333,7 @@ pub(crate) unsafe extern "C" fn msrguard_rust_on_access(
         audit: audit(),
         vmm_takes_filter_exits: f.vmm_takes_filter_exits != 0,
         read_completion_armed: f.read_completion_armed != 0,
+        kept_bits: f.kept_bits,
     };
     let mut a: Answer = guard::on_access(profile.map_or(TABLE, |p| p.table), &facts);
     let mut wants_held = false;

@@ -40,6 +40,7 @@ fn guest_write(msr: u32, value: u64) -> Facts {
         audit: false,
         vmm_takes_filter_exits: false,
         read_completion_armed: false,
+        kept_bits: u64::MAX,
     }
 }
 
@@ -108,6 +109,7 @@ fn facts_strategy() -> impl Strategy<Value = Facts> {
             audit: b[1],
             vmm_takes_filter_exits: b[2],
             read_completion_armed: b[3],
+            kept_bits: u64::MAX,
         })
 }
 
@@ -273,6 +275,7 @@ fn unknown_msr_answers_as_kvm_would() {
         audit: false,
         vmm_takes_filter_exits: true,
         read_completion_armed: false,
+        kept_bits: u64::MAX,
     };
     let a = on_access(&t, &f);
     assert_eq!(a.kvm, KvmReturn::FailUnsupported);

@@ -19,7 +19,7 @@ const SET_ONLY: PinRule = PinRule {
 };
 
 fn guest_write(rule: PinRule, s: &mut PinState, value: u64) -> PinCheck {
-    let c = check(rule, s, value);
+    let c = check(rule, s, value, u64::MAX);
     if c == PinCheck::Allow {
         commit(rule, s, value);
     }
@@ -47,11 +47,51 @@ fn first_write_pins_and_only_that_value_passes_after() {
     assert_eq!(s.value, 0xffff_ffff_8100_0000);
 }
 
+/// SVM keeps 32 bits of SYSENTER_EIP for a guest with AMD's CPUID: a pin
+/// taken from what the vCPU held (the low half of Linux's entry point)
+/// lets Linux write its whole value again, vetoes a change of the kept
+/// bits, and a VMM restoring the 32 bits it read keeps the pin.
+#[test]
+fn a_pin_compares_the_bits_kvm_keeps() {
+    const LOW: u64 = 0xffff_ffff;
+    let mut s = PinState::RESET;
+    assert!(first_look(PIN, &mut s, Held::Value(0x8120_0000)));
+    assert_eq!(check(PIN, &s, 0xffff_ffff_8120_0000, LOW), PinCheck::Allow);
+    assert_eq!(
+        check(PIN, &s, 0xffff_ffff_8bad_c0de, LOW),
+        PinCheck::Pinned {
+            pinned: 0x8120_0000
+        }
+    );
+    // Where KVM keeps every bit, the high half is a change.
+    assert_eq!(
+        check(PIN, &s, 0xffff_ffff_8120_0000, u64::MAX),
+        PinCheck::Pinned {
+            pinned: 0x8120_0000
+        }
+    );
+    host_write(PIN, &mut s, 0x8120_0000, LOW);
+    assert!(s.pinned);
+    assert_eq!(s.value, 0x8120_0000);
+    // A guest's first write pins its whole value; the same low half passes.
+    let mut t = PinState::RESET;
+    assert_eq!(
+        guest_write(PIN, &mut t, 0xffff_ffff_8120_0000),
+        PinCheck::Allow
+    );
+    host_write(PIN, &mut t, 0x8120_0000, LOW);
+    assert_eq!(t.value, 0xffff_ffff_8120_0000, "the restore kept the pin");
+    assert_eq!(check(PIN, &t, 0xffff_ffff_8120_0000, LOW), PinCheck::Allow);
+}
+
 #[test]
 fn a_write_kvm_refused_pins_nothing() {
     let mut s = PinState::RESET;
     // check() allowed it, KVM refused it: no commit.
-    assert_eq!(check(PIN, &s, 0x8000_0000_0000_0000), PinCheck::Allow);
+    assert_eq!(
+        check(PIN, &s, 0x8000_0000_0000_0000, u64::MAX),
+        PinCheck::Allow
+    );
     assert_eq!(
         guest_write(PIN, &mut s, 0xffff_ffff_8100_0000),
         PinCheck::Allow
@@ -77,13 +117,13 @@ fn host_writes_restore_or_reset() {
     let mut s = PinState::RESET;
     guest_write(PIN, &mut s, 0x1234);
     // A migration target restores another value: pinned to it.
-    host_write(PIN, &mut s, 0x5678);
+    host_write(PIN, &mut s, 0x5678, u64::MAX);
     assert_eq!(
         guest_write(PIN, &mut s, 0x1234),
         PinCheck::Pinned { pinned: 0x5678 }
     );
     // A VMM reset writes 0: the guest pins again as it boots.
-    host_write(PIN, &mut s, 0);
+    host_write(PIN, &mut s, 0, u64::MAX);
     assert_eq!(guest_write(PIN, &mut s, 0x1234), PinCheck::Allow);
     assert_eq!(
         guest_write(PIN, &mut s, 0x5678),
@@ -94,19 +134,19 @@ fn host_writes_restore_or_reset() {
     // holds.
     let mut z = PinState::RESET;
     assert_eq!(guest_write(PIN, &mut z, 0), PinCheck::Allow);
-    host_write(PIN, &mut z, 0);
+    host_write(PIN, &mut z, 0, u64::MAX);
     assert_eq!(
         guest_write(PIN, &mut z, 0x1234),
         PinCheck::Pinned { pinned: 0 }
     );
 
     let mut e = PinState::RESET;
-    host_write(SET_ONLY, &mut e, 0x501 | NXE);
+    host_write(SET_ONLY, &mut e, 0x501 | NXE, u64::MAX);
     assert_eq!(
         guest_write(SET_ONLY, &mut e, 0x501),
         PinCheck::SetOnly { cleared: NXE }
     );
-    host_write(SET_ONLY, &mut e, 0);
+    host_write(SET_ONLY, &mut e, 0, u64::MAX);
     assert_eq!(guest_write(SET_ONLY, &mut e, 0x501), PinCheck::Allow);
 }
 
@@ -198,7 +238,7 @@ proptest! {
                         _ if sticky & !v != 0 => PinCheck::SetOnly { cleared: sticky & !v },
                         _ => PinCheck::Allow,
                     };
-                    let got = check(rule, &s, v);
+                    let got = check(rule, &s, v, u64::MAX);
                     prop_assert_eq!(got, want);
                     if got == PinCheck::Allow && matches!(op, Op::Guest(_)) {
                         commit(rule, &mut s, v);
@@ -212,10 +252,10 @@ proptest! {
                     // The VMM writing back the pinned value changes no pin.
                     if pin && pinned == Some(v) {
                         let mut again = s;
-                        host_write(rule, &mut again, v);
+                        host_write(rule, &mut again, v, u64::MAX);
                         prop_assert_eq!((again.pinned, again.value), (s.pinned, s.value));
                     }
-                    host_write(rule, &mut s, v);
+                    host_write(rule, &mut s, v, u64::MAX);
                     if pinned != Some(v) {
                         pinned = (pin && v != 0).then_some(v);
                     }

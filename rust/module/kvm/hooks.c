@@ -48,6 +48,8 @@
 
 /* KVM's own return codes and access types (arch/x86/kvm/msrs.h). */
 #include "msrs.h"
+/* guest_cpuid_is_amd_compatible(): what SVM keeps of SYSENTER_ESP/EIP. */
+#include "cpuid.h"
 
 #include "msrguard_boundary.h"
 #include "msrguard_trace.h"
@@ -183,14 +185,13 @@ static int kvm_answer(struct kvm_vcpu *vcpu, u32 msr, u64 *data);
 /*
  * What @msr holds on @vcpu, for the guard's first look at a pinned MSR
  * (pins.rs; EFER's comes with the question): KVM's own read, for the
- * SYSCALL MSRs, whose read is a field of the VMCB or of KVM's copy
- * (atomic-safe, as this hook is), and reads back what the guest wrote;
- * false for any other MSR or if KVM refuses. Not SYSENTER_*: for an AMD
- * guest KVM reads back 32 bits of what Linux writes, which a pin would
- * then refuse when Linux writes it again. Nor the others: a Hyper-V MSR's
- * read takes a mutex. A read the policy always allows needs no wrapper
- * slot (the read hook lets it through at once), so a guest that fills the
- * slots cannot make its own write the pin.
+ * SYSCALL and SYSENTER MSRs, whose read is a field of the VMCB, the VMCS
+ * or KVM's copy (atomic-safe, as this hook is); false for any other MSR or
+ * if KVM refuses. Not the others: a Hyper-V MSR's read takes a mutex. For
+ * a guest with AMD's CPUID, SVM reads back the 32 bits of SYSENTER_ESP/EIP
+ * it keeps: the pin compares those (kept_bits below). A read the policy
+ * always allows needs no wrapper slot (the read hook lets it through at
+ * once), so a guest that fills the slots cannot make its own write the pin.
  */
 static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
 {
@@ -199,12 +200,27 @@ static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
 	case MSR_LSTAR:
 	case MSR_CSTAR:
 	case MSR_SYSCALL_MASK:
+	case MSR_IA32_SYSENTER_ESP:
+	case MSR_IA32_SYSENTER_EIP:
 		if (msrguard_rust_read_proceeds(msr))
 			return !READ_ONCE(kvm_guest_read)(vcpu, msr, value);
 		return !kvm_answer(vcpu, msr, value);
 	default:
 		return false;
 	}
+}
+
+/*
+ * The bits of a write of @msr KVM keeps: SVM stores 32 bits of
+ * SYSENTER_ESP/EIP for a guest with AMD's CPUID (svm_set_msr(); only an
+ * Intel guest's high halves are kept, for cross-vendor migration).
+ */
+static __always_inline u64 kept_bits(struct kvm_vcpu *vcpu, u32 msr)
+{
+	if (!host_is_vmx && (msr == MSR_IA32_SYSENTER_ESP || msr == MSR_IA32_SYSENTER_EIP) &&
+	    guest_cpuid_is_amd_compatible(vcpu))
+		return U32_MAX;
+	return U64_MAX;
 }
 
 static __always_inline void ask(struct kvm_vcpu *vcpu, const struct msrguard_vm *vm, u8 hook,
@@ -216,6 +232,7 @@ static __always_inline void ask(struct kvm_vcpu *vcpu, const struct msrguard_vm 
 		.value = value,
 		/* Set-only bits are checked against what EFER holds (KVM's cache is current). */
 		.held = efer_write ? vcpu->arch.efer : 0,
+		.kept_bits = is_write ? kept_bits(vcpu, msr) : U64_MAX,
 		.held_state = efer_write ? MSRGUARD_HELD_READ : MSRGUARD_HELD_NOT_READ,
 		.msr = msr,
 		.vcpu_id = vcpu->vcpu_id,
