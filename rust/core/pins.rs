@@ -17,9 +17,10 @@
 //!   value, which only the guest that wrote it pays for.
 //! - The VMM's own writes (`KVM_SET_MSRS`) ([`host_write`]): the pinned
 //!   value again keeps the pin (QEMU writes the current values back
-//!   whenever it syncs the vCPU's registers); 0, the reset value of every
-//!   MSR a profile may pin, unpins it (a VMM reset: the guest pins it again
-//!   as it boots); any other value pins it (a migration target restoring
+//!   whenever it syncs the vCPU's registers; compared in the bits KVM
+//!   keeps, so an AMD guest's SYSENTER pin whose kept half is 0 stays
+//!   pinned at 0); 0, the reset value of every MSR a profile may pin,
+//!   unpins it (a VMM reset: the guest pins it again as it boots); any other value pins it (a migration target restoring
 //!   the guest). A guest pinned at 0 (Linux without 32-bit emulation
 //!   writes SYSENTER_EIP 0) is restored elsewhere unpinned, and stays
 //!   pinned at 0 across a VMM reset. Only MSRs whose reset value is 0 may

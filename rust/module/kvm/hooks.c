@@ -211,9 +211,11 @@ static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
 }
 
 /*
- * The bits of a write of @msr KVM keeps: SVM stores 32 bits of
+ * The bits of a write of @msr a pin compares: SVM stores 32 bits of
  * SYSENTER_ESP/EIP for a guest with AMD's CPUID (svm_set_msr(); only an
- * Intel guest's high halves are kept, for cross-vendor migration).
+ * Intel guest's high halves are kept, for cross-vendor migration). All 64
+ * otherwise: KVM makes these two canonical for every vendor, so comparing
+ * every bit can only veto a non-canonical alias of the pinned value.
  */
 static __always_inline u64 kept_bits(struct kvm_vcpu *vcpu, u32 msr)
 {
