@@ -148,18 +148,27 @@ boot() {
 	[ -z "$host_stuck" ] || return 1
 	bounded "$BOOT_TIMEOUT" run_qemu "$1" "$2" "${3:-}" || rc=$?
 	echo "# boot took $((SECONDS - start))s, qemu exit $rc"
-	if ! grep -q "^$MARKER" "$2" && grep -q 'Kernel panic - not syncing' "$2" &&
-		[ -z "$host_stuck" ]; then
-		echo "# the guest kernel died before user space; its oops:"
-		grep -m1 -A3 -E 'BUG:|Oops|general protection|invalid opcode|unable to handle|double fault' \
-			"$2" | comment || true
-		echo "# booting it once more (QEMU's multi-threaded TCG and patched kernel text, testing.rst)"
-		mv "$2" "$2.died"
+	if died_before_userspace "$2"; then
 		start=$SECONDS rc=0
 		bounded "$BOOT_TIMEOUT" run_qemu "$1" "$2" "${3:-}" || rc=$?
 		echo "# second boot took $((SECONDS - start))s, qemu exit $rc"
 	fi
 	return "$rc"
+}
+
+# died_before_userspace LOG: the guest kernel panicked before user space
+# (and the host is not stuck): prints its first oops, moves LOG aside to
+# LOG.died for the boot once more, and says so.
+died_before_userspace() {
+	if grep -q "^$MARKER" "$1" || ! grep -q 'Kernel panic - not syncing' "$1" ||
+		[ -n "$host_stuck" ]; then
+		return 1
+	fi
+	echo "# the guest kernel died before user space; its oops:"
+	grep -m1 -A3 -E 'BUG:|Oops|general protection|invalid opcode|unable to handle|double fault' \
+		"$1" | comment || true
+	echo "# booting it once more (QEMU's multi-threaded TCG and patched kernel text, testing.rst)"
+	mv "$1" "$1.died"
 }
 
 # check_boot LABEL RC LOG: the guest reached userspace, and its log is clean.
@@ -235,12 +244,25 @@ hardened_specs() {
 	' "$HARDENED" | paste -sd,
 }
 
-# hardened_boot KO VMLINUZ LOG EVENTS: boots with KO loaded and QEMU paused
-# (-S) until its VM has the hardened profile (`msrguard profile set --pid`,
-# retried until QEMU made its VM), then "cont" on its monitor; the guest
-# runs guest-pin-attack. Saves the events, unloads KO. Returns the boot's
-# status.
+# hardened_boot KO VMLINUZ LOG EVENTS: hardened_attempt, and once more
+# (from a fresh load of KO, so no event or pin of the first stays) if the
+# guest kernel died before user space, as boot() does.
 hardened_boot() {
+	local rc=0
+	hardened_attempt "$@" || rc=$?
+	if died_before_userspace "$3"; then
+		rc=0
+		hardened_attempt "$@" || rc=$?
+	fi
+	return "$rc"
+}
+
+# hardened_attempt KO VMLINUZ LOG EVENTS: boots with KO loaded and QEMU
+# paused (-S) until its VM has the hardened profile (`msrguard profile set
+# --pid`, retried until QEMU made its VM), then "cont" on its monitor; the
+# guest runs guest-pin-attack. Saves the events, unloads KO. Returns the
+# boot's status.
+hardened_attempt() {
 	local ko="$1" vmlinuz="$2" log="$3" events="$4" port=$((20000 + RANDOM % 20000)) rc=0
 	local start
 	: >"$log"
