@@ -219,7 +219,9 @@ static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
  */
 static __always_inline u64 kept_bits(struct kvm_vcpu *vcpu, u32 msr)
 {
-	if (!host_is_vmx && (msr == MSR_IA32_SYSENTER_ESP || msr == MSR_IA32_SYSENTER_EIP) &&
+	/* ESP and EIP are adjacent: one compare for every other write. */
+	BUILD_BUG_ON(MSR_IA32_SYSENTER_EIP != MSR_IA32_SYSENTER_ESP + 1);
+	if (unlikely(msr - MSR_IA32_SYSENTER_ESP < 2) && !host_is_vmx &&
 	    guest_cpuid_is_amd_compatible(vcpu))
 		return U32_MAX;
 	return U64_MAX;
@@ -1064,10 +1066,14 @@ bool msrguard_vendor_get(void)
 void msrguard_vendor_put(void)
 {
 	struct hook_set *set = vendor_set();
+	struct module *mod;
 
+	if (!set || READ_ONCE(set->builtin))
+		return;
 	/* The reference taken keeps the module, and set->mod, as they were. */
-	if (set && !READ_ONCE(set->builtin) && !WARN_ON_ONCE(!READ_ONCE(set->mod)))
-		module_put(READ_ONCE(set->mod));
+	mod = READ_ONCE(set->mod);
+	if (!WARN_ON_ONCE(!mod))
+		module_put(mod);
 }
 
 /*
