@@ -219,10 +219,9 @@ static bool held_value(struct kvm_vcpu *vcpu, u32 msr, u64 *value)
  */
 static __always_inline u64 kept_bits(struct kvm_vcpu *vcpu, u32 msr)
 {
-	/* ESP and EIP are adjacent: one compare for every other write. */
-	BUILD_BUG_ON(MSR_IA32_SYSENTER_EIP != MSR_IA32_SYSENTER_ESP + 1);
-	if (unlikely(msr - MSR_IA32_SYSENTER_ESP < 2) && !host_is_vmx &&
-	    guest_cpuid_is_amd_compatible(vcpu))
+	/* One compare for every other write: ESP and EIP are adjacent. */
+	if (unlikely(msr - MSR_IA32_SYSENTER_ESP <= MSR_IA32_SYSENTER_EIP - MSR_IA32_SYSENTER_ESP) &&
+	    !host_is_vmx && guest_cpuid_is_amd_compatible(vcpu))
 		return U32_MAX;
 	return U64_MAX;
 }
